@@ -1,0 +1,134 @@
+"""Command line: ``python -m gateway serve | check-config | listen | add-client``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+from .config.loader import ConfigError
+from .config.snapshot import Snapshot, load_snapshot
+from .settings import Settings, load_settings
+
+
+def resolve_listen(settings: Settings, snapshot: Snapshot) -> tuple[str, int]:
+    host, _, port = snapshot.server.listen.rpartition(":")
+    host = settings.host or host.strip("[]") or "0.0.0.0"
+    return host, settings.port or int(port)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    probe = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+    family = socket.AF_INET6 if ":" in probe else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(0.5)
+        if s.connect_ex((probe, port)) == 0:
+            return True
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host if host not in ("",) else "0.0.0.0", port))
+        except OSError:
+            return True
+    return False
+
+
+def _load_or_exit(settings: Settings) -> Snapshot:
+    try:
+        return load_snapshot(settings.config, settings.env_file)
+    except ConfigError as exc:
+        print(f"config error(s) in {exc.filename}:", file=sys.stderr)
+        print(exc.render(), file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if args.file:
+        settings.config = Path(args.file)
+    if args.env_file:
+        settings.env_file = Path(args.env_file)
+    snapshot = _load_or_exit(settings)
+    for warning in snapshot.warnings:
+        print(f"warning: {warning}")
+    print(f"ok: {settings.config} (version {snapshot.version}): {len(snapshot.providers)} provider(s), "
+          f"{len(snapshot.aliases)} alias(es), {len(snapshot.clients)} client(s)")
+    return 0
+
+
+def cmd_listen(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    host, port = resolve_listen(settings, _load_or_exit(settings))
+    print(host, port)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    snapshot = _load_or_exit(settings)
+    host, port = resolve_listen(settings, snapshot)
+    workers = args.workers or settings.workers
+    if port_in_use(host, port):
+        print(f"error: port {port} on {host} is already in use; stop what runs there or pick another "
+              "port (GATEWAY_PORT in .env)", file=sys.stderr)
+        return 3
+    if workers > 1:
+        metrics_dir = Path(settings.data_dir) / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True, exist_ok=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    loop = "uvloop" if _has("uvloop") else "asyncio"
+    argv = ["granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
+            "--workers", str(workers), "--loop", loop, "--no-ws", "--log-level", settings.log_level.lower(),
+            "--workers-kill-timeout", "30", "gateway.app:create_app"]
+    granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
+    sys.stdout.flush()
+    os.execv(granian, [granian] + argv[1:])
+    return 0  # not reached
+
+
+def cmd_add_client(args: argparse.Namespace) -> int:
+    from .clients_file import add_client
+
+    settings = load_settings()
+    key = add_client(settings, client_id=args.id, providers=args.providers, rpm=args.rpm, tpm=args.tpm,
+                     admin=args.admin)
+    print(key)
+    return 0
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except ImportError:
+        return False
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m gateway", description="OpenAI-compatible LLM gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the gateway under Granian (replaces this process)")
+    serve.add_argument("--workers", type=int, default=0)
+    serve.set_defaults(func=cmd_serve)
+    check = sub.add_parser("check-config", help="validate a config file and print what is wrong")
+    check.add_argument("file", nargs="?")
+    check.add_argument("--env-file")
+    check.set_defaults(func=cmd_check_config)
+    listen = sub.add_parser("listen", help="print the host and port the gateway will listen on")
+    listen.set_defaults(func=cmd_listen)
+    add = sub.add_parser("add-client", help="create a client key, store its hash in the config, print the key")
+    add.add_argument("--id")
+    add.add_argument("--providers", default="*", help="comma-separated provider ids, or * for all")
+    add.add_argument("--rpm", type=int)
+    add.add_argument("--tpm", type=int)
+    add.add_argument("--admin", action="store_true")
+    add.set_defaults(func=cmd_add_client)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

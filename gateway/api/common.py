@@ -1,0 +1,82 @@
+"""Helpers the endpoint modules share: bounded JSON bodies and client-disconnect detection."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import falcon.asgi
+import orjson
+
+from ..errors import InvalidRequest, RequestTooLarge
+
+RECEIVE_KEY = "gateway.receive"
+
+
+async def read_json(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:
+    length = req.content_length
+    if length is not None and length > limit:
+        raise RequestTooLarge(f"The request body is {length} bytes; the limit is {limit} bytes.")
+    chunks, size = [], 0
+    async for chunk in req.stream:
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"The request body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw:
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"The request body is not valid JSON: {exc}.") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return data
+
+
+class DisconnectGuard:
+    """Cancels the request's task when the client goes away, so the upstream call is cancelled.
+
+    Start it after the body is read. ``fired`` tells a ``CancelledError`` caused by the client
+    leaving from any other; ``absorb()`` clears that cancellation so the handler ends quietly.
+    """
+
+    __slots__ = ("_receive", "_task", "_watcher", "fired")
+
+    def __init__(self, req: falcon.asgi.Request):
+        self._receive = req.scope.get(RECEIVE_KEY)
+        self._task = asyncio.current_task()
+        self.fired = False
+        self._watcher = asyncio.ensure_future(self._watch()) if self._receive is not None else None
+
+    async def _watch(self) -> None:
+        while True:
+            message = await self._receive()
+            if message.get("type") == "http.disconnect":
+                self.fired = True
+                if self._task is not None:
+                    self._task.cancel()
+                return
+
+    def absorb(self) -> bool:
+        """True (and the cancellation undone) if the client left; False for any other cancel."""
+        if self.fired and self._task is not None:
+            self._task.uncancel()
+            return True
+        return False
+
+    def close(self) -> None:
+        if self._watcher is not None and not self._watcher.done():
+            self._watcher.cancel()
+        self._watcher = None
+
+
+def wrap_receive(app: Any) -> Any:
+    """ASGI wrapper that keeps ``receive`` in the scope for ``DisconnectGuard``."""
+
+    async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope[RECEIVE_KEY] = receive
+        await app(scope, receive, send)
+
+    return asgi

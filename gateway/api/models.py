@@ -1,0 +1,25 @@
+"""``GET /v1/models``: what the calling key may use (aliases, provider:model ids, bare models)."""
+
+from __future__ import annotations
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ..auth import authenticate
+from ..routing.resolve import visible_models
+from ..runtime import Runtime
+
+
+class ModelsResource:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        snap = self.runtime.snapshot
+        caller = authenticate(snap, req.get_header("authorization"), req.get_header("x-api-key"))
+        created = int(self.runtime.started_at)
+        data = [{"id": name, "object": "model", "created": created, "owned_by": owner}
+                for name, owner in visible_models(snap, caller.client)]
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps({"object": "list", "data": data})

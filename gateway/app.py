@@ -1,0 +1,104 @@
+"""Builds the ASGI app: routes, error handlers, lifecycle. Nothing else lives here."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from .api.common import wrap_receive
+from .api.health import HealthResource, LivelinessResource, ReadinessResource
+from .api.metrics import MetricsResource
+from .api.models import ModelsResource
+from .api.proxy import CHAT, COMPLETIONS, EMBEDDINGS, ProxyResource
+from .config.snapshot import load_snapshot
+from .errors import GatewayError, NotFound, error_body
+from .observability.logging import setup_logging
+from .runtime import Runtime
+from .settings import Settings, load_settings
+
+log = logging.getLogger("gateway")
+API_PREFIXES = ("/v1", "/api/v1", "")
+
+
+class Lifecycle:
+    """Starts the config watcher when the server starts; closes the upstream client at the end."""
+
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+        self.watcher: Any = None
+
+    async def process_startup(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        from .config.watcher import ConfigWatcher
+
+        if self.runtime.settings.watch:
+            self.watcher = ConfigWatcher(self.runtime)
+            self.watcher.start()
+
+    async def process_shutdown(self, scope: dict[str, Any], event: dict[str, Any]) -> None:
+        if self.watcher is not None:
+            await self.watcher.stop()
+        await self.runtime.upstream.aclose()
+
+
+async def _gateway_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: GatewayError, params: Any) -> None:
+    resp.status = ex.status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = ex.to_body()
+    for name, value in ex.headers.items():
+        resp.set_header(name, value)
+
+
+async def _http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: falcon.HTTPError, params: Any) -> None:
+    if ex.status_code == 404:
+        error: GatewayError = NotFound(f"No such endpoint: {req.method} {req.path}.")
+        await _gateway_error(req, resp, error, params)
+        return
+    resp.status = ex.status_code
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = error_body(ex.description or ex.title or "Bad request.", "invalid_request_error", "invalid_request")
+    for name, value in (ex.headers or {}).items():
+        resp.set_header(name, value)
+
+
+async def _unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: Any) -> None:
+    log.error("unhandled error", exc_info=ex, extra={"path": req.path})
+    resp.status = 500
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = error_body("The gateway hit an internal error.", "api_error", "internal_error")
+
+
+def build_app(runtime: Runtime) -> Any:
+    app = falcon.asgi.App(middleware=[Lifecycle(runtime)], cors_enable=False)
+    app.req_options.strip_url_path_trailing_slash = True
+    for prefix in API_PREFIXES:
+        app.add_route(prefix + "/chat/completions", ProxyResource(runtime, CHAT))
+        app.add_route(prefix + "/completions", ProxyResource(runtime, COMPLETIONS))
+        app.add_route(prefix + "/embeddings", ProxyResource(runtime, EMBEDDINGS))
+        app.add_route(prefix + "/models", ModelsResource(runtime))
+    app.add_route("/health", HealthResource())
+    app.add_route("/health/liveliness", LivelinessResource())
+    app.add_route("/health/liveness", LivelinessResource())
+    app.add_route("/health/readiness", ReadinessResource(runtime))
+    app.add_route("/metrics", MetricsResource())
+    app.add_error_handler(Exception, _unexpected)
+    app.add_error_handler(falcon.HTTPError, _http_error)
+    app.add_error_handler(GatewayError, _gateway_error)
+    return wrap_receive(app)
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    """Granian's factory: ``granian --interface asgi --factory gateway.app:create_app``."""
+    settings = settings or load_settings()
+    setup_logging(settings.log_level)
+    snapshot = load_snapshot(settings.config, settings.env_file)
+    for warning in snapshot.warnings:
+        log.warning(warning)
+    transport = os.environ.get("GATEWAY_HTTP_TRANSPORT", "aiohttp")
+    runtime = Runtime(settings, snapshot, transport)
+    log.info("gateway ready", extra={"config_version": snapshot.version, "providers": len(snapshot.providers),
+                                     "clients": len(snapshot.clients), "pid": os.getpid()})
+    return build_app(runtime)

@@ -1,0 +1,103 @@
+"""Adding a client to the config file: a new ``sk-`` key, only its hash written, comments kept.
+
+The new entry is inserted as text at the top of the ``api_keys:`` list (or a new list is
+appended), the result is validated as a whole, then written atomically (temp file + rename)
+so the running gateway's watcher picks it up as one change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import tempfile
+from pathlib import Path
+
+from .config.loader import ConfigError, parse_config, read_environment
+from .config.snapshot import build_snapshot, key_hash_text
+from .settings import Settings
+
+_TOP_KEY = re.compile(r"^api_keys\s*:\s*(\[\s*\])?\s*(#.*)?$")
+_ITEM = re.compile(r"^(\s*)- ")
+
+
+def new_client_key() -> str:
+    return "sk-" + secrets.token_urlsafe(32)
+
+
+def client_entry(client_id: str, key_hash: str, providers: list[str], rpm: int | None, tpm: int | None,
+                 admin: bool, indent: str) -> list[str]:
+    quoted = ", ".join(f'"{p}"' for p in providers)
+    lines = [f"{indent}- id: {client_id}", f'{indent}  key_hash: "{key_hash}"',
+             f"{indent}  allowed_providers: [{quoted}]"]
+    limits = {k: v for k, v in (("req_per_min", rpm), ("tokens_per_min", tpm)) if v}
+    if limits:
+        lines.append(f"{indent}  limits: {{" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
+    if admin:
+        lines.append(f"{indent}  admin: true")
+    return lines
+
+
+def insert_client(text: str, entry_for_indent) -> str:
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        match = _TOP_KEY.match(line)
+        if not match:
+            continue
+        indent = "  "
+        for following in lines[i + 1:]:
+            if not following.strip() or following.lstrip().startswith("#"):
+                continue
+            item = _ITEM.match(following)
+            if item:
+                indent = item.group(1)
+            break
+        head = "api_keys:" + (f"  {match.group(2)}" if match.group(2) else "")
+        return "\n".join(lines[:i] + [head] + entry_for_indent(indent) + lines[i + 1:]) + "\n"
+    return text.rstrip("\n") + "\n\napi_keys:\n" + "\n".join(entry_for_indent("  ")) + "\n"
+
+
+def add_client(settings: Settings, *, client_id: str | None, providers: str, rpm: int | None,
+               tpm: int | None, admin: bool = False) -> str:
+    path = Path(settings.config)
+    text = path.read_text(encoding="utf-8")
+    environ = read_environment(Path(settings.env_file))
+    existing = build_snapshot(parse_config(text.encode(), str(path), environ), str(path))
+    taken = {c.id for c in existing.clients.values()}
+    if client_id is None:
+        n = len(taken) + 1
+        while f"client-{n:03d}" in taken:
+            n += 1
+        client_id = f"client-{n:03d}"
+    elif client_id in taken:
+        raise SystemExit(f"error: a client with id '{client_id}' already exists in {path}")
+    if not re.fullmatch(r"[A-Za-z0-9_.\-]+", client_id):
+        raise SystemExit("error: --id may hold letters, digits, '.', '_' and '-' only")
+    allowed = [p.strip() for p in providers.split(",") if p.strip()] or ["*"]
+    unknown = [p for p in allowed if p != "*" and p not in existing.providers]
+    if unknown:
+        raise SystemExit(f"error: unknown provider(s) {', '.join(unknown)}; configured: "
+                         f"{', '.join(existing.providers) or 'none'}")
+    key = new_client_key()
+    new_text = insert_client(text, lambda indent: client_entry(client_id, key_hash_text(key), allowed, rpm, tpm,
+                                                              admin, indent))
+    try:
+        build_snapshot(parse_config(new_text.encode(), str(path), environ), str(path))
+    except ConfigError as exc:
+        raise SystemExit(f"error: the config would not be valid after adding the client:\n{exc.render()}")
+    write_atomically(path, new_text)
+    return key
+
+
+def write_atomically(path: Path, text: str) -> None:
+    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

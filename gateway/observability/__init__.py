@@ -1,0 +1,1 @@
+"""Metrics, structured logging with redaction, usage accounting."""

@@ -1,0 +1,55 @@
+"""Prometheus metric definitions (prefix ``gateway_``). Labels never carry a key.
+
+With several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by ``gateway serve`` and
+``render()`` aggregates every worker's files through the multiprocess collector.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest)
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+REQUESTS = Counter("gateway_requests_total", "Requests answered", ["client", "provider", "model", "status"])
+REQUEST_DURATION = Histogram("gateway_request_duration_seconds", "Time from request to last byte",
+                             ["provider"], buckets=_LATENCY_BUCKETS)
+UPSTREAM_DURATION = Histogram("gateway_upstream_duration_seconds", "Time spent waiting on the upstream",
+                              ["provider"], buckets=_LATENCY_BUCKETS)
+OVERHEAD = Histogram("gateway_overhead_seconds", "Time the gateway itself added (non-streaming)",
+                     buckets=_OVERHEAD_BUCKETS)
+TOKENS = Counter("gateway_tokens_total", "Tokens counted", ["direction", "provider", "model"])
+COST = Counter("gateway_cost_usd_total", "Cost in USD from configured pricing", ["provider", "model"])
+KEY_COOLDOWNS = Counter("gateway_key_cooldowns_total", "Provider keys put in cooldown after a 429", ["provider"])
+KEY_QUARANTINED = Counter("gateway_key_quarantined_total", "Provider keys rejected by the upstream (401/403)",
+                          ["provider"])
+UPSTREAM_ATTEMPTS = Counter("gateway_upstream_attempts_total", "Upstream attempts by outcome",
+                            ["provider", "outcome"])
+CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reloads", ["result"])
+CONFIG_INFO = Gauge("gateway_config_info", "The config version in force (value 1)", ["version"],
+                    multiprocess_mode="liveall")
+CLIENT_REQUESTS = Counter("gateway_client_requests_total", "Requests per client", ["client"])
+CLIENT_ERRORS = Counter("gateway_client_errors_total", "Error answers per client", ["client", "code"])
+CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client", ["client"])
+
+
+def set_config_version(version: str, previous: str | None) -> None:
+    if previous is not None and previous != version:
+        try:
+            CONFIG_INFO.remove(previous)
+        except KeyError:
+            pass
+    CONFIG_INFO.labels(version).set(1)
+
+
+def render() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(), CONTENT_TYPE_LATEST

@@ -1,0 +1,1 @@
+"""Provider adapters: pure translation between the OpenAI shape and each protocol."""

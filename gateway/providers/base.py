@@ -1,0 +1,130 @@
+"""Shapes shared by the provider adapters: usage, classified upstream failures, stream relays."""
+
+from __future__ import annotations
+
+import email.utils
+import re
+import time
+from dataclasses import dataclass
+from typing import Mapping
+
+import orjson
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    exact: bool = True  # False when counted locally because the upstream gave none
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+# What a failed upstream answer means for routing.
+RATE_LIMITED = "rate_limited"  # 429: cool the key down, try another
+KEY_REJECTED = "key_rejected"  # 401/403: the key is dead, quarantine it
+SERVER_ERROR = "server_error"  # 5xx, connect error, timeout: try another key/target
+CLIENT_ERROR = "client_error"  # other 4xx: the request itself is wrong, do not retry
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFailure:
+    kind: str
+    status: int
+    message: str
+    retry_after_s: float | None = None
+
+
+def classify_status(status: int) -> str:
+    if status == 429:
+        return RATE_LIMITED
+    if status in (401, 403):
+        return KEY_REJECTED
+    if status >= 500 or status in (408, 409):
+        return SERVER_ERROR
+    return CLIENT_ERROR
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float | None:
+    """``"6m0s"``, ``"1.5s"``, ``"20ms"`` or plain seconds -> seconds (x-ratelimit-reset-* style)."""
+    text = text.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    parts = _DURATION.findall(text)
+    if not parts or "".join(a + b for a, b in parts) != text:
+        return None
+    return sum(float(n) * _UNIT[u] for n, u in parts)
+
+
+def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date), else the reset headers."""
+    value = headers.get("retry-after")
+    if value:
+        value = value.strip()
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            try:
+                when = email.utils.parsedate_to_datetime(value).timestamp()
+                return max(0.0, when - (now if now is not None else time.time()))
+            except (TypeError, ValueError, IndexError, OverflowError):
+                pass
+    resets = [parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+              if headers.get(h)]
+    resets = [r for r in resets if r is not None]
+    return max(resets) if resets else None
+
+
+def error_message_from(body: bytes, secret: str | None) -> str:
+    """The upstream's own error message, if any, with the key scrubbed out of it."""
+    message = ""
+    try:
+        data = orjson.loads(body)
+        if isinstance(data, dict):
+            err = data.get("error", data)
+            if isinstance(err, dict):
+                message = str(err.get("message") or "")
+            elif isinstance(err, str):
+                message = err
+    except orjson.JSONDecodeError:
+        message = body[:300].decode("utf-8", "replace")
+    return scrub(message, secret)
+
+
+def scrub(text: str, secret: str | None) -> str:
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "[redacted]")
+    return re.sub(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*]{6,}", "[redacted]", text)
+
+
+def sse_error_event(message: str, type_: str = "provider_error", code: str = "stream_interrupted") -> bytes:
+    return b"data: " + orjson.dumps({"error": {"message": message, "type": type_, "code": code}}) + b"\n\n"
+
+
+def estimate_tokens(text: str) -> int:
+    """A local estimate (about 4 characters a token) for upstreams that report no usage."""
+    return (len(text) + 3) // 4 if text else 0
+
+
+def estimate_prompt_tokens(messages: object) -> int:
+    total = 0
+    if isinstance(messages, list):
+        for message in messages:
+            total += 4
+            if isinstance(message, dict):
+                content = message.get("content")
+                if isinstance(content, str):
+                    total += estimate_tokens(content)
+                elif isinstance(content, list):
+                    for part in content:
+                        if isinstance(part, dict) and isinstance(part.get("text"), str):
+                            total += estimate_tokens(part["text"])
+    return total + 2

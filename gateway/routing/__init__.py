@@ -1,0 +1,1 @@
+"""Model resolution, target strategies, key pools and the failover loop."""

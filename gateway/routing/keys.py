@@ -1,0 +1,153 @@
+"""Per provider key state: limit windows, cooldowns, quarantine, circuit breaker, headroom.
+
+A key is identified by its provider and a hash of its secret, so its state survives a reload
+that reorders or adds keys, and a removed key's state is dropped on the next reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from ..config.schema import Routing
+from ..config.snapshot import ProviderKey, ProviderSpec
+from ..observability import metrics
+from ..store.memory import MemoryStore, SlidingWindow, WindowEntry
+from .. providers.base import parse_duration
+
+log = logging.getLogger("gateway.keys")
+
+
+@dataclass(slots=True)
+class KeyState:
+    ident: str
+    label: str
+    requests: SlidingWindow
+    tokens: SlidingWindow
+    cooldown_until: float = 0.0
+    dead: bool = False
+    failures: int = 0
+    circuit_open_until: float = 0.0
+    in_flight: int = 0
+    remaining_requests: float | None = None
+    remaining_tokens: float | None = None
+    remaining_until: float = 0.0
+
+
+@dataclass(slots=True)
+class Reservation:
+    state: KeyState
+    tokens: WindowEntry | None = None
+
+
+@dataclass
+class KeyBoard:
+    store: MemoryStore
+    clock: Callable[[], float]
+    window_s: float = 60.0
+    _states: dict[str, KeyState] = field(default_factory=dict)
+
+    def state(self, key: ProviderKey | None, provider: ProviderSpec) -> KeyState:
+        secret = key.secret if key is not None else ""
+        ident = provider.id + ":" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+        state = self._states.get(ident)
+        if state is None:
+            label = key.label if key is not None else f"{provider.id}#0"
+            state = KeyState(ident, label, self.store.window(ident + ":req"), self.store.window(ident + ":tok"))
+            self._states[ident] = state
+        return state
+
+    def keep_only(self, providers: Mapping[str, ProviderSpec]) -> None:
+        """Forget keys that are no longer configured (called after a reload)."""
+        live = {self.state(k, p).ident for p in providers.values() for k in (p.keys or (None,))}
+        for ident in [i for i in self._states if i not in live]:
+            del self._states[ident]
+
+    def wait_s(self, state: KeyState, provider: ProviderSpec, need_tokens: float) -> float:
+        """0 when the key may take a request now; else seconds until it may (inf if dead)."""
+        if state.dead:
+            return math.inf
+        now = self.clock()
+        wait = max(0.0, state.cooldown_until - now, state.circuit_open_until - now)
+        if now < state.remaining_until:
+            if state.remaining_requests is not None and state.remaining_requests < 1:
+                wait = max(wait, state.remaining_until - now)
+            if state.remaining_tokens is not None and state.remaining_tokens < need_tokens:
+                wait = max(wait, state.remaining_until - now)
+        limits = provider.limits
+        if limits.req_per_min is not None:
+            wait = max(wait, state.requests.wait_until_fits(now, self.window_s, limits.req_per_min, 1, True))
+        if limits.tokens_per_min is not None:
+            need = min(need_tokens, limits.tokens_per_min)
+            wait = max(wait, state.tokens.wait_until_fits(now, self.window_s, limits.tokens_per_min, need, False))
+        return wait
+
+    def reserve(self, state: KeyState, tokens: float) -> Reservation:
+        now = self.clock()
+        state.requests.add(now)
+        state.in_flight += 1
+        if state.remaining_requests is not None:
+            state.remaining_requests -= 1
+        return Reservation(state, state.tokens.add(now, tokens))
+
+    def settle(self, reservation: Reservation, real_tokens: float) -> None:
+        if reservation.tokens is not None:
+            reservation.state.tokens.adjust(reservation.tokens, real_tokens - reservation.tokens.amount)
+            reservation.tokens = None
+
+    def release(self, reservation: Reservation) -> None:
+        reservation.state.in_flight -= 1
+
+    def succeeded(self, state: KeyState, headers: Mapping[str, str]) -> None:
+        state.failures = 0
+        state.circuit_open_until = 0.0
+        self.note_headroom(state, headers)
+
+    def note_headroom(self, state: KeyState, headers: Mapping[str, str]) -> None:
+        """``x-ratelimit-remaining-*`` lowers what we believe the key has left until its reset."""
+        requests = _number(headers.get("x-ratelimit-remaining-requests"))
+        tokens = _number(headers.get("x-ratelimit-remaining-tokens"))
+        if requests is None and tokens is None:
+            return
+        resets = [parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+                  if headers.get(h)]
+        resets = [r for r in resets if r is not None]
+        state.remaining_requests = requests
+        state.remaining_tokens = tokens
+        state.remaining_until = self.clock() + (max(resets) if resets else self.window_s)
+
+    def rate_limited(self, state: KeyState, retry_after_s: float | None, default_s: float) -> float:
+        cooldown = retry_after_s if retry_after_s is not None and retry_after_s > 0 else default_s
+        state.cooldown_until = max(state.cooldown_until, self.clock() + cooldown)
+        metrics.KEY_COOLDOWNS.labels(state.label.partition("#")[0]).inc()
+        return cooldown
+
+    def rejected(self, state: KeyState) -> None:
+        if not state.dead:
+            state.dead = True
+            metrics.KEY_QUARANTINED.labels(state.label.partition("#")[0]).inc()
+            log.warning("provider key quarantined: upstream rejected it", extra={"key": state.label})
+
+    def failed(self, state: KeyState, routing: Routing) -> None:
+        state.failures += 1
+        if state.failures >= routing.circuit_breaker_failures:
+            state.circuit_open_until = self.clock() + routing.circuit_breaker_open_s
+            state.failures = routing.circuit_breaker_failures - 1  # half-open: one more failure reopens
+
+    def status(self) -> list[dict[str, object]]:
+        now = self.clock()
+        return [{"key": s.label, "dead": s.dead, "cooling_s": round(max(0.0, s.cooldown_until - now), 3),
+                 "circuit_open_s": round(max(0.0, s.circuit_open_until - now), 3), "in_flight": s.in_flight}
+                for s in self._states.values()]
+
+
+def _number(value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        return None

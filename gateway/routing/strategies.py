@@ -1,0 +1,84 @@
+"""Order a route's targets by its strategy; order a provider's keys for an attempt.
+
+fallback: as configured. round_robin: rotate the starting target per route. weighted:
+a weighted random order. least_busy: fewest requests in flight first. latency: lowest EWMA of
+observed upstream latency first (unmeasured targets first, so they get measured). cost:
+cheapest by configured pricing.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from ..config.snapshot import ProviderKey, ProviderSpec, Route, Target
+
+EWMA_ALPHA = 0.3
+
+
+@dataclass
+class TargetStats:
+    latency: dict[str, float] = field(default_factory=dict)
+    in_flight: dict[str, int] = field(default_factory=dict)
+    _turns: dict[str, int] = field(default_factory=dict)
+
+    def turn(self, name: str) -> int:
+        n = self._turns.get(name, 0)
+        self._turns[name] = n + 1
+        return n
+
+    def observe_latency(self, target: Target, seconds: float) -> None:
+        old = self.latency.get(target.name)
+        self.latency[target.name] = seconds if old is None else old + EWMA_ALPHA * (seconds - old)
+
+    def started(self, target: Target) -> None:
+        self.in_flight[target.name] = self.in_flight.get(target.name, 0) + 1
+
+    def finished(self, target: Target) -> None:
+        self.in_flight[target.name] = self.in_flight.get(target.name, 1) - 1
+
+    def forget(self, names: set[str]) -> None:
+        for table in (self.latency, self.in_flight):
+            for name in [n for n in table if n not in names]:
+                del table[name]
+        if len(self._turns) > 10_000:
+            self._turns.clear()
+
+
+def order_targets(route: Route, route_name: str, stats: TargetStats) -> list[Target]:
+    targets = list(route.targets)
+    if len(targets) < 2:
+        return targets
+    strategy = route.strategy
+    if strategy == "round_robin":
+        start = stats.turn("route:" + route_name) % len(targets)
+        return targets[start:] + targets[:start]
+    if strategy == "weighted":
+        return _weighted_order(targets, list(route.weights))
+    if strategy == "least_busy":
+        return sorted(targets, key=lambda t: stats.in_flight.get(t.name, 0))
+    if strategy == "latency":
+        return sorted(targets, key=lambda t: stats.latency.get(t.name, 0.0))
+    if strategy == "cost":
+        return sorted(targets, key=lambda t: t.provider.pricing.input_token_cost + t.provider.pricing.output_token_cost)
+    return targets
+
+
+def _weighted_order(targets: list[Target], weights: list[float]) -> list[Target]:
+    order = []
+    while targets:
+        i = random.choices(range(len(targets)), weights=weights)[0]
+        order.append(targets.pop(i))
+        weights.pop(i)
+    return order
+
+
+def rotate_keys(provider: ProviderSpec, stats: TargetStats) -> tuple[ProviderKey | None, ...]:
+    """Every key of the provider, starting one further each call, so load spreads evenly."""
+    keys = provider.keys
+    if not keys:
+        return (None,) if not provider.needs_key else ()
+    if len(keys) == 1:
+        return keys
+    start = stats.turn("keys:" + provider.id) % len(keys)
+    return keys[start:] + keys[:start]

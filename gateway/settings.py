@@ -1,0 +1,32 @@
+"""Process-level settings from the environment (prefix ``GATEWAY_``) and the operator's ``.env``.
+
+These are the few things fixed for the life of a process: where the config file and the
+``.env`` are, where data lives, and overrides for the listen address. Everything that may
+change while serving (providers, keys, clients, the master key) lives in the config snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    config: Path = Path("config/config.yaml")
+    env_file: Path = Path(".env")
+    data_dir: Path = Path("data")
+    host: str | None = None
+    port: int | None = None
+    workers: int = 1
+    log_level: str = "info"
+    watch: bool = True
+
+
+def load_settings() -> Settings:
+    """Environment first, then the ``.env`` named by ``GATEWAY_ENV_FILE`` (default ``./.env``)."""
+    env_file = os.environ.get("GATEWAY_ENV_FILE", ".env")
+    return Settings(_env_file=env_file if Path(env_file).is_file() else None)

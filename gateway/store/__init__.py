@@ -1,0 +1,1 @@
+"""State that changes while serving, behind one small interface (memory now)."""

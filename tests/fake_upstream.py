@@ -1,0 +1,454 @@
+"""A controllable fake OpenAI-compatible upstream server for tests and benchmarks.
+
+In tests, run it in a background thread and script its answers::
+
+    with FakeUpstream() as fake:
+        fake.script(Behaviour(status=429, headers={"Retry-After": "1"}))
+        ...  # point the gateway at fake.base_url
+        assert fake.count() == 2
+
+As a standalone process (for benchmarks)::
+
+    python tests/fake_upstream.py --host 127.0.0.1 --port 0   # prints "READY <port>"
+
+Scripted behaviours apply to chat completion and embedding requests only;
+``GET /v1/models`` and unknown paths always answer normally.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import re
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+DEFAULT_TEXT = "Hello from the fake upstream"
+DEFAULT_CHUNKS = 3
+MODELS = ("fake-gpt-4o", "fake-gpt-4o-mini", "fake-text-embedding-3-small")
+
+_CHAT_RE = re.compile(r"^(?:/v1|/openai/deployments/(?P<dep>[^/]+))?/chat/completions$")
+_EMB_RE = re.compile(r"^(?:/v1|/openai/deployments/(?P<dep>[^/]+))?/embeddings$")
+_MODELS_PATHS = frozenset({"/v1/models", "/models"})
+
+
+@dataclass
+class Behaviour:
+    """How the fake answers one request (or every request, when used as a default)."""
+
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    body: dict[str, Any] | str | None = None  # verbatim body (JSON or text) instead of an answer
+    delay_s: float = 0.0  # sleep before sending headers
+    text: str | None = None  # answer text (default DEFAULT_TEXT)
+    chunks: int | None = None  # number of stream content chunks (default DEFAULT_CHUNKS)
+    chunk_delay_s: float = 0.0  # sleep between stream chunks
+    cut_after: int | None = None  # streams: abort the TCP connection after this many events
+    hang: bool = False  # never answer; wait until the client goes away
+    usage: bool = True  # False: omit usage from all answers
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One request as received by the fake."""
+
+    method: str
+    path: str
+    headers: dict[str, str]  # lower-cased names
+    json: Any  # parsed JSON body, or None
+    api_key: str | None
+    started_at: float  # time.monotonic()
+
+
+def api_key_of(headers: Any) -> str | None:
+    """Extract the API key from ``Authorization: Bearer``, ``api-key`` or ``x-api-key``."""
+    auth = headers.get("Authorization")
+    if auth and auth[:7].lower() == "bearer ":
+        return str(auth[7:].strip())
+    key = headers.get("api-key") or headers.get("x-api-key")
+    return str(key) if key else None
+
+
+def _words(value: Any) -> int:
+    """Count whitespace-separated words in a string or a list of content parts."""
+    if isinstance(value, str):
+        return len(value.split())
+    if isinstance(value, list):
+        return sum(_words(p.get("text", "") if isinstance(p, dict) else p) for p in value)
+    return 0
+
+
+def prompt_tokens_of(body: Any) -> int:
+    """Deterministic prompt token count: words in all message contents + 3 per message."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    if not isinstance(messages, list):
+        return 0
+    return sum(3 + _words(m.get("content")) for m in messages if isinstance(m, dict))
+
+
+def split_text(text: str, n: int) -> list[str]:
+    """Split ``text`` into ``n`` contiguous pieces of near-equal length."""
+    n = max(1, n)
+    size = len(text)
+    return [text[i * size // n : (i + 1) * size // n] for i in range(n)]
+
+
+def _error_body(message: str, status: int, etype: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": etype, "param": None, "code": str(status)}}
+
+
+def _json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    hdrs = {"Content-Type": "application/json"}
+    hdrs.update(headers or {})
+    return web.Response(status=status, body=json.dumps(data).encode(), headers=hdrs)
+
+
+class FakeUpstream:
+    """Fake OpenAI-compatible upstream, scriptable and thread-safe."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, record: bool = True) -> None:
+        self._host = host
+        self._port = port
+        self._record = record
+        self._cond = threading.Condition()  # guards all mutable state below
+        self._queue: deque[Behaviour] = deque()
+        self._key_queues: dict[str, deque[Behaviour]] = {}
+        self._default: Behaviour | None = None
+        self._key_defaults: dict[str, Behaviour] = {}
+        self._records: list[Recorded] = []
+        self._chat_count = 0
+        self._key_counts: dict[str, int] = {}
+        self._disconnects = 0
+        self._in_flight = 0
+        self._ids = itertools.count(1)
+        self._closing = False
+        self._runner: web.ServerRunner | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        """The bound port (known once started)."""
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}"
+
+    async def _astart(self) -> None:
+        """Bind and start serving on the running loop; sets ``port``."""
+        server = web.Server(self._handle, handler_cancellation=True, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=0.2)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self._host, self._port, backlog=1024).start()
+        self._port = int(self._runner.addresses[0][1])
+
+    async def _astop(self) -> None:
+        self._closing = True
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def start(self) -> FakeUpstream:
+        """Serve from a daemon thread with its own event loop; returns once listening."""
+        if self._thread is not None:
+            raise RuntimeError("FakeUpstream already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._astart())
+            except BaseException as exc:  # noqa: BLE001 - re-raised by start()
+                failure.append(exc)
+            ready.set()
+            try:
+                if not failure:
+                    loop.run_forever()
+            finally:
+                loop.close()
+
+        self._closing = False
+        self._thread = threading.Thread(target=run, name="fake-upstream", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (cancelling pending requests) and join the thread."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._astop(), loop).result(timeout=10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._thread = self._loop = None
+
+    def __enter__(self) -> FakeUpstream:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ scripting
+    def script(self, *behaviours: Behaviour, key: str | None = None) -> None:
+        """Queue behaviours, consumed one per request (only by requests with ``key``, if given)."""
+        with self._cond:
+            queue = self._queue if key is None else self._key_queues.setdefault(key, deque())
+            queue.extend(behaviours)
+
+    def set_default(self, behaviour: Behaviour | None, key: str | None = None) -> None:
+        """Set (or clear, with None) the persistent behaviour used when no queued one applies."""
+        with self._cond:
+            if key is None:
+                self._default = behaviour
+            elif behaviour is None:
+                self._key_defaults.pop(key, None)
+            else:
+                self._key_defaults[key] = behaviour
+
+    def reset(self) -> None:
+        """Clear queues, defaults, records and counters."""
+        with self._cond:
+            self._queue.clear()
+            self._key_queues.clear()
+            self._default = None
+            self._key_defaults.clear()
+            self._records.clear()
+            self._chat_count = 0
+            self._key_counts.clear()
+            self._disconnects = 0
+
+    def _next_behaviour(self, key: str | None) -> Behaviour:
+        with self._cond:
+            if key is not None and self._key_queues.get(key):
+                return self._key_queues[key].popleft()
+            if self._queue:
+                return self._queue.popleft()
+            if key is not None and key in self._key_defaults:
+                return self._key_defaults[key]
+            return self._default or Behaviour()
+
+    # ------------------------------------------------------------------ inspection
+    @property
+    def requests(self) -> list[Recorded]:
+        """Copy of all recorded requests (empty when ``record=False``)."""
+        with self._cond:
+            return list(self._records)
+
+    def count(self, key: str | None = None) -> int:
+        """Number of chat completion requests received (optionally only those with ``key``)."""
+        with self._cond:
+            return self._chat_count if key is None else self._key_counts.get(key, 0)
+
+    @property
+    def disconnects(self) -> int:
+        """Requests whose client went away before the response was finished."""
+        with self._cond:
+            return self._disconnects
+
+    def wait_for_disconnects(self, n: int, timeout: float = 5.0) -> bool:
+        """Block until at least ``n`` disconnects were seen; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._disconnects >= n, timeout=timeout)
+
+    @property
+    def in_flight(self) -> int:
+        """Number of requests currently being handled."""
+        with self._cond:
+            return self._in_flight
+
+    def _note_disconnect(self) -> None:
+        if self._closing:
+            return
+        with self._cond:
+            self._disconnects += 1
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ serving
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        with self._cond:
+            self._in_flight += 1
+        try:
+            return await self._dispatch(request)
+        except asyncio.CancelledError:
+            self._note_disconnect()
+            raise
+        finally:
+            with self._cond:
+                self._in_flight -= 1
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
+        path, method = request.path, request.method
+        raw = await request.read() if request.body_exists else b""
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        key = api_key_of(request.headers)
+        chat = _CHAT_RE.match(path) if method == "POST" else None
+        with self._cond:
+            if self._record:
+                self._records.append(
+                    Recorded(method, path, {k.lower(): v for k, v in request.headers.items()},
+                             body, key, time.monotonic())
+                )
+            if chat:
+                self._chat_count += 1
+                if key is not None:
+                    self._key_counts[key] = self._key_counts.get(key, 0) + 1
+
+        emb = _EMB_RE.match(path) if method == "POST" else None
+        if method == "GET" and path in _MODELS_PATHS:
+            data = [{"id": m, "object": "model", "created": 1700000000, "owned_by": "fake"}
+                    for m in MODELS]
+            return _json_response({"object": "list", "data": data})
+        if not (chat or emb):
+            return _json_response(_error_body(f"Unknown endpoint {method} {path}", 404), 404)
+        if raw and not isinstance(body, dict):
+            return _json_response(_error_body("Request body is not a JSON object", 400), 400)
+
+        beh = self._next_behaviour(key)
+        if beh.hang:
+            while True:  # until the client goes away (the handler is then cancelled)
+                await asyncio.sleep(3600)
+        if beh.delay_s > 0:
+            await asyncio.sleep(beh.delay_s)
+        if beh.body is not None:
+            if isinstance(beh.body, str):
+                headers = {"Content-Type": "text/plain; charset=utf-8", **beh.headers}
+                return web.Response(status=beh.status, body=beh.body.encode(), headers=headers)
+            return _json_response(beh.body, beh.status, beh.headers)
+        if beh.status >= 300:
+            msg = f"Fake upstream scripted error {beh.status}"
+            etype = "rate_limit_error" if beh.status == 429 else "api_error"
+            return _json_response(_error_body(msg, beh.status, etype), beh.status, beh.headers)
+
+        body = body or {}
+        match = chat or emb
+        assert match is not None
+        model = str(body.get("model") or match.group("dep") or "fake-model")
+        if emb:
+            return self._embeddings(body, model, beh)
+        if body.get("stream"):
+            return await self._stream(request, body, model, beh)
+        return self._completion(body, model, beh)
+
+    def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
+        prompt, completion = prompt_tokens_of(body), len(text.split())
+        return {"prompt_tokens": prompt, "completion_tokens": completion,
+                "total_tokens": prompt + completion}
+
+    def _completion(self, body: dict[str, Any], model: str, beh: Behaviour) -> web.Response:
+        text = DEFAULT_TEXT if beh.text is None else beh.text
+        answer: dict[str, Any] = {
+            "id": f"chatcmpl-fake{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "logprobs": None, "finish_reason": "stop"}],
+        }
+        if beh.usage:
+            answer["usage"] = self._usage(body, text)
+        return _json_response(answer, beh.status, beh.headers)
+
+    def _embeddings(self, body: dict[str, Any], model: str, beh: Behaviour) -> web.Response:
+        inputs = body.get("input", "")
+        items = inputs if isinstance(inputs, list) else [inputs]
+        answer: dict[str, Any] = {
+            "object": "list",
+            "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]}
+                     for i in range(len(items))],
+            "model": model,
+        }
+        if beh.usage:
+            tokens = sum(_words(x) for x in items)
+            answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return _json_response(answer, beh.status, beh.headers)
+
+    async def _stream(self, request: web.BaseRequest, body: dict[str, Any], model: str,
+                      beh: Behaviour) -> web.StreamResponse:
+        text = DEFAULT_TEXT if beh.text is None else beh.text
+        base = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model}
+        events: list[dict[str, Any]] = []
+        for i, piece in enumerate(split_text(text, beh.chunks or DEFAULT_CHUNKS)):
+            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+            events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        opts = body.get("stream_options")
+        if beh.usage and isinstance(opts, dict) and opts.get("include_usage"):
+            events.append({**base, "choices": [], "usage": self._usage(body, text)})
+
+        resp = web.StreamResponse(status=beh.status, headers={
+            "Content-Type": "text/event-stream", "Cache-Control": "no-cache", **beh.headers})
+        try:
+            await resp.prepare(request)
+            for i, event in enumerate(events):
+                if beh.cut_after is not None and i >= beh.cut_after:
+                    break
+                if i and beh.chunk_delay_s > 0:
+                    await asyncio.sleep(beh.chunk_delay_s)
+                await resp.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+            if beh.cut_after is not None:
+                if request.transport is not None:
+                    request.transport.abort()  # abrupt close: no terminator, no [DONE]
+                return resp
+            await resp.write(b"data: [DONE]\n\n")
+            await resp.write_eof()
+        except ConnectionResetError:
+            self._note_disconnect()
+        return resp
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the fake upstream in the foreground until SIGTERM/SIGINT."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--record", action="store_true", help="record every request")
+    parser.add_argument("--delay-s", type=float, default=0.0, help="default delay per request")
+    parser.add_argument("--chunks", type=int, default=None, help="default stream chunks")
+    parser.add_argument("--chunk-delay-s", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    fake = FakeUpstream(args.host, args.port, record=args.record)
+    fake.set_default(Behaviour(delay_s=args.delay_s, chunks=args.chunks,
+                               chunk_delay_s=args.chunk_delay_s))
+
+    async def serve() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await fake._astart()
+        print(f"READY {fake.port}", flush=True)
+        await stop.wait()
+        await fake._astop()
+
+    try:
+        import uvloop  # type: ignore[import-not-found]
+    except ImportError:
+        asyncio.run(serve())
+    else:
+        uvloop.run(serve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
