@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> Any:
     snapshot = load_snapshot(settings.config, settings.env_file)
     for warning in snapshot.warnings:
         log.warning(warning)
-    transport = os.environ.get("GATEWAY_HTTP_TRANSPORT", "aiohttp")
+    transport = os.environ.get("GATEWAY_HTTP_TRANSPORT", "lean")
     runtime = Runtime(settings, snapshot, transport)
     log.info("gateway ready", extra={"config_version": snapshot.version, "providers": len(snapshot.providers),
                                      "clients": len(snapshot.clients), "pid": os.getpid()})

@@ -29,7 +29,7 @@ class ReloadStatus:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, snapshot: Snapshot, transport: str = "aiohttp"):
+    def __init__(self, settings: Settings, snapshot: Snapshot, transport: str = "lean"):
         self.settings = settings
         self.snapshot = snapshot
         self.reload = ReloadStatus()

@@ -1,11 +1,12 @@
 """The one shared HTTP client to providers: httpx requests and responses over a transport.
 
-Two transports, chosen by ``GATEWAY_HTTP_TRANSPORT``: ``aiohttp`` (default), a lean httpx
-transport on an aiohttp session, and ``httpx``, httpx's own ``AsyncHTTPTransport``.
-``scripts/bench`` measured both on this machine (README): the aiohttp one is several times
-faster, so it is the default. Requests go straight to the transport: the gateway needs none
-of ``AsyncClient``'s cookie, redirect or auth handling, and skipping it halves the client's
-cost per request. Responses are always streams; closing one aborts the upstream request.
+Three transports, chosen by ``GATEWAY_HTTP_TRANSPORT``: ``lean`` (default, ``http1.py``:
+asyncio protocols and httptools), ``aiohttp`` (an httpx transport on an aiohttp session) and
+``httpx`` (httpx's own ``AsyncHTTPTransport``, which also honours proxies). ``scripts/bench``
+compares them on this machine (README); the lean one is the fastest by far, so it is the
+default. Requests go straight to the transport: the gateway needs none of ``AsyncClient``'s
+cookie, redirect or auth handling. Responses are always streams; closing one before its end
+aborts the upstream request.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
 
 
 class Upstream:
-    def __init__(self, transport: str = "aiohttp", connect_timeout_s: float = 10.0):
+    def __init__(self, transport: str = "lean", connect_timeout_s: float = 10.0):
         self._connect_timeout = connect_timeout_s
         self._transport_name = transport
         self._transport: httpx.AsyncBaseTransport | None = None
@@ -104,8 +105,12 @@ class Upstream:
         if self._transport_name == "httpx":
             limits = httpx.Limits(max_connections=MAX_CONNECTIONS, max_keepalive_connections=256,
                                   keepalive_expiry=KEEPALIVE_S)
-            return httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
-        return AiohttpTransport(self._connect_timeout)
+            return httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
+        if self._transport_name == "aiohttp":
+            return AiohttpTransport(self._connect_timeout)
+        from .http1 import LeanTransport
+
+        return LeanTransport(MAX_CONNECTIONS, KEEPALIVE_S)
 
     def _url(self, url: str) -> httpx.URL:
         parsed = self._urls.get(url)

@@ -40,24 +40,41 @@ class DisconnectGuard:
 
     Start it after the body is read. ``fired`` tells a ``CancelledError`` caused by the client
     leaving from any other; ``absorb()`` clears that cancellation so the handler ends quietly.
+    Granian's ``receive()`` returns a future, so waiting for ``http.disconnect`` costs one
+    callback, not a task; other servers' coroutines are wrapped in a task.
     """
 
-    __slots__ = ("_receive", "_task", "_watcher", "fired")
+    __slots__ = ("_receive", "_task", "_pending", "_closed", "fired")
 
     def __init__(self, req: falcon.asgi.Request):
         self._receive = req.scope.get(RECEIVE_KEY)
         self._task = asyncio.current_task()
+        self._pending: Any = None
+        self._closed = False
         self.fired = False
-        self._watcher = asyncio.ensure_future(self._watch()) if self._receive is not None else None
+        if self._receive is not None:
+            self._arm()
 
-    async def _watch(self) -> None:
-        while True:
-            message = await self._receive()
-            if message.get("type") == "http.disconnect":
-                self.fired = True
-                if self._task is not None:
-                    self._task.cancel()
-                return
+    def _arm(self) -> None:
+        waiting = self._receive()
+        if not hasattr(waiting, "add_done_callback"):
+            waiting = asyncio.ensure_future(waiting)
+        self._pending = waiting
+        waiting.add_done_callback(self._on_message)
+
+    def _on_message(self, waiting: Any) -> None:
+        if self._closed:
+            return
+        try:
+            message = waiting.result()
+        except BaseException:  # the server cancelled or failed the receive: the connection is gone
+            message = {"type": "http.disconnect"}
+        if message.get("type") == "http.disconnect":
+            self.fired = True
+            if self._task is not None:
+                self._task.cancel()
+        else:
+            self._arm()
 
     def absorb(self) -> bool:
         """True (and the cancellation undone) if the client left; False for any other cancel."""
@@ -67,9 +84,10 @@ class DisconnectGuard:
         return False
 
     def close(self) -> None:
-        if self._watcher is not None and not self._watcher.done():
-            self._watcher.cancel()
-        self._watcher = None
+        self._closed = True
+        if isinstance(self._pending, asyncio.Task) and not self._pending.done():
+            self._pending.cancel()
+        self._pending = None
 
 
 def wrap_receive(app: Any) -> Any:

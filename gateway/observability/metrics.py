@@ -36,6 +36,36 @@ CLIENT_ERRORS = Counter("gateway_client_errors_total", "Error answers per client
 CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client", ["client"])
 
 
+class Children:
+    """Labelled children of one metric, cached: ``labels()`` takes a lock and builds keys on every call."""
+
+    __slots__ = ("_metric", "_cache", "_limit")
+
+    def __init__(self, metric, limit: int = 20_000):
+        self._metric = metric
+        self._cache: dict[tuple[str, ...], object] = {}
+        self._limit = limit
+
+    def __call__(self, *labels: str):
+        child = self._cache.get(labels)
+        if child is None:
+            if len(self._cache) >= self._limit:
+                self._cache.clear()
+            child = self._cache[labels] = self._metric.labels(*labels)
+        return child
+
+
+requests_by = Children(REQUESTS)
+client_requests_by = Children(CLIENT_REQUESTS)
+client_errors_by = Children(CLIENT_ERRORS)
+request_duration_by = Children(REQUEST_DURATION)
+upstream_duration_by = Children(UPSTREAM_DURATION)
+tokens_by = Children(TOKENS)
+cost_by = Children(COST)
+client_cost_by = Children(CLIENT_COST)
+attempts_by = Children(UPSTREAM_ATTEMPTS)
+
+
 def set_config_version(version: str, previous: str | None) -> None:
     if previous is not None and previous != version:
         try:

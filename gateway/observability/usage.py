@@ -35,23 +35,23 @@ def record(outcome: Outcome, log_requests: bool) -> None:
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = outcome.target.model if outcome.target is not None else ""
     status = str(outcome.status)
-    metrics.REQUESTS.labels(outcome.client, provider, model, status).inc()
-    metrics.CLIENT_REQUESTS.labels(outcome.client).inc()
+    metrics.requests_by(outcome.client, provider, model, status).inc()
+    metrics.client_requests_by(outcome.client).inc()
     if outcome.error_code is not None:
-        metrics.CLIENT_ERRORS.labels(outcome.client, outcome.error_code).inc()
+        metrics.client_errors_by(outcome.client, outcome.error_code).inc()
     if provider:
-        metrics.REQUEST_DURATION.labels(provider).observe(duration)
+        metrics.request_duration_by(provider).observe(duration)
         if outcome.upstream_s is not None:
-            metrics.UPSTREAM_DURATION.labels(provider).observe(outcome.upstream_s)
+            metrics.upstream_duration_by(provider).observe(outcome.upstream_s)
             if not outcome.stream:
                 metrics.OVERHEAD.observe(max(0.0, duration - outcome.upstream_s))
     usage = outcome.usage
     if usage is not None:
-        metrics.TOKENS.labels("input", provider, model).inc(usage.prompt_tokens)
-        metrics.TOKENS.labels("output", provider, model).inc(usage.completion_tokens)
+        metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
+        metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
     if outcome.cost_usd > 0:
-        metrics.COST.labels(provider, model).inc(outcome.cost_usd)
-        metrics.CLIENT_COST.labels(outcome.client).inc(outcome.cost_usd)
+        metrics.cost_by(provider, model).inc(outcome.cost_usd)
+        metrics.client_cost_by(outcome.client).inc(outcome.cost_usd)
     if log_requests:
         access_log.info("request", extra={
             "request_id": outcome.request_id, "client": outcome.client, "endpoint": outcome.endpoint,

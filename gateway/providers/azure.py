@@ -13,7 +13,7 @@ import orjson
 
 from ..config.snapshot import ProviderKey, Target
 from ..upstream import UpstreamRequest
-from .openai import JSON_HEADERS, chat_body
+from .openai import chat_body, request_headers
 
 
 def deployment_url(target: Target, path: str) -> str:
@@ -22,14 +22,13 @@ def deployment_url(target: Target, path: str) -> str:
             f"?api-version={quote(spec.api_version or '', safe='')}")
 
 
+def _auth(key: ProviderKey | None) -> dict[str, str]:
+    return {"api-key": key.secret} if key is not None else {}
+
+
 def build_chat_request(target: Target, key: ProviderKey | None, body: dict[str, Any], stream: bool,
                        path: str = "/chat/completions") -> UpstreamRequest:
-    headers = dict(JSON_HEADERS)
-    headers.update(target.provider.headers)
-    if key is not None:
-        headers["api-key"] = key.secret
-    if stream:
-        headers["accept"] = "text/event-stream"
+    headers = request_headers(target.provider, _auth(key), stream)
     out = chat_body(target, body, stream)
     out.pop("model", None)
     return UpstreamRequest("POST", deployment_url(target, path), headers, orjson.dumps(out))
@@ -37,10 +36,7 @@ def build_chat_request(target: Target, key: ProviderKey | None, body: dict[str, 
 
 def build_passthrough_request(target: Target, key: ProviderKey | None, body: dict[str, Any],
                               path: str) -> UpstreamRequest:
-    headers = dict(JSON_HEADERS)
-    headers.update(target.provider.headers)
-    if key is not None:
-        headers["api-key"] = key.secret
+    headers = request_headers(target.provider, _auth(key), False)
     out = dict(body)
     out.pop("model", None)
     return UpstreamRequest("POST", deployment_url(target, path), headers, orjson.dumps(out))

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..config.snapshot import ProviderKey, Target
+from ..config.snapshot import ProviderKey, ProviderSpec, Target
 from ..upstream import UpstreamRequest
 from .base import Usage, estimate_prompt_tokens, estimate_tokens
 
@@ -33,13 +33,28 @@ def chat_body(target: Target, body: dict[str, Any], stream: bool) -> dict[str, A
     return out
 
 
+_HEADER_CACHE: dict[tuple, dict[str, str]] = {}
+
+
+def request_headers(provider: ProviderSpec, auth: dict[str, str], stream: bool) -> dict[str, str]:
+    """Headers for one key of one provider, built once and shared (callers must not mutate them)."""
+    cache_key = (provider.id, provider.headers, tuple(auth.items()), stream)
+    headers = _HEADER_CACHE.get(cache_key)
+    if headers is None:
+        if len(_HEADER_CACHE) > 4096:
+            _HEADER_CACHE.clear()
+        headers = dict(JSON_HEADERS)
+        headers.update(provider.headers)
+        headers.update(auth)
+        if stream:
+            headers["accept"] = "text/event-stream"
+        _HEADER_CACHE[cache_key] = headers
+    return headers
+
+
 def build_chat_request(target: Target, key: ProviderKey | None, body: dict[str, Any], stream: bool,
                        path: str = "/chat/completions") -> UpstreamRequest:
-    headers = dict(JSON_HEADERS)
-    headers.update(target.provider.headers)
-    headers.update(auth_headers(key))
-    if stream:
-        headers["accept"] = "text/event-stream"
+    headers = request_headers(target.provider, auth_headers(key), stream)
     return UpstreamRequest("POST", target.provider.api_root + path, headers,
                            orjson.dumps(chat_body(target, body, stream)))
 
@@ -47,9 +62,7 @@ def build_chat_request(target: Target, key: ProviderKey | None, body: dict[str, 
 def build_passthrough_request(target: Target, key: ProviderKey | None, body: dict[str, Any],
                               path: str) -> UpstreamRequest:
     """Endpoints other than chat (embeddings, completions, …): only ``model`` is rewritten."""
-    headers = dict(JSON_HEADERS)
-    headers.update(target.provider.headers)
-    headers.update(auth_headers(key))
+    headers = request_headers(target.provider, auth_headers(key), False)
     out = dict(body)
     out["model"] = target.model
     return UpstreamRequest("POST", target.provider.api_root + path, headers, orjson.dumps(out))
