@@ -11,11 +11,8 @@ aborts the upstream request.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
-from typing import AsyncIterator
 
-import aiohttp
 import httpx
 
 MAX_CONNECTIONS = 1024
@@ -28,70 +25,6 @@ class UpstreamRequest:
     url: str
     headers: dict[str, str]
     content: bytes
-
-
-class _AiohttpStream(httpx.AsyncByteStream):
-    __slots__ = ("_response",)
-
-    def __init__(self, response: aiohttp.ClientResponse):
-        self._response = response
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_any():
-                yield chunk
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "read timeout") from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError) as exc:
-            raise httpx.ReadError(str(exc) or type(exc).__name__) from exc
-
-    async def aclose(self) -> None:
-        if self._response.content.is_eof():
-            self._response.release()  # fully read: the connection goes back to the pool
-        else:
-            self._response.close()  # cut short: drop the connection, which aborts the upstream
-
-
-class AiohttpTransport(httpx.AsyncBaseTransport):
-    """An httpx transport that sends through one aiohttp ``ClientSession``."""
-
-    def __init__(self, connect_timeout_s: float):
-        self._session: aiohttp.ClientSession | None = None
-        self._connect_timeout = connect_timeout_s
-        self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
-
-    def _timeout(self, read_s: float) -> aiohttp.ClientTimeout:
-        timeout = self._timeouts.get(read_s)
-        if timeout is None:
-            if len(self._timeouts) > 64:
-                self._timeouts.clear()
-            timeout = self._timeouts[read_s] = aiohttp.ClientTimeout(
-                total=None, connect=self._connect_timeout, sock_connect=self._connect_timeout, sock_read=read_s)
-        return timeout
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_S)
-            self._session = aiohttp.ClientSession(connector=connector, auto_decompress=False, trust_env=False,
-                                                  skip_auto_headers=("User-Agent",))
-        read_s = request.extensions.get("timeout", {}).get("read") or 600.0
-        try:
-            response = await self._session.request(request.method, str(request.url), headers=request.headers,
-                                                   data=request.content, timeout=self._timeout(read_s),
-                                                   allow_redirects=False, compress=None)
-        except (aiohttp.ServerTimeoutError, asyncio.TimeoutError) as exc:
-            raise httpx.ReadTimeout(str(exc) or "timeout", request=request) from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise httpx.ConnectError(str(exc), request=request) from exc
-        except (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError, aiohttp.ClientResponseError) as exc:
-            raise httpx.RemoteProtocolError(str(exc) or type(exc).__name__, request=request) from exc
-        return httpx.Response(response.status, headers=response.raw_headers, stream=_AiohttpStream(response),
-                              request=request)
-
-    async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
 
 
 class Upstream:
@@ -107,7 +40,9 @@ class Upstream:
                                   keepalive_expiry=KEEPALIVE_S)
             return httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
         if self._transport_name == "aiohttp":
-            return AiohttpTransport(self._connect_timeout)
+            from .aiohttp_transport import AiohttpTransport  # imported only when chosen: it costs memory
+
+            return AiohttpTransport(self._connect_timeout, MAX_CONNECTIONS, KEEPALIVE_S)
         from .http1 import LeanTransport
 
         return LeanTransport(MAX_CONNECTIONS, KEEPALIVE_S)

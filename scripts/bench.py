@@ -76,16 +76,26 @@ class Processes:
 
     def __init__(self) -> None:
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self._forking: set[int] = set()  # pids of servers that have children (Granian, nginx)
 
-    def start(self, name: str, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+    def start(self, name: str, argv: list[str], forks: bool = False, **kwargs: Any) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(argv, start_new_session=True, **kwargs)
         self._procs.append((name, proc))
+        if forks:
+            self._forking.add(proc.pid)
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
-        """Signal the process group we created for ``proc`` (by its id), then wait; SIGKILL if it lingers."""
+        """Signal the process group we created for ``proc`` (by its id), then wait; SIGKILL if it lingers.
+
+        A leader that already exited is left alone unless it is a forking server, whose group
+        (its session, which we created) lives on while its workers do.
+        """
+        if proc.poll() is not None and proc.pid not in self._forking:
+            self._procs = [(n, p) for n, p in self._procs if p is not proc]
+            return
         try:
-            os.killpg(proc.pid, sig)  # the group outlives a dead leader while children remain
+            os.killpg(proc.pid, sig)
         except ProcessLookupError:
             pass
         try:
@@ -106,6 +116,7 @@ class Processes:
             except ProcessLookupError:
                 pass
         self._procs = [(n, p) for n, p in self._procs if p is not proc]
+        self._forking.discard(proc.pid)
 
     def stop_all(self) -> None:
         for _name, proc in reversed(list(self._procs)):
@@ -160,6 +171,30 @@ def tree_rss(root: int) -> dict[str, Any]:
     per = {pid: rss_kib(pid) for pid in pids}
     return {"total_mib": sum(per.values()) / 1024, "processes": len(pids),
             "per_process_mib": {str(pid): kib / 1024 for pid, kib in per.items()}}
+
+
+def cpu_busy_percent(seconds: float = 1.0) -> float:
+    """Share of all CPUs busy over ``seconds`` (from /proc/stat), to flag a machine already loaded."""
+    def sample() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields), idle
+    total0, idle0 = sample()
+    time.sleep(seconds)
+    total1, idle1 = sample()
+    return 100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0))
+
+
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds used so far by ``root`` and its descendants."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -351,8 +386,8 @@ def start_nginx(procs: Processes, nginx: str, tmp: Path) -> Fake:
         conf_path.write_text(conf)
         logf = root / "stderr.log"
         with logf.open("ab") as out:
-            proc = procs.start("nginx", [nginx, "-e", str(root / "error.log"), "-p", str(root), "-c", str(conf_path)],
-                               stdout=out, stderr=subprocess.STDOUT, cwd=root)
+            argv = [nginx, "-e", str(root / "error.log"), "-p", str(root), "-c", str(conf_path)]
+            proc = procs.start("nginx", argv, forks=True, stdout=out, stderr=subprocess.STDOUT, cwd=root)
 
         def ready() -> bool:
             return all(http_call(p, "GET", "/health", timeout=1)[0] == 200 for p in (json_port, sse_port))
@@ -443,7 +478,7 @@ def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers:
         env["GATEWAY_HTTP_TRANSPORT"] = transport
     log_path = work / "gateway.log"
     with log_path.open("ab") as out:
-        proc = procs.start("gateway", [python, "-m", "gateway", "serve"], cwd=work, env=env,
+        proc = procs.start("gateway", [python, "-m", "gateway", "serve"], forks=True, cwd=work, env=env,
                            stdout=out, stderr=subprocess.STDOUT)
 
     def ready() -> bool:
@@ -459,6 +494,30 @@ def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers:
         last = n
         time.sleep(0.5)
     return Gateway(port, proc, log_path, transport or "default")
+
+
+def ensure_alive(gw: Gateway, when: str) -> None:
+    """Raise when the gateway (Granian's main process) is gone."""
+    if gw.proc.poll() is None:
+        return
+    hint = ""
+    if gw.log_path.exists() and "Shutting down granian" in gw.log_path.read_text(errors="replace"):
+        hint = ("\nIts log shows an orderly shutdown, which this script did not ask for: some other process "
+                "sent it SIGTERM/SIGINT (something stopping Granian processes by name?).")
+    raise BenchError(f"the gateway ({gw.transport}) exited {when}, with status {gw.proc.returncode}{hint}"
+                     f"{_log_tail(gw.log_path)}")
+
+
+def gateway_run(gw: Gateway, when: str, fn: Any, *args: Any) -> Any:
+    """Run a measurement against the gateway; if it fails, say first whether the gateway died."""
+    try:
+        result = fn(*args)
+    except (BenchError, OSError, http.client.HTTPException):
+        time.sleep(0.2)
+        ensure_alive(gw, when)
+        raise
+    ensure_alive(gw, when)
+    return result
 
 
 def gateway_log_problems(gw: Gateway) -> list[str]:
@@ -483,7 +542,13 @@ def sanity_check(fake: Fake, gw: Gateway | None, stream: bool = True) -> None:
         if stream:
             checks.append(("gateway stream", gw.port, True, STREAM_MODEL))
     for name, port, is_stream, model in checks:
-        status, headers, data = http_call(port, "POST", CHAT_PATH, request_body(is_stream, model), HEADERS)
+        try:
+            status, headers, data = http_call(port, "POST", CHAT_PATH, request_body(is_stream, model), HEADERS)
+        except (OSError, http.client.HTTPException) as exc:
+            if gw is not None and name.startswith("gateway"):
+                ensure_alive(gw, "before the first request")
+            tail = _log_tail(gw.log_path) if gw is not None and name.startswith("gateway") else ""
+            raise BenchError(f"sanity check '{name}' failed: {type(exc).__name__}: {exc}{tail}") from exc
         problem = ""
         if status != 200:
             problem = f"status {status}"
@@ -547,6 +612,7 @@ class WrkResult:
     errors: dict[str, int]
     non_2xx: int
     text: str  # wrk's own output
+    server_cpu_us_per_req: float | None = None  # CPU the server's process tree spent per request
 
     @property
     def error_total(self) -> int:
@@ -554,7 +620,8 @@ class WrkResult:
 
 
 def run_wrk(wrk: str, lua: Path, port: int, conns: int, duration: float, target: str,
-            transport: str, procs: Processes) -> WrkResult:
+            transport: str, procs: Processes, server_pid: int | None = None) -> WrkResult:
+    cpu0 = tree_cpu_s(server_pid) if server_pid else 0.0
     argv = [wrk, "-t1", f"-c{conns}", f"-d{max(1, round(duration))}s", "--latency", "--timeout", "10s",
             "-s", str(lua), f"http://127.0.0.1:{port}{CHAT_PATH}"]
     proc = procs.start("wrk", argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -562,6 +629,7 @@ def run_wrk(wrk: str, lua: Path, port: int, conns: int, duration: float, target:
         out, err = proc.communicate(timeout=duration + 60)
     finally:
         procs.stop(proc)
+    cpu = tree_cpu_s(server_pid) - cpu0 if server_pid else None
     text = out.decode(errors="replace")
     if proc.returncode != 0:
         raise BenchError(f"wrk failed ({proc.returncode}): {err.decode(errors='replace')}\n{text}")
@@ -580,13 +648,16 @@ def run_wrk(wrk: str, lua: Path, port: int, conns: int, duration: float, target:
         rps=raw["requests"] / duration_s if duration_s else 0.0,
         p50_ms=raw["p50_us"] / 1000, p90_ms=raw["p90_us"] / 1000, p99_ms=raw["p99_us"] / 1000,
         p999_ms=raw["p999_us"] / 1000, mean_ms=raw["mean_us"] / 1000, max_ms=raw["max_us"] / 1000,
-        errors=errors, non_2xx=non_2xx, text="\n".join(ln for ln in text.splitlines() if not ln.startswith("BENCH_JSON")))
+        errors=errors, non_2xx=non_2xx,
+        text="\n".join(ln for ln in text.splitlines() if not ln.startswith("BENCH_JSON")),
+        server_cpu_us_per_req=cpu * 1e6 / raw["requests"] if cpu is not None and raw["requests"] else None)
 
 
 def describe(r: WrkResult) -> str:
     errs = f", errors {r.errors}" if r.error_total else ""
+    cpu = f", server CPU {r.server_cpu_us_per_req:.0f} µs/req" if r.server_cpu_us_per_req is not None else ""
     return (f"{r.target:7s} c={r.conns:<3d} {r.rps:9.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
-            f"p99 {r.p99_ms:6.2f} ms  ({r.requests} requests{errs})")
+            f"p99 {r.p99_ms:6.2f} ms  ({r.requests} requests{cpu}{errs})")
 
 
 # --------------------------------------------------------------------------- TTFB
@@ -663,6 +734,17 @@ def fmt_ms(x: float, signed: bool = False) -> str:
     return f"{x:+.2f} ms" if signed else f"{x:.2f} ms"
 
 
+def fmt_ratio(a: float, b: float) -> str:
+    if not b:
+        return "n/a"
+    r = a / b
+    return f"{r:.2f}" if r >= 0.1 else f"{r:.3f}"
+
+
+def fmt_cpu(r: WrkResult) -> str:
+    return f"{r.server_cpu_us_per_req:,.0f} µs" if r.server_cpu_us_per_req is not None else "n/a"
+
+
 def pair_rows(results: list[WrkResult]) -> list[tuple[WrkResult, WrkResult]]:
     pairs = []
     for r in results:
@@ -680,36 +762,46 @@ def render(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult]
         f"{meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
         f"Granian {meta['granian']}, {args.workers} gateway worker(s), upstream transport: {meta['main_transport']}. "
         f"Fake upstream: {meta['fake']}. wrk: 1 thread, {args.duration:g} s per run, "
-        f"direct and gateway runs interleaved per concurrency level.")
+        f"direct and gateway runs interleaved per concurrency level. "
+        f"CPU busy before the run: {meta['cpu_busy_before_run_percent']:.0f}%.")
     lines += ["", "Non-streaming chat completions:", "",
               "| Concurrency | Direct req/s | Gateway req/s | Gateway / direct | Direct p50 | Gateway p50 "
-              "| Added p50 | Direct p99 | Gateway p99 | Added p99 | Gateway errors |",
-              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+              "| Added p50 | Direct p99 | Gateway p99 | Added p99 | Gateway CPU / request | Gateway errors |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for d, g in pair_rows(main):
         lines.append(
-            f"| {g.conns} | {fmt_int(d.rps)} | {fmt_int(g.rps)} | {g.rps / d.rps:.2f} | {fmt_ms(d.p50_ms)} "
+            f"| {g.conns} | {fmt_int(d.rps)} | {fmt_int(g.rps)} | {fmt_ratio(g.rps, d.rps)} | {fmt_ms(d.p50_ms)} "
             f"| {fmt_ms(g.p50_ms)} | {fmt_ms(g.p50_ms - d.p50_ms, True)} | {fmt_ms(d.p99_ms)} | {fmt_ms(g.p99_ms)} "
-            f"| {fmt_ms(g.p99_ms - d.p99_ms, True)} | {g.error_total} |")
+            f"| {fmt_ms(g.p99_ms - d.p99_ms, True)} | {fmt_cpu(g)} | {g.error_total} |")
     lines += ["", f"Streaming time to first byte ({ttfb['requests']} sequential requests each, "
                   "direct and gateway alternating, keep-alive):", "",
               "| | TTFB p50 | TTFB p99 |", "|---|---:|---:|",
               f"| Direct | {fmt_ms(ttfb['direct']['p50_ms'])} | {fmt_ms(ttfb['direct']['p99_ms'])} |",
               f"| Gateway | {fmt_ms(ttfb['gateway']['p50_ms'])} | {fmt_ms(ttfb['gateway']['p99_ms'])} |",
               f"| Added | {fmt_ms(ttfb['added_p50_ms'], True)} | {fmt_ms(ttfb['added_p99_ms'], True)} |"]
-    lines += ["", f"Gateway memory (RSS of the Granian process tree, {rss['idle']['processes']} processes): "
-                  f"idle {rss['idle']['total_mib']:.1f} MiB, after the load {rss['after_load']['total_mib']:.1f} MiB."]
+    def split(snapshot: dict[str, Any]) -> str:
+        parts = list(snapshot["per_process_mib"].values())
+        if len(parts) < 2:
+            return ""
+        return f" (main {parts[0]:.1f} + worker{'s' if len(parts) > 2 else ''} " \
+               + " + ".join(f"{x:.1f}" for x in parts[1:]) + ")"
+
+    lines += ["", f"Gateway memory (RSS summed over the Granian process tree, {rss['idle']['processes']} processes): "
+                  f"idle {rss['idle']['total_mib']:.1f} MiB{split(rss['idle'])}, "
+                  f"after the load {rss['after_load']['total_mib']:.1f} MiB{split(rss['after_load'])}."]
     if transports:
         lines += ["", f"Upstream HTTP transport (GATEWAY_HTTP_TRANSPORT), non-streaming, c={TARGET_LEVEL}, "
                       "gateway restarted per transport:", "",
                   "| Transport | Direct req/s | Gateway req/s | Gateway / direct | Gateway p50 | Added p50 "
-                  "| Gateway p99 | Added p99 | Idle RSS | Gateway errors |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "| Gateway p99 | Added p99 | Gateway CPU / request | Idle RSS | Gateway errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for t in transports:
             d, g = t["direct"], t["gateway"]
             lines.append(
-                f"| {t['transport']} | {fmt_int(d.rps)} | {fmt_int(g.rps)} | {g.rps / d.rps:.2f} | {fmt_ms(g.p50_ms)} "
-                f"| {fmt_ms(g.p50_ms - d.p50_ms, True)} | {fmt_ms(g.p99_ms)} | {fmt_ms(g.p99_ms - d.p99_ms, True)} "
-                f"| {t['idle_rss_mib']:.1f} MiB | {g.error_total} |")
+                f"| {t['transport']} | {fmt_int(d.rps)} | {fmt_int(g.rps)} | {fmt_ratio(g.rps, d.rps)} "
+                f"| {fmt_ms(g.p50_ms)} | {fmt_ms(g.p50_ms - d.p50_ms, True)} | {fmt_ms(g.p99_ms)} "
+                f"| {fmt_ms(g.p99_ms - d.p99_ms, True)} | {fmt_cpu(g)} | {t['idle_rss_mib']:.1f} MiB "
+                f"| {g.error_total} |")
     lines += ["", "Targets:", ""]
     for c in checks:
         lines.append(f"- {c['result']}: {c['label']} — {c['detail']}")
@@ -727,7 +819,8 @@ def evaluate(main: list[WrkResult], ttfb: dict[str, Any], rss: dict[str, Any]) -
                            "detail": note or "not measured"})
             return
         ok = value >= limit if higher else value <= limit
-        shown = f"{value:,.0f} {unit}" if unit == "req/s" else f"{value:.2f} {unit}" if unit == "ms" else f"{value:.1f} {unit}"
+        digits = {"req/s": ",.0f", "ms": ".2f"}.get(unit, ".1f")
+        shown = f"{value:{digits}} {unit}"
         checks.append({"key": key, "label": label, "value": value, "limit": limit,
                        "result": "PASS" if ok else "FAIL", "detail": shown + (f" ({note})" if note else "")})
 
@@ -778,7 +871,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run (default 8)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up per target (default 2)")
     p.add_argument("--concurrency", default="1,16,64", help="comma-separated wrk connection counts (default 1,16,64)")
-    p.add_argument("--ttfb-requests", type=int, default=200, help="sequential streaming requests per target (default 200)")
+    p.add_argument("--ttfb-requests", type=int, default=200,
+                   help="sequential streaming requests per target (default 200)")
     p.add_argument("--fake", choices=("nginx", "python"), default="nginx",
                    help="fake upstream: nginx with fixed answers (default, fast) or tests/fake_upstream.py")
     p.add_argument("--transports", default="",
@@ -815,6 +909,9 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     wrk = tools["wrk"]
     lua = write_lua(tmp, "chat", request_body(False))
     started = time.monotonic()
+    busy_before = cpu_busy_percent()
+    if busy_before > 20:
+        log(f"warning: the machine is already {busy_before:.0f}% busy before the run; the numbers will be noisy")
 
     log(f"starting the fake upstream ({args.fake})")
     fake = start_nginx(procs, tools["nginx"], tmp) if args.fake == "nginx" else start_python_fake(procs, python, tmp)
@@ -828,22 +925,25 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     log(f"starting the gateway ({args.workers} worker(s), default transport)")
     gw = start_gateway(procs, python, tmp, fake, args.workers, None, "main")
     time.sleep(1.0)  # let startup settle before reading idle memory
+    ensure_alive(gw, "right after startup")
     rss: dict[str, Any] = {"idle": tree_rss(gw.proc.pid)}
     log(f"gateway idle RSS {rss['idle']['total_mib']:.1f} MiB over {rss['idle']['processes']} processes")
     sanity_check(fake, gw)
     log("warming up")
     warm(fake.json_port, "direct", "default")
-    warm(gw.port, "gateway", "default")
+    gateway_run(gw, "during the warm-up", warm, gw.port, "gateway", "default")
 
     main: list[WrkResult] = []
     for c in args.levels:
         for target, port in (("direct", fake.json_port), ("gateway", gw.port)):
-            r = run_wrk(wrk, lua, port, c, args.duration, target, "default", procs)
+            server = gw.proc.pid if target == "gateway" else fake.proc.pid
+            r = gateway_run(gw, f"during the c={c} {target} run", run_wrk, wrk, lua, port, c, args.duration,
+                            target, "default", procs, server)
             main.append(r)
             log(describe(r))
 
     log(f"streaming TTFB: {args.ttfb_requests} requests each, direct and gateway alternating")
-    ttfb = measure_ttfb(fake, gw, args.ttfb_requests)
+    ttfb = gateway_run(gw, "during the TTFB measurement", measure_ttfb, fake, gw, args.ttfb_requests)
     log(f"TTFB p50 direct {ttfb['direct']['p50_ms']:.3f} ms, gateway {ttfb['gateway']['p50_ms']:.3f} ms")
     rss["after_load"] = tree_rss(gw.proc.pid)
     log(f"gateway RSS after the load {rss['after_load']['total_mib']:.1f} MiB")
@@ -861,13 +961,16 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
         log(f"transport {t}: restarting the gateway with GATEWAY_HTTP_TRANSPORT={t}")
         tgw = start_gateway(procs, python, tmp, fake, args.workers, t, f"transport-{t}")
         time.sleep(1.0)
+        ensure_alive(tgw, "right after startup")
         idle = tree_rss(tgw.proc.pid)
         sanity_check(fake, tgw)
         warm(fake.json_port, "direct", t)
-        warm(tgw.port, "gateway", t)
-        d = run_wrk(wrk, lua, fake.json_port, TARGET_LEVEL, args.duration, "direct", t, procs)
+        gateway_run(tgw, "during the warm-up", warm, tgw.port, "gateway", t)
+        d = gateway_run(tgw, f"during the c={TARGET_LEVEL} direct run", run_wrk, wrk, lua, fake.json_port,
+                        TARGET_LEVEL, args.duration, "direct", t, procs, fake.proc.pid)
         log(describe(d))
-        g = run_wrk(wrk, lua, tgw.port, TARGET_LEVEL, args.duration, "gateway", t, procs)
+        g = gateway_run(tgw, f"during the c={TARGET_LEVEL} gateway run", run_wrk, wrk, lua, tgw.port,
+                        TARGET_LEVEL, args.duration, "gateway", t, procs, tgw.proc.pid)
         log(f"{describe(g)}  [transport {t}]")
         transports.append({"transport": t, "direct": d, "gateway": g, "idle_rss_mib": idle["total_mib"],
                            "after_load_rss_mib": tree_rss(tgw.proc.pid)["total_mib"]})
@@ -883,10 +986,11 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "granian": _module_version(python, "granian"), "wrk": tool_version([wrk, "-v"]),
+        "granian": _module_version("granian"), "wrk": tool_version([wrk, "-v"]),
         "fake": f"{fake.version}, 1 worker" if fake.kind == "nginx" else fake.version,
         "main_transport": "the gateway's default (GATEWAY_HTTP_TRANSPORT unset)",
-        "loadavg": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
+        "cpu_busy_before_run_percent": round(busy_before, 1),
+        "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     checks = evaluate(main, ttfb, rss)
@@ -921,7 +1025,7 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     return 0
 
 
-def _module_version(python: str, module: str) -> str:
+def _module_version(module: str) -> str:
     try:
         from importlib.metadata import version
         return version(module)
@@ -948,6 +1052,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:
         keep = True
         print(f"scripts/bench: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, http.client.HTTPException) as exc:
+        keep = True
+        print(f"scripts/bench: error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("scripts/bench: interrupted", file=sys.stderr)

@@ -36,6 +36,12 @@ class ProviderKey:
     provider_id: str
     index: int  # 1-based position in the pool
     secret: str = field(repr=False)
+    ident: str = field(default="", repr=False, compare=False)  # provider id + hash of the secret
+
+    def __post_init__(self) -> None:
+        if not self.ident:
+            digest = hashlib.sha256(self.secret.encode()).hexdigest()[:16]
+            object.__setattr__(self, "ident", f"{self.provider_id}:{digest}")
 
     @property
     def label(self) -> str:
