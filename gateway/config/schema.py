@@ -100,6 +100,13 @@ class AliasSpec(_Strict):
     targets: list[str] = Field(min_length=1)
     weights: list[float] | None = None
 
+    @field_validator("weights")
+    @classmethod
+    def _weights(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and (any(w < 0 for w in v) or not any(w > 0 for w in v)):
+            raise ValueError("weights must be >= 0, at least one of them > 0")
+        return v
+
 
 class Client(_Strict):
     id: str | None = None

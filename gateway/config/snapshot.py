@@ -171,17 +171,20 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         here = ("model_aliases", name)
         spec = raw if isinstance(raw, AliasSpec) else AliasSpec(targets=[raw] if isinstance(raw, str) else raw)
         targets: list[Target] = []
+        weights: list[float] = []
+        if spec.weights is not None and len(spec.weights) != len(spec.targets):
+            issue(here + ("weights",), "needs one weight per target")
         for j, text in enumerate(spec.targets):
             found = _parse_target(text, providers, bare_models)
             if found is None:
                 path = here + ("targets", j) if not isinstance(raw, str) else here
                 issue(path, f"target '{text}' names no configured provider (use provider_id:model)")
-            else:
-                targets.extend(found)
-        if spec.weights is not None and len(spec.weights) != len(spec.targets):
-            issue(here + ("weights",), "needs one weight per target")
-        weights = tuple(spec.weights) if spec.weights is not None else tuple(t.provider.weight for t in targets)
-        aliases[name] = Route(spec.strategy or cfg.routing.strategy, tuple(targets), weights)
+                continue
+            targets.extend(found)
+            # a bare model may expand to several providers: each gets the target's weight
+            given = spec.weights[j] if spec.weights is not None and j < len(spec.weights) else None
+            weights.extend(given if given is not None else t.provider.weight for t in found)
+        aliases[name] = Route(spec.strategy or cfg.routing.strategy, tuple(targets), tuple(weights))
 
     clients: dict[bytes, ClientSpec] = {}
     for i, c in enumerate(cfg.api_keys):

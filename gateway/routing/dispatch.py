@@ -24,7 +24,7 @@ from ..observability import metrics
 from ..providers.base import (CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, classify_status,
                               error_message_from, retry_after_seconds)
 from ..upstream import Upstream, UpstreamRequest
-from .keys import KeyBoard, Reservation
+from .keys import KeyBoard, Reservation, limit_headers
 from .strategies import TargetStats, order_targets, rotate_keys
 
 BuildRequest = Callable[[Target, ProviderKey | None], UpstreamRequest]
@@ -58,7 +58,8 @@ class Dispatcher:
         tried: set[str] = set()
         last_error: GatewayError | None = None
         while True:
-            soonest = math.inf
+            soonest = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
+            rate_limited = False  # some key is blocked by a limit or cooldown, not only by a circuit
             progressed = False
             for target in order_targets(route, route_name, self.stats):
                 provider = target.provider
@@ -70,11 +71,14 @@ class Dispatcher:
                     if attempts >= routing.max_attempts:
                         break
                     state = self.keyboard.state(key, provider)
-                    if state.ident in tried:
-                        continue
+                    # Blocked keys count towards ``soonest`` even when this request already tried
+                    # them (a 429 here cooled them), so "all cooling" is still told as a 429.
                     wait = self.keyboard.wait_s(state, provider, est_tokens)
                     if wait > 0:
                         soonest = min(soonest, wait)
+                        rate_limited = rate_limited or not self.keyboard.circuit_open(state)
+                        continue
+                    if state.ident in tried:
                         continue
                     tried.add(state.ident)
                     attempts += 1
@@ -85,6 +89,7 @@ class Dispatcher:
                     last_error = outcome
                     if isinstance(outcome, RateLimitedHere):
                         soonest = min(soonest, outcome.retry_after)
+                        rate_limited = True
             if attempts >= routing.max_attempts:
                 break
             if not progressed:
@@ -94,18 +99,13 @@ class Dispatcher:
                     tried.clear()
                     continue
                 break
-        if soonest < math.inf and (last_error is None or isinstance(last_error, RateLimitedHere)):
-            raise AllKeysRateLimited("All provider keys for this model are rate limited; retry later.",
-                                     retry_after=soonest)
-        if isinstance(last_error, RateLimitedHere):
-            raise ProviderUnavailable("Every provider key for this model is unavailable.")
-        raise last_error or ProviderUnavailable("Every provider key for this model is unavailable.")
+        raise _give_up(last_error, soonest, rate_limited)
 
     async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, build: BuildRequest,
                        est_tokens: float, read_body: bool) -> "Opened | GatewayError":
         provider = target.provider
         state = self.keyboard.state(key, provider)
-        reservation = self.keyboard.reserve(state, est_tokens)
+        reservation = self.keyboard.reserve(state, provider, est_tokens)
         self.stats.started(target)
         started = self.clock()
         response = None
@@ -113,9 +113,9 @@ class Dispatcher:
             request = build(target, key)
             response = await self.upstream.open(request, provider.timeout_s)
             if response.status_code < 300:
-                body = await response.aread() if read_body else None
-                self.keyboard.succeeded(state, response.headers)
-                metrics.UPSTREAM_ATTEMPTS.labels(provider.id, "ok").inc()
+                body = b"".join([chunk async for chunk in response.aiter_raw()]) if read_body else None
+                self.keyboard.succeeded(state, limit_headers(response.headers.raw))
+                metrics.attempts_by(provider.id, "ok").inc()
                 return Opened(target, key, reservation, response, started, body)
             raw = await _read_bounded(response)
         except httpx.TimeoutException:
@@ -133,21 +133,22 @@ class Dispatcher:
         await _close_quietly(response)
         status = response.status_code
         kind = classify_status(status)
-        self.keyboard.note_headroom(state, response.headers)
+        hints = limit_headers(response.headers.raw)
+        self.keyboard.note_headroom(state, hints)
         if kind == RATE_LIMITED:
             self._end(target, reservation)
-            metrics.UPSTREAM_ATTEMPTS.labels(provider.id, "rate_limited").inc()
-            cooldown = self.keyboard.rate_limited(state, retry_after_seconds(response.headers), provider.cooldown_s)
+            metrics.attempts_by(provider.id, "rate_limited").inc()
+            cooldown = self.keyboard.rate_limited(state, retry_after_seconds(hints), provider.cooldown_s)
             return RateLimitedHere("Provider key rate limited.", retry_after=cooldown)
         if kind == KEY_REJECTED:
             self._end(target, reservation)
-            metrics.UPSTREAM_ATTEMPTS.labels(provider.id, "key_rejected").inc()
+            metrics.attempts_by(provider.id, "key_rejected").inc()
             self.keyboard.rejected(state)
             return ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
         message = error_message_from(raw, key.secret if key else None)
         if kind == CLIENT_ERROR:
             self._end(target, reservation)
-            metrics.UPSTREAM_ATTEMPTS.labels(provider.id, "client_error").inc()
+            metrics.attempts_by(provider.id, "client_error").inc()
             raise UpstreamRejectedRequest(status, message or f"The provider rejected the request ({status}).")
         self._failed(target, reservation, snap, "server_error")
         return ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500])
@@ -155,7 +156,7 @@ class Dispatcher:
     def _failed(self, target: Target, reservation: Reservation, snap: Snapshot, outcome: str) -> None:
         self._end(target, reservation)
         self.keyboard.failed(reservation.state, snap.routing)
-        metrics.UPSTREAM_ATTEMPTS.labels(target.provider.id, outcome).inc()
+        metrics.attempts_by(target.provider.id, outcome).inc()
 
     def _end(self, target: Target, reservation: Reservation) -> None:
         self.keyboard.settle(reservation, 0)
@@ -180,6 +181,25 @@ class RateLimitedHere(GatewayError):
     def __init__(self, message: str, *, retry_after: float):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+def _give_up(last_error: GatewayError | None, soonest: float, rate_limited: bool) -> GatewayError:
+    """The error for a request no key could answer.
+
+    Keys only waiting (nothing failed, or the last failure was a 429): 429 with the soonest
+    ``Retry-After``, or 503 with it when every waiting key is behind an open circuit. A real
+    failure (5xx, timeout, unreachable) is reported as itself.
+    """
+    waiting = soonest < math.inf and (last_error is None or isinstance(last_error, RateLimitedHere))
+    if waiting and rate_limited:
+        return AllKeysRateLimited("All provider keys for this model are rate limited; retry later.",
+                                  retry_after=soonest)
+    if waiting:
+        return ProviderUnavailable("Every provider key for this model is failing; retry later.",
+                                   headers={"Retry-After": str(max(1, math.ceil(soonest)))})
+    if last_error is None or isinstance(last_error, RateLimitedHere):
+        return ProviderUnavailable("Every provider key for this model is unavailable.")
+    return last_error
 
 
 async def _read_bounded(response: httpx.Response) -> bytes:

@@ -6,17 +6,16 @@ that reorders or adds keys, and a removed key's state is dropped on the next rel
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from ..config.schema import Routing
 from ..config.snapshot import ProviderKey, ProviderSpec
 from ..observability import metrics
 from ..store.memory import MemoryStore, SlidingWindow, WindowEntry
-from .. providers.base import parse_duration
+from ..providers.base import parse_duration
 
 log = logging.getLogger("gateway.keys")
 
@@ -51,8 +50,7 @@ class KeyBoard:
     _states: dict[str, KeyState] = field(default_factory=dict)
 
     def state(self, key: ProviderKey | None, provider: ProviderSpec) -> KeyState:
-        secret = key.secret if key is not None else ""
-        ident = provider.id + ":" + hashlib.sha256(secret.encode()).hexdigest()[:16]
+        ident = key.ident if key is not None else provider.id + ":keyless"
         state = self._states.get(ident)
         if state is None:
             label = key.label if key is not None else f"{provider.id}#0"
@@ -65,6 +63,8 @@ class KeyBoard:
         live = {self.state(k, p).ident for p in providers.values() for k in (p.keys or (None,))}
         for ident in [i for i in self._states if i not in live]:
             del self._states[ident]
+            self.store.drop_window(ident + ":req")
+            self.store.drop_window(ident + ":tok")
 
     def wait_s(self, state: KeyState, provider: ProviderSpec, need_tokens: float) -> float:
         """0 when the key may take a request now; else seconds until it may (inf if dead)."""
@@ -85,13 +85,25 @@ class KeyBoard:
             wait = max(wait, state.tokens.wait_until_fits(now, self.window_s, limits.tokens_per_min, need, False))
         return wait
 
-    def reserve(self, state: KeyState, tokens: float) -> Reservation:
+    def circuit_open(self, state: KeyState) -> bool:
+        """True while repeated failures keep the key out of turn."""
+        return state.circuit_open_until > self.clock()
+
+    def reserve(self, state: KeyState, provider: ProviderSpec, tokens: float) -> Reservation:
+        """Count a request (and its estimated tokens) against the key as it is sent.
+
+        Windows are only written for limits the provider has: nothing else reads or expires
+        them, so a key without limits would otherwise grow a log for ever.
+        """
         now = self.clock()
-        state.requests.add(now)
+        limits = provider.limits
+        if limits.req_per_min is not None:
+            state.requests.add(now)
         state.in_flight += 1
         if state.remaining_requests is not None:
             state.remaining_requests -= 1
-        return Reservation(state, state.tokens.add(now, tokens))
+        entry = state.tokens.add(now, tokens) if limits.tokens_per_min is not None else None
+        return Reservation(state, entry)
 
     def settle(self, reservation: Reservation, real_tokens: float) -> None:
         if reservation.tokens is not None:
@@ -142,6 +154,16 @@ class KeyBoard:
         return [{"key": s.label, "dead": s.dead, "cooling_s": round(max(0.0, s.cooldown_until - now), 3),
                  "circuit_open_s": round(max(0.0, s.circuit_open_until - now), 3), "in_flight": s.in_flight}
                 for s in self._states.values()]
+
+
+def limit_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The rate-limit headers of an answer (``x-ratelimit-*``, ``retry-after``) in one pass."""
+    found: dict[str, str] = {}
+    for name, value in raw:
+        lower = name.lower()
+        if lower.startswith(b"x-ratelimit-") or lower == b"retry-after":
+            found[lower.decode("latin-1")] = value.decode("latin-1")
+    return found
 
 
 def _number(value: str | None) -> float | None:

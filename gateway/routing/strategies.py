@@ -54,7 +54,10 @@ def order_targets(route: Route, route_name: str, stats: TargetStats) -> list[Tar
         start = stats.turn("route:" + route_name) % len(targets)
         return targets[start:] + targets[:start]
     if strategy == "weighted":
-        return _weighted_order(targets, list(route.weights))
+        weights = list(route.weights)
+        if len(weights) != len(targets):  # e.g. a bare model that several providers serve
+            weights = [t.provider.weight for t in targets]
+        return _weighted_order(targets, weights)
     if strategy == "least_busy":
         return sorted(targets, key=lambda t: stats.in_flight.get(t.name, 0))
     if strategy == "latency":
@@ -65,12 +68,14 @@ def order_targets(route: Route, route_name: str, stats: TargetStats) -> list[Tar
 
 
 def _weighted_order(targets: list[Target], weights: list[float]) -> list[Target]:
+    """Draw targets one by one in proportion to their weights; weight 0 only as a last resort."""
+    weights = [w if w > 0 else 0.0 for w in weights]
     order = []
-    while targets:
+    while targets and sum(weights) > 0:
         i = random.choices(range(len(targets)), weights=weights)[0]
         order.append(targets.pop(i))
         weights.pop(i)
-    return order
+    return order + targets  # the zero-weight rest, in configured order
 
 
 def rotate_keys(provider: ProviderSpec, stats: TargetStats) -> tuple[ProviderKey | None, ...]:

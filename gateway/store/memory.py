@@ -88,6 +88,10 @@ class MemoryStore:
         for name in [n for n in self._windows if n not in keep]:
             del self._windows[name]
 
+    def drop_window(self, name: str) -> None:
+        """Forget one window (its key or client is no longer configured)."""
+        self._windows.pop(name, None)
+
     def spend(self, name: str) -> float:
         return self._spend.get(name, 0.0)
 

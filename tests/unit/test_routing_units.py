@@ -1,0 +1,243 @@
+"""Pure routing pieces: sliding windows, upstream rate-limit headers, target order, key state."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+
+import httpx
+import pytest
+
+from gateway.config.schema import Limits, Pricing, Routing
+from gateway.config.snapshot import ProviderKey, ProviderSpec, Route, Target
+from gateway.errors import AllKeysRateLimited, ProviderError, ProviderUnavailable
+from gateway.providers.base import parse_duration, retry_after_seconds
+from gateway.routing.dispatch import RateLimitedHere, _give_up
+from gateway.routing.keys import KeyBoard
+from gateway.routing.strategies import TargetStats, order_targets
+from gateway.store.memory import MemoryStore, SlidingWindow
+
+
+# ------------------------------------------------------------------------ SlidingWindow
+def test_wait_until_fits_by_count():
+    window = SlidingWindow()
+    assert window.wait_until_fits(0.0, 10.0, 2, 1, True) == 0.0
+    window.add(0.0)
+    window.add(1.0)
+    assert window.wait_until_fits(5.0, 10.0, 2, 1, True) == pytest.approx(5.0)  # the oldest leaves at 10
+    assert window.wait_until_fits(5.0, 10.0, 3, 1, True) == 0.0
+    assert window.wait_until_fits(10.0, 10.0, 2, 1, True) == 0.0  # expired exactly at the edge
+    assert window.count(10.0, 10.0) == 1
+
+
+def test_wait_until_fits_by_amount_waits_for_enough_to_leave():
+    window = SlidingWindow()
+    window.add(0.0, 30)
+    window.add(1.0, 30)
+    assert window.wait_until_fits(2.0, 10.0, 100, 40, False) == 0.0
+    assert window.wait_until_fits(2.0, 10.0, 50, 10, False) == pytest.approx(8.0)  # one entry must go
+    assert window.wait_until_fits(2.0, 10.0, 50, 40, False) == pytest.approx(9.0)  # both must go
+    assert window.wait_until_fits(2.0, 10.0, 50, 60, False) == 10.0  # never fits: a whole span
+
+
+def test_adjust_settles_an_estimate_only_while_counted():
+    window = SlidingWindow()
+    entry = window.add(0.0, 7)
+    window.adjust(entry, 64 - 7)
+    assert window.total(1.0, 10.0) == 64
+    window.add(20.0, 1)  # the first entry has expired
+    window.adjust(entry, 100)
+    assert window.total(20.0, 10.0) == 1
+
+
+def test_store_drops_windows():
+    store = MemoryStore()
+    window = store.window("a")
+    store.drop_window("a")
+    store.drop_window("missing")
+    assert store.window("a") is not window
+
+
+# ------------------------------------------------------------------- retry-after parsing
+@pytest.mark.parametrize("text, seconds", [
+    ("2", 2.0), ("1.5", 1.5), ("0", 0.0), ("-3", 0.0), ("2s", 2.0), ("1.5s", 1.5), ("20ms", 0.02),
+    ("6m0s", 360.0), ("1h2m3s", 3723.0), (" 3s ", 3.0), ("", None), ("soon", None), ("2x", None),
+    ("s", None), ("inf", None), ("nan", None), ("2s junk", None),
+])
+def test_parse_duration(text, seconds):
+    assert parse_duration(text) == (pytest.approx(seconds) if seconds is not None else None)
+
+
+def test_retry_after_in_seconds():
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "7"})) == 7.0
+    assert retry_after_seconds(httpx.Headers({"retry-after": "0.5"})) == 0.5
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "-1"})) == 0.0
+
+
+def test_retry_after_as_an_http_date():
+    now = 1_700_000_000.0
+    gmt = email.utils.formatdate(now + 30, usegmt=True)  # "..., 14 Nov 2023 22:13:50 GMT"
+    assert retry_after_seconds(httpx.Headers({"Retry-After": gmt}), now=now) == pytest.approx(30.0)
+    naive = email.utils.formatdate(now + 30).replace("+0000", "-0000")  # "-0000": no zone, i.e. UTC
+    assert retry_after_seconds(httpx.Headers({"Retry-After": naive}), now=now) == pytest.approx(30.0)
+    past = email.utils.formatdate(now - 30, usegmt=True)
+    assert retry_after_seconds(httpx.Headers({"Retry-After": past}), now=now) == 0.0
+
+
+def test_retry_after_from_the_reset_headers():
+    assert retry_after_seconds(httpx.Headers({"x-ratelimit-reset-requests": "2s"})) == 2.0
+    both = httpx.Headers({"x-ratelimit-reset-requests": "1s", "x-ratelimit-reset-tokens": "6m0s"})
+    assert retry_after_seconds(both) == 360.0  # the longer one: either limit may be the one hit
+    assert retry_after_seconds(httpx.Headers({"x-ratelimit-reset-tokens": "20ms"})) == pytest.approx(0.02)
+
+
+def test_retry_after_garbage_falls_back_or_gives_none():
+    assert retry_after_seconds(httpx.Headers({})) is None
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "whenever"})) is None
+    assert retry_after_seconds(httpx.Headers({"Retry-After": "inf"})) is None
+    fallback = httpx.Headers({"Retry-After": "whenever", "x-ratelimit-reset-requests": "3s"})
+    assert retry_after_seconds(fallback) == 3.0
+    assert retry_after_seconds(httpx.Headers({"x-ratelimit-reset-requests": "later"})) is None
+
+
+# ------------------------------------------------------------------------- order_targets
+def spec(pid: str, *, cost: float = 0.0, limits: Limits = Limits(), keys: int = 1) -> ProviderSpec:
+    return ProviderSpec(
+        id=pid, type="openai-compatible", protocol="openai", api_root="http://127.0.0.1:1/v1",
+        keys=tuple(ProviderKey(pid, n, f"secret-{pid}-{n}") for n in range(1, keys + 1)),
+        models=frozenset({"m"}), pricing=Pricing(input_token_cost=cost, output_token_cost=cost),
+        limits=limits, weight=1.0, headers=(), timeout_s=5.0, cooldown_s=60.0, stream_usage=True,
+        needs_key=True, api_version=None)
+
+
+A, B, C = Target(spec("a", cost=3), "m"), Target(spec("b", cost=1), "m"), Target(spec("c", cost=2), "m")
+
+
+def route(strategy: str, weights: tuple[float, ...] = (1.0, 1.0, 1.0)) -> Route:
+    return Route(strategy, (A, B, C), weights)
+
+
+def names(targets: list[Target]) -> list[str]:
+    return [t.provider.id for t in targets]
+
+
+def test_fallback_keeps_the_configured_order():
+    assert names(order_targets(route("fallback"), "r", TargetStats())) == ["a", "b", "c"]
+
+
+def test_round_robin_rotates_per_route():
+    stats = TargetStats()
+    firsts = [names(order_targets(route("round_robin"), "r", stats))[0] for _ in range(4)]
+    assert firsts == ["a", "b", "c", "a"]
+    assert names(order_targets(route("round_robin"), "other", stats)) == ["a", "b", "c"]
+
+
+def test_least_busy_orders_by_requests_in_flight():
+    stats = TargetStats()
+    stats.started(A)
+    stats.started(A)
+    stats.started(C)
+    assert names(order_targets(route("least_busy"), "r", stats)) == ["b", "c", "a"]
+    stats.finished(A)
+    stats.finished(A)
+    assert names(order_targets(route("least_busy"), "r", stats)) == ["a", "b", "c"]
+
+
+def test_latency_prefers_fast_and_measures_the_unmeasured_first():
+    stats = TargetStats()
+    stats.observe_latency(A, 0.5)
+    stats.observe_latency(B, 0.1)
+    assert names(order_targets(route("latency"), "r", stats)) == ["c", "b", "a"]
+    stats.observe_latency(C, 0.3)
+    assert names(order_targets(route("latency"), "r", stats)) == ["b", "c", "a"]
+
+
+def test_cost_orders_by_pricing():
+    assert names(order_targets(route("cost"), "r", TargetStats())) == ["b", "c", "a"]
+
+
+def test_weighted_follows_the_weights():
+    random.seed(7)
+    firsts = [names(order_targets(route("weighted", (8.0, 1.0, 1.0)), "r", TargetStats()))[0]
+              for _ in range(1000)]
+    assert 700 < firsts.count("a") < 900
+    assert all(len(set(order_targets(route("weighted"), "r", TargetStats()))) == 3 for _ in range(20))
+
+
+def test_weighted_puts_zero_weights_last_and_tolerates_a_weight_mismatch():
+    for _ in range(50):
+        assert names(order_targets(route("weighted", (0.0, 1.0, 0.0)), "r", TargetStats())) == ["b", "a", "c"]
+    assert sorted(names(order_targets(route("weighted", (1.0,)), "r", TargetStats()))) == ["a", "b", "c"]
+
+
+# ----------------------------------------------------------------------------- key state
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_key_windows_are_written_only_for_configured_limits():
+    clock = Clock()
+    board = KeyBoard(MemoryStore(), clock, window_s=10.0)
+    free, limited = spec("free"), spec("lim", limits=Limits(req_per_min=1, tokens_per_min=100))
+    for provider in (free, limited):
+        state = board.state(provider.keys[0], provider)
+        reservation = board.reserve(state, provider, 40)
+        board.settle(reservation, 60)
+        board.release(reservation)
+    free_state, lim_state = board.state(free.keys[0], free), board.state(limited.keys[0], limited)
+    assert free_state.requests.count(clock.now, 10.0) == 0 and free_state.tokens.total(clock.now, 10.0) == 0
+    assert lim_state.requests.count(clock.now, 10.0) == 1 and lim_state.tokens.total(clock.now, 10.0) == 60
+    assert board.wait_s(lim_state, limited, 1) == pytest.approx(10.0)
+    clock.now += 10.0
+    assert board.wait_s(lim_state, limited, 1) == 0.0
+
+
+def test_cooldown_quarantine_and_circuit():
+    clock = Clock()
+    board = KeyBoard(MemoryStore(), clock)
+    provider = spec("p", keys=2)
+    cooled, broken = (board.state(k, provider) for k in provider.keys)
+    assert board.rate_limited(cooled, None, 60.0) == 60.0  # no header: the configured cooldown
+    assert board.rate_limited(cooled, 5.0, 60.0) == 5.0
+    assert board.wait_s(cooled, provider, 1) == pytest.approx(60.0)  # never shortened by a later 429
+    routing = Routing(circuit_breaker_failures=2, circuit_breaker_open_s=30)
+    board.failed(broken, routing)
+    assert board.wait_s(broken, provider, 1) == 0.0 and not board.circuit_open(broken)
+    board.failed(broken, routing)
+    assert board.circuit_open(broken) and board.wait_s(broken, provider, 1) == pytest.approx(30.0)
+    clock.now += 30.0
+    assert not board.circuit_open(broken)
+    board.failed(broken, routing)  # half-open: one more failure reopens it
+    assert board.circuit_open(broken)
+    board.rejected(broken)
+    assert board.wait_s(broken, provider, 1) == math.inf
+
+
+def test_headroom_from_remaining_headers():
+    clock = Clock()
+    board = KeyBoard(MemoryStore(), clock)
+    provider = spec("p")
+    state = board.state(provider.keys[0], provider)
+    board.succeeded(state, httpx.Headers({"x-ratelimit-remaining-requests": "0",
+                                          "x-ratelimit-reset-requests": "3s"}))
+    assert board.wait_s(state, provider, 1) == pytest.approx(3.0)
+    clock.now += 3.0
+    assert board.wait_s(state, provider, 1) == 0.0
+
+
+# ------------------------------------------------------------------------------ giving up
+def test_give_up_tells_waiting_from_failing():
+    limited = RateLimitedHere("x", retry_after=2.0)
+    assert isinstance(_give_up(None, 2.5, True), AllKeysRateLimited)
+    assert _give_up(limited, 2.5, True).headers["Retry-After"] == "3"
+    circuit = _give_up(None, 1.2, False)  # only open circuits in the way
+    assert type(circuit) is ProviderUnavailable and circuit.headers["Retry-After"] == "2"
+    failed = ProviderError("boom")
+    assert _give_up(failed, 2.5, True) is failed
+    assert type(_give_up(None, math.inf, False)) is ProviderUnavailable  # e.g. every key quarantined
+    assert type(_give_up(limited, math.inf, True)) is ProviderUnavailable
