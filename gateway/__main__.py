@@ -28,6 +28,7 @@ def port_in_use(host: str, port: int) -> bool:
         if s.connect_ex((probe, port)) == 0:
             return True
     with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT leftovers do not count
         try:
             s.bind((host if host not in ("",) else "0.0.0.0", port))
         except OSError:
@@ -83,9 +84,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     argv = ["granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
             "--workers", str(workers), "--loop", loop, "--no-ws", "--log-level", settings.log_level.lower(),
             "--workers-kill-timeout", "30", "gateway.app:create_app"]
-    granian = shutil.which("granian") or str(Path(sys.executable).parent / "granian")
     sys.stdout.flush()
-    os.execv(granian, [granian] + argv[1:])
+    # this interpreter's own Granian, whatever else is on PATH; the PID stays the same
+    os.execv(sys.executable, [sys.executable, "-m", "granian"] + argv[1:])
     return 0  # not reached
 
 

@@ -2,7 +2,9 @@
 # Shared helpers for setup.sh, start.sh, stop.sh and virtual-key.sh. Sourced, never run.
 #
 # The caller sets ROOT (the repository root, already the working directory) and TAG (the
-# prefix of its progress lines) before sourcing this file.
+# prefix of its progress lines) before sourcing this file. The globals set here (paths,
+# BASE_URL, COMPOSE, ...) are used by those scripts.
+# shellcheck disable=SC2034
 
 VENV_PY="$ROOT/.venv/bin/python"
 ENV_FILE="$ROOT/.env"

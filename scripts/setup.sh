@@ -8,7 +8,8 @@
 # Asks nothing; safe to run again.
 #
 # Environment (mostly for tests and CI):
-#   PYTHON                        interpreter that creates .venv (default: first python3.x >= 3.11)
+#   PYTHON                        interpreter that creates .venv (default, or if PYTHON is not
+#                                 Python >= 3.11: the first of python3, python3.13, .12, .11 that is)
 #   GATEWAY_SETUP_VENV_ARGS       extra arguments for `python -m venv` (e.g. --system-site-packages)
 #   GATEWAY_SETUP_PIP_ARGS        extra arguments for every `pip install` (e.g. --no-index --no-build-isolation)
 #   GATEWAY_SETUP_SITE_PACKAGES   colon-separated site-packages directories to reuse in a new .venv
@@ -31,7 +32,7 @@ Creates .venv, .env (master key, port), config/config.yaml, data/ and logs/.
   --port N         port the gateway listens on (default 2906), written to .env as GATEWAY_PORT
   --random-ports   pick a free port in 49152-65535 instead
   --force          overwrite an existing .env and config/config.yaml (old ones are kept as .bak)
-  --dev            also install the test tools (the `test` extra: pytest, openai, anthropic)
+  --dev            also install the test tools (the `test` extra: pytest, openai, anthropic; and wheel)
   -h, --help       show this help
 
 The master key is written to .env (GATEWAY_MASTER_KEY) and never printed.
@@ -54,24 +55,27 @@ while [[ $# -gt 0 ]]; do
     esac
 done
 if [[ -n "$PORT" ]]; then
-    [[ "$PORT" =~ ^[0-9]+$ ]] && ((PORT >= 1 && PORT <= 65535)) || die "--port must be a number from 1 to 65535, not '$PORT'"
+    if ! [[ "$PORT" =~ ^[0-9]{1,5}$ ]] || ((10#$PORT < 1 || 10#$PORT > 65535)); then
+        die "--port must be a number from 1 to 65535, not '$PORT'"
+    fi
+    PORT=$((10#$PORT))
     [[ "$RANDOM_PORTS" == 0 ]] || die "use either --port or --random-ports, not both"
 fi
 
 # ------------------------------------------------------------------ Python
 find_python() {
     local candidates=() c version found=()
-    if [[ -n "${PYTHON:-}" ]]; then
-        candidates=("$PYTHON")
-    else
-        candidates=(python3 python3.13 python3.12 python3.11)
-    fi
+    [[ -z "${PYTHON:-}" ]] || candidates=("$PYTHON")
+    candidates+=(python3 python3.13 python3.12 python3.11)
     for c in "${candidates[@]}"; do
         command -v "$c" >/dev/null 2>&1 || continue
         version="$("$c" -c 'import platform; print(platform.python_version())' 2>/dev/null)" || continue
         if "$c" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then
             BASE_PY="$(command -v "$c")"
             BASE_PY_VERSION="$version"
+            if [[ -n "${PYTHON:-}" && "$c" != "$PYTHON" ]]; then
+                warn "PYTHON=$PYTHON is not a usable Python >= 3.11: using $c instead"
+            fi
             return 0
         fi
         found+=("$c $version")
@@ -79,7 +83,7 @@ find_python() {
     if [[ ${#found[@]} -gt 0 ]]; then
         die "Python 3.11 or newer is required, found only: ${found[*]}. Install it (e.g. apt-get install python3.11 python3.11-venv) or point PYTHON=/path/to/python3.11 at one."
     fi
-    die "Python 3.11 or newer is required and no python3 was found${PYTHON:+ (PYTHON=$PYTHON)}. Install it (e.g. apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11."
+    die "Python 3.11 or newer is required and none was found${PYTHON:+ (nor is PYTHON=$PYTHON one)}. Install it (e.g. apt-get install python3 python3-venv) or set PYTHON=/path/to/python3.11."
 }
 
 find_python
@@ -92,8 +96,17 @@ log "directories data/, logs/ and run/ are in place"
 pick_port() {
     "$BASE_PY" - <<'EOF'
 import random, socket, sys
+# Prefer ports the kernel never hands out as ephemeral (client) ports, so that no outgoing
+# connection can hold ours when the gateway starts (Linux default: 32768-60999).
+ports = range(49152, 65536)
+try:
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as handle:
+        low, high = map(int, handle.read().split())
+    ports = [p for p in ports if not low <= p <= high] or ports
+except (OSError, ValueError):
+    pass
 for _ in range(500):
-    port = random.randint(49152, 65535)
+    port = random.choice(ports)
     try:
         with socket.socket() as s:
             s.bind(("127.0.0.1", port))
@@ -254,6 +267,7 @@ pip_install() {
     "$VENV_PY" -m pip install --disable-pip-version-check --progress-bar off \
         ${PIP_ARGS[@]+"${PIP_ARGS[@]}"} "$@" 2>&1 | tee -a "$PIP_LOG" | awk -v tag="[$TAG]" '
             /^Requirement already satisfied/ { ok++; next }
+            /^Processing / { sub(/^Processing .*\//, "Processing "); print tag "   " $0; fflush(); next }
             /^(Collecting|Obtaining|ERROR|error:)/ { print tag "   " $0; fflush(); next }
             /^Successfully installed/ { n = split($0, a, " "); print tag "   installed " (n - 2) " package(s)"; fflush(); next }
             END { if (ok) print tag "   " ok " requirement(s) already satisfied" }'
@@ -290,6 +304,9 @@ with open("pyproject.toml", "rb") as f:
     print("\n".join(tomllib.load(f)["project"]["optional-dependencies"]["test"]))')
         [[ ${#TEST_REQS[@]} -gt 0 ]] || die "no [project.optional-dependencies] test in pyproject.toml"
         pip_install "the test tools (${TEST_REQS[*]})" "${TEST_REQS[@]}"
+        # wheel lets `pip install --no-build-isolation -e .` work offline with this venv's setuptools
+        # (tests/integration/test_scripts.py builds a venv that way, from this one's packages).
+        pip_install "build tools for offline editable installs (wheel)" wheel
     fi
     printf '%s %s\n' "$lock_hash" "$DEV" >"$STAMP"
 fi

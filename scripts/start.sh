@@ -87,6 +87,8 @@ with socket.socket(family) as s:
     if s.connect_ex((probe, port)) == 0:
         sys.exit(0)
 with socket.socket(family) as s:
+    # SO_REUSEADDR as servers (Granian) use it: leftover TIME_WAIT connections do not count.
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         s.bind((host or "0.0.0.0", port))
     except OSError:
@@ -116,7 +118,9 @@ start_native() {
     fi
 
     log "starting the gateway natively on $LISTEN_HOST:$LISTEN_PORT (output appended to logs/gateway.log)"
-    printf '=== %s start.sh: starting gateway on %s:%s\n' "$(date '+%F %T')" "$LISTEN_HOST" "$LISTEN_PORT" >>"$LOG_FILE"
+    local marker
+    marker="=== $(date '+%F %T') start.sh: starting the gateway on $LISTEN_HOST:$LISTEN_PORT"
+    printf '%s\n' "$marker" >>"$LOG_FILE"
     # A new session (setsid) so that closing the terminal does not stop it; nohup for good measure.
     # `python -m gateway serve` exec()s Granian, so $! stays Granian's main PID.
     if command -v setsid >/dev/null 2>&1; then
@@ -128,8 +132,8 @@ start_native() {
     (umask 022 && printf '%s\n' "$pid" >"$PID_FILE.tmp") && mv -f "$PID_FILE.tmp" "$PID_FILE"
 
     if ! wait_healthy "$BASE_URL/health/readiness" "${GATEWAY_START_TIMEOUT:-30}" "$pid"; then
-        printf '[%s] last 30 lines of logs/gateway.log:\n' "$TAG" >&2
-        tail -n 30 "$LOG_FILE" >&2 || true
+        printf '[%s] last lines of logs/gateway.log (this start only, at most 30):\n' "$TAG" >&2
+        tail -n 5000 "$LOG_FILE" | awk -v marker="$marker" '$0 == marker { n = 0 } { lines[n++] = $0 } END { for (i = (n > 30 ? n - 30 : 0); i < n; i++) print lines[i] }' >&2 || true
         if pid_alive "$pid"; then
             kill -TERM "$pid" 2>/dev/null || true
         fi
@@ -139,7 +143,11 @@ start_native() {
     log "Gateway running at $BASE_URL/v1 (pid $pid, logs: logs/gateway.log)"
 }
 
-if use_native; then
+if [[ "${GATEWAY_NATIVE:-}" == 1 ]]; then
+    log "GATEWAY_NATIVE=1: running natively (no Docker)"
+    start_native
+elif use_native; then
+    log "no Docker engine answers ('docker info'): running natively"
     start_native
 else
     start_docker

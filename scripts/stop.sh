@@ -53,8 +53,7 @@ stop_native() {
     if pid_alive "$pid"; then
         log "the gateway did not exit within ${TIMEOUT}s: sending SIGKILL to its process group"
         kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
-        local i
-        for i in $(seq 1 25); do
+        for _ in $(seq 1 25); do
             pid_alive "$pid" || break
             sleep 0.2
         done

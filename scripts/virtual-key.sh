@@ -52,7 +52,9 @@ done
 [[ -f "$ENV_FILE" ]] || die "no .env here: run ./setup.sh first"
 [[ -f "$ROOT/config/config.yaml" ]] || die "no config/config.yaml here: run ./setup.sh first"
 
-log "creating a client${CLIENT_ID:+ '$CLIENT_ID'} in config/config.yaml (only the key's hash is stored there)"
+label="a client"
+[[ -z "$CLIENT_ID" ]] || label="client '$CLIENT_ID'"
+log "creating $label in config/config.yaml (only the key's hash is stored there)"
 errf="$(mktemp)"
 trap 'rm -f "$errf"' EXIT
 set +e
