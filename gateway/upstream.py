@@ -12,6 +12,7 @@ aborts the upstream request.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import httpx
 
@@ -23,7 +24,7 @@ KEEPALIVE_S = 30.0
 class UpstreamRequest:
     method: str
     url: str
-    headers: dict[str, str]
+    headers: Mapping[str, str]  # an httpx.Headers from the adapters
     content: bytes
 
 

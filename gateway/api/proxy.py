@@ -158,7 +158,7 @@ class ProxyResource:
         relay = StreamRelay(model, wants_usage, body)
         first = True
         try:
-            async for chunk in opened.response.aiter_raw():
+            async for chunk in opened.response.stream:
                 for event in relay.feed(chunk):
                     if first:
                         outcome.upstream_s = time.perf_counter() - outcome.started

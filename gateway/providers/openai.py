@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import orjson
 
 from ..config.snapshot import ProviderKey, ProviderSpec, Target
@@ -33,22 +34,25 @@ def chat_body(target: Target, body: dict[str, Any], stream: bool) -> dict[str, A
     return out
 
 
-_HEADER_CACHE: dict[tuple, dict[str, str]] = {}
+_HEADER_CACHE: dict[tuple, httpx.Headers] = {}
 
 
-def request_headers(provider: ProviderSpec, auth: dict[str, str], stream: bool) -> dict[str, str]:
-    """Headers for one key of one provider, built once and shared (callers must not mutate them)."""
+def request_headers(provider: ProviderSpec, auth: dict[str, str], stream: bool) -> httpx.Headers:
+    """Headers for one key of one provider, built once and shared (callers must not mutate them).
+
+    An ``httpx.Headers`` object, because httpx copies one without normalising it again.
+    """
     cache_key = (provider.id, provider.headers, tuple(auth.items()), stream)
     headers = _HEADER_CACHE.get(cache_key)
     if headers is None:
         if len(_HEADER_CACHE) > 4096:
             _HEADER_CACHE.clear()
-        headers = dict(JSON_HEADERS)
-        headers.update(provider.headers)
-        headers.update(auth)
+        merged = dict(JSON_HEADERS)
+        merged.update(provider.headers)
+        merged.update(auth)
         if stream:
-            headers["accept"] = "text/event-stream"
-        _HEADER_CACHE[cache_key] = headers
+            merged["accept"] = "text/event-stream"
+        headers = _HEADER_CACHE[cache_key] = httpx.Headers(merged)
     return headers
 
 

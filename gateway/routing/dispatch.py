@@ -113,7 +113,7 @@ class Dispatcher:
             request = build(target, key)
             response = await self.upstream.open(request, provider.timeout_s)
             if response.status_code < 300:
-                body = b"".join([chunk async for chunk in response.aiter_raw()]) if read_body else None
+                body = await read_all(response) if read_body else None
                 self.keyboard.succeeded(state, limit_headers(response.headers.raw))
                 metrics.attempts_by(provider.id, "ok").inc()
                 return Opened(target, key, reservation, response, started, body)
@@ -209,6 +209,13 @@ async def _read_bounded(response: httpx.Response) -> bytes:
         size += len(chunk)
         if size >= MAX_ERROR_BODY:
             break
+    return b"".join(chunks)
+
+
+async def read_all(response: httpx.Response) -> bytes:
+    """The whole body, straight from the transport's stream (no decoding: the gateway asks for none)."""
+    chunks = [chunk async for chunk in response.stream]
+    await response.aclose()
     return b"".join(chunks)
 
 
