@@ -80,6 +80,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+    if workers == 1 and os.environ.get("GATEWAY_EMBEDDED", "1") != "0":
+        from .embedded import run
+
+        run(host, port, settings.log_level.lower())
+        return 0
     loop = "uvloop" if _has("uvloop") else "asyncio"
     argv = ["granian", "--interface", "asgi", "--factory", "--host", host, "--port", str(port),
             "--workers", str(workers), "--loop", loop, "--no-ws", "--log-level", settings.log_level.lower(),

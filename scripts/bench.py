@@ -889,9 +889,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.levels or min(args.levels) < 1:
         p.error("--concurrency needs at least one level >= 1")
     args.transport_list = [t.strip() for t in args.transports.split(",") if t.strip()]
-    bad = [t for t in args.transport_list if t not in ("aiohttp", "httpx")]
+    bad = [t for t in args.transport_list if t not in ("lean", "aiohttp", "httpx")]
     if bad:
-        p.error(f"unknown transport(s) {bad}; known: aiohttp, httpx")
+        p.error(f"unknown transport(s) {bad}; known: lean, aiohttp, httpx")
     if args.duration < 1 or args.warmup < 0 or args.ttfb_requests < 1 or args.workers < 1:
         p.error("--duration >= 1, --warmup >= 0, --ttfb-requests >= 1 and --workers >= 1")
     return args

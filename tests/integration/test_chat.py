@@ -238,3 +238,28 @@ def test_stream_cut_upstream_ends_with_an_error_event(gateway, fake):
     last = json.loads(events[-1][5:])
     assert last["error"]["code"] == "stream_interrupted"
     assert fake.count() == 1  # nothing is retried once bytes reached the client
+
+
+def test_sigterm_lets_requests_in_flight_finish(gateway, fake):
+    import os
+    import signal
+    import threading
+
+    fake.set_default(Behaviour(delay_s=1.0, text="finished anyway"))
+    result: dict = {}
+
+    def call() -> None:
+        with gateway.client() as client:
+            result["response"] = client.post("/v1/chat/completions",
+                                             json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    deadline = time.monotonic() + 5
+    while fake.in_flight == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.kill(gateway.proc.pid, signal.SIGTERM)
+    worker.join(15)
+    assert result["response"].status_code == 200
+    assert result["response"].json()["choices"][0]["message"]["content"] == "finished anyway"
+    assert gateway.proc.wait(15) == 0
