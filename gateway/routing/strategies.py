@@ -2,8 +2,10 @@
 
 fallback: as configured. round_robin: rotate the starting target per route. weighted:
 a weighted random order. least_busy: fewest requests in flight first. latency: lowest EWMA of
-observed upstream latency first (unmeasured targets first, so they get measured). cost:
-cheapest by configured pricing.
+observed upstream latency first (unmeasured targets first, so they get measured; every
+``LATENCY_PROBE_EVERY``-th request goes to the target measured longest ago, so a target that
+was slow once is measured again and can win its traffic back). cost: cheapest by configured
+pricing.
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from dataclasses import dataclass, field
 from ..config.snapshot import ProviderKey, ProviderSpec, Route, Target
 
 EWMA_ALPHA = 0.3
+LATENCY_PROBE_EVERY = 20
 
 
 @dataclass
 class TargetStats:
     latency: dict[str, float] = field(default_factory=dict)
     in_flight: dict[str, int] = field(default_factory=dict)
+    measured: dict[str, int] = field(default_factory=dict)  # observation number of the last sample
+    _observations: int = 0
     _turns: dict[str, int] = field(default_factory=dict)
 
     def turn(self, name: str) -> int:
@@ -30,6 +35,8 @@ class TargetStats:
     def observe_latency(self, target: Target, seconds: float) -> None:
         old = self.latency.get(target.name)
         self.latency[target.name] = seconds if old is None else old + EWMA_ALPHA * (seconds - old)
+        self._observations += 1
+        self.measured[target.name] = self._observations
 
     def started(self, target: Target) -> None:
         self.in_flight[target.name] = self.in_flight.get(target.name, 0) + 1
@@ -38,7 +45,7 @@ class TargetStats:
         self.in_flight[target.name] = self.in_flight.get(target.name, 1) - 1
 
     def forget(self, names: set[str]) -> None:
-        for table in (self.latency, self.in_flight):
+        for table in (self.latency, self.in_flight, self.measured):
             for name in [n for n in table if n not in names]:
                 del table[name]
         if len(self._turns) > 10_000:
@@ -61,7 +68,12 @@ def order_targets(route: Route, route_name: str, stats: TargetStats) -> list[Tar
     if strategy == "least_busy":
         return sorted(targets, key=lambda t: stats.in_flight.get(t.name, 0))
     if strategy == "latency":
-        return sorted(targets, key=lambda t: stats.latency.get(t.name, 0.0))
+        ordered = sorted(targets, key=lambda t: stats.latency.get(t.name, 0.0))
+        if stats.turn("probe:" + route_name) % LATENCY_PROBE_EVERY == LATENCY_PROBE_EVERY - 1:
+            stalest = min(ordered, key=lambda t: stats.measured.get(t.name, 0))
+            ordered.remove(stalest)
+            ordered.insert(0, stalest)
+        return ordered
     if strategy == "cost":
         return sorted(targets, key=lambda t: t.provider.pricing.input_token_cost + t.provider.pricing.output_token_cost)
     return targets

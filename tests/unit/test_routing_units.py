@@ -241,3 +241,18 @@ def test_give_up_tells_waiting_from_failing():
     assert _give_up(failed, 2.5, True) is failed
     assert type(_give_up(None, math.inf, False)) is ProviderUnavailable  # e.g. every key quarantined
     assert type(_give_up(limited, math.inf, True)) is ProviderUnavailable
+
+
+def test_latency_strategy_probes_the_slow_target_again_now_and_then():
+    from gateway.routing.strategies import LATENCY_PROBE_EVERY, TargetStats, order_targets
+
+    fast, slow = A, B
+    route = Route("latency", (fast, slow), (1.0, 1.0))
+    stats = TargetStats()
+    stats.observe_latency(slow, 2.0)
+    stats.observe_latency(fast, 0.1)
+    firsts = [order_targets(route, "probe-test", stats)[0].name for _ in range(LATENCY_PROBE_EVERY * 3)]
+    assert firsts.count(slow.name) == 3  # one probe per LATENCY_PROBE_EVERY requests, the rest to the fast one
+    for _ in range(10):  # probes keep finding it fast again: its average falls and it wins traffic back
+        stats.observe_latency(slow, 0.01)
+    assert order_targets(route, "probe-test", stats)[0].name == slow.name
