@@ -132,53 +132,8 @@ EOF
 }
 
 write_env() {
-    local port="$1"
-    # umask 077: the file (and its temp file) is never readable by others, not even briefly.
-    (
-        umask 077
-        "$BASE_PY" - "$ENV_FILE" "$port" <<'EOF'
-import os, secrets, sys, tempfile, time
-path, port = sys.argv[1], sys.argv[2]
-key = "sk-" + secrets.token_urlsafe(32)
-text = f"""# LLM gateway: the operator's secrets and settings. Mode 600; never commit or share this file.
-# Written by ./setup.sh on {time.strftime('%Y-%m-%d %H:%M:%S')}. The running gateway re-reads it on change
-# (except GATEWAY_HOST / GATEWAY_PORT / GATEWAY_WORKERS, which need ./stop.sh && ./start.sh).
-
-# Master key: accepted as a Bearer key for everything, including admin endpoints.
-GATEWAY_MASTER_KEY={key}
-
-# Port the gateway listens on (config/config.yaml: server.listen uses ${{GATEWAY_PORT:-2906}}).
-GATEWAY_PORT={port}
-
-# Provider API keys: uncomment and fill in. Numbered siblings (_2, _3, ...) join the same key pool.
-# OPENAI_API_KEY=
-# OPENAI_API_KEY_2=
-# AZURE_API_KEY=
-# ANTHROPIC_API_KEY=
-# GEMINI_API_KEY=
-# GROQ_API_KEY=
-# MISTRAL_API_KEY=
-# DEEPSEEK_API_KEY=
-# TOGETHER_API_KEY=
-# PERPLEXITY_API_KEY=
-# XAI_API_KEY=
-# OPENROUTER_API_KEY=
-
-# ./virtual-key.sh stores the last client key it created here:
-# VIRTUAL_KEY=
-"""
-fd, tmp = tempfile.mkstemp(prefix=".env.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
-try:
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-except BaseException:
-    if os.path.exists(tmp):
-        os.unlink(tmp)
-    raise
-EOF
-    )
+    # mode 600 from the first byte, renamed into place (scripts/envfile.py)
+    "$BASE_PY" "$ROOT/scripts/envfile.py" new "$ENV_FILE" "$1"
 }
 
 if [[ -f "$ENV_FILE" && "$FORCE" == 0 ]]; then

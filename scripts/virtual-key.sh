@@ -79,37 +79,9 @@ print(next((c.get("id", "") for c in clients if isinstance(c, dict) and c.get("k
     CLIENT_ID="${CLIENT_ID:-(new)}"
 fi
 
-# Save VIRTUAL_KEY=... in .env: temp file created under umask 077, then renamed over .env.
-# The key travels on stdin, never on a command line.
-(
-    umask 077
-    printf '%s' "$KEY" | "$VENV_PY" -c '
-import os, re, sys, tempfile
-path, key = sys.argv[1], sys.stdin.read().strip()
-with open(path, encoding="utf-8") as handle:
-    lines = handle.read().splitlines()
-line = "VIRTUAL_KEY=" + key
-active = [i for i, l in enumerate(lines) if re.match(r"\s*(export\s+)?VIRTUAL_KEY\s*=", l)]
-placeholder = [i for i, l in enumerate(lines) if re.match(r"#\s*VIRTUAL_KEY\s*=\s*$", l)]
-if active:
-    lines[active[0]] = line
-    lines = [l for i, l in enumerate(lines) if i not in active[1:]]
-elif placeholder:
-    lines[placeholder[0]] = line
-else:
-    lines.append(line)
-fd, tmp = tempfile.mkstemp(prefix=".env.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
-try:
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines) + "\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-except BaseException:
-    if os.path.exists(tmp):
-        os.unlink(tmp)
-    raise
-' "$ENV_FILE"
-)
+# Save VIRTUAL_KEY=... in .env (mode 600, atomic; scripts/envfile.py). The key travels on stdin,
+# never on a command line.
+printf '%s' "$KEY" | "$VENV_PY" "$ROOT/scripts/envfile.py" set "$ENV_FILE" VIRTUAL_KEY
 
 log "created client '$CLIENT_ID'. Its key (shown only this once; also saved in .env as VIRTUAL_KEY):"
 printf '%s\n' "$KEY"

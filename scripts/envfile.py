@@ -1,0 +1,99 @@
+"""Write the operator's .env safely: mode 600 from the first byte, atomic rename, secrets via stdin.
+
+Standard library only (setup.sh runs it before the venv exists).
+
+    python3 scripts/envfile.py new PATH PORT     # a new .env with a generated master key
+    python3 scripts/envfile.py set PATH NAME     # set NAME to the value read from stdin
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import sys
+import tempfile
+import time
+
+NEW_TEMPLATE = """# LLM gateway: the operator's secrets and settings. Mode 600; never commit or share this file.
+# Written by ./setup.sh on {now}. The running gateway re-reads it on change
+# (except GATEWAY_HOST / GATEWAY_PORT / GATEWAY_WORKERS, which need ./stop.sh && ./start.sh).
+
+# Master key: accepted as a Bearer key for everything, including admin endpoints.
+GATEWAY_MASTER_KEY={key}
+
+# Port the gateway listens on (config/config.yaml: server.listen uses ${{GATEWAY_PORT:-2906}}).
+GATEWAY_PORT={port}
+
+# Provider API keys: uncomment and fill in. Numbered siblings (_2, _3, ...) join the same key pool.
+# OPENAI_API_KEY=
+# OPENAI_API_KEY_2=
+# AZURE_API_KEY=
+# GROQ_API_KEY=
+# MISTRAL_API_KEY=
+# DEEPSEEK_API_KEY=
+# TOGETHER_API_KEY=
+# PERPLEXITY_API_KEY=
+# XAI_API_KEY=
+# OPENROUTER_API_KEY=
+
+# ./virtual-key.sh stores the last client key it created here:
+# VIRTUAL_KEY=
+"""
+
+
+def write_private(path: str, text: str) -> None:
+    """Replace ``path`` with ``text``: a mode-600 temp file in the same directory, renamed over it."""
+    old_umask = os.umask(0o077)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".env.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
+    finally:
+        os.umask(old_umask)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def new_env(port: str) -> str:
+    return NEW_TEMPLATE.format(now=time.strftime("%Y-%m-%d %H:%M:%S"), key="sk-" + secrets.token_urlsafe(32),
+                               port=port)
+
+
+def set_value(text: str, name: str, value: str) -> str:
+    """Set ``name``: replace its assignment (dropping repeats), else fill its ``# NAME=`` placeholder,
+    else append it."""
+    lines = text.splitlines()
+    line = f"{name}={value}"
+    active = [i for i, l in enumerate(lines) if re.match(rf"\s*(export\s+)?{name}\s*=", l)]
+    placeholder = [i for i, l in enumerate(lines) if re.match(rf"#\s*{name}\s*=\s*$", l)]
+    if active:
+        lines[active[0]] = line
+        lines = [l for i, l in enumerate(lines) if i not in active[1:]]
+    elif placeholder:
+        lines[placeholder[0]] = line
+    else:
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[0] == "new":
+        write_private(argv[1], new_env(argv[2]))
+        return 0
+    if len(argv) == 3 and argv[0] == "set" and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", argv[2]):
+        with open(argv[1], encoding="utf-8") as handle:
+            text = handle.read()
+        write_private(argv[1], set_value(text, argv[2], sys.stdin.read().strip()))
+        return 0
+    print(__doc__, file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
