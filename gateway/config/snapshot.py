@@ -209,6 +209,9 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     master = environ.get(MASTER_KEY_ENV) or None
     fingerprint = hashlib.sha256(orjson.dumps(cfg.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
     fingerprint.update(master.encode() if master else b"")
+    for spec in providers.values():  # keys from the environment are not in the dump above
+        for key in spec.keys:
+            fingerprint.update(key.ident.encode())
     return Snapshot(
         version=fingerprint.hexdigest()[:12],
         source_path=filename,

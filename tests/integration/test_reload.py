@@ -227,3 +227,29 @@ def test_add_client_key_works_at_once(start_gateway, fake, fake2, texts):
         assert response.status_code == 200
         assert chat(client, "m1").status_code == 403  # only provider "two" was allowed
     assert key not in gw.logs()
+
+
+def test_provider_keys_added_to_dot_env_apply_live(tmp_path_factory, fake, fake2, texts):
+    """A provider without api_keys takes {TYPE}_API_KEY, _2, … from .env; adding one there applies live."""
+    gw = Gateway(tmp_path_factory.mktemp("gw"), f"""
+    llm_providers:
+      - {{id: pool, type: openai-compatible, base_url: "{fake.base_url}", models: [m1]}}
+    api_keys:
+      - {{id: app, key: {CLIENT_KEY}}}
+    """)
+    gw.start()
+    try:
+        version = gw.readiness()["config"]["version"]
+        with gw.client() as client:
+            assert chat(client, "m1").status_code == 200  # openai-compatible needs no key
+            assert fake.requests[-1].api_key is None
+            with open(gw.env_path, "a") as handle:  # an in-place append, as an operator's echo >> .env
+                handle.write("OPENAI_COMPATIBLE_API_KEY=sk-pool-one-11111111\nOPENAI_COMPATIBLE_API_KEY_2=sk-pool-two-22222222\n")
+            gw.wait_for_version_change(version)
+            used = set()
+            for _ in range(4):
+                assert chat(client, "m1").status_code == 200
+                used.add(fake.requests[-1].api_key)
+        assert used == {"sk-pool-one-11111111", "sk-pool-two-22222222"}
+    finally:
+        gw.stop()
