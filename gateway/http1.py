@@ -12,6 +12,7 @@ and aborting a request by closing its connection. Proxies and HTTP/2 are not sup
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import time
 from collections import deque
@@ -243,12 +244,15 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
-            try:
-                import certifi
+            cafile = os.environ.get("SSL_CERT_FILE")  # a private CA, as OpenSSL and httpx honour it
+            if not cafile:
+                try:
+                    import certifi
 
-                context = ssl.create_default_context(cafile=certifi.where())
-            except ImportError:
-                context = ssl.create_default_context()
+                    cafile = certifi.where()
+                except ImportError:
+                    cafile = None
+            context = ssl.create_default_context(cafile=cafile)
             if not self._verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
