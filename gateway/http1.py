@@ -23,6 +23,7 @@ import httptools
 
 HIGH_WATER = 1 << 20  # pause reading from the upstream when this much body is unread
 LOW_WATER = 1 << 18
+STALE_CLOSE_WINDOW_S = 0.05  # a reused connection lost this soon after the write was stale
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -42,12 +43,17 @@ class _Connection(asyncio.Protocol):
         self._reset()
 
     def _reset(self) -> None:
+        if getattr(self, "_paused", False) and self.transport is not None:
+            self.transport.resume_reading()
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
         self.complete = False
         self.received_any = False
         self._headers_done = False
+        self._informational = False
         self._keep_alive = False
+        self.sent_at = 0.0
+        self.lost_at = 0.0
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._paused = False
@@ -69,6 +75,7 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.lost_at = time.monotonic()
         if self._headers_done and not self.complete and not self._length_known():
             self.complete = True  # a body delimited by the end of the connection
             self._wake()
@@ -80,7 +87,12 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:  # 100 Continue, 103 Early Hints: not the answer; wait for the final one
+            self.headers = []
+            self._informational = True
+            return
+        self.status = status
         self._keep_alive = self._parser.should_keep_alive()  # httptools forgets it once the message ends
         self._headers_done = True
         self._wake()
@@ -94,6 +106,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self._informational:
+            self._informational = False
+            return
         self.complete = True
         self._wake()
 
@@ -134,6 +149,7 @@ class _Connection(asyncio.Protocol):
         """Write the request and wait for the response headers."""
         self._reset()
         assert self.transport is not None
+        self.sent_at = time.monotonic()
         self.transport.write(data)
         while not self._headers_done:
             if self._error is not None:
@@ -158,7 +174,15 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return self.complete and not self.closed and self._error is None and self._keep_alive
+        return (self.complete and not self.closed and self._error is None and self._keep_alive
+                and not self._paused and not self._chunks)
+
+    @property
+    def dropped_at_once(self) -> bool:
+        """Closed by the upstream right as the request went out, before any answer: an idle
+        keep-alive connection it had already given up on, so the request was never processed."""
+        return (not self.received_any and self.lost_at > 0.0
+                and self.lost_at - self.sent_at < STALE_CLOSE_WINDOW_S)
 
     def abort(self) -> None:
         self.closed = True
@@ -176,11 +200,19 @@ class _Pool:
         self.slots = asyncio.Semaphore(limit)
 
     async def acquire(self, connect_timeout: float | None) -> tuple[_Connection, bool]:
-        await self.slots.acquire()
+        try:
+            if self.slots.locked():  # every slot busy: wait, but not forever
+                await asyncio.wait_for(self.slots.acquire(), connect_timeout)
+            else:
+                await self.slots.acquire()
+        except asyncio.TimeoutError:
+            raise httpx.PoolTimeout(f"all {self.host}:{self.port} connections stayed busy") from None
         now = time.monotonic()
         while self.idle:
             conn = self.idle.pop()
-            if not conn.closed and now - conn.idle_since < self.keepalive_s:
+            transport = conn.transport
+            if (not conn.closed and now - conn.idle_since < self.keepalive_s
+                    and transport is not None and not transport.is_closing()):
                 return conn, True
             conn.abort()
         try:
@@ -287,8 +319,9 @@ class LeanTransport(httpx.AsyncBaseTransport):
                 break
             except httpx.ReadError:
                 pool.release(conn)
-                # a kept-alive connection the upstream had just closed: nothing was processed
-                if not (reused and not conn.received_any and attempt == 1):
+                # only a kept-alive connection the upstream dropped the moment we wrote is retried:
+                # a request that may have been processed is never sent twice
+                if not (reused and attempt == 1 and conn.dropped_at_once):
                     raise
             except BaseException:
                 conn.abort()

@@ -63,6 +63,7 @@ class Routing(_Strict):
     queue_timeout_s: float = Field(0.0, ge=0)
     circuit_breaker_failures: int = Field(3, ge=1)
     circuit_breaker_open_s: float = Field(30.0, gt=0)
+    quarantine_s: float = Field(600.0, gt=0)  # a key the upstream rejected (401/403) rests this long
     limit_window_s: float = Field(60.0, gt=0)  # the "minute" of req/tokens_per_min; shorten only to test
 
 

@@ -86,7 +86,8 @@ def _http_date_seconds(value: str, now: float | None) -> float | None:
 
 
 def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date), else the reset headers.
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date), else ``retry-after-ms``, else the
+    reset headers.
 
     ``now`` is wall-clock time (for HTTP dates). Of ``x-ratelimit-reset-requests`` and
     ``-tokens`` the longer wins: either limit may be the one that was hit.
@@ -96,6 +97,11 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         seconds = _seconds(value) if _NUMBER.fullmatch(value) else _http_date_seconds(value, now)
         if seconds is not None:
             return seconds
+    millis = (headers.get("retry-after-ms") or "").strip()
+    if millis and _NUMBER.fullmatch(millis):
+        seconds = _seconds(millis)
+        if seconds is not None:
+            return seconds / 1000.0
     resets = [parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
               if headers.get(h)]
     resets = [r for r in resets if r is not None]

@@ -56,6 +56,7 @@ class Dispatcher:
         deadline = self.clock() + routing.queue_timeout_s
         attempts = 0
         tried: set[str] = set()
+        quarantined_here = False  # at most one key per request is quarantined (see _attempt)
         last_error: GatewayError | None = None
         while True:
             soonest = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
@@ -83,9 +84,11 @@ class Dispatcher:
                     tried.add(state.ident)
                     attempts += 1
                     progressed = True
-                    outcome = await self._attempt(snap, target, key, build, est_tokens, read_body)
+                    outcome = await self._attempt(snap, target, key, build, est_tokens, read_body,
+                                                  may_quarantine=not quarantined_here)
                     if isinstance(outcome, Opened):
                         return outcome
+                    quarantined_here = quarantined_here or isinstance(outcome, KeyRejectedHere)
                     last_error = outcome
                     if isinstance(outcome, RateLimitedHere):
                         soonest = min(soonest, outcome.retry_after)
@@ -102,7 +105,7 @@ class Dispatcher:
         raise _give_up(last_error, soonest, rate_limited)
 
     async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, build: BuildRequest,
-                       est_tokens: float, read_body: bool) -> "Opened | GatewayError":
+                       est_tokens: float, read_body: bool, may_quarantine: bool = True) -> "Opened | GatewayError":
         provider = target.provider
         state = self.keyboard.state(key, provider)
         reservation = self.keyboard.reserve(state, provider, est_tokens)
@@ -143,8 +146,12 @@ class Dispatcher:
         if kind == KEY_REJECTED:
             self._end(target, reservation)
             metrics.attempts_by(provider.id, "key_rejected").inc()
-            self.keyboard.rejected(state)
-            return ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
+            if not may_quarantine:
+                # a second key refused for the same request: more likely the request (a 403 for
+                # content or a model the account lacks) than the key; answer instead of burning keys
+                raise UpstreamRejectedRequest(status, f"The provider refused this request ({status}).")
+            self.keyboard.rejected(state, snap.routing.quarantine_s)
+            return KeyRejectedHere(f"Provider '{provider.id}' rejected its API key(s).")
         message = error_message_from(raw, key.secret if key else None)
         if kind == CLIENT_ERROR:
             self._end(target, reservation)
@@ -169,6 +176,10 @@ class Dispatcher:
         self.keyboard.release(opened.reservation)
         self.stats.finished(opened.target)
         self.stats.observe_latency(opened.target, self.clock() - opened.started)
+
+
+class KeyRejectedHere(ProviderUnavailable):
+    """An upstream 401/403 on one key (internal: the key is quarantined, the loop moves on)."""
 
 
 class RateLimitedHere(GatewayError):

@@ -18,6 +18,7 @@ from ..store.memory import MemoryStore, SlidingWindow, WindowEntry
 from ..providers.base import parse_duration
 
 log = logging.getLogger("gateway.keys")
+MIN_COOLDOWN_S = 0.5
 
 
 @dataclass(slots=True)
@@ -28,6 +29,7 @@ class KeyState:
     tokens: SlidingWindow
     cooldown_until: float = 0.0
     dead: bool = False
+    dead_until: float = 0.0
     failures: int = 0
     circuit_open_until: float = 0.0
     in_flight: int = 0
@@ -67,10 +69,12 @@ class KeyBoard:
             self.store.drop_window(ident + ":tok")
 
     def wait_s(self, state: KeyState, provider: ProviderSpec, need_tokens: float) -> float:
-        """0 when the key may take a request now; else seconds until it may (inf if dead)."""
-        if state.dead:
-            return math.inf
+        """0 when the key may take a request now; else seconds until it may (inf if quarantined)."""
         now = self.clock()
+        if state.dead:
+            if now < state.dead_until:
+                return math.inf
+            state.dead = False  # quarantine over: the next request tries it again
         wait = max(0.0, state.cooldown_until - now, state.circuit_open_until - now)
         if now < state.remaining_until:
             if state.remaining_requests is not None and state.remaining_requests < 1:
@@ -132,16 +136,19 @@ class KeyBoard:
         state.remaining_until = self.clock() + (max(resets) if resets else self.window_s)
 
     def rate_limited(self, state: KeyState, retry_after_s: float | None, default_s: float) -> float:
-        cooldown = retry_after_s if retry_after_s is not None and retry_after_s > 0 else default_s
+        # "Retry-After: 0" means now: a short rest, not the long default
+        cooldown = max(retry_after_s, MIN_COOLDOWN_S) if retry_after_s is not None else default_s
         state.cooldown_until = max(state.cooldown_until, self.clock() + cooldown)
         metrics.KEY_COOLDOWNS.labels(state.label.partition("#")[0]).inc()
         return cooldown
 
-    def rejected(self, state: KeyState) -> None:
+    def rejected(self, state: KeyState, quarantine_s: float) -> None:
         if not state.dead:
             state.dead = True
+            state.dead_until = self.clock() + quarantine_s
             metrics.KEY_QUARANTINED.labels(state.label.partition("#")[0]).inc()
-            log.warning("provider key quarantined: upstream rejected it", extra={"key": state.label})
+            log.warning("provider key quarantined: upstream rejected it",
+                        extra={"key": state.label, "quarantine_s": quarantine_s})
 
     def failed(self, state: KeyState, routing: Routing) -> None:
         state.failures += 1
@@ -161,7 +168,7 @@ def limit_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     found: dict[str, str] = {}
     for name, value in raw:
         lower = name.lower()
-        if lower.startswith(b"x-ratelimit-") or lower == b"retry-after":
+        if lower.startswith((b"x-ratelimit-", b"retry-after")):
             found[lower.decode("latin-1")] = value.decode("latin-1")
     return found
 

@@ -520,3 +520,26 @@ def test_budget_is_charged_with_real_usage(shared, fake, client_id):
     assert int(refused.headers["retry-after"]) >= 1
     assert fake.count() == 1
     assert metric(shared, "gateway_client_cost_total", client=client_id) > 0.001
+
+
+def test_a_request_refused_on_two_keys_quarantines_only_one(start_gateway, fake):
+    """A 403 that is about the request (content, model access), not the key, must not burn the pool."""
+    gw = start_gateway(f"""
+    llm_providers:
+      - {{id: strict, type: openai-compatible, base_url: "{fake.base_url}", models: [m],
+          api_keys: [sk-strict-one-1111111, sk-strict-two-2222222, sk-strict-three-333333]}}
+    api_keys:
+      - {{id: app, key: {CLIENT_KEY}}}
+    """)
+    fake.script(Behaviour(status=403, body={"error": {"message": "flagged input"}}),
+                Behaviour(status=403, body={"error": {"message": "flagged input"}}))
+    with gw.client() as client:
+        refused = client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        assert refused.status_code == 403
+        assert fake.count() == 2
+        # one key rests; the other two still serve
+        answers = [client.post("/v1/chat/completions",
+                               json={"model": "m", "messages": [{"role": "user", "content": "x"}]}).status_code
+                   for _ in range(4)]
+    assert answers == [200] * 4
+    assert len({r.api_key for r in fake.requests[2:]}) == 2

@@ -135,3 +135,61 @@ def test_tls_verifies_against_the_configured_ca(tmp_path: Path, monkeypatch: pyt
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # an operator's private CA
         status, body, _ = asyncio.run(scenario(server.port))
     assert (status, body) == (200, b'{"echo": "secure"}')
+
+
+def test_informational_responses_are_skipped_and_answers_stay_with_their_requests():
+    async def scenario():
+        served = 0
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal served
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+                await reader.readexactly(length)
+                served += 1
+                body = f'{{"answer_for_request": {served}}}'.encode()
+                writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </x>; rel=preload\r\n\r\n")
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = LeanTransport()
+        first = await fetch(transport, "POST", f"http://127.0.0.1:{port}/", b"1")
+        second = await fetch(transport, "POST", f"http://127.0.0.1:{port}/", b"2")
+        await transport.aclose()
+        server.close()
+        return first, second
+
+    first, second = asyncio.run(scenario())
+    assert first[:2] == (200, b'{"answer_for_request": 1}')
+    assert second[:2] == (200, b'{"answer_for_request": 2}')
+
+
+def test_a_post_is_not_sent_twice_when_the_upstream_drops_it_after_working_on_it():
+    async def scenario():
+        received = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            received.append(head)
+            if len(received) == 1:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+                head = await reader.readuntil(b"\r\n\r\n")  # the second request, on the kept-alive connection
+                received.append(head)
+                await asyncio.sleep(0.3)  # "working on it" ...
+            writer.transport.abort()  # ... then the connection drops
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = LeanTransport()
+        await fetch(transport, "POST", f"http://127.0.0.1:{port}/", b"1")
+        with pytest.raises(httpx.ReadError):
+            await fetch(transport, "POST", f"http://127.0.0.1:{port}/", b"2")
+        await transport.aclose()
+        server.close()
+        return received
+
+    assert len(asyncio.run(scenario())) == 2

@@ -214,8 +214,21 @@ def test_cooldown_quarantine_and_circuit():
     assert not board.circuit_open(broken)
     board.failed(broken, routing)  # half-open: one more failure reopens it
     assert board.circuit_open(broken)
-    board.rejected(broken)
+    board.rejected(broken, 600.0)
     assert board.wait_s(broken, provider, 1) == math.inf
+    clock.now += 599.0
+    assert board.wait_s(broken, provider, 1) == math.inf
+    clock.now += 31.0  # quarantine (and the circuit) over: the key is tried again
+    assert board.wait_s(broken, provider, 1) == 0.0 and not broken.dead
+
+
+def test_retry_after_zero_is_a_short_rest_and_ms_header_counts():
+    board = KeyBoard(MemoryStore(), Clock())
+    provider = spec("p")
+    state = board.state(provider.keys[0], provider)
+    assert board.rate_limited(state, 0.0, 60.0) == 0.5
+    assert retry_after_seconds({"retry-after-ms": "200"}) == pytest.approx(0.2)
+    assert retry_after_seconds({"retry-after": "0", "retry-after-ms": "200"}) == 0.0
 
 
 def test_headroom_from_remaining_headers():
