@@ -11,6 +11,7 @@ import orjson
 from ..errors import InvalidRequest, RequestTooLarge
 
 RECEIVE_KEY = "gateway.receive"
+CLIENT_GONE_KEY = "gateway.client_gone"
 
 
 async def read_json(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:
@@ -44,9 +45,10 @@ class DisconnectGuard:
     callback, not a task; other servers' coroutines are wrapped in a task.
     """
 
-    __slots__ = ("_receive", "_task", "_pending", "_closed", "fired")
+    __slots__ = ("_receive", "_scope", "_task", "_pending", "_closed", "fired")
 
     def __init__(self, req: falcon.asgi.Request):
+        self._scope = req.scope
         self._receive = req.scope.get(RECEIVE_KEY)
         self._task = asyncio.current_task()
         self._pending: Any = None
@@ -71,6 +73,7 @@ class DisconnectGuard:
             message = {"type": "http.disconnect"}
         if message.get("type") == "http.disconnect":
             self.fired = True
+            self._scope[CLIENT_GONE_KEY] = True
             if self._task is not None:
                 self._task.cancel()
         else:
@@ -91,10 +94,19 @@ class DisconnectGuard:
 
 
 def wrap_receive(app: Any) -> Any:
-    """ASGI wrapper that keeps ``receive`` in the scope for ``DisconnectGuard``."""
+    """ASGI wrapper that keeps ``receive`` in the scope for ``DisconnectGuard`` and swallows the
+    cancellation the guard caused when its client left."""
 
     async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
         scope[RECEIVE_KEY] = receive
-        await app(scope, receive, send)
+        try:
+            await app(scope, receive, send)
+        except asyncio.CancelledError:
+            # our own cancellation of a request whose client left: nothing to report to the server
+            task = asyncio.current_task()
+            if scope.get(CLIENT_GONE_KEY) and task is not None and task.cancelling():
+                task.uncancel()
+                return
+            raise
 
     return asgi

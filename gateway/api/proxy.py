@@ -30,6 +30,7 @@ from ..runtime import Runtime
 from .common import DisconnectGuard, read_json
 
 CLIENT_CLOSED = 499
+MAX_MODEL_CHARS = 256
 
 
 class Endpoint:
@@ -46,6 +47,8 @@ def check_body(body: dict[str, Any], endpoint: Endpoint) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("The 'model' field is required and must be a non-empty string.", param="model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise InvalidRequest(f"'model' is longer than {MAX_MODEL_CHARS} characters.", param="model")
     value = body.get(endpoint.required)
     if value is None:
         raise InvalidRequest(f"The '{endpoint.required}' field is required.", param=endpoint.required)
@@ -60,9 +63,13 @@ def check_body(body: dict[str, Any], endpoint: Endpoint) -> str:
         raise InvalidRequest("'stream' must be true or false.", param="stream")
     if stream and not endpoint.streams:
         raise InvalidRequest(f"Streaming is not available for {endpoint.path}.", param="stream")
-    max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
-        raise InvalidRequest("'max_tokens' must be a positive integer.", param="max_tokens")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidRequest("'stream_options' must be an object.", param="stream_options")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InvalidRequest(f"'{name}' must be a positive integer.", param=name)
     return model
 
 
@@ -73,6 +80,22 @@ def estimate_request_tokens(body: dict[str, Any], endpoint: Endpoint) -> int:
         value = body.get(endpoint.required)
         prompt = estimate_tokens(value if isinstance(value, str) else str(value))
     return prompt + int(body.get("max_tokens") or body.get("max_completion_tokens") or 0)
+
+
+class ClosingStream:
+    """Wraps the relay generator so Falcon's ``close()`` at the end of a response, whichever way it
+    ends, runs the generator's cleanup at once (closing the upstream, recording usage)."""
+
+    __slots__ = ("_generator",)
+
+    def __init__(self, generator: AsyncIterator[bytes]):
+        self._generator = generator
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._generator
+
+    async def close(self) -> None:
+        await self._generator.aclose()  # type: ignore[attr-defined]
 
 
 class ProxyResource:
@@ -126,18 +149,24 @@ class ProxyResource:
             rt.limiter.settle(admission, None, None)
             self._failed(outcome, exc, snap)
             raise
+        except Exception:
+            guard.close()
+            rt.limiter.settle(admission, None, None)
+            outcome.status, outcome.error_code = 500, "internal_error"
+            record(outcome, snap.server.log_requests)
+            raise
         outcome.target, outcome.key_label = opened.target, rt.keyboard.state(opened.key, opened.target.provider).label
         if stream:
             resp.content_type = "text/event-stream"
             resp.set_header("cache-control", "no-cache")
             resp.set_header("x-accel-buffering", "no")
-            resp.stream = self._relay(opened, body, model, admission, outcome, guard, snap)
+            resp.stream = ClosingStream(self._relay(opened, body, model, admission, outcome, guard, snap))
             return
         guard.close()
         outcome.upstream_s = time.perf_counter() - started
         try:
             data, usage = translate_response(opened.body or b"", model, body)
-        except ValueError:
+        except (ValueError, TypeError):
             rt.dispatcher.finish(opened, 0)
             rt.limiter.settle(admission, None, None)
             exc = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
@@ -179,6 +208,8 @@ class ProxyResource:
             yield sse_error_event("The provider's stream broke off.")
         finally:
             guard.close()
+            if guard.fired and outcome.status == 200:
+                outcome.status = CLIENT_CLOSED  # the client left while Falcon was sending
             try:
                 await opened.response.aclose()
             except Exception:

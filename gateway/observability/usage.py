@@ -30,10 +30,22 @@ class Outcome:
     error_code: str | None = None
 
 
+def model_label(target: Target, status: int) -> str:
+    """The model as a metric label, bounded: a model the provider lists, or one the upstream accepted.
+
+    Clients choose ``provider:model`` strings freely; labelling every string they send would let
+    one client grow the metrics without bound.
+    """
+    listed = target.provider.models
+    if target.model in listed or (not listed and status == 200):
+        return target.model
+    return "other"
+
+
 def record(outcome: Outcome, log_requests: bool) -> None:
     duration = time.perf_counter() - outcome.started
     provider = outcome.target.provider.id if outcome.target is not None else ""
-    model = outcome.target.model if outcome.target is not None else ""
+    model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""
     status = str(outcome.status)
     metrics.requests_by(outcome.client, provider, model, status).inc()
     metrics.client_requests_by(outcome.client).inc()

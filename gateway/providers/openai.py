@@ -76,9 +76,15 @@ def usage_from(data: dict[str, Any]) -> Usage | None:
     usage = data.get("usage")
     if not isinstance(usage, dict):
         return None
-    prompt = usage.get("prompt_tokens") or usage.get("input_tokens") or 0
-    completion = usage.get("completion_tokens") or usage.get("output_tokens") or 0
-    return Usage(int(prompt), int(completion))
+    return Usage(_count(usage.get("prompt_tokens") or usage.get("input_tokens")),
+                 _count(usage.get("completion_tokens") or usage.get("output_tokens")))
+
+
+def _count(value: Any) -> int:
+    """A token count from an upstream's usage; anything that is not a number counts as 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value < 0:
+        return 0
+    return int(min(value, 1e12))
 
 
 def translate_response(raw: bytes, requested_model: str, request_body: dict[str, Any]) -> tuple[bytes, Usage]:

@@ -149,7 +149,10 @@ class Dispatcher:
             if not may_quarantine:
                 # a second key refused for the same request: more likely the request (a 403 for
                 # content or a model the account lacks) than the key; answer instead of burning keys
-                raise UpstreamRejectedRequest(status, f"The provider refused this request ({status}).")
+                if status == 403:
+                    message = error_message_from(raw, key.secret if key else None)
+                    raise UpstreamRejectedRequest(403, message or "The provider refused this request (403).")
+                raise ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
             self.keyboard.rejected(state, snap.routing.quarantine_s)
             return KeyRejectedHere(f"Provider '{provider.id}' rejected its API key(s).")
         message = error_message_from(raw, key.secret if key else None)

@@ -42,7 +42,11 @@ class TargetStats:
         self.in_flight[target.name] = self.in_flight.get(target.name, 0) + 1
 
     def finished(self, target: Target) -> None:
-        self.in_flight[target.name] = self.in_flight.get(target.name, 1) - 1
+        left = self.in_flight.get(target.name, 1) - 1
+        if left > 0:
+            self.in_flight[target.name] = left
+        else:
+            self.in_flight.pop(target.name, None)  # no entry per model name a client ever sent
 
     def forget(self, names: set[str]) -> None:
         for table in (self.latency, self.in_flight, self.measured):

@@ -263,3 +263,26 @@ def test_sigterm_lets_requests_in_flight_finish(gateway, fake):
     assert result["response"].status_code == 200
     assert result["response"].json()["choices"][0]["message"]["content"] == "finished anyway"
     assert gateway.proc.wait(15) == 0
+
+
+@pytest.mark.parametrize("payload, param", [
+    ({"stream": True, "stream_options": "x"}, "stream_options"),
+    ({"max_tokens": None, "max_completion_tokens": "x"}, "max_completion_tokens"),
+    ({"model": "fake:" + "m" * 300}, "model"),
+])
+def test_odd_request_fields_are_400_not_500(gateway, fake, payload, param):
+    body = {"model": "fast", "messages": [{"role": "user", "content": "x"}], **payload}
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json=body)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == param
+
+
+def test_odd_upstream_usage_does_not_break_the_answer(gateway, fake):
+    fake.set_default(Behaviour(body={"id": "x", "object": "chat.completion", "model": "m",
+                                     "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+                                     "usage": {"prompt_tokens": {"odd": 1}, "completion_tokens": "many"}}))
+    with gateway.client() as client:
+        response = client.post("/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == "hi"
