@@ -76,6 +76,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
               "port (GATEWAY_PORT in .env)", file=sys.stderr)
         return 3
     if workers > 1:
+        print(f"warning: {workers} workers each keep their own limit windows, cooldowns and spend "
+              "(no shared store yet): per-key and per-client limits and budgets apply per worker",
+              file=sys.stderr)
         metrics_dir = Path(settings.data_dir) / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)

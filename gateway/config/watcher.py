@@ -28,8 +28,9 @@ RESTART_ONLY_ENV = ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_WORKERS")
 def restart_needed(old: Snapshot, new: Snapshot, env_at_start: dict[str, str | None],
                    env_now: dict[str, str]) -> list[str]:
     changed = []
-    if old.server.listen != new.server.listen:
-        changed.append("server.listen")
+    for name in ("listen", "connect_timeout_s"):  # bound when the server and its client start
+        if getattr(old.server, name) != getattr(new.server, name):
+            changed.append(f"server.{name}")
     for name in RESTART_ONLY_ENV:
         if env_now.get(name) != env_at_start.get(name):
             changed.append(name)

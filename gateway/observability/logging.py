@@ -14,7 +14,8 @@ import time
 import orjson
 
 _SECRET = re.compile(
-    r"(?i)(bearer\s+)[^\s\"',]+|((?:api[-_]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"
+    r"(?i)((?:api[-_]?key|authorization|x-api-key)[\"']?\s*[:=]\s*[\"']?(?:bearer\s+)?)[^\s\"',]+"
+    r"|(bearer\s+)[^\s\"',]+"
     r"|\b(?:sk|rk|pk)-[A-Za-z0-9_\-]{6,}"
 )
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -22,6 +23,16 @@ _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 def redact(text: str) -> str:
     return _SECRET.sub(lambda m: (m.group(1) or m.group(2) or "") + "[redacted]", text)
+
+
+def _redact_value(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _redact_value(v) for k, v in value.items()}
+    return value
 
 
 class JsonFormatter(logging.Formatter):
@@ -34,7 +45,7 @@ class JsonFormatter(logging.Formatter):
         }
         for name, value in record.__dict__.items():
             if name not in _STANDARD and not name.startswith("_"):
-                entry[name] = redact(value) if isinstance(value, str) else value
+                entry[name] = _redact_value(value)
         if record.exc_info:
             entry["exc"] = redact(self.formatException(record.exc_info))
         return orjson.dumps(entry, default=str).decode()

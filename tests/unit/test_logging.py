@@ -1,0 +1,30 @@
+"""The log formatter's last line of defence: anything shaped like a key is redacted."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from gateway.observability.logging import JsonFormatter, redact
+
+
+@pytest.mark.parametrize("text", [
+    "Authorization: Bearer abcSECRET123",
+    "{'authorization': 'Bearer abcSECRET123'}",
+    "api-key: abcSECRET123",
+    "x-api-key=abcSECRET123",
+    "token sk-abcSECRET123 used",
+    "Bearer abcSECRET123",
+])
+def test_redact_removes_the_secret(text):
+    assert "abcSECRET123" not in redact(text)
+
+
+def test_structured_extras_are_redacted_too():
+    record = logging.makeLogRecord({"msg": "reload", "errors": ["x: Bearer abcSECRET123", {"k": "sk-abcSECRET123"}],
+                                    "key": "provider#1"})
+    line = JsonFormatter().format(record)
+    assert "abcSECRET123" not in line
+    assert json.loads(line)["key"] == "provider#1"
