@@ -49,7 +49,7 @@ class Server:
         app.router.add_get("/chunked", self._chunked)
         app.router.add_get("/slow", self._slow)
 
-        runner = web.AppRunner(app, access_log=None)
+        runner = self.runner = web.AppRunner(app, access_log=None)
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.tls)
         self.loop.run_until_complete(site.start())
@@ -63,6 +63,7 @@ class Server:
         return self
 
     def __exit__(self, *exc) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
