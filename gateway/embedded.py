@@ -15,15 +15,23 @@ import logging
 import signal
 
 
+# Granian's own lines in the same one-JSON-object-a-line format as the gateway's
+GRANIAN_LOGGING = {
+    "formatters": {"json": {"()": "gateway.observability.logging.JsonFormatter"}},
+    "handlers": {"console": {"formatter": "json", "class": "logging.StreamHandler", "stream": "ext://sys.stderr"}},
+    "loggers": {"_granian": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}
+
+
 async def _serve(host: str, port: int, log_level: str) -> None:
     from granian.constants import Interfaces
     from granian.server.embed import Server
 
     from .app import create_app
 
-    logging.getLogger("granian").addFilter(lambda record: "is experimental" not in record.getMessage())
+    logging.getLogger("_granian").addFilter(lambda record: "is experimental" not in record.getMessage())
     server = Server(create_app, address=host, port=port, interface=Interfaces.ASGI, factory=True,
-                    websockets=False, log_level=log_level, backlog=1024)
+                    websockets=False, log_level=log_level, backlog=1024, log_dictconfig=GRANIAN_LOGGING)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
