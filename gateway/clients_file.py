@@ -84,7 +84,7 @@ def add_client(settings: Settings, *, client_id: str | None, providers: str, rpm
     try:
         build_snapshot(parse_config(new_text.encode(), str(path), environ), str(path))
     except ConfigError as exc:
-        raise SystemExit(f"error: the config would not be valid after adding the client:\n{exc.render()}")
+        raise SystemExit(f"error: the config would not be valid after adding the client:\n{exc.render()}") from None
     write_atomically(path, new_text)
     return key
 

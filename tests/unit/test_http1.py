@@ -39,7 +39,7 @@ class Server:
         return response
 
     async def _slow(self, request: web.Request) -> web.Response:
-        await asyncio.sleep(2)
+        await asyncio.sleep(1)
         return web.Response(text="late")
 
     def _run(self) -> None:
