@@ -22,6 +22,7 @@ from .loader import ConfigError, read_environment
 from .snapshot import Snapshot, load_snapshot
 
 log = logging.getLogger("gateway.config")
+CHECK_EVERY_S = 2.0
 RESTART_ONLY_ENV = ("GATEWAY_HOST", "GATEWAY_PORT", "GATEWAY_WORKERS")
 
 
@@ -48,20 +49,43 @@ class ConfigWatcher:
         self._names = {self.config_path, self.env_path}
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._check_task: asyncio.Task[None] | None = None
+        self._stamp: tuple | None = None  # the files' (mtime, size) when last read; None: not yet
         self._last_error: str | None = None
         self._lock = asyncio.Lock()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="config-watcher")
+        self._check_task = asyncio.create_task(self._check_now_and_then(), name="config-check")
 
     async def stop(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
+        for task in (self._task, self._check_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+
+    def _files_stamp(self) -> tuple:
+        stamps = []
+        for path in (self.config_path, self.env_path):
             try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
+                info = path.stat()
+                stamps.append((info.st_mtime_ns, info.st_size))
+            except OSError:
+                stamps.append(None)
+        return tuple(stamps)
+
+    async def _check_now_and_then(self) -> None:
+        """A safety net under the watcher: an edit made before the watch was in place (the worker
+        was starting) or one the watch missed is still applied within ``CHECK_EVERY_S``."""
+        await asyncio.sleep(0.5)
+        while not self._stop.is_set():
+            if self._files_stamp() != self._stamp:
+                await self.reload()
+            await asyncio.sleep(CHECK_EVERY_S)
 
     def _relevant(self, change: watchfiles.Change, path: str) -> bool:
         return Path(path).resolve() in self._names
@@ -83,6 +107,7 @@ class ConfigWatcher:
         """Build and swap a new snapshot; True if a new one is now in force."""
         async with self._lock:
             runtime = self.runtime
+            self._stamp = self._files_stamp()  # taken first: an edit during the load triggers again
             try:
                 snapshot = await asyncio.to_thread(load_snapshot, self.config_path, self.env_path)
                 env_now = await asyncio.to_thread(read_environment, self.env_path)
