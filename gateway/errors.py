@@ -41,10 +41,6 @@ class PermissionDenied(GatewayError):
     code = "provider_not_allowed"
 
 
-class AdminRequired(PermissionDenied):
-    code = "admin_required"
-
-
 class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
@@ -105,12 +101,6 @@ class ProviderUnavailable(ProviderError):
 class UpstreamTimeout(ProviderError):
     status = 504
     code = "upstream_timeout"
-
-
-class ConfigurationError(GatewayError):
-    status = 500
-    type = "configuration_error"
-    code = "configuration_error"
 
 
 class UpstreamRejectedRequest(GatewayError):

@@ -47,6 +47,7 @@ class ReadinessResource:
                 "restart_needed": reload.restart_needed,
             },
             "store": {"kind": "memory", "reachable": True},
+            "keys": rt.keyboard.status(),  # labels such as "openai#2", never the keys
             "uptime_s": round(time.time() - rt.started_at, 1),
         }
         resp.content_type = falcon.MEDIA_JSON

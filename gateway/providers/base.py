@@ -31,14 +31,6 @@ SERVER_ERROR = "server_error"  # 5xx, connect error, timeout: try another key/ta
 CLIENT_ERROR = "client_error"  # other 4xx: the request itself is wrong, do not retry
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamFailure:
-    kind: str
-    status: int
-    message: str
-    retry_after_s: float | None = None
-
-
 def classify_status(status: int) -> str:
     if status == 429:
         return RATE_LIMITED

@@ -84,10 +84,6 @@ class MemoryStore:
             window = self._windows[name] = SlidingWindow()
         return window
 
-    def forget_windows(self, keep: set[str]) -> None:
-        for name in [n for n in self._windows if n not in keep]:
-            del self._windows[name]
-
     def drop_window(self, name: str) -> None:
         """Forget one window (its key or client is no longer configured)."""
         self._windows.pop(name, None)
