@@ -40,10 +40,11 @@ class _Connection(asyncio.Protocol):
         self.closed = False
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
+        self._paused = False
         self._reset()
 
     def _reset(self) -> None:
-        if getattr(self, "_paused", False) and self.transport is not None:
+        if self._paused and self.transport is not None:
             self.transport.resume_reading()
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []

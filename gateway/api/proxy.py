@@ -155,7 +155,7 @@ class ProxyResource:
             outcome.status, outcome.error_code = 500, "internal_error"
             record(outcome, snap.server.log_requests)
             raise
-        outcome.target, outcome.key_label = opened.target, rt.keyboard.state(opened.key, opened.target.provider).label
+        outcome.target, outcome.key_label = opened.target, opened.reservation.state.label
         if stream:
             resp.content_type = "text/event-stream"
             resp.set_header("cache-control", "no-cache")

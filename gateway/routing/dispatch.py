@@ -138,6 +138,7 @@ class Dispatcher:
         kind = classify_status(status)
         hints = limit_headers(response.headers.raw)
         self.keyboard.note_headroom(state, hints)
+        message = error_message_from(raw, key.secret if key else None)
         if kind == RATE_LIMITED:
             self._end(target, reservation)
             metrics.attempts_by(provider.id, "rate_limited").inc()
@@ -150,12 +151,10 @@ class Dispatcher:
                 # a second key refused for the same request: more likely the request (a 403 for
                 # content or a model the account lacks) than the key; answer instead of burning keys
                 if status == 403:
-                    message = error_message_from(raw, key.secret if key else None)
                     raise UpstreamRejectedRequest(403, message or "The provider refused this request (403).")
                 raise ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
             self.keyboard.rejected(state, snap.routing.quarantine_s)
             return KeyRejectedHere(f"Provider '{provider.id}' rejected its API key(s).")
-        message = error_message_from(raw, key.secret if key else None)
         if kind == CLIENT_ERROR:
             self._end(target, reservation)
             metrics.attempts_by(provider.id, "client_error").inc()
