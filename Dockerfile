@@ -14,6 +14,10 @@
 # PYTHON_IMAGE may be overridden (for example with a digest-pinned reference
 # or a locally built base), but both stages must use the same image because
 # the virtualenv's interpreter symlinks point into the base image's Python.
+# Where no container registry answers, scripts/make_base_image.sh builds a local
+# stand-in (Debian bookworm + python3 3.11, debootstrapped) and then:
+#   podman build --pull=never --format docker \
+#     --build-arg PYTHON_IMAGE=localhost/llm-gateway-base:bookworm-python3.11 -t llm-gateway:local .
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # --------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .config.loader import ConfigError
@@ -95,7 +96,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     # this interpreter's own Granian, whatever else is on PATH; the PID stays the same
     os.execv(sys.executable, [sys.executable, "-m", "granian"] + argv[1:])
-    return 0  # not reached
 
 
 def cmd_add_client(args: argparse.Namespace) -> int:
@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--admin", action="store_true")
     add.set_defaults(func=cmd_add_client)
     args = parser.parse_args(argv)
-    return args.func(args)
+    command: Callable[[argparse.Namespace], int] = args.func
+    return command(args)
 
 
 if __name__ == "__main__":

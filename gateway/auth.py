@@ -7,11 +7,12 @@ compared in constant time. The key itself is never kept, logged or echoed.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from .config.schema import Budget, Limits
 from .config.snapshot import ClientSpec, Snapshot, key_digest
-from .errors import AuthenticationError
+from .errors import AdminRequired, AuthenticationError
+from .ui_session import SessionRequest, require_session
 
 MASTER = ClientSpec(id="master", digest=b"", allowed_providers=None, allowed_models=None,
                     limits=Limits(), budget=Budget(), admin=True)
@@ -44,3 +45,42 @@ def authenticate(snapshot: Snapshot, authorization: str | None, x_api_key: str |
     if snapshot.master_digest is not None and hmac.compare_digest(snapshot.master_digest, digest):
         return Caller(MASTER, True)
     raise AuthenticationError("Invalid API key.")
+
+
+def require_admin(snapshot: Snapshot, authorization: str | None, x_api_key: str | None,
+                  req: SessionRequest | None = None) -> Caller:
+    """The caller if it holds the master key or an ``admin: true`` client key — or, given ``req``
+    and no key, a signed-in dashboard session (``gateway/ui_session.py``; a mutating call also
+    needs its ``x-csrf-token``).
+
+    Raises ``AuthenticationError`` (401) without a valid key or session, ``AdminRequired`` (403)
+    for any other client and ``CsrfFailed`` (403) for a session call without its CSRF token.
+    """
+    if req is not None and presented_key(authorization, x_api_key) is None:
+        who = require_session(req, snapshot)
+        if who is not None:
+            return _session_caller(snapshot, who)
+    caller = authenticate(snapshot, authorization, x_api_key)
+    if not caller.client.admin:
+        raise AdminRequired("This endpoint needs the master key or the key of a client with 'admin: true'.")
+    return caller
+
+
+def _session_caller(snapshot: Snapshot, who: str) -> Caller:
+    """The caller a checked dashboard session stands for (``master``, ``client:<id>``, ``user:<name>``)."""
+    if who == "master":
+        return Caller(MASTER, True)
+    client_id = who.removeprefix("client:")
+    client = next((c for c in snapshot.clients.values() if who.startswith("client:") and c.id == client_id), None)
+    return Caller(client or replace(MASTER, id=who), False)
+
+
+def is_admin(snapshot: Snapshot, authorization: str | None, x_api_key: str | None) -> bool:
+    """True for the master key or an admin client key; False for none, a wrong or a plain client key."""
+    if presented_key(authorization, x_api_key) is None:
+        return False
+    try:
+        require_admin(snapshot, authorization, x_api_key)
+    except (AuthenticationError, AdminRequired):
+        return False
+    return True

@@ -2,7 +2,9 @@
 
 The new entry is inserted as text at the top of the ``api_keys:`` list (or a new list is
 appended), the result is validated as a whole, then written atomically (temp file + rename)
-so the running gateway's watcher picks it up as one change.
+so the running gateway's watcher picks it up as one change. The read-modify-write runs under
+the operator lock (``gateway/oplock.py``, the ``run/gateway.lock`` that the scripts take), so
+concurrent writers never drop each other's clients.
 """
 
 from __future__ import annotations
@@ -11,10 +13,12 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from .config.loader import ConfigError, parse_config, read_environment
 from .config.snapshot import build_snapshot, key_hash_text
+from .oplock import LockTimeout, operator_lock
 from .settings import Settings
 
 _TOP_KEY = re.compile(r"^api_keys\s*:\s*(\[\s*\])?\s*(#.*)?$")
@@ -30,7 +34,7 @@ def client_entry(client_id: str, key_hash: str, providers: list[str], rpm: int |
     quoted = ", ".join(f'"{p}"' for p in providers)
     lines = [f"{indent}- id: {client_id}", f'{indent}  key_hash: "{key_hash}"',
              f"{indent}  allowed_providers: [{quoted}]"]
-    limits = {k: v for k, v in (("req_per_min", rpm), ("tokens_per_min", tpm)) if v}
+    limits = {k: v for k, v in (("req_per_min", rpm), ("tokens_per_min", tpm)) if v is not None}
     if limits:
         lines.append(f"{indent}  limits: {{" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
     if admin:
@@ -38,7 +42,7 @@ def client_entry(client_id: str, key_hash: str, providers: list[str], rpm: int |
     return lines
 
 
-def insert_client(text: str, entry_for_indent) -> str:
+def insert_client(text: str, entry_for_indent: Callable[[str], list[str]]) -> str:
     lines = text.splitlines()
     for i, line in enumerate(lines):
         match = _TOP_KEY.match(line)
@@ -57,8 +61,26 @@ def insert_client(text: str, entry_for_indent) -> str:
     return text.rstrip("\n") + "\n\napi_keys:\n" + "\n".join(entry_for_indent("  ")) + "\n"
 
 
+def check_limits(rpm: int | None, tpm: int | None) -> None:
+    """A limit is a whole number >= 1, as the config schema requires; 0 never means "no limit"."""
+    for flag, value in (("--rpm", rpm), ("--tpm", tpm)):
+        if value is not None and value < 1:
+            raise SystemExit(f"error: {flag} must be at least 1, not {value} (to set no limit, leave {flag} out)")
+
+
 def add_client(settings: Settings, *, client_id: str | None, providers: str, rpm: int | None,
                tpm: int | None, admin: bool = False) -> str:
+    """Add a client (under the operator lock) and return its new key; SystemExit on a bad request."""
+    check_limits(rpm, tpm)
+    try:
+        with operator_lock("python -m gateway add-client"):
+            return _add_client(settings, client_id=client_id, providers=providers, rpm=rpm, tpm=tpm, admin=admin)
+    except LockTimeout as exc:
+        raise SystemExit(f"error: another writer holds the config: {exc}") from None
+
+
+def _add_client(settings: Settings, *, client_id: str | None, providers: str, rpm: int | None,
+                tpm: int | None, admin: bool) -> str:
     path = Path(settings.config)
     text = path.read_text(encoding="utf-8")
     environ = read_environment(Path(settings.env_file))

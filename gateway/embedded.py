@@ -14,7 +14,6 @@ import asyncio
 import logging
 import signal
 
-
 # Granian's own lines in the same one-JSON-object-a-line format as the gateway's
 GRANIAN_LOGGING = {
     "formatters": {"json": {"()": "gateway.observability.logging.JsonFormatter"}},
@@ -25,13 +24,14 @@ GRANIAN_LOGGING = {
 
 async def _serve(host: str, port: int, log_level: str) -> None:
     from granian.constants import Interfaces
+    from granian.log import LogLevels
     from granian.server.embed import Server
 
     from .app import create_app
 
     logging.getLogger("_granian").addFilter(lambda record: "is experimental" not in record.getMessage())
     server = Server(create_app, address=host, port=port, interface=Interfaces.ASGI, factory=True,
-                    websockets=False, log_level=log_level, backlog=1024, log_dictconfig=GRANIAN_LOGGING)
+                    websockets=False, log_level=LogLevels(log_level), backlog=1024, log_dictconfig=GRANIAN_LOGGING)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)

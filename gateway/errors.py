@@ -41,6 +41,12 @@ class PermissionDenied(GatewayError):
     code = "provider_not_allowed"
 
 
+class AdminRequired(PermissionDenied):
+    """A valid key that is neither the master key nor an ``admin: true`` client's."""
+
+    code = "admin_required"
+
+
 class InvalidRequest(GatewayError):
     status = 400
     type = "invalid_request_error"
@@ -61,6 +67,17 @@ class RequestTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class RequestTimeout(GatewayError):
+    """The client did not send its whole request body within ``server.body_timeout_s``."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+    def __init__(self, message: str):
+        super().__init__(message, headers={"Connection": "close"})
 
 
 class RateLimited(GatewayError):

@@ -3,6 +3,11 @@
 Tokens are estimated before the call (prompt estimate plus ``max_tokens``) and settled with
 the real usage afterwards; cost comes from the serving provider's ``pricing`` (USD per 1K
 tokens) and the real usage, streamed answers included.
+
+Budgets count requests in flight: admission holds the request's estimated cost
+(``estimated_cost``) and ``settle`` swaps it for the real cost when the request ends, however it
+ends. A request is admitted while spent plus held is under the budget, so the spend can pass the
+budget by at most about one request, however many arrive at once.
 """
 
 from __future__ import annotations
@@ -10,18 +15,32 @@ from __future__ import annotations
 import calendar
 import math
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .config.schema import Pricing
 from .config.snapshot import ClientSpec
 from .errors import BudgetExceeded, RateLimited
 from .providers.base import Usage
-from .store.memory import MemoryStore, WindowEntry
+from .store.memory import MemoryStore, SlidingWindow, WindowEntry
+
+# Output tokens assumed for a request that names no max_tokens, when its cost is held (see estimated_cost).
+DEFAULT_OUTPUT_TOKENS = 4096
+# Retry-After when the budget is only held by requests in flight: they end (and settle) soon.
+HELD_RETRY_AFTER_S = 1.0
 
 
 def cost_usd(pricing: Pricing, usage: Usage) -> float:
-    return (usage.prompt_tokens * pricing.input_token_cost + usage.completion_tokens * pricing.output_token_cost) / 1000.0
+    prompt, completion = usage.prompt_tokens, usage.completion_tokens
+    return (prompt * pricing.input_token_cost + completion * pricing.output_token_cost) / 1000.0
+
+
+def estimated_cost(pricings: Iterable[Pricing], prompt_tokens: int, output_tokens: int) -> float:
+    """What a request may cost before it is sent: the estimated prompt and ``output_tokens`` (its
+    ``max_tokens``, else ``DEFAULT_OUTPUT_TOKENS``) at the dearest pricing among the targets it
+    may be served by. The dearest, because failover or a strategy may serve it from any of them:
+    the hold must cover whichever does, or the budget's bound would not hold."""
+    return max((cost_usd(p, Usage(prompt_tokens, output_tokens)) for p in pricings), default=0.0)
 
 
 @dataclass(slots=True)
@@ -29,6 +48,7 @@ class Admission:
     client: ClientSpec
     tokens: WindowEntry | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    held_usd: float = 0.0  # the estimated cost held against the budget until settle
 
 
 def current_periods(now_wall: float) -> tuple[str, str]:
@@ -54,7 +74,16 @@ class ClientLimiter:
         self.wall_clock = wall_clock
         self.window_s = window_s
 
-    def admit(self, client: ClientSpec, est_tokens: float) -> Admission:
+    def admit(self, client: ClientSpec, est_tokens: float, est_usd: float = 0.0) -> Admission:
+        """Check the client's budget and limits; count the request, hold its tokens and cost."""
+        admission = self._admit_limits(client, est_tokens)
+        budget = client.budget
+        if budget.daily_usd is not None or budget.monthly_usd is not None:
+            self.store.hold_spend(f"client:{client.id}", est_usd)
+            admission.held_usd = est_usd
+        return admission
+
+    def _admit_limits(self, client: ClientSpec, est_tokens: float) -> Admission:
         limits, budget = client.limits, client.budget
         admission = Admission(client)
         if budget.daily_usd is not None or budget.monthly_usd is not None:
@@ -86,12 +115,17 @@ class ClientLimiter:
         if limits.req_per_min is not None:
             requests.add(now)
         if limits.tokens_per_min is not None:
-            admission.tokens = tokens.add(now, est_tokens)
+            # at most the whole limit: what a request bigger than the window may hold while it runs
+            admission.tokens = tokens.add(now, min(est_tokens, limits.tokens_per_min))
         return admission
 
     def settle(self, admission: Admission, usage: Usage | None, pricing: Pricing | None) -> float:
-        """Replace the token estimate with the real usage; charge the cost. Returns USD."""
+        """Replace the token estimate with the real usage; release the held cost and charge the
+        real one (none when ``usage`` is None: the request failed). Returns USD."""
         client = admission.client
+        if admission.held_usd:
+            self.store.release_spend(f"client:{client.id}", admission.held_usd)
+            admission.held_usd = 0.0
         real = usage.total_tokens if usage is not None else 0
         if admission.tokens is not None:
             self.store.window(f"client:{client.id}:tok").adjust(admission.tokens, real - admission.tokens.amount)
@@ -112,19 +146,26 @@ class ClientLimiter:
         budget = client.budget
         now_wall = self.wall_clock()
         day, month = self.spent(client)
-        if budget.daily_usd is not None and day >= budget.daily_usd:
-            raise BudgetExceeded(f"This key's daily budget of ${budget.daily_usd:g} is spent.",
-                                 retry_after=_seconds_to_next_day(now_wall))
-        if budget.monthly_usd is not None and month >= budget.monthly_usd:
-            raise BudgetExceeded(f"This key's monthly budget of ${budget.monthly_usd:g} is spent.",
-                                 retry_after=_seconds_to_next_month(now_wall))
+        held = self.store.held(f"client:{client.id}")
+        if budget.daily_usd is not None:
+            _check_period("daily", budget.daily_usd, day, held, _seconds_to_next_day(now_wall))
+        if budget.monthly_usd is not None:
+            _check_period("monthly", budget.monthly_usd, month, held, _seconds_to_next_month(now_wall))
 
-    def _reset(self, window, now: float) -> float:
+    def _reset(self, window: SlidingWindow, now: float) -> float:
         oldest = window.oldest(now, self.window_s)
         return self.window_s if oldest is None else max(0.0, oldest + self.window_s - now)
 
     def _window_words(self) -> str:
         return "minute" if self.window_s == 60 else f"{self.window_s:g} seconds"
+
+
+def _check_period(period: str, budget_usd: float, spent: float, held: float, period_left_s: float) -> None:
+    if spent >= budget_usd:
+        raise BudgetExceeded(f"This key's {period} budget of ${budget_usd:g} is spent.", retry_after=period_left_s)
+    if spent + held >= budget_usd:
+        raise BudgetExceeded(f"This key's {period} budget of ${budget_usd:g} is spent or held by its "
+                             "requests in flight; retry when they end.", retry_after=HELD_RETRY_AFTER_S)
 
 
 def _headers(kind: str, limit: float, remaining: float, reset_s: float) -> dict[str, str]:

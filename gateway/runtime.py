@@ -17,6 +17,7 @@ from .routing.keys import KeyBoard
 from .routing.strategies import TargetStats
 from .settings import Settings
 from .store.memory import MemoryStore
+from .transports import TransportName
 from .upstream import Upstream
 
 
@@ -29,7 +30,7 @@ class ReloadStatus:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, snapshot: Snapshot, transport: str = "lean"):
+    def __init__(self, settings: Settings, snapshot: Snapshot, transport: TransportName | None = None):
         self.settings = settings
         self.snapshot = snapshot
         self.reload = ReloadStatus()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .transports import TransportName
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
@@ -24,6 +26,7 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: str = "info"
     watch: bool = True
+    http_transport: TransportName | None = None  # None: the default (transports.py), proxy-aware
 
 
 def load_settings() -> Settings:

@@ -1,35 +1,46 @@
 #!/usr/bin/env python3
-"""Benchmark the gateway against a fake upstream, in one run.
+"""Benchmark the gateway against fake upstreams, side by side with direct, in one run.
 
-What it does:
-  1. starts a fake upstream (nginx with fixed answers, or tests/fake_upstream.py) and the
-     gateway (``python -m gateway serve``, i.e. Granian) from a temporary directory, on free
-     loopback ports; waits for readiness; checks one answer of each kind; warms up;
-  2. with wrk (1 thread, --latency, a Lua script for the POST), measures requests/s and
-     p50/p99 latency at each concurrency (default 1, 16, 64), non-streaming, DIRECT to the
-     fake and THROUGH the gateway, interleaved per level so machine noise hits both alike;
-  3. derives the added latency (gateway - direct, p50 and p99) and the throughput ratio;
-  4. times streaming time-to-first-byte (request sent -> first body byte) over N sequential
-     requests, direct and through the gateway alternately;
-  5. reads the gateway's RSS, summed over the Granian process tree, idle and after the load;
-  6. optionally (--transports aiohttp,httpx) restarts the gateway once per upstream transport
-     (GATEWAY_HTTP_TRANSPORT) and measures non-streaming c=16 for each;
-  7. prints a Markdown table and a PASS/FAIL line per performance target.
+What it does (the gateway pinned to CPU 0 with taskset; wrk, the clients and the fakes on CPU 1):
+  1. starts the fake upstreams (nginx with fixed answers, or tests/fake_upstream.py; and a paced
+     SSE fake that sends each stream's events INTERVAL apart, one write per event) and the
+     gateway (``python -m gateway serve``) from a temporary directory, on free loopback ports;
+  2. wrk (1 thread, --latency): requests/s and p50/p99 at each concurrency (default 1, 16, 64),
+     non-streaming, DIRECT to the fake and THROUGH the gateway, interleaved per level, with the
+     gateway's CPU per request (utime+stime from /proc/PID/stat over the run / requests);
+  3. streaming time-to-first-byte over N sequential requests, direct and gateway alternately;
+  4. open-loop latency: one keep-alive connection, requests due at a fixed rate (100 and 500/s),
+     latency counted from each request's due time (no coordinated omission), direct vs gateway;
+  5. CPU per streamed event: the gateway's CPU time over a run of 200 concurrent paced streams
+     divided by the events relayed; then 1,000 concurrent streams (21 events 50 ms apart), direct
+     and through the gateway: streams/s, TTFB p50/p99, errors, RSS after;
+  6. per upstream transport (GATEWAY_HTTP_TRANSPORT: lean, aiohttp, reqwest; --rounds 2) and
+     with the request log on: a gateway each, c=16 requests/s and CPU per event;
+  7. prints Markdown tables and a PASS/FAIL line per target (the product's and issue 12's).
 
-Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 1 on an error (a process
-would not start, a sanity answer was wrong, wrong arguments...), 2 when a tool is missing and
-cannot be installed, 130 on Ctrl-C. Every process it starts is stopped on the way out.
+``--quick`` (under a minute) runs c=16, the paced rates, CPU per event and the 1,000 streams only,
+prints the guarded ratios and exits 3 when one is past its generous limit (QUICK_LIMITS): run it
+before a performance-sensitive change. Timing is not a test: CI does not run it.
+
+Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
+its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
+arguments...), 2 when a tool is missing and cannot be installed, 130 on Ctrl-C. Every process it
+starts is stopped on the way out.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import datetime as dt
+import functools
 import http.client
 import json
 import math
 import os
 import platform
+import resource
 import select
 import shutil
 import signal
@@ -39,9 +50,11 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from subprocess import Popen
+from typing import Any, TypeVar, cast
 
 REPO = Path(__file__).resolve().parent.parent
 CLIENT_KEY = "sk-bench-client-0000000000"
@@ -59,6 +72,28 @@ TARGET_RPS = 2500.0
 TARGET_ADDED_TTFB_MS = 1.0
 TARGET_IDLE_RSS_MIB = 80.0
 TARGET_LEVEL = 16
+# Issue 12's targets
+TARGET_CPU_PER_EVENT_US = 20.0
+TARGET_STREAMS_TTFB_P50_MS = 10.0
+TARGET_STREAMS_TTFB_P99_MS = 50.0
+TARGET_STREAMS_RATIO = 0.95
+TARGET_STREAMS_RSS_MIB = 150.0
+TARGET_PACED_P50_MS = 0.5
+TARGET_PACED_P99_MS = 2.0
+TARGET_RPS_PINNED = 4500.0
+TARGET_CPU_PER_REQUEST_US = 220.0
+# --quick fails past these (generous: a loaded 2-core machine must not trip them, a regression should)
+QUICK_LIMITS: dict[str, tuple[float, bool]] = {  # key: (limit, higher is better)
+    "gateway_cpu_us_per_request": (1000.0, False),
+    "paced_added_p50_ms": (3.0, False),
+    "cpu_us_per_event": (200.0, False),
+    "streams_ratio": (0.5, True),
+    "streams_added_ttfb_p50_ms": (500.0, False),
+    "streams_errors": (0.0, False),
+    "streams_rss_mib": (300.0, False),
+}
+GATEWAY_PIN: list[str] = []  # "taskset -c 0" when the machine has two cores or more (set in main)
+T = TypeVar("T")
 
 
 class BenchError(Exception):
@@ -94,27 +129,21 @@ class Processes:
         if proc.poll() is not None and proc.pid not in self._forking:
             self._procs = [(n, p) for n, p in self._procs if p is not proc]
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
             proc.wait(5)
         # Children that ignored the signal (or were still shutting down) go too.
         deadline = time.monotonic() + 5
         while _group_alive(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
         if _group_alive(proc.pid):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         self._procs = [(n, p) for n, p in self._procs if p is not proc]
         self._forking.discard(proc.pid)
 
@@ -281,7 +310,7 @@ def http_call(port: int, method: str, path: str, body: bytes | None = None,
         conn.close()
 
 
-def wait_until(check: Any, what: str, timeout: float, proc: subprocess.Popen[bytes] | None = None,
+def wait_until(check: Callable[[], bool], what: str, timeout: float, proc: subprocess.Popen[bytes] | None = None,
                logfile: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
@@ -341,6 +370,11 @@ class Fake:
     sse_port: int  # streaming answers on CHAT_PATH
     proc: subprocess.Popen[bytes]
     version: str
+    paced_port: int = 0  # the paced SSE fake (concurrent streams, CPU per event)
+
+
+def _all_healthy(*ports: int) -> bool:
+    return all(http_call(p, "GET", "/health", timeout=1)[0] == 200 for p in ports)
 
 
 def start_nginx(procs: Processes, nginx: str, tmp: Path) -> Fake:
@@ -389,11 +423,8 @@ def start_nginx(procs: Processes, nginx: str, tmp: Path) -> Fake:
             argv = [nginx, "-e", str(root / "error.log"), "-p", str(root), "-c", str(conf_path)]
             proc = procs.start("nginx", argv, forks=True, stdout=out, stderr=subprocess.STDOUT, cwd=root)
 
-        def ready() -> bool:
-            return all(http_call(p, "GET", "/health", timeout=1)[0] == 200 for p in (json_port, sse_port))
-
         try:
-            wait_until(ready, "nginx", 10, proc, root / "error.log")
+            wait_until(functools.partial(_all_healthy, json_port, sse_port), "nginx", 10, proc, root / "error.log")
         except BenchError:
             procs.stop(proc)
             if attempt == 2:
@@ -437,10 +468,10 @@ class Gateway:
     idle_rss: dict[str, Any] = field(default_factory=dict)
 
 
-def gateway_config(port: int, fake: Fake) -> str:
+def gateway_config(port: int, fake: Fake, log_requests: bool = False) -> str:
     keys = ", ".join(f'"{k}"' for k in UPSTREAM_KEYS)
     return textwrap.dedent(f"""\
-        server: {{listen: "127.0.0.1:{port}", log_requests: false}}
+        server: {{listen: "127.0.0.1:{port}", log_requests: {str(log_requests).lower()}}}
         llm_providers:
           - id: fake
             type: openai-compatible
@@ -452,18 +483,23 @@ def gateway_config(port: int, fake: Fake) -> str:
             base_url: http://127.0.0.1:{fake.sse_port}
             api_keys: [{keys}]
             models: [{STREAM_MODEL}]
+          - id: fake-paced
+            type: openai-compatible
+            base_url: http://127.0.0.1:{fake.paced_port}
+            api_keys: [{keys}]
+            models: [{PACED_MODEL}]
         api_keys:
           - {{id: bench, key: {CLIENT_KEY}}}
         """)
 
 
 def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers: int,
-                  transport: str | None, tag: str) -> Gateway:
+                  transport: str | None, tag: str, log_requests: bool = False) -> Gateway:
     work = tmp / f"gateway-{tag}"
     (work / "config").mkdir(parents=True)
     port = free_port()
     config = work / "config" / "config.yaml"
-    config.write_text(gateway_config(port, fake))
+    config.write_text(gateway_config(port, fake, log_requests))
     env_file = work / ".env"
     env_file.write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\n")
     env_file.chmod(0o600)
@@ -478,7 +514,7 @@ def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers:
         env["GATEWAY_HTTP_TRANSPORT"] = transport
     log_path = work / "gateway.log"
     with log_path.open("ab") as out:
-        proc = procs.start("gateway", [python, "-m", "gateway", "serve"], forks=True, cwd=work, env=env,
+        proc = procs.start("gateway", [*GATEWAY_PIN, python, "-m", "gateway", "serve"], forks=True, cwd=work, env=env,
                            stdout=out, stderr=subprocess.STDOUT)
 
     def ready() -> bool:
@@ -489,7 +525,7 @@ def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers:
     deadline, last = time.monotonic() + 10, -1
     while time.monotonic() < deadline:
         n = len(process_tree(proc.pid))
-        if n == last and n >= 1 + workers:
+        if n == last and n >= (1 if workers == 1 else 1 + workers):  # one worker runs embedded
             break
         last = n
         time.sleep(0.5)
@@ -724,6 +760,349 @@ def measure_ttfb(fake: Fake, gw: Gateway, n: int, warmup: int = 20) -> dict[str,
     return out
 
 
+# --------------------------------------------------------------------------- paced SSE fake (a subprocess)
+
+PACED_MODEL = "fake-gpt-4o-paced"  # served by the paced SSE fake: EVENTS events INTERVAL apart
+SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+HEALTH_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
+
+
+def paced_frames(events: int) -> list[bytes]:
+    """``events`` SSE events (content deltas, a usage event, ``[DONE]``), each one HTTP chunk."""
+    base = {"id": "chatcmpl-paced", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL}
+    content = max(1, events - 2)
+    payloads: list[dict[str, Any]] = []
+    for i in range(content):
+        delta = {"role": "assistant", "content": "tok"} if i == 0 else {"content": " tok"}
+        payloads.append({**base, "choices": [{"index": 0, "delta": delta,
+                                              "finish_reason": "stop" if i == content - 1 else None}]})
+    payloads.append({**base, "choices": [],
+                     "usage": {"prompt_tokens": 5, "completion_tokens": content, "total_tokens": 5 + content}})
+    texts = [b"data: " + json.dumps(p, separators=(",", ":")).encode() + b"\n\n" for p in payloads]
+    texts.append(b"data: [DONE]\n\n")
+    return [f"{len(t):x}\r\n".encode() + t + b"\r\n" for t in texts]
+
+
+class PacedSSE(asyncio.Protocol):
+    """One connection of the paced fake: each POST gets its events ``interval`` seconds apart, as
+    separate writes (so each upstream read carries one event); GET answers ``ok``; keep-alive."""
+
+    def __init__(self, frames: list[bytes], interval: float):
+        self.frames, self.interval = frames, interval
+        self.buf = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.sending = False
+        self.next_frame = 0
+        self.timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        self._serve()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+
+    def _take_request(self) -> bytes | None:
+        end = self.buf.find(b"\r\n\r\n")
+        if end < 0:
+            return None
+        head = bytes(self.buf[:end]).lower()
+        at = head.find(b"content-length:")
+        length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+        if len(self.buf) < end + 4 + length:
+            return None
+        del self.buf[:end + 4 + length]
+        return head
+
+    def _serve(self) -> None:
+        while not self.sending and self.transport is not None and not self.transport.is_closing():
+            head = self._take_request()
+            if head is None:
+                return
+            if head.startswith(b"get"):
+                self.transport.write(HEALTH_ANSWER)
+                continue
+            self.sending = True
+            self.transport.write(SSE_HEAD + self.frames[0])
+            self.next_frame = 1
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+
+    def _tick(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.transport.write(self.frames[self.next_frame])
+        self.next_frame += 1
+        if self.next_frame < len(self.frames):
+            self.timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
+            return
+        self.transport.write(b"0\r\n\r\n")
+        self.sending = False
+        self._serve()
+
+
+async def serve_paced_sse(events: int, interval: float) -> None:
+    loop = asyncio.get_running_loop()
+    frames = paced_frames(events)
+    server = await loop.create_server(lambda: PacedSSE(frames, interval), "127.0.0.1", 0, backlog=4096)
+    port = server.sockets[0].getsockname()[1]
+    print(f"READY {port}", flush=True)
+    await server.serve_forever()
+
+
+def run_loop(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on uvloop when it is installed (it is a gateway dependency), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
+def start_paced_fake(procs: Processes, python: str, tmp: Path, events: int,
+                     interval: float) -> tuple[int, Popen[bytes]]:
+    logf = tmp / "paced_fake.log"
+    with logf.open("ab") as err:
+        proc = procs.start("paced-fake", [python, str(Path(__file__).resolve()), "--serve-paced-sse",
+                                          str(events), str(interval)], stdout=subprocess.PIPE, stderr=err)
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], 20)
+    line = proc.stdout.readline() if ready else b""
+    if not line.startswith(b"READY "):
+        raise BenchError(f"the paced SSE fake did not start (got {line!r}){_log_tail(logf)}")
+    return int(line.split()[1]), proc
+
+
+# --------------------------------------------------------------------------- concurrent streams
+
+def raw_request(port: int, body: bytes) -> bytes:
+    return (f"POST {CHAT_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {CLIENT_KEY}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+class StreamConn(asyncio.Protocol):
+    """A keep-alive connection that runs one streaming request at a time and times it."""
+
+    def __init__(self, request: bytes):
+        self.request = request
+        self.transport: asyncio.Transport | None = None
+        self.done: asyncio.Future[None] | None = None
+        self.head = bytearray()
+        self.tail = b""
+        self.head_done = self.seen_done = False
+        self.events = 0
+        self.t0 = 0.0
+        self.ttfb: float | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not an asyncio.Transport subclass
+        transport.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def start(self) -> asyncio.Future[None]:
+        assert self.transport is not None
+        self.done = asyncio.get_running_loop().create_future()
+        self.head.clear()
+        self.tail, self.head_done, self.seen_done, self.events, self.ttfb = b"", False, False, 0, None
+        self.t0 = time.perf_counter()
+        self.transport.write(self.request)
+        return self.done
+
+    def data_received(self, data: bytes) -> None:
+        done = self.done
+        if done is None or done.done():
+            return
+        now = time.perf_counter()
+        if not self.head_done:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if self.head[9:12] != b"200":
+                done.set_exception(BenchError(f"stream answered {bytes(self.head[:200])!r}"))
+                return
+            self.head_done = True
+            data = bytes(self.head[end + 4:])
+            if not data:
+                return
+        if self.ttfb is None:
+            self.ttfb = now - self.t0
+        joined = self.tail + data  # the tail (< 6 bytes) cannot hold a whole "data: " itself
+        self.events += joined.count(b"data: ")
+        self.seen_done = self.seen_done or b"[DONE]" in joined
+        self.tail = joined[-5:]
+        if self.seen_done and joined.endswith(b"0\r\n\r\n"):
+            done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(ConnectionError(f"connection lost: {exc}"))
+
+
+@dataclass
+class StreamStats:
+    target: str
+    streams: int  # concurrent connections
+    completed: int = 0
+    errors: int = 0
+    first_error: str = ""
+    events: int = 0
+    elapsed_s: float = 0.0
+    ttfb_ms: list[float] = field(default_factory=list)
+    server_cpu_s: float | None = None
+    rss_mib: float | None = None
+
+    @property
+    def streams_per_s(self) -> float:
+        return self.completed / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def cpu_us_per_event(self) -> float | None:
+        return self.server_cpu_s * 1e6 / self.events if self.server_cpu_s is not None and self.events else None
+
+    def summary(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "ttfb_ms"}
+        out.update(streams_per_s=self.streams_per_s, cpu_us_per_event=self.cpu_us_per_event,
+                   ttfb_p50_ms=percentile(self.ttfb_ms, 50) if self.ttfb_ms else None,
+                   ttfb_p99_ms=percentile(self.ttfb_ms, 99) if self.ttfb_ms else None)
+        return out
+
+
+async def _stream_worker(port: int, request: bytes, start_at: float, deadline: float, stats: StreamStats,
+                         first: list[float], last: list[float]) -> None:
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, start_at - loop.time()))
+    conn: StreamConn | None = None
+    while loop.time() < deadline:
+        try:
+            if conn is None or conn.transport is None or conn.transport.is_closing():
+                _, conn = await loop.create_connection(lambda: StreamConn(request), "127.0.0.1", port)
+            first.append(time.perf_counter())
+            await asyncio.wait_for(conn.start(), 60)
+        except (BenchError, OSError, TimeoutError) as exc:
+            stats.errors += 1
+            stats.first_error = stats.first_error or f"{type(exc).__name__}: {exc}"
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
+            conn = None
+            await asyncio.sleep(0.05)
+            continue
+        last.append(time.perf_counter())
+        stats.completed += 1
+        stats.events += conn.events
+        stats.ttfb_ms.append((conn.ttfb or 0.0) * 1000)
+    if conn is not None and conn.transport is not None:
+        conn.transport.close()
+
+
+async def _streams(port: int, body: bytes, conns: int, duration: float, ramp: float, stats: StreamStats) -> None:
+    loop = asyncio.get_running_loop()
+    request = raw_request(port, body)
+    start = loop.time() + 0.05
+    first: list[float] = []
+    last: list[float] = []
+    await asyncio.gather(*(_stream_worker(port, request, start + ramp * i / conns, start + duration, stats,
+                                          first, last) for i in range(conns)))
+    stats.elapsed_s = max(last) - min(first) if last else 0.0
+
+
+def run_streams(port: int, body: bytes, conns: int, duration: float, target: str,
+                server_pid: int | None = None) -> StreamStats:
+    """``conns`` connections each streaming back to back for ``duration`` s (starts spread over the
+    first stream's length); TTFB = request written -> first body byte."""
+    stats = StreamStats(target, conns)
+    cpu0 = tree_cpu_s(server_pid) if server_pid else 0.0
+    run_loop(_streams(port, body, conns, duration, min(1.0, duration / 4), stats))
+    if server_pid:
+        stats.server_cpu_s = tree_cpu_s(server_pid) - cpu0
+        stats.rss_mib = tree_rss(server_pid)["total_mib"]
+    return stats
+
+
+def describe_streams(s: StreamStats) -> str:
+    cpu = f", server CPU {s.cpu_us_per_event:.1f} µs/event" if s.cpu_us_per_event is not None else ""
+    p50 = percentile(s.ttfb_ms, 50) if s.ttfb_ms else float("nan")
+    p99 = percentile(s.ttfb_ms, 99) if s.ttfb_ms else float("nan")
+    return (f"{s.target:7s} {s.streams} streams: {s.streams_per_s:7.1f} streams/s, {s.events} events, "
+            f"TTFB p50 {p50:.2f} ms p99 {p99:.2f} ms, errors {s.errors}{cpu}"
+            + (f" (first: {s.first_error})" if s.first_error else ""))
+
+
+# --------------------------------------------------------------------------- open-loop paced client
+
+def _sleep_until(due: float) -> None:
+    """Sleep, then spin the last half millisecond: time.sleep alone overshoots by ~0.1 ms."""
+    remaining = due - time.perf_counter()
+    if remaining > 0.0006:
+        time.sleep(remaining - 0.0005)
+    while time.perf_counter() < due:
+        pass
+
+
+def _recv_into(sock: socket.socket, buf: bytearray) -> None:
+    data = sock.recv(65536)
+    if not data:
+        raise ConnectionError("the server closed the connection")
+    buf += data
+
+
+def read_http_response(sock: socket.socket, buf: bytearray) -> int:
+    """Read one whole response (Content-Length or chunked) off ``sock``; its status."""
+    while (end := buf.find(b"\r\n\r\n")) < 0:
+        _recv_into(sock, buf)
+    head = bytes(buf[:end]).lower()
+    del buf[:end + 4]
+    if b"transfer-encoding: chunked" in head:
+        while True:
+            while (eol := buf.find(b"\r\n")) < 0:
+                _recv_into(sock, buf)
+            size = int(bytes(buf[:eol]).split(b";")[0], 16)
+            while len(buf) < eol + 2 + size + 2:
+                _recv_into(sock, buf)
+            del buf[:eol + 2 + size + 2]
+            if size == 0:
+                break
+    else:
+        at = head.find(b"content-length:")
+        length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
+        while len(buf) < length:
+            _recv_into(sock, buf)
+        del buf[:length]
+    return int(head[9:12])
+
+
+def paced_run(port: int, rate: float, duration: float, target: str) -> dict[str, Any]:
+    """An open loop on one keep-alive connection: request i is due at start + i/rate whatever
+    happened before; latency counts from the due time (a late answer delays the next send and
+    that delay is counted, so no coordinated omission)."""
+    request = raw_request(port, request_body(False))
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray()
+    latency: list[float] = []
+    bad = 0
+    n = max(1, int(rate * duration))
+    try:
+        start = time.perf_counter() + 0.01
+        for i in range(n):
+            due = start + i / rate
+            _sleep_until(due)
+            sock.sendall(request)
+            bad += read_http_response(sock, buf) != 200
+            latency.append((time.perf_counter() - due) * 1000)
+    finally:
+        sock.close()
+    return {"target": target, "rate": rate, "requests": n, "non_200": bad,
+            "p50_ms": percentile(latency, 50), "p99_ms": percentile(latency, 99),
+            "mean_ms": sum(latency) / len(latency)}
+
+
 # --------------------------------------------------------------------------- report
 
 def fmt_int(x: float) -> str:
@@ -755,8 +1134,7 @@ def pair_rows(results: list[WrkResult]) -> list[tuple[WrkResult, WrkResult]]:
 
 
 def render(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult], ttfb: dict[str, Any],
-           rss: dict[str, Any], transports: list[dict[str, Any]], checks: list[dict[str, Any]],
-           problems: list[str]) -> str:
+           rss: dict[str, Any], extra: list[str], checks: list[dict[str, Any]], problems: list[str]) -> str:
     lines = ["## Benchmark", ""]
     lines.append(
         f"{meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
@@ -789,19 +1167,7 @@ def render(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult]
     lines += ["", f"Gateway memory (RSS summed over the Granian process tree, {rss['idle']['processes']} processes): "
                   f"idle {rss['idle']['total_mib']:.1f} MiB{split(rss['idle'])}, "
                   f"after the load {rss['after_load']['total_mib']:.1f} MiB{split(rss['after_load'])}."]
-    if transports:
-        lines += ["", f"Upstream HTTP transport (GATEWAY_HTTP_TRANSPORT), non-streaming, c={TARGET_LEVEL}, "
-                      "gateway restarted per transport:", "",
-                  "| Transport | Direct req/s | Gateway req/s | Gateway / direct | Gateway p50 | Added p50 "
-                  "| Gateway p99 | Added p99 | Gateway CPU / request | Idle RSS | Gateway errors |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-        for t in transports:
-            d, g = t["direct"], t["gateway"]
-            lines.append(
-                f"| {t['transport']} | {fmt_int(d.rps)} | {fmt_int(g.rps)} | {fmt_ratio(g.rps, d.rps)} "
-                f"| {fmt_ms(g.p50_ms)} | {fmt_ms(g.p50_ms - d.p50_ms, True)} | {fmt_ms(g.p99_ms)} "
-                f"| {fmt_ms(g.p99_ms - d.p99_ms, True)} | {fmt_cpu(g)} | {t['idle_rss_mib']:.1f} MiB "
-                f"| {g.error_total} |")
+    lines += extra
     lines += ["", "Targets:", ""]
     for c in checks:
         lines.append(f"- {c['result']}: {c['label']} — {c['detail']}")
@@ -868,32 +1234,54 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="scripts/bench", description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="\n".join(__doc__.splitlines()[2:]))
+    p.add_argument("--quick", action="store_true",
+                   help="under a minute: c=16, paced 100 and 500 req/s, CPU per event, 1,000 streams; prints the "
+                        "ratios and exits 3 past generous thresholds (QUICK_LIMITS). Run it before a "
+                        "performance-sensitive change")
     p.add_argument("--duration", type=float, default=8.0, help="seconds per wrk run (default 8)")
     p.add_argument("--warmup", type=float, default=2.0, help="seconds of wrk warm-up per target (default 2)")
     p.add_argument("--concurrency", default="1,16,64", help="comma-separated wrk connection counts (default 1,16,64)")
     p.add_argument("--ttfb-requests", type=int, default=200,
                    help="sequential streaming requests per target (default 200)")
+    p.add_argument("--paced-rates", default="100,500", help="open-loop rates on one connection (default 100,500)")
+    p.add_argument("--paced-duration", type=float, default=5.0, help="seconds per paced run (default 5)")
+    p.add_argument("--streams", type=int, default=1000, help="concurrent streams for the scale row (default 1000)")
+    p.add_argument("--event-streams", type=int, default=200,
+                   help="concurrent streams for CPU per event, below saturation (default 200)")
+    p.add_argument("--stream-duration", type=float, default=6.0, help="seconds per streams run (default 6)")
+    p.add_argument("--stream-events", type=int, default=21, help="events per stream, [DONE] included (default 21)")
+    p.add_argument("--stream-interval", type=float, default=0.05, help="seconds between events (default 0.05)")
     p.add_argument("--fake", choices=("nginx", "python"), default="nginx",
                    help="fake upstream: nginx with fixed answers (default, fast) or tests/fake_upstream.py")
-    p.add_argument("--transports", default="",
-                   help="e.g. aiohttp,httpx: also measure non-streaming c=16 per upstream transport, "
-                        "restarting the gateway for each")
+    p.add_argument("--transports", default="lean,aiohttp,reqwest",
+                   help="upstream transports compared (c=16 req/s and CPU per event), each in its own gateway; "
+                        "'' for none (default lean,aiohttp,reqwest; httpx also known)")
+    p.add_argument("--rounds", type=int, default=2, help="times the transport comparison is repeated (default 2)")
+    p.add_argument("--no-log-row", action="store_true", help="skip the row with the request log on")
+    p.add_argument("--no-pin", action="store_true",
+                   help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
     p.add_argument("--json", type=Path, help="also write the raw numbers to this JSON file")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (configs, logs)")
     args = p.parse_args(argv)
+    if args.quick:
+        args.duration, args.warmup, args.concurrency, args.ttfb_requests = 3.0, 1.0, "16", 50
+        args.paced_duration, args.stream_duration, args.transports, args.no_log_row = 2.0, 3.5, "", True
     try:
         args.levels = [int(x) for x in args.concurrency.split(",") if x.strip()]
+        args.rates = [float(x) for x in args.paced_rates.split(",") if x.strip()]
     except ValueError:
-        p.error("--concurrency takes integers, e.g. 1,16,64")
-    if not args.levels or min(args.levels) < 1:
-        p.error("--concurrency needs at least one level >= 1")
+        p.error("--concurrency takes integers, e.g. 1,16,64; --paced-rates numbers, e.g. 100,500")
+    if not args.levels or min(args.levels) < 1 or any(r <= 0 for r in args.rates):
+        p.error("--concurrency needs at least one level >= 1; --paced-rates must be > 0")
     args.transport_list = [t.strip() for t in args.transports.split(",") if t.strip()]
-    bad = [t for t in args.transport_list if t not in ("lean", "aiohttp", "httpx")]
+    bad = [t for t in args.transport_list if t not in ("lean", "aiohttp", "reqwest", "httpx")]
     if bad:
-        p.error(f"unknown transport(s) {bad}; known: lean, aiohttp, httpx")
-    if args.duration < 1 or args.warmup < 0 or args.ttfb_requests < 1 or args.workers < 1:
-        p.error("--duration >= 1, --warmup >= 0, --ttfb-requests >= 1 and --workers >= 1")
+        p.error(f"unknown transport(s) {bad}; known: lean, aiohttp, reqwest, httpx")
+    if (args.duration < 1 or args.warmup < 0 or args.ttfb_requests < 1 or args.workers < 1 or args.rounds < 1
+            or args.streams < 1 or args.event_streams < 1 or args.stream_events < 2):
+        p.error("--duration >= 1, --warmup >= 0, --ttfb-requests, --workers, --rounds, --streams, "
+                "--event-streams >= 1, --stream-events >= 2")
     return args
 
 
@@ -903,126 +1291,319 @@ def write_lua(tmp: Path, name: str, body: bytes) -> Path:
     return path
 
 
+@dataclass
+class Bench:
+    """What every phase needs: the arguments, the processes, the tools and the fakes."""
+    args: argparse.Namespace
+    procs: Processes
+    tmp: Path
+    python: str
+    wrk: str
+    lua: Path
+    fake: Fake
+
+    def wrk_run(self, port: int, conns: int, duration: float, target: str, transport: str,
+                server_pid: int | None = None) -> WrkResult:
+        return run_wrk(self.wrk, self.lua, port, conns, duration, target, transport, self.procs, server_pid)
+
+    def warm(self, port: int, target: str, transport: str) -> None:
+        if self.args.warmup > 0:
+            self.wrk_run(port, max(self.args.levels), self.args.warmup, target, transport)
+
+    def start(self, transport: str | None, tag: str, log_requests: bool = False) -> Gateway:
+        gw = start_gateway(self.procs, self.python, self.tmp, self.fake, self.args.workers, transport, tag,
+                           log_requests)
+        time.sleep(1.0)  # let startup settle before reading idle memory
+        ensure_alive(gw, "right after startup")
+        gw.idle_rss = tree_rss(gw.proc.pid)
+        sanity_check(self.fake, gw)
+        return gw
+
+    def stop(self, gw: Gateway, problems: list[str]) -> None:
+        if gw.proc.poll() is not None:
+            problems.append(f"the gateway ({gw.transport}) exited during the run with status {gw.proc.returncode}")
+        log_lines = gateway_log_problems(gw)
+        if log_lines:
+            problems.append(f"gateway log ({gw.transport}) has {len(log_lines)} error line(s), "
+                            f"first: {log_lines[0][:300]}")
+        self.procs.stop(gw.proc)
+
+    @property
+    def paced_body(self) -> bytes:
+        return request_body(True, PACED_MODEL)
+
+
+def phase_nonstreaming(b: Bench, gw: Gateway) -> list[WrkResult]:
+    main: list[WrkResult] = []
+    for c in b.args.levels:
+        for target, port in (("direct", b.fake.json_port), ("gateway", gw.port)):
+            server = gw.proc.pid if target == "gateway" else b.fake.proc.pid
+            r = gateway_run(gw, f"during the c={c} {target} run", b.wrk_run, port, c, b.args.duration, target,
+                            "default", server)
+            main.append(r)
+            log(describe(r))
+    return main
+
+
+def phase_paced(b: Bench, gw: Gateway) -> list[dict[str, Any]]:
+    rows = []
+    for rate in b.args.rates:
+        d = paced_run(b.fake.json_port, rate, b.args.paced_duration, "direct")
+        g = gateway_run(gw, f"during the paced {rate:g} req/s run", paced_run, gw.port, rate,
+                        b.args.paced_duration, "gateway")
+        rows.append({"rate": rate, "direct": d, "gateway": g, "added_p50_ms": g["p50_ms"] - d["p50_ms"],
+                     "added_p99_ms": g["p99_ms"] - d["p99_ms"]})
+        log(f"paced {rate:g} req/s: direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms, gateway p50 "
+            f"{g['p50_ms']:.3f} p99 {g['p99_ms']:.3f} ms (non-200: {d['non_200']}/{g['non_200']})")
+    return rows
+
+
+def phase_streams(b: Bench, gw: Gateway, conns: int) -> dict[str, StreamStats]:
+    a = b.args
+    d = run_streams(b.fake.paced_port, b.paced_body, conns, a.stream_duration, "direct")
+    log(describe_streams(d))
+    g = gateway_run(gw, f"during the {conns}-stream run", run_streams, gw.port, b.paced_body, conns,
+                    a.stream_duration, "gateway", gw.proc.pid)
+    log(describe_streams(g))
+    return {"direct": d, "gateway": g}
+
+
+def phase_transports(b: Bench, problems: list[str]) -> list[dict[str, Any]]:
+    """Per transport (and round): c=16 req/s (direct interleaved) and CPU per streamed event."""
+    specs = [(t, False) for t in b.args.transport_list]
+    if not b.args.no_log_row:
+        specs.append(("", True))  # the default transport with the request log on
+    rows = []
+    for rnd in range(1, b.args.rounds + 1 if specs else 1):
+        for transport, log_on in specs:
+            name = (transport or "default") + (", request log on" if log_on else "")
+            log(f"round {rnd}: gateway with {name}")
+            gw = b.start(transport or None, f"r{rnd}-{transport or 'default'}{'-log' if log_on else ''}", log_on)
+            b.warm(b.fake.json_port, "direct", name)
+            gateway_run(gw, "during the warm-up", b.warm, gw.port, "gateway", name)
+            d = b.wrk_run(b.fake.json_port, TARGET_LEVEL, b.args.duration, "direct", name, b.fake.proc.pid)
+            g = gateway_run(gw, f"during the c={TARGET_LEVEL} run", b.wrk_run, gw.port, TARGET_LEVEL,
+                            b.args.duration, "gateway", name, gw.proc.pid)
+            log(f"{describe(g)}  [{name}]")
+            ev = gateway_run(gw, "during the CPU-per-event run", run_streams, gw.port, b.paced_body,
+                             b.args.event_streams, b.args.stream_duration, "gateway", gw.proc.pid)
+            log(f"{describe_streams(ev)}  [{name}]")
+            rows.append({"transport": name, "round": rnd, "direct": d, "gateway": g, "events": ev,
+                         "idle_rss_mib": gw.idle_rss["total_mib"]})
+            problems += wrk_problems([d, g])
+            b.stop(gw, problems)
+    return rows
+
+
+def render_extra(b: Bench, paced: list[dict[str, Any]], events: StreamStats, streams: dict[str, StreamStats],
+                 transports: list[dict[str, Any]]) -> list[str]:
+    a = b.args
+    pin = "gateway pinned to CPU 0, load generators and fakes to CPU 1" if GATEWAY_PIN else "no CPU pinning"
+    lines = ["", f"Open-loop latency: one keep-alive connection, requests due at a fixed rate, latency from the "
+                 f"due time ({a.paced_duration:g} s per run; {pin}):", "",
+             "| Rate | Direct p50 | Gateway p50 | Added p50 | Direct p99 | Gateway p99 | Added p99 | Non-200 |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in paced:
+        d, g = r["direct"], r["gateway"]
+        lines.append(f"| {r['rate']:g}/s | {fmt_ms(d['p50_ms'])} | {fmt_ms(g['p50_ms'])} "
+                     f"| {fmt_ms(r['added_p50_ms'], True)} | {fmt_ms(d['p99_ms'])} | {fmt_ms(g['p99_ms'])} "
+                     f"| {fmt_ms(r['added_p99_ms'], True)} | {d['non_200'] + g['non_200']} |")
+    lines += ["", f"Streams of {a.stream_events} events {a.stream_interval * 1000:g} ms apart (one event per "
+                  f"upstream read), back to back on each connection for {a.stream_duration:g} s:", "",
+              "| Streams | Target | Streams/s | vs direct | TTFB p50 | Added p50 | TTFB p99 | Added p99 | Events "
+              "| Gateway CPU / event | RSS after | Errors |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [stream_row(events, None), stream_row(streams["direct"], None),
+              stream_row(streams["gateway"], streams["direct"])]
+    if transports:
+        lines += ["", f"Upstream HTTP transport (GATEWAY_HTTP_TRANSPORT), each in its own gateway, {a.rounds} "
+                      f"round(s): non-streaming c={TARGET_LEVEL} ({a.duration:g} s, direct run just before), and "
+                      f"CPU per event over {a.event_streams} concurrent streams:", "",
+                  "| Transport | Round | Direct req/s | Gateway req/s | Gateway / direct | Added p50 | Added p99 "
+                  "| CPU / request | CPU / event | Idle RSS | Errors |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for t in transports:
+            d, g, ev = t["direct"], t["gateway"], t["events"]
+            lines.append(f"| {t['transport']} | {t['round']} | {fmt_int(d.rps)} | {fmt_int(g.rps)} "
+                         f"| {fmt_ratio(g.rps, d.rps)} | {fmt_ms(g.p50_ms - d.p50_ms, True)} "
+                         f"| {fmt_ms(g.p99_ms - d.p99_ms, True)} | {fmt_cpu(g)} | {_us(ev.cpu_us_per_event)} "
+                         f"| {t['idle_rss_mib']:.1f} MiB | {g.error_total + ev.errors} |")
+    return lines
+
+
+def stream_row(s: StreamStats, ref: StreamStats | None) -> str:
+    def pct(x: StreamStats, p: float) -> float | None:
+        return percentile(x.ttfb_ms, p) if x.ttfb_ms else None
+
+    def ms(x: float | None, signed: bool = False) -> str:
+        return fmt_ms(x, signed) if x is not None else ""
+
+    p50, p99 = pct(s, 50), pct(s, 99)
+    r50, r99 = (pct(ref, 50), pct(ref, 99)) if ref else (None, None)
+    add50 = p50 - r50 if p50 is not None and r50 is not None else None
+    add99 = p99 - r99 if p99 is not None and r99 is not None else None
+    ratio = fmt_ratio(s.streams_per_s, ref.streams_per_s) if ref else ""
+    rss = f"{s.rss_mib:.1f} MiB" if s.rss_mib is not None else ""
+    return (f"| {s.streams} | {s.target} | {s.streams_per_s:,.1f} | {ratio} | {ms(p50)} | {ms(add50, True)} "
+            f"| {ms(p99)} | {ms(add99, True)} | {s.events:,} | {_us(s.cpu_us_per_event)} | {rss} | {s.errors} |")
+
+
+def _us(x: float | None) -> str:
+    return f"{x:,.1f} µs" if x is not None else "n/a"
+
+
+def issue12_metrics(main: list[WrkResult], paced: list[dict[str, Any]], events: StreamStats,
+                    streams: dict[str, StreamStats]) -> dict[str, float | None]:
+    at = {g.conns: (d, g) for d, g in pair_rows(main)}.get(TARGET_LEVEL)
+    d, g = streams["direct"], streams["gateway"]
+
+    def ttfb(s: StreamStats, p: float) -> float | None:
+        return percentile(s.ttfb_ms, p) if s.ttfb_ms else None
+
+    def minus(x: float | None, y: float | None) -> float | None:
+        return x - y if x is not None and y is not None else None
+
+    return {
+        "gateway_rps_c16": at[1].rps if at else None,
+        "gateway_cpu_us_per_request": at[1].server_cpu_us_per_req if at else None,
+        "paced_added_p50_ms": max((r["added_p50_ms"] for r in paced), default=None),
+        "paced_added_p99_ms": max((r["added_p99_ms"] for r in paced), default=None),
+        "cpu_us_per_event": events.cpu_us_per_event,
+        "streams_ratio": g.streams_per_s / d.streams_per_s if d.streams_per_s else None,
+        "streams_added_ttfb_p50_ms": minus(ttfb(g, 50), ttfb(d, 50)),
+        "streams_added_ttfb_p99_ms": minus(ttfb(g, 99), ttfb(d, 99)),
+        "streams_errors": float(g.errors + d.errors),
+        "streams_rss_mib": g.rss_mib,
+    }
+
+
+ISSUE12_TARGETS: list[tuple[str, str, float, bool]] = [  # metric, label, limit, higher is better
+    ("gateway_rps_c16", f"non-streaming c={TARGET_LEVEL} ≥ {TARGET_RPS_PINNED:,.0f} req/s", TARGET_RPS_PINNED, True),
+    ("gateway_cpu_us_per_request", f"CPU per request ≤ {TARGET_CPU_PER_REQUEST_US:g} µs",
+     TARGET_CPU_PER_REQUEST_US, False),
+    ("paced_added_p50_ms", f"paced added p50 ≤ {TARGET_PACED_P50_MS:g} ms (worst rate)", TARGET_PACED_P50_MS, False),
+    ("paced_added_p99_ms", f"paced added p99 ≤ {TARGET_PACED_P99_MS:g} ms (worst rate)", TARGET_PACED_P99_MS, False),
+    ("cpu_us_per_event", f"CPU per streamed event ≤ {TARGET_CPU_PER_EVENT_US:g} µs", TARGET_CPU_PER_EVENT_US, False),
+    ("streams_ratio", f"concurrent streams ≥ {TARGET_STREAMS_RATIO:g} × direct's streams/s", TARGET_STREAMS_RATIO,
+     True),
+    ("streams_added_ttfb_p50_ms", f"streams added TTFB p50 ≤ {TARGET_STREAMS_TTFB_P50_MS:g} ms",
+     TARGET_STREAMS_TTFB_P50_MS, False),
+    ("streams_added_ttfb_p99_ms", f"streams added TTFB p99 ≤ {TARGET_STREAMS_TTFB_P99_MS:g} ms",
+     TARGET_STREAMS_TTFB_P99_MS, False),
+    ("streams_errors", "streams: zero errors", 0.0, False),
+    ("streams_rss_mib", f"RSS after the streams ≤ {TARGET_STREAMS_RSS_MIB:g} MiB", TARGET_STREAMS_RSS_MIB, False),
+]
+
+
+def check_rows(metrics: dict[str, float | None], targets: list[tuple[str, str, float, bool]]) -> list[dict[str, Any]]:
+    checks = []
+    for key, label, limit, higher in targets:
+        value = metrics.get(key)
+        if value is None:
+            checks.append({"key": key, "label": label, "value": None, "limit": limit, "result": "N/A",
+                           "detail": "not measured"})
+            continue
+        ok = value >= limit if higher else value <= limit
+        checks.append({"key": key, "label": label, "value": value, "limit": limit,
+                       "result": "PASS" if ok else "FAIL", "detail": f"{value:,.2f}"})
+    return checks
+
+
+def quick_verdict(metrics: dict[str, float | None]) -> int:
+    """Print each guarded ratio against its generous limit; 3 when one is past it."""
+    failed = 0
+    for key, (limit, higher) in QUICK_LIMITS.items():
+        value = metrics.get(key)
+        ok = value is not None and (value >= limit if higher else value <= limit)
+        failed += not ok
+        shown = "not measured" if value is None else f"{value:,.2f}"
+        print(f"quick: {'ok  ' if ok else 'FAIL'} {key} = {shown} ({'≥' if higher else '≤'} {limit:g})", flush=True)
+    print(f"quick: {'FAILED' if failed else 'passed'} ({failed} past the limits)", flush=True)
+    return 3 if failed else 0
+
+
+def start_fakes(args: argparse.Namespace, procs: Processes, tmp: Path, tools: dict[str, str]) -> Fake:
+    log(f"starting the fake upstreams ({args.fake}, and the paced SSE one)")
+    python = sys.executable
+    fake = start_nginx(procs, tools["nginx"], tmp) if args.fake == "nginx" else start_python_fake(procs, python, tmp)
+    fake.paced_port, _ = start_paced_fake(procs, python, tmp, args.stream_events, args.stream_interval)
+    sanity_check(fake, None)
+    return fake
+
+
 def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     tools = ensure_tools(args.fake)
-    python = sys.executable
-    wrk = tools["wrk"]
-    lua = write_lua(tmp, "chat", request_body(False))
     started = time.monotonic()
     busy_before = cpu_busy_percent()
     if busy_before > 20:
         log(f"warning: the machine is already {busy_before:.0f}% busy before the run; the numbers will be noisy")
+    fake = start_fakes(args, procs, tmp, tools)
+    b = Bench(args, procs, tmp, sys.executable, tools["wrk"], write_lua(tmp, "chat", request_body(False)), fake)
 
-    log(f"starting the fake upstream ({args.fake})")
-    fake = start_nginx(procs, tools["nginx"], tmp) if args.fake == "nginx" else start_python_fake(procs, python, tmp)
-    sanity_check(fake, None)
-
-    def warm(port: int, target: str, transport: str) -> None:
-        if args.warmup > 0:
-            run_wrk(wrk, lua, port, max(args.levels), args.warmup, target, transport, procs)
-
-    # ---- main phase: the default transport
     log(f"starting the gateway ({args.workers} worker(s), default transport)")
-    gw = start_gateway(procs, python, tmp, fake, args.workers, None, "main")
-    time.sleep(1.0)  # let startup settle before reading idle memory
-    ensure_alive(gw, "right after startup")
-    rss: dict[str, Any] = {"idle": tree_rss(gw.proc.pid)}
+    gw = b.start(None, "main")
+    rss: dict[str, Any] = {"idle": gw.idle_rss}
     log(f"gateway idle RSS {rss['idle']['total_mib']:.1f} MiB over {rss['idle']['processes']} processes")
-    sanity_check(fake, gw)
     log("warming up")
-    warm(fake.json_port, "direct", "default")
-    gateway_run(gw, "during the warm-up", warm, gw.port, "gateway", "default")
-
-    main: list[WrkResult] = []
-    for c in args.levels:
-        for target, port in (("direct", fake.json_port), ("gateway", gw.port)):
-            server = gw.proc.pid if target == "gateway" else fake.proc.pid
-            r = gateway_run(gw, f"during the c={c} {target} run", run_wrk, wrk, lua, port, c, args.duration,
-                            target, "default", procs, server)
-            main.append(r)
-            log(describe(r))
-
+    b.warm(fake.json_port, "direct", "default")
+    gateway_run(gw, "during the warm-up", b.warm, gw.port, "gateway", "default")
+    main = phase_nonstreaming(b, gw)
     log(f"streaming TTFB: {args.ttfb_requests} requests each, direct and gateway alternating")
     ttfb = gateway_run(gw, "during the TTFB measurement", measure_ttfb, fake, gw, args.ttfb_requests)
-    log(f"TTFB p50 direct {ttfb['direct']['p50_ms']:.3f} ms, gateway {ttfb['gateway']['p50_ms']:.3f} ms")
+    paced = phase_paced(b, gw)
+    events = gateway_run(gw, "during the CPU-per-event run", run_streams, gw.port, b.paced_body,
+                         args.event_streams, args.stream_duration, "gateway", gw.proc.pid)
+    log(describe_streams(events))
+    streams = phase_streams(b, gw, args.streams)
     rss["after_load"] = tree_rss(gw.proc.pid)
     log(f"gateway RSS after the load {rss['after_load']['total_mib']:.1f} MiB")
     problems = wrk_problems(main)
-    if gw.proc.poll() is not None:
-        problems.append(f"the gateway exited during the run with status {gw.proc.returncode}")
-    log_lines = gateway_log_problems(gw)
-    if log_lines:
-        problems.append(f"gateway log ({gw.transport}) has {len(log_lines)} error line(s), first: {log_lines[0][:300]}")
-    procs.stop(gw.proc)
-
-    # ---- per-transport comparison
-    transports: list[dict[str, Any]] = []
-    for t in args.transport_list:
-        log(f"transport {t}: restarting the gateway with GATEWAY_HTTP_TRANSPORT={t}")
-        tgw = start_gateway(procs, python, tmp, fake, args.workers, t, f"transport-{t}")
-        time.sleep(1.0)
-        ensure_alive(tgw, "right after startup")
-        idle = tree_rss(tgw.proc.pid)
-        sanity_check(fake, tgw)
-        warm(fake.json_port, "direct", t)
-        gateway_run(tgw, "during the warm-up", warm, tgw.port, "gateway", t)
-        d = gateway_run(tgw, f"during the c={TARGET_LEVEL} direct run", run_wrk, wrk, lua, fake.json_port,
-                        TARGET_LEVEL, args.duration, "direct", t, procs, fake.proc.pid)
-        log(describe(d))
-        g = gateway_run(tgw, f"during the c={TARGET_LEVEL} gateway run", run_wrk, wrk, lua, tgw.port,
-                        TARGET_LEVEL, args.duration, "gateway", t, procs, tgw.proc.pid)
-        log(f"{describe(g)}  [transport {t}]")
-        transports.append({"transport": t, "direct": d, "gateway": g, "idle_rss_mib": idle["total_mib"],
-                           "after_load_rss_mib": tree_rss(tgw.proc.pid)["total_mib"]})
-        problems += wrk_problems([d, g])
-        if tgw.proc.poll() is not None:
-            problems.append(f"the gateway ({t}) exited during the run with status {tgw.proc.returncode}")
-        log_lines = gateway_log_problems(tgw)
-        if log_lines:
-            problems.append(f"gateway log ({t}) has {len(log_lines)} error line(s), first: {log_lines[0][:300]}")
-        procs.stop(tgw.proc)
-
+    b.stop(gw, problems)
+    transports = phase_transports(b, problems)
     procs.stop(fake.proc)
+
     meta = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": git_commit(), "cpus": os.cpu_count(), "python": platform.python_version(),
-        "granian": _module_version("granian"), "wrk": tool_version([wrk, "-v"]),
+        "granian": _module_version("granian"), "wrk": tool_version([b.wrk, "-v"]),
         "fake": f"{fake.version}, 1 worker" if fake.kind == "nginx" else fake.version,
         "main_transport": "the gateway's default (GATEWAY_HTTP_TRANSPORT unset)",
-        "cpu_busy_before_run_percent": round(busy_before, 1),
+        "pinned": bool(GATEWAY_PIN), "cpu_busy_before_run_percent": round(busy_before, 1),
         "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "elapsed_s": round(time.monotonic() - started, 1),
     }
-    checks = evaluate(main, ttfb, rss)
-    report = render(args, meta, main, ttfb, rss, transports, checks, problems)
-    print(report, flush=True)
-
+    metrics = issue12_metrics(main, paced, events, streams)
+    checks = evaluate(main, ttfb, rss) + check_rows(metrics, ISSUE12_TARGETS)
+    print(render(args, meta, main, ttfb, rss, render_extra(b, paced, events, streams, transports), checks, problems),
+          flush=True)
     if args.json:
-        def res(r: WrkResult) -> dict[str, Any]:
-            return {k: v for k, v in r.__dict__.items()}
-        data = {
-            "meta": meta, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-            "targets": {"added_p50_ms_c16": TARGET_ADDED_P50_MS, "added_p99_ms_c16": TARGET_ADDED_P99_MS,
-                        "gateway_rps": TARGET_RPS, "added_ttfb_ms": TARGET_ADDED_TTFB_MS,
-                        "idle_rss_mib": TARGET_IDLE_RSS_MIB},
-            "non_streaming": [
-                {"concurrency": g.conns, "direct": res(d), "gateway": res(g),
-                 "added_p50_ms": g.p50_ms - d.p50_ms, "added_p99_ms": g.p99_ms - d.p99_ms,
-                 "rps_ratio": g.rps / d.rps if d.rps else None} for d, g in pair_rows(main)],
-            "ttfb": ttfb, "rss": rss,
-            "transports": [
-                {"transport": t["transport"], "direct": res(t["direct"]), "gateway": res(t["gateway"]),
-                 "added_p50_ms": t["gateway"].p50_ms - t["direct"].p50_ms,
-                 "added_p99_ms": t["gateway"].p99_ms - t["direct"].p99_ms,
-                 "rps_ratio": t["gateway"].rps / t["direct"].rps if t["direct"].rps else None,
-                 "idle_rss_mib": t["idle_rss_mib"], "after_load_rss_mib": t["after_load_rss_mib"]}
-                for t in transports],
-            "checks": checks, "problems": problems,
-        }
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(data, indent=2) + "\n")
-        log(f"wrote {args.json}")
-    return 0
+        write_json(args, meta, main, ttfb, rss, paced, events, streams, transports, metrics, checks, problems)
+    return quick_verdict(metrics) if args.quick else 0
+
+
+def write_json(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult], ttfb: dict[str, Any],
+               rss: dict[str, Any], paced: list[dict[str, Any]], events: StreamStats, streams: dict[str, StreamStats],
+               transports: list[dict[str, Any]], metrics: dict[str, float | None], checks: list[dict[str, Any]],
+               problems: list[str]) -> None:
+    def res(r: WrkResult) -> dict[str, Any]:
+        return dict(r.__dict__)
+
+    data = {
+        "meta": meta, "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "non_streaming": [
+            {"concurrency": g.conns, "direct": res(d), "gateway": res(g), "added_p50_ms": g.p50_ms - d.p50_ms,
+             "added_p99_ms": g.p99_ms - d.p99_ms, "rps_ratio": g.rps / d.rps if d.rps else None}
+            for d, g in pair_rows(main)],
+        "ttfb": ttfb, "rss": rss, "paced": paced, "cpu_per_event": events.summary(),
+        "streams": {k: v.summary() for k, v in streams.items()},
+        "transports": [{"transport": t["transport"], "round": t["round"], "direct": res(t["direct"]),
+                        "gateway": res(t["gateway"]), "events": t["events"].summary(),
+                        "idle_rss_mib": t["idle_rss_mib"]} for t in transports],
+        "metrics": metrics, "checks": checks, "problems": problems,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(data, indent=2) + "\n")
+    log(f"wrote {args.json}")
 
 
 def _module_version(module: str) -> str:
@@ -1033,11 +1614,34 @@ def _module_version(module: str) -> str:
         return "?"
 
 
+def pin_cpus(enabled: bool) -> None:
+    """Gateway on CPU 0 (``taskset -c 0``), this process (the load generators) and the fakes it
+    starts on CPU 1, when there are two CPUs or more and taskset exists."""
+    taskset = which("taskset")
+    if not enabled or (os.cpu_count() or 1) < 2 or taskset is None:
+        log("not pinning CPUs" + ("" if enabled else " (--no-pin)"))
+        return
+    GATEWAY_PIN[:] = [taskset, "-c", "0"]
+    os.sched_setaffinity(0, {1})
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve-paced-sse"]:  # internal: the paced SSE fake, started by this script
+        run_loop(serve_paced_sse(int(argv[1]), float(argv[2])))
+        return 0
     args = parse_args(argv)
     if not sys.platform.startswith("linux"):
         print("scripts/bench: Linux only (reads /proc)", file=sys.stderr)
         return 2
+    pin_cpus(not args.no_pin)
+    raise_fd_limit()
 
     def on_term(signum: int, _frame: Any) -> None:
         raise SystemExit(128 + signum)

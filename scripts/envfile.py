@@ -70,11 +70,11 @@ def set_value(text: str, name: str, value: str) -> str:
     else append it."""
     lines = text.splitlines()
     line = f"{name}={value}"
-    active = [i for i, l in enumerate(lines) if re.match(rf"\s*(export\s+)?{name}\s*=", l)]
-    placeholder = [i for i, l in enumerate(lines) if re.match(rf"#\s*{name}\s*=\s*$", l)]
+    active = [i for i, text_line in enumerate(lines) if re.match(rf"\s*(export\s+)?{name}\s*=", text_line)]
+    placeholder = [i for i, text_line in enumerate(lines) if re.match(rf"#\s*{name}\s*=\s*$", text_line)]
     if active:
         lines[active[0]] = line
-        lines = [l for i, l in enumerate(lines) if i not in active[1:]]
+        lines = [text_line for i, text_line in enumerate(lines) if i not in active[1:]]
     elif placeholder:
         lines[placeholder[0]] = line
     else:

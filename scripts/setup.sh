@@ -5,7 +5,8 @@
 #   * config/config.yaml copied from config/config.example.yaml;
 #   * data/ and logs/; then `python -m gateway check-config`.
 # Existing .env and config/config.yaml are kept unless --force (which backs them up as .bak).
-# Asks nothing; safe to run again.
+# Asks nothing; safe to run again. Writes .env and config/config.yaml under the operator lock
+# (run/gateway.lock, see scripts/lib.sh), so it never interleaves with virtual-key.sh or start.sh.
 #
 # Environment (mostly for tests and CI):
 #   PYTHON                        interpreter that creates .venv (default, or if PYTHON is not
@@ -136,6 +137,7 @@ write_env() {
     "$BASE_PY" "$ROOT/scripts/envfile.py" new "$ENV_FILE" "$1"
 }
 
+lock_operator "./setup.sh (writing .env and config/config.yaml)"
 if [[ -f "$ENV_FILE" && "$FORCE" == 0 ]]; then
     log "kept the existing .env (use --force to regenerate it; the old one is then saved as .env.bak)"
     if [[ -n "$PORT" || "$RANDOM_PORTS" == 1 ]]; then
@@ -182,6 +184,7 @@ else
     mv -f "$tmp" "$CONFIG"
     log "wrote config/config.yaml from config/config.example.yaml"
 fi
+unlock_operator
 
 # ------------------------------------------------------------------ .venv and packages
 VENV_ARGS=()

@@ -4,6 +4,10 @@
 #   * Otherwise natively: .venv/bin/python -m gateway serve in the background (its own session),
 #     output appended to logs/gateway.log, PID (Granian's main process) in run/gateway.pid.
 # Already running -> says so and exits 0. Port taken by something else -> exit 1.
+# Holds the operator lock (run/gateway.lock, flock; see scripts/lib.sh) from start to finish, so
+# two start.sh at once start one gateway: the second waits, then finds it running.
+# The pid file holds "PID STARTTIME" (/proc/PID/stat field 22): a recycled PID is never taken
+# for the gateway.
 #
 # Environment: GATEWAY_NATIVE=1 (never use Docker), GATEWAY_START_TIMEOUT (seconds to wait
 # for health; default 30 natively, 120 with Docker).
@@ -25,6 +29,7 @@ esac
 
 [[ -f "$ENV_FILE" ]] || die "no .env here: run ./setup.sh first"
 [[ -f "$ROOT/config/config.yaml" ]] || die "no config/config.yaml here: run ./setup.sh first"
+lock_operator "./start.sh"
 
 # wait_healthy URL SECONDS [PID]: poll URL until it answers 200; false on timeout or if PID dies.
 wait_healthy() {
@@ -102,14 +107,18 @@ start_native() {
     mkdir -p "$ROOT/run" "$ROOT/logs"
     read_listen
 
-    local pid
-    pid="$(read_pid_file)"
+    local pid started
+    read -r pid started <<<"$(read_pid_file)"
     if [[ -n "$pid" ]]; then
-        if pid_is_gateway "$pid"; then
+        if pid_is_gateway "$pid" "$started"; then
             log "already running at $BASE_URL/v1 (pid $pid, logs: logs/gateway.log)"
             exit 0
         fi
-        log "removing stale pid file (process $pid is gone)"
+        if pid_alive "$pid"; then
+            log "removing stale pid file (pid $pid now belongs to another program; left it alone)"
+        else
+            log "removing stale pid file (process $pid is gone)"
+        fi
         rm -f "$PID_FILE"
     fi
 
@@ -122,16 +131,18 @@ start_native() {
     marker="=== $(date '+%F %T') start.sh: starting the gateway on $LISTEN_HOST:$LISTEN_PORT"
     printf '%s\n' "$marker" >>"$LOG_FILE"
     # A new session (setsid) so that closing the terminal does not stop it; nohup for good measure.
-    # `python -m gateway serve` exec()s Granian, so $! stays Granian's main PID.
-    if command -v setsid >/dev/null 2>&1; then
-        setsid nohup "$VENV_PY" -m gateway serve </dev/null >>"$LOG_FILE" 2>&1 &
-    else
-        nohup "$VENV_PY" -m gateway serve </dev/null >>"$LOG_FILE" 2>&1 &
-    fi
+    # env, setsid and nohup exec() in turn, and `python -m gateway serve` serves in-process (or
+    # exec()s Granian), so $! stays the gateway's main PID. The server must not inherit the
+    # operator lock: 9>&- closes its descriptor, env -u drops the variable that points at it.
+    local launcher=()
+    command -v setsid >/dev/null 2>&1 && launcher=(setsid)
+    env -u GATEWAY_LOCK_FD ${launcher[@]+"${launcher[@]}"} nohup "$VENV_PY" -m gateway serve \
+        </dev/null >>"$LOG_FILE" 2>&1 9>&- &
     pid=$!
-    (umask 022 && printf '%s\n' "$pid" >"$PID_FILE.tmp") && mv -f "$PID_FILE.tmp" "$PID_FILE"
+    write_pid_file "$pid"
 
-    if ! wait_healthy "$BASE_URL/health/readiness" "${GATEWAY_START_TIMEOUT:-30}" "$pid"; then
+    if ! wait_healthy "$BASE_URL/health/readiness" "${GATEWAY_START_TIMEOUT:-30}" "$pid" \
+            || ! pid_is_gateway "$pid"; then
         printf '[%s] last lines of logs/gateway.log (this start only, at most 30):\n' "$TAG" >&2
         tail -n 5000 "$LOG_FILE" | awk -v marker="$marker" '$0 == marker { n = 0 } { lines[n++] = $0 } END { for (i = (n > 30 ? n - 30 : 0); i < n; i++) print lines[i] }' >&2 || true
         if pid_alive "$pid"; then

@@ -2,7 +2,9 @@
 # Stop the gateway. Idempotent: nothing running -> says so, exit 0.
 #   * Native: the PID in run/gateway.pid gets SIGTERM (Granian drains and exits), SIGKILL after
 #     GATEWAY_STOP_TIMEOUT seconds (default 30). A PID that is no longer our gateway (reused by
-#     another program) is never signalled.
+#     another program) is never signalled: the pid file records the process's start time, and
+#     the process must run exactly our server command line (scripts/lib.sh: pid_is_gateway).
+#   Holds the operator lock (run/gateway.lock) while it works, so it never races a start.sh.
 #   * Docker: if an engine answers (and GATEWAY_NATIVE is not 1) and the compose stack has
 #     containers, `docker compose down`.
 set -euo pipefail
@@ -20,10 +22,11 @@ case "${1:-}" in
 esac
 
 TIMEOUT="${GATEWAY_STOP_TIMEOUT:-30}"
+lock_operator "./stop.sh"
 
 stop_native() {
-    local pid
-    pid="$(read_pid_file)"
+    local pid started
+    read -r pid started <<<"$(read_pid_file)"
     if [[ -z "$pid" ]]; then
         [[ -f "$PID_FILE" ]] && rm -f "$PID_FILE"
         log "native gateway: not running (no run/gateway.pid)"
@@ -34,9 +37,9 @@ stop_native() {
         log "native gateway: not running (process $pid is gone; removed the stale pid file)"
         return 0
     fi
-    if ! pid_is_gateway "$pid"; then
+    if ! pid_is_gateway "$pid" "$started"; then
         rm -f "$PID_FILE"
-        log "native gateway: not running (pid $pid now belongs to another program: $(pid_cmdline "$pid" | cut -c1-80); left it alone, removed the stale pid file)"
+        log "native gateway: not running (pid $pid now belongs to another program: $(pid_program "$pid"); left it alone, removed the stale pid file)"
         return 0
     fi
 

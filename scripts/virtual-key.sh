@@ -3,6 +3,8 @@
 #   * `python -m gateway add-client` writes only its sha256 hash into config/config.yaml;
 #   * the key is printed once here and saved as VIRTUAL_KEY=... in .env (mode 600);
 #   * a running gateway picks the new client up live; this script checks that with GET /v1/models.
+# Writing the config and .env happens under the operator lock (run/gateway.lock, see
+# scripts/lib.sh), so several virtual-key.sh at once each add their client and keep their key.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,28 +22,36 @@ saves it in .env as VIRTUAL_KEY (replacing an earlier one there).
 
   --id NAME         client id (letters, digits, . _ -); default client-NNN
   --providers a,b   provider ids the client may use (default: all)
-  --rpm N           requests per minute limit
-  --tpm N           tokens per minute limit
-  --admin           may call the admin API
+  --rpm N           requests per minute limit, at least 1 (leave it out for no limit)
+  --tpm N           tokens per minute limit, at least 1 (leave it out for no limit)
+  --admin           may call the admin API (writes admin: true for the client)
 EOF
+}
+
+# check_limit FLAG VALUE: a limit is a whole number >= 1. 0 is refused rather than read as
+# "unlimited" (or as "nothing allowed"): the config refuses 0 too (limits.* >= 1).
+check_limit() {
+    [[ "$2" =~ ^[0-9]+$ ]] || die "$1 must be a whole number, not '$2'"
+    [[ "$2" =~ ^0*[1-9][0-9]*$ ]] || die "$1 must be at least 1 ($1 0 would block the client entirely; to set no limit, leave $1 out)"
 }
 
 ARGS=()
 CLIENT_ID=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
+        --id=* | --providers=* | --rpm=* | --tpm=*)
+            # --flag=value: checked exactly as --flag value
+            flag="${1%%=*}" value="${1#*=}"
+            shift
+            set -- "$flag" "$value" "$@" ;;
         --id | --providers | --rpm | --tpm)
             [[ $# -ge 2 && -n "$2" ]] || { usage >&2; die "$1 needs a value"; }
             [[ "$1" == --id ]] && CLIENT_ID="$2"
-            if [[ "$1" == --rpm || "$1" == --tpm ]] && ! [[ "$2" =~ ^[0-9]+$ ]]; then
-                die "$1 must be a whole number, not '$2'"
+            if [[ "$1" == --rpm || "$1" == --tpm ]]; then
+                check_limit "$1" "$2"
             fi
             ARGS+=("$1" "$2")
             shift 2 ;;
-        --id=* | --providers=* | --rpm=* | --tpm=*)
-            [[ "$1" == --id=* ]] && CLIENT_ID="${1#--id=}"
-            ARGS+=("$1")
-            shift ;;
         --admin) ARGS+=("$1"); shift ;;
         -h | --help) usage; exit 0 ;;
         *) usage >&2; printf '[%s] ERROR: unknown argument: %s\n' "$TAG" "$1" >&2; exit 2 ;;
@@ -52,6 +62,7 @@ done
 [[ -f "$ENV_FILE" ]] || die "no .env here: run ./setup.sh first"
 [[ -f "$ROOT/config/config.yaml" ]] || die "no config/config.yaml here: run ./setup.sh first"
 
+lock_operator "./virtual-key.sh"
 label="a client"
 [[ -z "$CLIENT_ID" ]] || label="client '$CLIENT_ID'"
 log "creating $label in config/config.yaml (only the key's hash is stored there)"
@@ -82,6 +93,7 @@ fi
 # Save VIRTUAL_KEY=... in .env (mode 600, atomic; scripts/envfile.py). The key travels on stdin,
 # never on a command line.
 printf '%s' "$KEY" | "$VENV_PY" "$ROOT/scripts/envfile.py" set "$ENV_FILE" VIRTUAL_KEY
+unlock_operator
 
 log "created client '$CLIENT_ID'. Its key (shown only this once; also saved in .env as VIRTUAL_KEY):"
 printf '%s\n' "$KEY"
@@ -91,14 +103,16 @@ log "use it as the API key of an OpenAI client, with base_url pointing at the ga
 read_listen
 if http_ok "$BASE_URL/health/readiness"; then
     log "checking the new key against the running gateway ($BASE_URL/v1/models)"
-    for _ in $(seq 1 25); do
+    check_s="${GATEWAY_KEY_CHECK_TIMEOUT:-15}"
+    start=$SECONDS
+    while ((SECONDS - start < check_s)); do
         if http_ok "$BASE_URL/v1/models" "$KEY"; then
             log "OK: the running gateway accepts the new key"
             exit 0
         fi
         sleep 0.2
     done
-    die "the running gateway did not accept the new key within 5 s (see logs/gateway.log; is it serving this config/config.yaml?)"
+    die "the running gateway did not accept the new key within ${check_s}s (the client is saved; see logs/gateway.log: is it serving this config/config.yaml?)"
 else
     log "the gateway is not running; it will accept the key once started (./start.sh)"
 fi

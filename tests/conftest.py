@@ -9,8 +9,8 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import httpx
 import pytest
@@ -20,6 +20,7 @@ from tests.fake_upstream import FakeUpstream
 REPO = Path(__file__).resolve().parent.parent
 MASTER_KEY = "sk-test-master-key-0123456789"
 CLIENT_KEY = "sk-test-client-key-0123456789"
+ADMIN_HEADERS = {"Authorization": f"Bearer {MASTER_KEY}"}
 
 
 def free_port() -> int:
@@ -54,7 +55,7 @@ class Gateway:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> "Gateway":
+    def start(self, timeout: float = 30.0) -> Gateway:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=self.workdir, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -87,7 +88,14 @@ class Gateway:
                             timeout=kwargs.pop("timeout", 30), **kwargs)
 
     def readiness(self) -> dict:
-        return httpx.get(self.base_url + "/health/readiness", timeout=5).json()
+        """The readiness details (they need the master or an admin key)."""
+        return httpx.get(self.base_url + "/health/readiness", headers=ADMIN_HEADERS, timeout=5).json()
+
+    def metrics(self) -> str:
+        """The Prometheus text of ``/metrics`` (it needs the master or an admin key)."""
+        response = httpx.get(self.base_url + "/metrics", headers=ADMIN_HEADERS, timeout=10)
+        response.raise_for_status()
+        return response.text
 
     def write_config(self, config: str) -> None:
         """Replace the config atomically (write a temp file, rename it over)."""

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gzip
 import itertools
 import json
 import re
 import signal
-import sys
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from aiohttp import web
 
 DEFAULT_TEXT = "Hello from the fake upstream"
 DEFAULT_CHUNKS = 3
+MIB = 1 << 20
 MODELS = ("fake-gpt-4o", "fake-gpt-4o-mini", "fake-text-embedding-3-small")
 
 _CHAT_RE = re.compile(r"^(?:/v1|/openai/deployments/(?P<dep>[^/]+))?/chat/completions$")
@@ -55,6 +57,14 @@ class Behaviour:
     cut_after: int | None = None  # streams: abort the TCP connection after this many events
     hang: bool = False  # never answer; wait until the client goes away
     usage: bool = True  # False: omit usage from all answers
+    # whole (non-stream) answers:
+    cut_body_after: int | None = None  # announce the whole length, send this many body bytes, abort
+    body_bytes: int | None = None  # pad the answer to about this many bytes, sent in 1 MiB pieces
+    declare_length: bool = False  # with body_bytes: send Content-Length (else chunked)
+    # "gzip" | "deflate": compress the answer (whole or stream) whatever the client accepts;
+    # any other value is only announced in Content-Encoding (the body stays plain)
+    encoding: str | None = None
+    ignore_stream: bool = False  # answer a stream request with a whole JSON completion
 
 
 @dataclass(frozen=True)
@@ -128,6 +138,7 @@ class FakeUpstream:
         self._chat_count = 0
         self._key_counts: dict[str, int] = {}
         self._disconnects = 0
+        self._body_bytes_sent = 0
         self._in_flight = 0
         self._ids = itertools.count(1)
         self._closing = False
@@ -234,6 +245,7 @@ class FakeUpstream:
             self._chat_count = 0
             self._key_counts.clear()
             self._disconnects = 0
+            self._body_bytes_sent = 0
 
     def _next_behaviour(self, key: str | None) -> Behaviour:
         with self._cond:
@@ -267,6 +279,12 @@ class FakeUpstream:
         """Block until at least ``n`` disconnects were seen; False on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: self._disconnects >= n, timeout=timeout)
+
+    @property
+    def body_bytes_sent(self) -> int:
+        """Body bytes written for ``body_bytes`` answers (what reached the socket, about)."""
+        with self._cond:
+            return self._body_bytes_sent
 
     @property
     def in_flight(self) -> int:
@@ -324,7 +342,14 @@ class FakeUpstream:
         if raw and not isinstance(body, dict):
             return _json_response(_error_body("Request body is not a JSON object", 400), 400)
 
-        beh = self._next_behaviour(key)
+        match = chat or emb
+        assert match is not None
+        model = str((body or {}).get("model") or match.group("dep") or "fake-model")
+        return await self._scripted(request, body or {}, model, emb is not None, self._next_behaviour(key))
+
+    async def _scripted(self, request: web.BaseRequest, body: dict[str, Any], model: str, embeddings: bool,
+                        beh: Behaviour) -> web.StreamResponse:
+        """The answer ``beh`` scripts for one chat or embeddings request."""
         if beh.hang:
             while True:  # until the client goes away (the handler is then cancelled)
                 await asyncio.sleep(3600)
@@ -339,23 +364,18 @@ class FakeUpstream:
             msg = f"Fake upstream scripted error {beh.status}"
             etype = "rate_limit_error" if beh.status == 429 else "api_error"
             return _json_response(_error_body(msg, beh.status, etype), beh.status, beh.headers)
-
-        body = body or {}
-        match = chat or emb
-        assert match is not None
-        model = str(body.get("model") or match.group("dep") or "fake-model")
-        if emb:
+        if embeddings:
             return self._embeddings(body, model, beh)
-        if body.get("stream"):
+        if body.get("stream") and not beh.ignore_stream:
             return await self._stream(request, body, model, beh)
-        return self._completion(body, model, beh)
+        return await self._whole(request, self._completion(body, model, beh), beh)
 
     def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
         prompt, completion = prompt_tokens_of(body), len(text.split())
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
-    def _completion(self, body: dict[str, Any], model: str, beh: Behaviour) -> web.Response:
+    def _completion(self, body: dict[str, Any], model: str, beh: Behaviour) -> dict[str, Any]:
         text = DEFAULT_TEXT if beh.text is None else beh.text
         answer: dict[str, Any] = {
             "id": f"chatcmpl-fake{next(self._ids)}",
@@ -367,7 +387,52 @@ class FakeUpstream:
         }
         if beh.usage:
             answer["usage"] = self._usage(body, text)
-        return _json_response(answer, beh.status, beh.headers)
+        return answer
+
+    async def _whole(self, request: web.BaseRequest, answer: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
+        """A whole JSON answer, as scripted: plain, compressed, cut short or padded to a size."""
+        headers = {"Content-Type": "application/json", **beh.headers}
+        if beh.body_bytes is not None:
+            return await self._big(request, answer, beh, headers)
+        raw = json.dumps(answer).encode()
+        if beh.encoding:
+            headers["Content-Encoding"] = beh.encoding
+            raw = _compress(raw, beh.encoding)
+        if beh.cut_body_after is None:
+            return web.Response(status=beh.status, body=raw, headers=headers)
+        resp = web.StreamResponse(status=beh.status, headers=headers)
+        resp.content_length = len(raw)
+        await resp.prepare(request)
+        await resp.write(raw[:beh.cut_body_after])
+        if request.transport is not None:
+            request.transport.abort()  # the answer stops mid-body: the length promised is never met
+        return resp
+
+    async def _big(self, request: web.BaseRequest, answer: dict[str, Any], beh: Behaviour,
+                   headers: dict[str, str]) -> web.StreamResponse:
+        """``body_bytes`` of answer (before compression, if ``encoding``: a small gzip can be a bomb)."""
+        size = beh.body_bytes or 0
+        head = json.dumps(answer).encode()[:-1] + b', "pad": "'
+        tail = b'"}'
+        packer = _StreamPacker(beh.encoding)
+        if beh.encoding:
+            headers["Content-Encoding"] = beh.encoding
+        resp = web.StreamResponse(status=beh.status, headers=headers)
+        if beh.declare_length and not beh.encoding:
+            resp.content_length = max(size, len(head) + len(tail))
+        await resp.prepare(request)
+        pieces = [head] + [b"x" * MIB] * max(0, (size - len(head) - len(tail)) // MIB)
+        remainder = max(0, size - len(head) - len(tail)) % MIB
+        try:
+            for piece in [*pieces, b"x" * remainder, tail]:
+                await resp.write(packer.pack(piece))
+                with self._cond:
+                    self._body_bytes_sent += len(piece)
+            await resp.write(packer.end())
+            await resp.write_eof()
+        except ConnectionResetError:
+            self._note_disconnect()
+        return resp
 
     def _embeddings(self, body: dict[str, Any], model: str, beh: Behaviour) -> web.Response:
         inputs = body.get("input", "")
@@ -397,8 +462,11 @@ class FakeUpstream:
         if beh.usage and isinstance(opts, dict) and opts.get("include_usage"):
             events.append({**base, "choices": [], "usage": self._usage(body, text)})
 
-        resp = web.StreamResponse(status=beh.status, headers={
-            "Content-Type": "text/event-stream", "Cache-Control": "no-cache", **beh.headers})
+        headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **beh.headers}
+        packer = _StreamPacker(beh.encoding)
+        if beh.encoding:
+            headers["Content-Encoding"] = beh.encoding
+        resp = web.StreamResponse(status=beh.status, headers=headers)
         try:
             await resp.prepare(request)
             for i, event in enumerate(events):
@@ -406,16 +474,40 @@ class FakeUpstream:
                     break
                 if i and beh.chunk_delay_s > 0:
                     await asyncio.sleep(beh.chunk_delay_s)
-                await resp.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+                await resp.write(packer.pack(b"data: " + json.dumps(event).encode() + b"\n\n"))
             if beh.cut_after is not None:
                 if request.transport is not None:
                     request.transport.abort()  # abrupt close: no terminator, no [DONE]
                 return resp
-            await resp.write(b"data: [DONE]\n\n")
+            await resp.write(packer.pack(b"data: [DONE]\n\n") + packer.end())
             await resp.write_eof()
         except ConnectionResetError:
             self._note_disconnect()
         return resp
+
+
+def _compress(raw: bytes, encoding: str) -> bytes:
+    if encoding == "gzip":
+        return gzip.compress(raw)
+    if encoding == "deflate":
+        return zlib.compress(raw)
+    return raw  # announced only
+
+
+class _StreamPacker:
+    """Compresses a stream event by event (each flushed, so the client can decode it at once)."""
+
+    def __init__(self, encoding: str | None) -> None:
+        wbits = {"gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}.get(encoding or "")
+        self._z = zlib.compressobj(wbits=wbits) if wbits is not None else None
+
+    def pack(self, data: bytes) -> bytes:
+        if self._z is None:
+            return data
+        return self._z.compress(data) + self._z.flush(zlib.Z_SYNC_FLUSH)
+
+    def end(self) -> bytes:
+        return self._z.flush() if self._z is not None else b""
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -443,7 +535,7 @@ def main(argv: list[str] | None = None) -> None:
         await fake._astop()
 
     try:
-        import uvloop  # type: ignore[import-not-found]
+        import uvloop  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         asyncio.run(serve())
     else:
@@ -451,4 +543,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -1,14 +1,26 @@
-"""``GET /metrics``: Prometheus text (all workers' when several run)."""
+"""``GET /metrics``: Prometheus text (all workers' when several run).
+
+It needs the master key or an admin client's key (401 without a valid key, 403 for another
+client), unless ``server.public_metrics: true``.
+"""
 
 from __future__ import annotations
 
 import falcon.asgi
 
+from ..auth import require_admin
 from ..observability.metrics import render
+from ..runtime import Runtime
 
 
 class MetricsResource:
+    def __init__(self, runtime: Runtime):
+        self.runtime = runtime
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        snap = self.runtime.snapshot
+        if not snap.server.public_metrics:
+            require_admin(snap, req.get_header("authorization"), req.get_header("x-api-key"))
         data, content_type = render()
         resp.content_type = content_type
         resp.data = data

@@ -7,6 +7,7 @@ operator fixes the file in one pass.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from dataclasses import dataclass
@@ -17,11 +18,13 @@ import yaml
 from dotenv import dotenv_values
 from pydantic import ValidationError
 
-from .schema import GatewayConfig
+from .schema import PROVIDER_TAGS, GatewayConfig
+from .yamlcheck import check_nodes
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 Path_ = tuple[Any, ...]
+MAX_CONFIG_BYTES = 16 * 2**20
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,18 @@ def format_path(path: Path_) -> str:
 
 def read_environment(env_file: Path | None) -> dict[str, str]:
     """The process environment over the operator's ``.env`` (the environment wins)."""
-    values: dict[str, str] = {}
+    text = None
     if env_file is not None and env_file.is_file():
-        values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        text = env_file.read_text(encoding="utf-8", errors="replace")
+    return environment_from(text)
+
+
+def environment_from(dotenv_text: str | None) -> dict[str, str]:
+    """The process environment over the text of a ``.env`` file (None: there is none)."""
+    values: dict[str, str] = {}
+    if dotenv_text is not None:
+        parsed = dotenv_values(stream=io.StringIO(dotenv_text))
+        values.update({k: v for k, v in parsed.items() if v is not None})
     values.update(os.environ)
     return values
 
@@ -83,15 +95,15 @@ def load_config(path: Path, env_file: Path | None) -> LoadedConfig:
 
 
 def parse_config(source: bytes, filename: str, environ: dict[str, str]) -> LoadedConfig:
+    if len(source) > MAX_CONFIG_BYTES:
+        raise ConfigError(filename, [ConfigIssue("", f"the file is larger than {MAX_CONFIG_BYTES // 2**20} MiB; "
+                                                     "refused")])
     try:
-        loader = yaml.SafeLoader(source.decode("utf-8"))
-        try:
-            node = loader.get_single_node()
-            data = loader.construct_document(node) if node is not None else {}
-        finally:
-            loader.dispose()
+        node, data = _read_yaml(source, filename)
     except UnicodeDecodeError:
         raise ConfigError(filename, [ConfigIssue("", "the file is not UTF-8 text")]) from None
+    except RecursionError:
+        raise ConfigError(filename, [ConfigIssue("", "the document is nested too deeply")]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -115,6 +127,21 @@ def parse_config(source: bytes, filename: str, environ: dict[str, str]) -> Loade
     if issues:
         raise ConfigError(filename, issues)
     return LoadedConfig(config, environ, lines, source)
+
+
+def _read_yaml(source: bytes, filename: str) -> tuple[yaml.Node | None, Any]:
+    """Compose the node graph, check it (duplicate keys, aliases), then build Python values."""
+    loader = yaml.SafeLoader(source.decode("utf-8"))
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, None
+        problems = check_nodes(node)
+        if problems:
+            raise ConfigError(filename, [ConfigIssue(format_path(p.path), p.message, p.line) for p in problems])
+        return node, loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def line_of(lines: dict[Path_, int], path: Path_) -> int | None:
@@ -173,5 +200,6 @@ def _issue_from_pydantic(err: Any, lines: dict[Path_, int]) -> ConfigIssue:
 
 
 def _is_union_tag(part: Any) -> bool:
-    # pydantic adds the union member's name ("str", "list[str]", "AliasSpec") to the location
-    return isinstance(part, str) and (part in {"str", "AliasSpec"} or part.startswith(("list[", "function-")))
+    # pydantic adds the union member's name ("str", "list[str]", "AliasSpec", a provider class) to the location
+    return isinstance(part, str) and (part in {"str", "AliasSpec"} or part in PROVIDER_TAGS
+                                      or part.startswith(("list[", "function-")))

@@ -6,11 +6,18 @@ duplicate ids) are checked when the snapshot is built (``snapshot.py``).
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-ProviderType = Literal[
+from ..store.config import Storage
+
+# The provider types; each is described in ``providers/registry.py`` (a test keeps the two in step).
+OpenAICompatibleType = Literal[
+    "openai", "groq", "mistral", "deepseek", "together", "perplexity", "xai", "openrouter", "ollama",
+    "lmstudio", "openai-compatible",
+]
+ProviderTypeName = Literal[
     "openai", "azure", "anthropic", "gemini", "groq", "mistral", "deepseek", "together",
     "perplexity", "xai", "openrouter", "ollama", "lmstudio", "openai-compatible",
 ]
@@ -43,9 +50,12 @@ class Budget(_Strict):
 class Server(_Strict):
     listen: str = ":2906"
     max_body_mb: float = Field(10.0, gt=0)
+    body_timeout_s: float = Field(30.0, gt=0)  # the whole request body must arrive within this (408 after)
     request_timeout_s: float = Field(600.0, gt=0)
     connect_timeout_s: float = Field(10.0, gt=0)
+    max_response_mb: float = Field(50.0, gt=0)  # a longer non-streamed upstream answer is a 502
     log_requests: bool = True
+    public_metrics: bool = False  # true: GET /metrics needs no key (a private network only)
 
     @field_validator("listen")
     @classmethod
@@ -60,6 +70,8 @@ class Routing(_Strict):
     strategy: Strategy = "fallback"
     max_attempts: int = Field(4, ge=1, le=50)
     cooldown_s: float = Field(60.0, gt=0)
+    max_cooldown_s: float = Field(3600.0, gt=0)  # no upstream header rests a key (or is told to clients) longer
+    total_timeout_s: float | None = Field(None, gt=0)  # one deadline for all attempts; None: longest provider timeout
     queue_timeout_s: float = Field(0.0, ge=0)
     circuit_breaker_failures: int = Field(3, ge=1)
     circuit_breaker_open_s: float = Field(30.0, gt=0)
@@ -67,9 +79,10 @@ class Routing(_Strict):
     limit_window_s: float = Field(60.0, gt=0)  # the "minute" of req/tokens_per_min; shorten only to test
 
 
-class Provider(_Strict):
+class _ProviderBase(_Strict):
+    """What every provider type has; each type's class adds its own fields (see ``Provider``)."""
+
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
-    type: ProviderType
     base_url: str | None = None
     api_keys: list[str] | None = None
     model: str | None = None
@@ -80,10 +93,9 @@ class Provider(_Strict):
     headers: dict[str, str] = {}
     timeout_s: float | None = Field(None, gt=0)
     cooldown_s: float | None = Field(None, gt=0)
-    api_version: str | None = None  # azure
 
     @model_validator(mode="after")
-    def _one_model_field(self) -> "Provider":
+    def _one_model_field(self) -> Self:
         if self.model is not None and self.models is not None:
             raise ValueError("give either 'model' or 'models', not both")
         return self
@@ -94,6 +106,76 @@ class Provider(_Strict):
         if v is not None and not v.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return v
+
+    def protocol_version(self) -> str | None:
+        """The version string the protocol sends with each request (Azure's api-version, …)."""
+        return None
+
+    def problems(self) -> list[tuple[str, str]]:
+        """(field, message) for what this type needs beyond the schema (checked when the snapshot is built)."""
+        return []
+
+
+class OpenAICompatibleProvider(_ProviderBase):
+    type: OpenAICompatibleType
+
+
+class AzureProvider(_ProviderBase):
+    type: Literal["azure"]
+    api_version: str | None = None
+
+    def protocol_version(self) -> str | None:
+        return self.api_version
+
+    def problems(self) -> list[tuple[str, str]]:
+        if not self.api_version:
+            return [("api_version", "type 'azure' needs an api_version, e.g. \"2024-10-21\"")]
+        return []
+
+
+class AnthropicProvider(_ProviderBase):
+    type: Literal["anthropic"]
+    anthropic_version: str = "2023-06-01"  # the anthropic-version header
+
+    def protocol_version(self) -> str | None:
+        return self.anthropic_version
+
+
+class GeminiProvider(_ProviderBase):
+    type: Literal["gemini"]
+
+
+class _UnknownTypeProvider(_ProviderBase):
+    """Where a provider with a missing or unknown ``type`` is validated: its ``type`` fails with the
+    list of known types, and its other fields are still checked (every type-specific field allowed)."""
+
+    type: ProviderTypeName
+    api_version: str | None = None
+    anthropic_version: str | None = None
+
+
+_TAGS: dict[str, str] = {name: "OpenAICompatibleProvider" for name in get_args(OpenAICompatibleType)}
+_TAGS.update(azure="AzureProvider", anthropic="AnthropicProvider", gemini="GeminiProvider")
+UNKNOWN_TYPE_TAG = "UnknownTypeProvider"
+# What pydantic puts in an error's location to name the union member (the loader drops them).
+PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG}
+
+
+def _provider_tag(value: Any) -> str:
+    type_ = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return _TAGS.get(type_, UNKNOWN_TYPE_TAG) if isinstance(type_, str) else UNKNOWN_TYPE_TAG
+
+
+# One provider entry: a discriminated union on ``type``.
+Provider = Annotated[
+    Annotated[OpenAICompatibleProvider, Tag("OpenAICompatibleProvider")]
+    | Annotated[AzureProvider, Tag("AzureProvider")]
+    | Annotated[AnthropicProvider, Tag("AnthropicProvider")]
+    | Annotated[GeminiProvider, Tag("GeminiProvider")]
+    | Annotated[_UnknownTypeProvider, Tag(UNKNOWN_TYPE_TAG)],
+    Discriminator(_provider_tag),
+]
+ProviderConfig = OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
 
 
 class AliasSpec(_Strict):
@@ -109,6 +191,17 @@ class AliasSpec(_Strict):
         return v
 
 
+def check_client_key(key: str) -> None:
+    """A key a client could never send (the gateway strips what it is sent; HTTP headers carry
+    ASCII) would never match: it is a config error. The message never holds the key."""
+    if key != key.strip():
+        raise ValueError("the key has leading or trailing spaces; a client could never send it, so it would "
+                         "never match")
+    if not all(" " <= ch <= "~" for ch in key):
+        raise ValueError("the key holds non-ASCII or control characters; an HTTP header cannot carry them, so it "
+                         "would never match")
+
+
 class Client(_Strict):
     id: str | None = None
     key: str | None = Field(None, min_length=8, repr=False)
@@ -119,8 +212,15 @@ class Client(_Strict):
     budget: Budget = Budget()
     admin: bool = False
 
+    @field_validator("key")
+    @classmethod
+    def _sendable(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_client_key(v)
+        return v
+
     @model_validator(mode="after")
-    def _one_key(self) -> "Client":
+    def _one_key(self) -> Client:
         if (self.key is None) == (self.key_hash is None):
             raise ValueError("give exactly one of 'key' or 'key_hash'")
         return self
@@ -131,5 +231,6 @@ class GatewayConfig(_Strict):
     server: Server = Server()
     routing: Routing = Routing()
     llm_providers: list[Provider] = []
-    model_aliases: dict[str, Union[str, list[str], AliasSpec]] = {}
+    model_aliases: dict[str, str | list[str] | AliasSpec] = {}
     api_keys: list[Client] = []
+    storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)

@@ -8,16 +8,27 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
 
 import orjson
 
-from ..providers.presets import PRESETS, SUPPORTED_PROTOCOLS, api_root, key_env_name
-from .loader import ConfigError, ConfigIssue, LoadedConfig, format_path, line_of, load_config
-from .schema import AliasSpec, Budget, Limits, Pricing, Routing, Server
+from ..providers.registry import api_root, entry
+from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
+from .schema import (
+    AliasSpec,
+    Budget,
+    Client,
+    GatewayConfig,
+    Limits,
+    Pricing,
+    ProviderConfig,
+    Routing,
+    Server,
+    check_client_key,
+)
 
 MASTER_KEY_ENV = "GATEWAY_MASTER_KEY"
 
@@ -65,7 +76,7 @@ class ProviderSpec:
     cooldown_s: float
     stream_usage: bool
     needs_key: bool
-    api_version: str | None
+    api_version: str | None  # what the protocol sends as its version (Azure api-version, anthropic-version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,102 +129,32 @@ def load_snapshot(path: Path, env_file: Path | None) -> Snapshot:
     return build_snapshot(load_config(path, env_file), str(path))
 
 
+class _Findings:
+    """The issues and warnings found while building, each issue with its path and line."""
+
+    def __init__(self, lines: dict[Path_, int]):
+        self.lines = lines
+        self.issues: list[ConfigIssue] = []
+        self.warnings: list[str] = []
+
+    def issue(self, path: Path_, message: str) -> None:
+        self.issues.append(ConfigIssue(format_path(path), message, line_of(self.lines, path)))
+
+
 def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
-    cfg, environ, lines = loaded.config, loaded.environ, loaded.lines
-    issues: list[ConfigIssue] = []
-    warnings: list[str] = []
-
-    def issue(path: tuple, message: str) -> None:
-        issues.append(ConfigIssue(format_path(path), message, line_of(lines, path)))
-
-    providers: dict[str, ProviderSpec] = {}
-    for i, p in enumerate(cfg.llm_providers):
-        here = ("llm_providers", i)
-        preset = PRESETS[p.type]
-        if p.id in providers:
-            issue(here + ("id",), f"duplicate provider id '{p.id}'")
-            continue
-        if preset.protocol not in SUPPORTED_PROTOCOLS:
-            issue(here + ("type",), f"type '{p.type}' is not supported by this version of the gateway")
-            continue
-        root = api_root(p.type, p.base_url)
-        if root is None:
-            issue(here + ("base_url",), f"type '{p.type}' needs a base_url")
-            continue
-        if p.type == "azure" and not p.api_version:
-            issue(here + ("api_version",), "type 'azure' needs an api_version, e.g. \"2024-10-21\"")
-            continue
-        secrets = _provider_secrets(p.api_keys, p.type, environ)
-        if not secrets and preset.needs_key:
-            source = "api_keys" if p.api_keys is not None else f"the environment ({key_env_name(p.type)}, …)"
-            warnings.append(f"llm_providers[{i}] ({p.id}): no API keys found in {source}; "
-                            "requests to it will fail until keys are added")
-        models = p.models if p.models is not None else ([p.model] if p.model else [])
-        providers[p.id] = ProviderSpec(
-            id=p.id, type=p.type, protocol=preset.protocol, api_root=root,
-            keys=tuple(ProviderKey(p.id, n + 1, s) for n, s in enumerate(secrets)),
-            models=frozenset(models), pricing=p.pricing, limits=p.limits, weight=p.weight,
-            headers=tuple(p.headers.items()),
-            timeout_s=p.timeout_s or cfg.server.request_timeout_s,
-            cooldown_s=p.cooldown_s or cfg.routing.cooldown_s,
-            stream_usage=preset.stream_usage, needs_key=preset.needs_key, api_version=p.api_version,
-        )
-
-    bare: dict[str, list[Target]] = {}
-    for spec in providers.values():
-        for model in sorted(spec.models):
-            bare.setdefault(model, []).append(Target(spec, model))
-    bare_models = {m: Route(cfg.routing.strategy, tuple(t), tuple(x.provider.weight for x in t))
-                   for m, t in bare.items()}
-
-    aliases: dict[str, Route] = {}
-    for name, raw in cfg.model_aliases.items():
-        here = ("model_aliases", name)
-        spec = raw if isinstance(raw, AliasSpec) else AliasSpec(targets=[raw] if isinstance(raw, str) else raw)
-        targets: list[Target] = []
-        weights: list[float] = []
-        if spec.weights is not None and len(spec.weights) != len(spec.targets):
-            issue(here + ("weights",), "needs one weight per target")
-        for j, text in enumerate(spec.targets):
-            found = _parse_target(text, providers, bare_models)
-            if found is None:
-                path = here + ("targets", j) if not isinstance(raw, str) else here
-                issue(path, f"target '{text}' names no configured provider (use provider_id:model)")
-                continue
-            targets.extend(found)
-            # a bare model may expand to several providers: each gets the target's weight
-            given = spec.weights[j] if spec.weights is not None and j < len(spec.weights) else None
-            weights.extend(given if given is not None else t.provider.weight for t in found)
-        aliases[name] = Route(spec.strategy or cfg.routing.strategy, tuple(targets), tuple(weights))
-
-    clients: dict[bytes, ClientSpec] = {}
-    for i, c in enumerate(cfg.api_keys):
-        here = ("api_keys", i)
-        digest = key_digest(c.key) if c.key is not None else bytes.fromhex(c.key_hash.split(":", 1)[1])
-        if digest in clients:
-            issue(here, "the same client key is configured twice")
-            continue
-        allowed = None if "*" in c.allowed_providers else frozenset(c.allowed_providers)
-        for name in sorted(allowed or ()):
-            if name not in providers:
-                warnings.append(f"api_keys[{i}]: allowed_providers names '{name}', which is not configured")
-        clients[digest] = ClientSpec(
-            id=c.id or f"client-{i + 1}", digest=digest, allowed_providers=allowed,
-            allowed_models=None if "*" in c.allowed_models else frozenset(c.allowed_models),
-            limits=c.limits, budget=c.budget, admin=c.admin,
-        )
-
-    if issues:
-        raise ConfigError(filename, issues)
-
+    cfg, environ = loaded.config, loaded.environ
+    found = _Findings(loaded.lines)
+    providers = _build_providers(cfg, environ, found)
+    bare_models = _bare_models(providers, cfg.routing.strategy)
+    aliases = _build_aliases(cfg, providers, bare_models, found)
+    clients = _build_clients(cfg, providers, found)
     master = environ.get(MASTER_KEY_ENV) or None
-    fingerprint = hashlib.sha256(orjson.dumps(cfg.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
-    fingerprint.update(master.encode() if master else b"")
-    for spec in providers.values():  # keys from the environment are not in the dump above
-        for key in spec.keys:
-            fingerprint.update(key.ident.encode())
+    if master is not None:
+        found.issues.extend(_master_key_issues(master))
+    if found.issues:
+        raise ConfigError(filename, found.issues)
     return Snapshot(
-        version=fingerprint.hexdigest()[:12],
+        version=_fingerprint(cfg, master, providers),
         source_path=filename,
         server=cfg.server,
         routing=cfg.routing,
@@ -222,27 +163,151 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         bare_models=MappingProxyType(bare_models),
         clients=MappingProxyType(clients),
         master_digest=key_digest(master) if master else None,
-        warnings=tuple(warnings),
+        warnings=tuple(found.warnings),
     )
 
 
-def _provider_secrets(api_keys: list[str] | None, type_: str, environ: Mapping[str, str]) -> list[str]:
+def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec]) -> str:
+    fingerprint = hashlib.sha256(orjson.dumps(cfg.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
+    fingerprint.update(master.encode() if master else b"")
+    for spec in providers.values():  # keys from the environment are not in the dump above
+        for key in spec.keys:
+            fingerprint.update(key.ident.encode())
+    return fingerprint.hexdigest()[:12]
+
+
+def _provider_problem(p: ProviderConfig) -> tuple[str, str] | None:
+    """(field, message) if this provider cannot be built."""
+    if entry(p.type).adapter is None:
+        return "type", f"type '{p.type}' is not supported by this version of the gateway"
+    if api_root(p.type, p.base_url) is None:
+        return "base_url", f"type '{p.type}' needs a base_url"
+    problems = p.problems()
+    return problems[0] if problems else None
+
+
+def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Findings) -> dict[str, ProviderSpec]:
+    providers: dict[str, ProviderSpec] = {}
+    for i, p in enumerate(cfg.llm_providers):
+        here: Path_ = ("llm_providers", i)
+        if p.id in providers:
+            found.issue(here + ("id",), f"duplicate provider id '{p.id}'")
+            continue
+        problem = _provider_problem(p)
+        if problem is not None:
+            found.issue(here + (problem[0],), problem[1])
+            continue
+        kind = entry(p.type)
+        secrets = _provider_secrets(p.api_keys, kind.key_envs, environ)
+        if not secrets and kind.needs_key:
+            names = " or ".join(kind.key_envs)
+            source = "api_keys" if p.api_keys is not None else f"the environment ({names}, …)"
+            found.warnings.append(f"llm_providers[{i}] ({p.id}): no API keys found in {source}; "
+                                  "requests to it will fail until keys are added")
+        models = p.models if p.models is not None else ([p.model] if p.model else [])
+        providers[p.id] = ProviderSpec(
+            id=p.id, type=p.type, protocol=kind.protocol, api_root=api_root(p.type, p.base_url) or "",
+            keys=tuple(ProviderKey(p.id, n + 1, s) for n, s in enumerate(secrets)),
+            models=frozenset(models), pricing=p.pricing, limits=p.limits, weight=p.weight,
+            headers=tuple(p.headers.items()),
+            timeout_s=p.timeout_s or cfg.server.request_timeout_s,
+            cooldown_s=p.cooldown_s or cfg.routing.cooldown_s,
+            stream_usage=kind.stream_usage, needs_key=kind.needs_key, api_version=p.protocol_version(),
+        )
+    return providers
+
+
+def _bare_models(providers: Mapping[str, ProviderSpec], strategy: str) -> dict[str, Route]:
+    bare: dict[str, list[Target]] = {}
+    for spec in providers.values():
+        for model in sorted(spec.models):
+            bare.setdefault(model, []).append(Target(spec, model))
+    return {m: Route(strategy, tuple(t), tuple(x.provider.weight for x in t)) for m, t in bare.items()}
+
+
+def _build_aliases(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], bare_models: Mapping[str, Route],
+                   found: _Findings) -> dict[str, Route]:
+    aliases: dict[str, Route] = {}
+    for name, raw in cfg.model_aliases.items():
+        here: Path_ = ("model_aliases", name)
+        alias = raw if isinstance(raw, AliasSpec) else AliasSpec(targets=[raw] if isinstance(raw, str) else raw)
+        targets: list[Target] = []
+        weights: list[float] = []
+        if alias.weights is not None and len(alias.weights) != len(alias.targets):
+            found.issue(here + ("weights",), "needs one weight per target")
+        for j, text in enumerate(alias.targets):
+            matched = _parse_target(text, providers, bare_models)
+            if matched is None:
+                path = here + ("targets", j) if not isinstance(raw, str) else here
+                found.issue(path, f"target '{text}' names no configured provider (use provider_id:model)")
+                continue
+            targets.extend(matched)
+            # a bare model may expand to several providers: each gets the target's weight
+            given = alias.weights[j] if alias.weights is not None and j < len(alias.weights) else None
+            weights.extend(given if given is not None else t.provider.weight for t in matched)
+        aliases[name] = Route(alias.strategy or cfg.routing.strategy, tuple(targets), tuple(weights))
+    return aliases
+
+
+def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
+                   found: _Findings) -> dict[bytes, ClientSpec]:
+    clients: dict[bytes, ClientSpec] = {}
+    for i, c in enumerate(cfg.api_keys):
+        digest = _client_digest(c)
+        if digest in clients:
+            found.issue(("api_keys", i), "the same client key is configured twice")
+            continue
+        allowed = None if "*" in c.allowed_providers else frozenset(c.allowed_providers)
+        for name in sorted(allowed or ()):
+            if name not in providers:
+                found.warnings.append(f"api_keys[{i}]: allowed_providers names '{name}', which is not configured")
+        clients[digest] = ClientSpec(
+            id=c.id or f"client-{i + 1}", digest=digest, allowed_providers=allowed,
+            allowed_models=None if "*" in c.allowed_models else frozenset(c.allowed_models),
+            limits=c.limits, budget=c.budget, admin=c.admin,
+        )
+    return clients
+
+
+def _client_digest(client: Client) -> bytes:
+    if client.key is not None:
+        return key_digest(client.key)
+    assert client.key_hash is not None  # the schema requires exactly one of the two
+    return bytes.fromhex(client.key_hash.split(":", 1)[1])
+
+
+def _master_key_issues(master: str) -> list[ConfigIssue]:
+    try:
+        check_client_key(master)
+    except ValueError as exc:
+        return [ConfigIssue(f"{MASTER_KEY_ENV} (environment or .env)", str(exc))]
+    return []
+
+
+def _provider_secrets(api_keys: list[str] | None, env_names: tuple[str, ...],
+                      environ: Mapping[str, str]) -> list[str]:
+    """The configured keys, else each of ``env_names`` with its numbered siblings (``X``, ``X_2``, …)."""
     if api_keys is not None:
         found = [k.strip() for k in api_keys]
     else:
-        base = key_env_name(type_)
-        pattern = re.compile(rf"^{base}(?:_(\d+))?$")
-        numbered = []
-        for name, value in environ.items():
-            m = pattern.match(name)
-            if m:
-                numbered.append((int(m.group(1) or 1), value.strip()))
-        found = [v for _, v in sorted(numbered)]
+        found = []
+        for base in env_names:
+            found += _numbered_values(base, environ)
     unique: list[str] = []
     for secret in found:
         if secret and secret not in unique:
             unique.append(secret)
     return unique
+
+
+def _numbered_values(base: str, environ: Mapping[str, str]) -> list[str]:
+    pattern = re.compile(rf"^{re.escape(base)}(?:_(\d+))?$")
+    numbered = []
+    for name, value in environ.items():
+        m = pattern.match(name)
+        if m:
+            numbered.append((int(m.group(1) or 1), value.strip()))
+    return [v for _, v in sorted(numbered)]
 
 
 def _parse_target(text: str, providers: Mapping[str, ProviderSpec],

@@ -6,10 +6,14 @@ With several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by ``gateway serve`` a
 
 from __future__ import annotations
 
+import contextlib
 import os
+from typing import Generic, TypeVar
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1)
@@ -36,17 +40,17 @@ CLIENT_ERRORS = Counter("gateway_client_errors_total", "Error answers per client
 CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client", ["client"])
 
 
-class Children:
+class Children(Generic[M]):
     """Labelled children of one metric, cached: ``labels()`` takes a lock and builds keys on every call."""
 
     __slots__ = ("_metric", "_cache", "_limit")
 
-    def __init__(self, metric, limit: int = 20_000):
+    def __init__(self, metric: M, limit: int = 20_000) -> None:
         self._metric = metric
-        self._cache: dict[tuple[str, ...], object] = {}
+        self._cache: dict[tuple[str, ...], M] = {}
         self._limit = limit
 
-    def __call__(self, *labels: str):
+    def __call__(self, *labels: str) -> M:
         child = self._cache.get(labels)
         if child is None:
             if len(self._cache) >= self._limit:
@@ -68,10 +72,8 @@ attempts_by = Children(UPSTREAM_ATTEMPTS)
 
 def set_config_version(version: str, previous: str | None) -> None:
     if previous is not None and previous != version:
-        try:
+        with contextlib.suppress(KeyError):
             CONFIG_INFO.remove(previous)
-        except KeyError:
-            pass
     CONFIG_INFO.labels(version).set(1)
 
 
@@ -80,6 +82,7 @@ def render() -> tuple[bytes, str]:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST

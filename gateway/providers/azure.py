@@ -1,19 +1,23 @@
 """Azure OpenAI: the OpenAI wire format, with deployments in the path and an ``api-key`` header.
 
-The target's model is the deployment name. Responses and streams are translated by the
-OpenAI adapter, since Azure answers in the same shape.
+The target's model is the deployment name; the provider's ``api_version`` goes in the query.
+Answers, streams, errors and rate-limit headers are OpenAI's, so only the request differs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import orjson
 
-from ..config.snapshot import ProviderKey, Target
 from ..upstream import UpstreamRequest
-from .openai import chat_body, request_headers
+from .base import CHAT, COMPLETIONS, Call
+from .openai import OpenAIAdapter
+from .openai.request import chat_body, request_headers, with_model
+
+if TYPE_CHECKING:
+    from ..config.snapshot import ProviderKey, Target
 
 
 def deployment_url(target: Target, path: str) -> str:
@@ -22,21 +26,11 @@ def deployment_url(target: Target, path: str) -> str:
             f"?api-version={quote(spec.api_version or '', safe='')}")
 
 
-def _auth(key: ProviderKey | None) -> dict[str, str]:
-    return {"api-key": key.secret} if key is not None else {}
-
-
-def build_chat_request(target: Target, key: ProviderKey | None, body: dict[str, Any], stream: bool,
-                       path: str = "/chat/completions") -> UpstreamRequest:
-    headers = request_headers(target.provider, _auth(key), stream)
-    out = chat_body(target, body, stream)
-    out.pop("model", None)
-    return UpstreamRequest("POST", deployment_url(target, path), headers, orjson.dumps(out))
-
-
-def build_passthrough_request(target: Target, key: ProviderKey | None, body: dict[str, Any],
-                              path: str) -> UpstreamRequest:
-    headers = request_headers(target.provider, _auth(key), False)
-    out = dict(body)
-    out.pop("model", None)
-    return UpstreamRequest("POST", deployment_url(target, path), headers, orjson.dumps(out))
+class AzureAdapter(OpenAIAdapter):
+    def build_request(self, target: Target, key: ProviderKey | None, call: Call) -> UpstreamRequest:
+        streams = call.stream and call.operation in (CHAT, COMPLETIONS)
+        auth = {"api-key": key.secret} if key is not None else {}
+        headers = request_headers(target.provider, auth, streams)
+        body = chat_body(target, call.body, streams) if streams else with_model(target, call.body)
+        body.pop("model", None)  # the deployment in the path names it
+        return UpstreamRequest("POST", deployment_url(target, call.path), headers, orjson.dumps(body))

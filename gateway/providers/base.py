@@ -1,4 +1,12 @@
-"""Shapes shared by the provider adapters: usage, classified upstream failures, stream relays."""
+"""The provider adapter contract (``ProviderAdapter``) and the shapes every adapter shares.
+
+An adapter is pure translation between the gateway's lingua franca (OpenAI's request and
+answer shapes) and one provider protocol: it builds the upstream request for a ``Call``, parses
+a whole answer into the OpenAI shape with its ``Usage``, makes a ``Relay`` that turns the
+upstream's stream into OpenAI-shape SSE events, extracts an error message (scrubbed of the
+key) and classifies a status with its rate-limit headers into a ``Verdict``. Adapters do no
+I/O and know nothing of the HTTP server; the registry (``registry.py``) is the only way in.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,15 @@ import email.utils
 import math
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
+
+if TYPE_CHECKING:  # the snapshot imports the registry, which imports the adapters: types only here
+    from ..config.snapshot import ProviderKey, Target
+    from ..upstream import UpstreamRequest
 
 
 @dataclass(slots=True)
@@ -24,14 +37,92 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-# What a failed upstream answer means for routing.
+# What the pipeline asks of an upstream (``Call.operation``).
+CHAT = "chat"  # POST /chat/completions, streamed or whole
+COMPLETIONS = "completions"  # POST /completions, streamed or whole
+EMBEDDINGS = "embeddings"  # POST /embeddings, whole
+PASSTHROUGH = "passthrough"  # ``Call.path`` under the provider's root, body as given (only the model rewritten)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One request as the pipeline hands it to an adapter, in OpenAI terms."""
+
+    operation: str  # CHAT | COMPLETIONS | EMBEDDINGS | PASSTHROUGH
+    path: str  # the OpenAI path ("/chat/completions"); for PASSTHROUGH the path under the provider's root
+    body: dict[str, Any]  # OpenAI-shape request body (never mutated)
+    model: str  # what the client asked for: answers carry it back
+    stream: bool = False
+    wants_usage: bool = False  # the client asked for a usage chunk (stream_options.include_usage)
+    dialect: str = "openai"  # the inbound dialect the body came in (see pipeline/core.py: pass-through)
+
+
+@dataclass(slots=True)
+class Answer:
+    """A whole upstream answer in the OpenAI shape, with what it used."""
+
+    data: dict[str, Any]
+    usage: Usage
+
+
+# What an upstream answer means for routing (``Verdict.kind``).
+OK = "ok"  # 2xx
 RATE_LIMITED = "rate_limited"  # 429: cool the key down, try another
 KEY_REJECTED = "key_rejected"  # 401/403: the key is dead, quarantine it
 SERVER_ERROR = "server_error"  # 5xx, connect error, timeout: try another key/target
 CLIENT_ERROR = "client_error"  # other 4xx: the request itself is wrong, do not retry
 
 
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """An upstream status read with its headers: what it means for the key that answered."""
+
+    kind: str  # OK | RATE_LIMITED | KEY_REJECTED | CLIENT_ERROR | SERVER_ERROR
+    retry_after_s: float | None  # how long the key should rest (rate limited only); None: not said
+    headroom: Mapping[str, str]  # what the key has left, as x-ratelimit-* headers (what KeyBoard reads)
+
+
+class Relay(Protocol):
+    """Fed the upstream's stream bytes as they come; yields OpenAI-shape SSE events (bytes).
+
+    ``done`` turns true once the upstream said its stream is complete; ``final_usage()`` is the
+    usage to account (counted locally when the upstream reported none).
+    """
+
+    done: bool
+
+    def feed(self, chunk: bytes) -> list[bytes]: ...
+
+    def final_usage(self) -> Usage: ...
+
+
+class ProviderAdapter(Protocol):
+    """One provider protocol (see the module docstring). Implementations hold no per-request state."""
+
+    def build_request(self, target: Target, key: ProviderKey | None, call: Call) -> UpstreamRequest:
+        """The upstream request for ``call`` on ``target`` with ``key`` (None for keyless providers)."""
+        ...
+
+    def parse_response(self, raw: bytes, call: Call) -> Answer:
+        """A whole 2xx answer in the OpenAI shape (``model`` = ``call.model``); ValueError if unreadable."""
+        ...
+
+    def stream_relay(self, call: Call) -> Relay:
+        """A fresh relay for one streamed answer to ``call``."""
+        ...
+
+    def error_message(self, body: bytes, secret: str | None) -> str:
+        """The upstream's own message in an error body, with ``secret`` (and anything key-like) scrubbed."""
+        ...
+
+    def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> Verdict:
+        """What ``status`` with these (raw) headers means: see ``Verdict``."""
+        ...
+
+
 def classify_status(status: int) -> str:
+    if status < 300:
+        return OK
     if status == 429:
         return RATE_LIMITED
     if status in (401, 403):
@@ -73,7 +164,7 @@ def _http_date_seconds(value: str, now: float | None) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:  # "-0000" and obsolete forms: HTTP dates are always UTC
-        when = when.replace(tzinfo=datetime.timezone.utc)
+        when = when.replace(tzinfo=datetime.UTC)
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
@@ -94,9 +185,9 @@ def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) ->
         seconds = _seconds(millis)
         if seconds is not None:
             return seconds / 1000.0
-    resets = [parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-              if headers.get(h)]
-    resets = [r for r in resets if r is not None]
+    parsed = (parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+              if headers.get(h))
+    resets = [r for r in parsed if r is not None]
     return max(resets) if resets else None
 
 
@@ -120,10 +211,6 @@ def scrub(text: str, secret: str | None) -> str:
     if secret and len(secret) >= 4:
         text = text.replace(secret, "[redacted]")
     return re.sub(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*]{6,}", "[redacted]", text)
-
-
-def sse_error_event(message: str, type_: str = "provider_error", code: str = "stream_interrupted") -> bytes:
-    return b"data: " + orjson.dumps({"error": {"message": message, "type": type_, "code": code}}) + b"\n\n"
 
 
 def estimate_tokens(text: str) -> int:

@@ -1,13 +1,90 @@
-"""Which adapter module builds upstream requests for a protocol."""
+"""The one table of provider types: for each ``type`` in the config, its protocol and adapter,
+default API root, whether it needs keys, the environment variables its keys come from, and
+whether it reports usage in streams.
+
+Everything reaches an adapter through this module: the snapshot builder (``entry``, ``api_root``)
+and the dispatcher (``adapter_for``). A type whose adapter slot is empty is known to the schema
+but refused by the snapshot builder with a clear config error.
+
+The API root is the URL that ``/chat/completions`` is appended to. A configured ``base_url``
+without a version segment (``https://api.openai.com``) gets ``/v1`` appended where the protocol
+puts its version there, so both the OpenAI style and the full-root style paste as is.
+"""
 
 from __future__ import annotations
 
-from types import ModuleType
+import re
+from dataclasses import dataclass
 
-from . import azure, openai
+from .azure import AzureAdapter
+from .base import ProviderAdapter
+from .openai import OpenAIAdapter
 
-_BY_PROTOCOL: dict[str, ModuleType] = {"openai": openai, "azure": azure}
+OPENAI: ProviderAdapter = OpenAIAdapter()
+AZURE: ProviderAdapter = AzureAdapter()
 
 
-def adapter_for(protocol: str) -> ModuleType:
+@dataclass(frozen=True, slots=True)
+class ProviderType:
+    name: str
+    protocol: str  # "openai" | "azure" | "anthropic" | "gemini"
+    adapter: ProviderAdapter | None  # None: in the schema, not yet served by this version
+    default_root: str | None  # None: the config must give a base_url
+    key_envs: tuple[str, ...]  # keys come from each of these in turn, with its _2, _3, … siblings
+    needs_key: bool = True
+    stream_usage: bool = True  # accepts stream_options.include_usage
+    version_in_root: bool = False  # a base_url without /vN gets /v1
+
+
+def _env(name: str) -> tuple[str, ...]:
+    """``openai-compatible`` -> ``("OPENAI_COMPATIBLE_API_KEY",)``."""
+    return (re.sub(r"[^A-Z0-9]", "_", name.upper()) + "_API_KEY",)
+
+
+def _compatible(name: str, root: str | None, needs_key: bool = True) -> ProviderType:
+    return ProviderType(name, "openai", OPENAI, root, _env(name), needs_key=needs_key, version_in_root=True)
+
+
+TYPES: dict[str, ProviderType] = {t.name: t for t in (
+    _compatible("openai", "https://api.openai.com/v1"),
+    _compatible("groq", "https://api.groq.com/openai/v1"),
+    _compatible("mistral", "https://api.mistral.ai/v1"),
+    _compatible("deepseek", "https://api.deepseek.com/v1"),
+    _compatible("together", "https://api.together.xyz/v1"),
+    _compatible("perplexity", "https://api.perplexity.ai"),
+    _compatible("xai", "https://api.x.ai/v1"),
+    _compatible("openrouter", "https://openrouter.ai/api/v1"),
+    _compatible("ollama", "http://127.0.0.1:11434/v1", needs_key=False),
+    _compatible("lmstudio", "http://127.0.0.1:1234/v1", needs_key=False),
+    _compatible("openai-compatible", None, needs_key=False),
+    ProviderType("azure", "azure", AZURE, None, _env("azure")),
+    # adapter slots filled by the Anthropic and Gemini adapters (issue 8, items 1 and 2)
+    ProviderType("anthropic", "anthropic", None, "https://api.anthropic.com/v1",
+                 ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY"), version_in_root=True),
+    ProviderType("gemini", "gemini", None, "https://generativelanguage.googleapis.com/v1beta",
+                 ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
+)}
+
+_BY_PROTOCOL: dict[str, ProviderAdapter] = {t.protocol: t.adapter for t in TYPES.values() if t.adapter is not None}
+_VERSIONED = re.compile(r"/v\d+[a-z0-9]*/?$")
+
+
+def entry(type_: str) -> ProviderType:
+    return TYPES[type_]
+
+
+def adapter_for(protocol: str) -> ProviderAdapter:
+    """The adapter speaking ``protocol`` (a ``ProviderSpec.protocol``, which only served types get)."""
     return _BY_PROTOCOL[protocol]
+
+
+def api_root(type_: str, base_url: str | None) -> str | None:
+    """Where requests go: ``base_url`` (with /v1 added where the protocol wants it) or the type's
+    default; None when the type has no default and no base_url was given."""
+    kind = TYPES[type_]
+    if base_url is None:
+        return kind.default_root
+    root = base_url.rstrip("/")
+    if kind.version_in_root and not _VERSIONED.search(root):
+        root += "/v1"
+    return root

@@ -1,46 +1,94 @@
 """The attempt loop: pick a target and a key, send, and fail over until an answer or a reason.
 
 Keys that would exceed their limits, are cooling down, quarantined or behind an open circuit
-are skipped before sending. A 429 cools the key and the next key is tried at once; 401/403
-quarantine the key; 5xx, connection errors and timeouts count towards the key's breaker and
-try the next key, then the next target, within ``routing.max_attempts``. When nothing can be
-tried the client gets 429 with the soonest ``Retry-After`` (or waits up to
-``routing.queue_timeout_s`` for capacity).
+are skipped before sending. A 429 cools the key (never longer than ``routing.max_cooldown_s``)
+and the next key is tried at once; 401/403 quarantine the key; 5xx, 3xx, connection errors and
+timeouts count towards the key's breaker and try the next key, then the next target, within
+``routing.max_attempts``. A key is tried at most once per target and request: one that failed
+for one model may still answer the alias's next model. When nothing can be tried the client
+gets 429 with the soonest ``Retry-After`` (or waits up to ``routing.queue_timeout_s``).
+
+One deadline covers all attempts of a request (``routing.total_timeout_s``, by default the
+longest ``timeout_s`` of the route's providers): each attempt gets the lesser of its provider's
+timeout and the time left, so a hanging upstream costs one timeout, not ``max_attempts`` of them.
+Once an upstream answered 2xx nothing is sent again: a body that breaks, stalls, is too large
+(``server.max_response_mb``) or cannot be decoded is a 502/504 for the client, because the
+provider may have processed (and billed) the request already.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
-from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import httpx
 
 from ..config.snapshot import ProviderKey, Route, Snapshot, Target
-from ..errors import (AllKeysRateLimited, GatewayError, ProviderError, ProviderUnavailable,
-                      UpstreamRejectedRequest, UpstreamTimeout)
+from ..errors import (
+    AllKeysRateLimited,
+    GatewayError,
+    ProviderError,
+    ProviderUnavailable,
+    UpstreamRejectedRequest,
+    UpstreamTimeout,
+)
 from ..observability import metrics
-from ..providers.base import (CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, classify_status,
-                              error_message_from, retry_after_seconds)
-from ..upstream import Upstream, UpstreamRequest
-from .keys import KeyBoard, Reservation, limit_headers
+from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, Answer, Call, ProviderAdapter
+from ..providers.registry import adapter_for
+from ..upstream import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
+from .keys import KeyBoard, KeyState, Reservation
 from .strategies import TargetStats, order_targets, rotate_keys
 
-BuildRequest = Callable[[Target, ProviderKey | None], UpstreamRequest]
 MAX_ERROR_BODY = 64 * 1024
+MB = 1024 * 1024
+FULL_TIME_SLACK_S = 0.1  # an attempt left this much less than its timeout still had its full time
 
 
 @dataclass(slots=True)
 class Opened:
-    """A successful upstream answer (headers in; ``body`` read unless streaming)."""
+    """A successful upstream answer (headers in; ``body`` read unless streaming).
+
+    ``answer`` is set instead when a stream was asked for and the upstream answered whole (JSON):
+    the pipeline sends it as the events of a stream.
+    """
 
     target: Target
     key: ProviderKey | None
     reservation: Reservation
     response: httpx.Response
     started: float
+    adapter: ProviderAdapter
     body: bytes | None = None
+    answer: Answer | None = None
+
+
+@dataclass(slots=True)
+class _Progress:
+    """What one request's attempt loop knows so far."""
+
+    deadline: float
+    budget_s: float
+    attempts: int = 0
+    tried: set[tuple[str, str]] = field(default_factory=set)  # (target, key): see the module doc
+    quarantined: bool = False  # at most one key per request is quarantined (see _attempt)
+    last_error: GatewayError | None = None
+    out_of_time: bool = False
+    soonest: float = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
+    rate_limited: bool = False  # some key is blocked by a limit or cooldown, not only by a circuit
+    progressed: bool = False
+
+    def blocked(self, wait: float, by_limit: bool) -> None:
+        self.soonest = min(self.soonest, wait)
+        self.rate_limited = self.rate_limited or by_limit
+
+    def failed(self, error: GatewayError) -> None:
+        self.quarantined = self.quarantined or isinstance(error, KeyRejectedHere)
+        self.last_error = error
+        if isinstance(error, RateLimitedHere):
+            self.blocked(error.retry_after, True)
 
 
 class Dispatcher:
@@ -50,99 +98,176 @@ class Dispatcher:
         self.stats = stats
         self.clock = clock
 
-    async def open(self, snap: Snapshot, route: Route, route_name: str, build: BuildRequest,
-                   est_tokens: float, read_body: bool) -> Opened:
+    async def open(self, snap: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float) -> Opened:
         routing = snap.routing
-        deadline = self.clock() + routing.queue_timeout_s
-        attempts = 0
-        tried: set[str] = set()
-        quarantined_here = False  # at most one key per request is quarantined (see _attempt)
-        last_error: GatewayError | None = None
+        now = self.clock()
+        queue_until = now + routing.queue_timeout_s
+        budget = routing.total_timeout_s or max((t.provider.timeout_s for t in route.targets),
+                                                default=snap.server.request_timeout_s)
+        progress = _Progress(deadline=now + budget, budget_s=budget)
         while True:
-            soonest = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
-            rate_limited = False  # some key is blocked by a limit or cooldown, not only by a circuit
-            progressed = False
+            progress.soonest, progress.rate_limited, progress.progressed = math.inf, False, False
             for target in order_targets(route, route_name, self.stats):
-                provider = target.provider
-                keys = rotate_keys(provider, self.stats)
-                if not keys:
-                    last_error = last_error or ProviderUnavailable(
-                        f"Provider '{provider.id}' has no API keys configured.")
-                for key in keys:
-                    if attempts >= routing.max_attempts:
-                        break
-                    state = self.keyboard.state(key, provider)
-                    # Blocked keys count towards ``soonest`` even when this request already tried
-                    # them (a 429 here cooled them), so "all cooling" is still told as a 429.
-                    wait = self.keyboard.wait_s(state, provider, est_tokens)
-                    if wait > 0:
-                        soonest = min(soonest, wait)
-                        rate_limited = rate_limited or not self.keyboard.circuit_open(state)
-                        continue
-                    if state.ident in tried:
-                        continue
-                    tried.add(state.ident)
-                    attempts += 1
-                    progressed = True
-                    outcome = await self._attempt(snap, target, key, build, est_tokens, read_body,
-                                                  may_quarantine=not quarantined_here)
-                    if isinstance(outcome, Opened):
-                        return outcome
-                    quarantined_here = quarantined_here or isinstance(outcome, KeyRejectedHere)
-                    last_error = outcome
-                    if isinstance(outcome, RateLimitedHere):
-                        soonest = min(soonest, outcome.retry_after)
-                        rate_limited = True
-            if attempts >= routing.max_attempts:
+                opened = await self._try_target(snap, target, call, est_tokens, progress)
+                if opened is not None:
+                    return opened
+                if progress.attempts >= routing.max_attempts or progress.out_of_time:
+                    break
+            if progress.attempts >= routing.max_attempts or progress.out_of_time:
                 break
-            if not progressed:
-                remaining = deadline - self.clock()
-                if soonest < math.inf and remaining > 0:
-                    await asyncio.sleep(min(soonest, remaining) + 0.001)
-                    tried.clear()
-                    continue
-                break
-        raise _give_up(last_error, soonest, rate_limited)
+            if progress.progressed:
+                continue
+            remaining = min(queue_until, progress.deadline) - self.clock()
+            if progress.soonest < math.inf and remaining > 0:
+                await asyncio.sleep(min(progress.soonest, remaining) + 0.001)
+                progress.tried.clear()
+                continue
+            break
+        raise _final_error(progress, routing.max_cooldown_s)
 
-    async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, build: BuildRequest,
-                       est_tokens: float, read_body: bool, may_quarantine: bool = True) -> "Opened | GatewayError":
+    async def _try_target(self, snap: Snapshot, target: Target, call: Call, est_tokens: float,
+                          progress: _Progress) -> Opened | None:
+        """Try the target's keys in turn; an answer, or None (``progress`` tells why not)."""
         provider = target.provider
+        keys = rotate_keys(provider, self.stats)
+        if not keys:
+            progress.last_error = progress.last_error or ProviderUnavailable(
+                f"Provider '{provider.id}' has no API keys configured.")
+        for key in keys:
+            if progress.attempts >= snap.routing.max_attempts:
+                return None
+            state = self.keyboard.state(key, provider)
+            # Blocked keys count towards ``soonest`` even when this request already tried them (a
+            # 429 here cooled them), so "all cooling" is still told as a 429.
+            wait = self.keyboard.wait_s(state, provider, est_tokens)
+            if wait > 0:
+                progress.blocked(wait, not self.keyboard.circuit_open(state))
+                continue
+            if (target.name, state.ident) in progress.tried:
+                continue
+            time_left = progress.deadline - self.clock()
+            if time_left <= 0:
+                progress.out_of_time = True
+                return None
+            progress.tried.add((target.name, state.ident))
+            progress.attempts += 1
+            progress.progressed = True
+            outcome = await self._attempt(snap, target, key, call, est_tokens, not progress.quarantined, time_left)
+            if isinstance(outcome, Opened):
+                return outcome
+            progress.failed(outcome)
+        return None
+
+    async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, call: Call,
+                       est_tokens: float, may_quarantine: bool, time_left: float) -> Opened | GatewayError:
+        provider = target.provider
+        adapter = adapter_for(provider.protocol)
         state = self.keyboard.state(key, provider)
         reservation = self.keyboard.reserve(state, provider, est_tokens)
         self.stats.started(target)
         started = self.clock()
-        response = None
+        response: httpx.Response | None = None
+        answered = False  # a 2xx is in: from here on the request is never sent again
+        body: bytes | None = None
+        answer: Answer | None = None
         try:
-            request = build(target, key)
-            response = await self.upstream.open(request, provider.timeout_s)
-            if response.status_code < 300:
-                body = await read_all(response) if read_body else None
-                self.keyboard.succeeded(state, limit_headers(response.headers.raw))
-                metrics.attempts_by(provider.id, "ok").inc()
-                return Opened(target, key, reservation, response, started, body)
-            raw = await _read_bounded(response)
-        except httpx.TimeoutException:
+            async with asyncio.timeout(time_left):
+                response = await self.upstream.open(adapter.build_request(target, key, call), provider.timeout_s)
+                if response.status_code >= 300:
+                    raw = await read_prefix(response, MAX_ERROR_BODY)
+                else:
+                    answered = True
+                    body, answer = await self._answer_body(snap, target, key, response, call, adapter)
+        except (TimeoutError, httpx.TransportError, AnswerTooLarge, UndecodableAnswer, GatewayError) as exc:
             await _close_quietly(response)
-            self._failed(target, reservation, snap, "timeout")
-            return UpstreamTimeout(f"Provider '{provider.id}' did not answer in time.")
-        except httpx.TransportError as exc:
-            await _close_quietly(response)
-            self._failed(target, reservation, snap, "connect_error")
-            return ProviderError(f"Provider '{provider.id}' could not be reached ({type(exc).__name__}).")
+            cut_short = time_left < provider.timeout_s - FULL_TIME_SLACK_S
+            error = self._lost(exc, snap, target, reservation, answered, cut_short)
+            if answered:
+                raise error from None
+            return error
         except BaseException:
             self._end(target, reservation)
             await _close_quietly(response)
             raise
+        if answered:
+            verdict = adapter.classify(response.status_code, response.headers.raw)
+            self.keyboard.succeeded(state, verdict.headroom, snap.routing.max_cooldown_s)
+            metrics.attempts_by(provider.id, "ok").inc()
+            return Opened(target, key, reservation, response, started, adapter, body, answer)
         await _close_quietly(response)
+        return self._refused(snap, target, key, state, reservation, response, raw, may_quarantine, adapter)
+
+    async def _answer_body(self, snap: Snapshot, target: Target, key: ProviderKey | None,
+                           response: httpx.Response, call: Call,
+                           adapter: ProviderAdapter) -> tuple[bytes | None, Answer | None]:
+        """The body of a 2xx answer: (bytes, None) read whole; (None, None) for a stream, whose
+        ``response.stream`` is readied; (None, answer) for a whole answer to a stream request."""
+        limit = int(snap.server.max_response_mb * MB)
+        if not call.stream:
+            return await read_answer(response, limit), None
+        if _is_json(response):  # an upstream that ignored "stream": true, or an error in a 200
+            raw = await read_answer(response, limit)
+            return None, _whole_for_stream(raw, target, key, call, adapter)
+        decode_stream(response)
+        return None, None
+
+    def _lost(self, exc: BaseException, snap: Snapshot, target: Target, reservation: Reservation,
+              answered: bool, cut_short: bool) -> GatewayError:
+        """Account an attempt that ended in an exception; the error for the client.
+
+        ``cut_short``: the request's deadline left this attempt less than its provider's timeout,
+        so running out of it says nothing about the key (its breaker is not charged).
+        """
+        pid = target.provider.id
+        if isinstance(exc, GatewayError):
+            self._end(target, reservation)
+            metrics.attempts_by(pid, "bad_answer").inc()
+            return exc
+        if isinstance(exc, AnswerTooLarge):
+            self._end(target, reservation)
+            metrics.attempts_by(pid, "too_large").inc()
+            return ProviderError(f"Provider '{pid}' sent an answer larger than server.max_response_mb "
+                                 f"({snap.server.max_response_mb:g} MB): {exc}; it was not read further.")
+        if isinstance(exc, UndecodableAnswer):
+            self._end(target, reservation)
+            metrics.attempts_by(pid, "undecodable").inc()
+            return ProviderError(f"Provider '{pid}' sent an answer the gateway cannot read: {exc}.")
+        if isinstance(exc, TimeoutError) and cut_short:  # the request's deadline, not the attempt's timeout
+            self._end(target, reservation)
+            metrics.attempts_by(pid, "deadline").inc()
+            return UpstreamTimeout(f"Provider '{pid}' did not answer within the request's deadline.")
+        if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
+            self._failed(target, reservation, snap, "timeout")
+            if answered:
+                return UpstreamTimeout(f"Provider '{pid}' stopped sending its answer in time; it is not "
+                                       "sent again (the provider may have processed it).")
+            return UpstreamTimeout(f"Provider '{pid}' did not answer in time.")
+        if answered:
+            self._failed(target, reservation, snap, "broken_answer")
+            return ProviderError(f"Provider '{pid}' broke off its answer ({type(exc).__name__}); it is not "
+                                 "sent again (the provider may have processed it).")
+        self._failed(target, reservation, snap, "connect_error")
+        return ProviderError(f"Provider '{pid}' could not be reached ({type(exc).__name__}).")
+
+    def _refused(self, snap: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
+                 reservation: Reservation, response: httpx.Response, raw: bytes,
+                 may_quarantine: bool, adapter: ProviderAdapter) -> GatewayError:
+        """Account an upstream answer other than 2xx; the error (raised if not worth retrying)."""
+        provider = target.provider
         status = response.status_code
-        kind = classify_status(status)
-        hints = limit_headers(response.headers.raw)
-        self.keyboard.note_headroom(state, hints)
-        message = error_message_from(raw, key.secret if key else None)
+        verdict = adapter.classify(status, response.headers.raw)
+        max_cooldown = snap.routing.max_cooldown_s
+        self.keyboard.note_headroom(state, verdict.headroom, max_cooldown)
+        if status < 400:
+            self._failed(target, reservation, snap, "redirect")
+            return ProviderError(f"Provider '{provider.id}' answered {status} (a redirect or cache answer, which "
+                                 "the gateway does not follow); check its base_url.")
+        kind = verdict.kind
+        message = adapter.error_message(raw, key.secret if key else None)
         if kind == RATE_LIMITED:
             self._end(target, reservation)
             metrics.attempts_by(provider.id, "rate_limited").inc()
-            cooldown = self.keyboard.rate_limited(state, retry_after_seconds(hints), provider.cooldown_s)
+            cooldown = self.keyboard.rate_limited(state, verdict.retry_after_s, provider.cooldown_s, max_cooldown)
             return RateLimitedHere("Provider key rate limited.", retry_after=cooldown)
         if kind == KEY_REJECTED:
             self._end(target, reservation)
@@ -215,26 +340,36 @@ def _give_up(last_error: GatewayError | None, soonest: float, rate_limited: bool
     return last_error
 
 
-async def _read_bounded(response: httpx.Response) -> bytes:
-    chunks, size = [], 0
-    async for chunk in response.aiter_raw():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= MAX_ERROR_BODY:
-            break
-    return b"".join(chunks)
+def _final_error(progress: _Progress, max_wait_s: float) -> GatewayError:
+    """504 when the request's deadline ran out, else ``_give_up``'s answer with the wait it tells
+    the client capped at ``max_wait_s`` (``routing.max_cooldown_s``)."""
+    if progress.out_of_time:
+        return UpstreamTimeout(f"No provider answered within the request's deadline of {progress.budget_s:g} s "
+                               f"({progress.attempts} attempt(s)); see routing.total_timeout_s.")
+    soonest = min(progress.soonest, max_wait_s) if progress.soonest < math.inf else math.inf
+    return _give_up(progress.last_error, soonest, progress.rate_limited)
 
 
-async def read_all(response: httpx.Response) -> bytes:
-    """The whole body, straight from the transport's stream (no decoding: the gateway asks for none)."""
-    chunks = [chunk async for chunk in response.stream]
-    await response.aclose()
-    return b"".join(chunks)
+def _is_json(response: httpx.Response) -> bool:
+    content_type = response.headers.get("content-type", "").lower()
+    return "json" in content_type and "event-stream" not in content_type
+
+
+def _whole_for_stream(raw: bytes, target: Target, key: ProviderKey | None, call: Call,
+                      adapter: ProviderAdapter) -> Answer:
+    """A JSON answer to a stream request, in the OpenAI shape; or the error it carries (502)."""
+    pid = target.provider.id
+    try:
+        answer = adapter.parse_response(raw, call)
+    except (ValueError, TypeError):
+        raise ProviderError(f"Provider '{pid}' answered a stream request with JSON that does not parse.") from None
+    if isinstance(answer.data.get("choices"), list):
+        return answer
+    message = adapter.error_message(raw, key.secret if key else None) or "an answer that is not a completion"
+    raise ProviderError(f"Provider '{pid}' answered a stream request with: {message}"[:500])
 
 
 async def _close_quietly(response: httpx.Response | None) -> None:
     if response is not None:
-        try:
+        with contextlib.suppress(Exception):  # the connection is being dropped anyway
             await response.aclose()
-        except Exception:  # the connection is being dropped anyway
-            pass

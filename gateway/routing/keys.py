@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
 
 from ..config.schema import Routing
 from ..config.snapshot import ProviderKey, ProviderSpec
 from ..observability import metrics
-from ..store.memory import MemoryStore, SlidingWindow, WindowEntry
 from ..providers.base import parse_duration
+from ..store.memory import MemoryStore, SlidingWindow, WindowEntry
 
 log = logging.getLogger("gateway.keys")
 MIN_COOLDOWN_S = 0.5
+# The most of a key's tokens_per_min one request may hold while it runs (see ``reservable``).
+MAX_WINDOW_SHARE = 0.25
+DEFAULT_MAX_COOLDOWN_S = 3600.0  # routing.max_cooldown_s's default
 
 
 @dataclass(slots=True)
@@ -85,7 +88,7 @@ class KeyBoard:
         if limits.req_per_min is not None:
             wait = max(wait, state.requests.wait_until_fits(now, self.window_s, limits.req_per_min, 1, True))
         if limits.tokens_per_min is not None:
-            need = min(need_tokens, limits.tokens_per_min)
+            need = reservable(provider, need_tokens)
             wait = max(wait, state.tokens.wait_until_fits(now, self.window_s, limits.tokens_per_min, need, False))
         return wait
 
@@ -106,7 +109,7 @@ class KeyBoard:
         state.in_flight += 1
         if state.remaining_requests is not None:
             state.remaining_requests -= 1
-        entry = state.tokens.add(now, tokens) if limits.tokens_per_min is not None else None
+        entry = state.tokens.add(now, reservable(provider, tokens)) if limits.tokens_per_min is not None else None
         return Reservation(state, entry)
 
     def settle(self, reservation: Reservation, real_tokens: float) -> None:
@@ -117,27 +120,36 @@ class KeyBoard:
     def release(self, reservation: Reservation) -> None:
         reservation.state.in_flight -= 1
 
-    def succeeded(self, state: KeyState, headers: Mapping[str, str]) -> None:
+    def succeeded(self, state: KeyState, headers: Mapping[str, str], max_s: float = DEFAULT_MAX_COOLDOWN_S) -> None:
         state.failures = 0
         state.circuit_open_until = 0.0
-        self.note_headroom(state, headers)
+        self.note_headroom(state, headers, max_s)
 
-    def note_headroom(self, state: KeyState, headers: Mapping[str, str]) -> None:
-        """``x-ratelimit-remaining-*`` lowers what we believe the key has left until its reset."""
+    def note_headroom(self, state: KeyState, headers: Mapping[str, str],
+                      max_s: float = DEFAULT_MAX_COOLDOWN_S) -> None:
+        """``x-ratelimit-remaining-*`` lowers what we believe the key has left until its reset
+        (at most ``max_s`` from now, whatever the upstream says)."""
         requests = _number(headers.get("x-ratelimit-remaining-requests"))
         tokens = _number(headers.get("x-ratelimit-remaining-tokens"))
         if requests is None and tokens is None:
             return
-        resets = [parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-                  if headers.get(h)]
-        resets = [r for r in resets if r is not None]
+        parsed = (parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+                  if headers.get(h))
+        resets = [r for r in parsed if r is not None]
         state.remaining_requests = requests
         state.remaining_tokens = tokens
-        state.remaining_until = self.clock() + (max(resets) if resets else self.window_s)
+        state.remaining_until = self.clock() + min(max(resets) if resets else self.window_s, max_s)
 
-    def rate_limited(self, state: KeyState, retry_after_s: float | None, default_s: float) -> float:
+    def rate_limited(self, state: KeyState, retry_after_s: float | None, default_s: float,
+                     max_s: float = DEFAULT_MAX_COOLDOWN_S) -> float:
+        """Cool the key after a 429; the rest (returned) is what the upstream asked, or ``default_s``,
+        never more than ``max_s``: a "Retry-After: 1e23" or a year-9999 date must not bench it for ever."""
         # "Retry-After: 0" means now: a short rest, not the long default
-        cooldown = max(retry_after_s, MIN_COOLDOWN_S) if retry_after_s is not None else default_s
+        if retry_after_s is None or math.isnan(retry_after_s):
+            cooldown = default_s
+        else:
+            cooldown = max(retry_after_s, MIN_COOLDOWN_S)
+        cooldown = min(cooldown, max_s)
         state.cooldown_until = max(state.cooldown_until, self.clock() + cooldown)
         metrics.KEY_COOLDOWNS.labels(state.label.partition("#")[0]).inc()
         return cooldown
@@ -161,6 +173,20 @@ class KeyBoard:
         return [{"key": s.label, "dead": s.dead, "cooling_s": round(max(0.0, s.cooldown_until - now), 3),
                  "circuit_open_s": round(max(0.0, s.circuit_open_until - now), 3), "in_flight": s.in_flight}
                 for s in self._states.values()]
+
+
+def reservable(provider: ProviderSpec, tokens: float) -> float:
+    """The tokens one request holds on a key's window while it runs: its estimate (prompt plus
+    ``max_tokens``), but at most ``MAX_WINDOW_SHARE`` of the key's ``tokens_per_min``.
+
+    ``max_tokens`` is a ceiling that answers rarely reach; reserving all of a huge one would
+    close the key to every other client until the answer ends. Capped, three more such requests
+    (or many ordinary ones) still fit beside it, and ``settle`` replaces the reservation with the
+    real usage when the answer ends. If the real usage was larger, the window counts it from then
+    on, and the provider's own 429 or ``x-ratelimit-remaining-tokens`` steer traffic away meanwhile.
+    """
+    limit = provider.limits.tokens_per_min
+    return tokens if limit is None else min(tokens, limit * MAX_WINDOW_SHARE)
 
 
 def limit_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -31,7 +31,8 @@ def resolve(snap: Snapshot, model: str, client: ClientSpec) -> Route:
         raise PermissionDenied(f"This key may not use the provider(s) serving '{model}': {providers}.")
     if len(allowed) == len(route.targets):
         return route
-    weights = tuple(w for t, w in zip(route.targets, route.weights) if t.provider.id in client.allowed_providers)
+    pairs = zip(route.targets, route.weights, strict=True)
+    weights = tuple(w for t, w in pairs if t.provider.id in client.allowed_providers)
     return Route(route.strategy, allowed, weights)
 
 

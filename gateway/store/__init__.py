@@ -1,1 +1,2 @@
-"""State that changes while serving, behind one small interface (memory now)."""
+"""State that changes while serving, behind one async contract (``base.Store``): memory, sqlite, redis,
+postgres; ``factory.open_stores`` builds what the ``storage`` config section names."""

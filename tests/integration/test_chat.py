@@ -10,11 +10,14 @@ import time
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import CLIENT_KEY, MASTER_KEY, basic_config
 from tests.fake_upstream import Behaviour
 
 UPSTREAM_KEYS = ("sk-upstream-key-one-111111", "sk-upstream-key-two-222222")
+CHAT_URL = "/v1/chat/completions"
+ONE_MESSAGE = {"model": "fast", "messages": [{"role": "user", "content": "x"}]}
 
 
 def sdk(gateway, key: str = CLIENT_KEY, prefix: str = "/v1") -> openai.OpenAI:
@@ -26,7 +29,7 @@ def test_chat_completion_through_the_openai_sdk(gateway, fake):
     answer = sdk(gateway).chat.completions.create(model="fast", messages=[{"role": "user", "content": "say hi"}])
     assert answer.choices[0].message.content == "Bonjour tout le monde"
     assert answer.model == "fast"  # what the client asked for, not the upstream's name
-    assert answer.usage.completion_tokens == 4
+    assert answer.usage is not None and answer.usage.completion_tokens == 4
     sent = fake.requests[-1]
     assert sent.json["model"] == "fake-gpt-4o-mini"
     assert sent.api_key in UPSTREAM_KEYS
@@ -57,7 +60,9 @@ def test_stream_include_usage_is_honoured(gateway, fake):
         model="fake-gpt-4o", stream=True, stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "hello there"}]))
     usage_chunks = [c for c in with_usage if c.usage is not None]
-    assert len(usage_chunks) == 1 and usage_chunks[0].usage.completion_tokens == 3
+    assert len(usage_chunks) == 1
+    usage = usage_chunks[0].usage
+    assert usage is not None and usage.completion_tokens == 3
     without = list(client.chat.completions.create(model="fake-gpt-4o", stream=True,
                                                   messages=[{"role": "user", "content": "hello there"}]))
     assert all(c.usage is None for c in without)
@@ -106,8 +111,9 @@ def test_authentication(start_gateway, fake):
     gw = start_gateway(basic_config(fake).replace(
         "api_keys:\n  - id: app",
         f'api_keys:\n  - id: hashed\n    key_hash: "sha256:{digest}"\n  - id: app'))
-    body = {"model": "fast", "messages": [{"role": "user", "content": "hi"}]}
-    url = gw.base_url + "/v1/chat/completions"
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
+    body = {"model": "fast", "messages": messages}
+    url = gw.base_url + CHAT_URL
     missing = httpx.post(url, json=body)
     assert missing.status_code == 401
     assert missing.json()["error"]["type"] == "authentication_error"
@@ -118,7 +124,7 @@ def test_authentication(start_gateway, fake):
                     {"Authorization": f"Bearer {hashed_key}"}):
         assert httpx.post(url, json=body, headers=headers).status_code == 200, headers
     with pytest.raises(openai.AuthenticationError):
-        sdk(gw, "sk-nope-nope-nope-nope").chat.completions.create(**body)
+        sdk(gw, "sk-nope-nope-nope-nope").chat.completions.create(model="fast", messages=messages)
 
 
 def test_provider_not_allowed_is_403(start_gateway, fake, fake2):
@@ -132,24 +138,25 @@ def test_provider_not_allowed_is_403(start_gateway, fake, fake2):
     gw = start_gateway(config)
     with gw.client() as client:
         for model in ("m2", "two:m2"):
-            response = client.post("/v1/chat/completions", json={"model": model, "messages": [{"role": "user", "content": "x"}]})
+            response = client.post(CHAT_URL, json={**ONE_MESSAGE, "model": model})
             assert response.status_code == 403, model
             assert response.json()["error"] == {**response.json()["error"], "type": "authorization_error",
                                                 "code": "provider_not_allowed"}
-        assert client.post("/v1/chat/completions", json={"model": "m1", "messages": [{"role": "user", "content": "x"}]}).status_code == 200
+        assert client.post(CHAT_URL, json={**ONE_MESSAGE, "model": "m1"}).status_code == 200
     assert fake2.count() == 0
 
 
 @pytest.mark.parametrize("payload, status, code, words", [
-    ({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}, 400, "model_not_found", "no-such-model"),
+    ({**ONE_MESSAGE, "model": "no-such-model"}, 400, "model_not_found", "no-such-model"),
     ({"messages": [{"role": "user", "content": "x"}]}, 400, "invalid_request", "'model'"),
     ({"model": "fast"}, 400, "invalid_request", "'messages'"),
     ({"model": "fast", "messages": []}, 400, "invalid_request", "non-empty"),
-    ({"model": "fast", "messages": [{"role": "user", "content": "x"}], "stream": "yes"}, 400, "invalid_request", "'stream'"),
+    ({**ONE_MESSAGE, "stream": "yes"}, 400, "invalid_request", "'stream'"),
     ({"model": "fast", "messages": [{"role": "user", "content": "x" * 300_000}]}, 413, "request_too_large", "limit"),
 ])
 def test_bad_requests_get_openai_shaped_errors(start_gateway, fake, payload, status, code, words):
-    gw = start_gateway(basic_config(fake).replace('listen: "127.0.0.1:2906"', 'listen: "127.0.0.1:2906"\n  max_body_mb: 0.25'))
+    listen = 'listen: "127.0.0.1:2906"'
+    gw = start_gateway(basic_config(fake).replace(listen, listen + "\n  max_body_mb: 0.25"))
     with gw.client() as client:
         response = client.post("/v1/chat/completions", json=payload)
     assert response.status_code == status
@@ -170,7 +177,7 @@ def test_malformed_json_says_what_is_wrong(gateway, fake):
 def test_upstream_failure_is_502_after_trying_every_key(gateway, fake):
     fake.set_default(Behaviour(status=500, body={"error": {"message": "boom"}}))
     with gateway.client() as client:
-        response = client.post("/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+        response = client.post(CHAT_URL, json=ONE_MESSAGE)
     assert response.status_code == 502
     assert response.json()["error"]["type"] == "provider_error"
     assert response.json()["error"]["code"] == "provider_error"
@@ -181,7 +188,7 @@ def test_upstream_timeout_is_504(start_gateway, fake):
     gw = start_gateway(basic_config(fake).replace("request_timeout_s: 5", "request_timeout_s: 0.5"))
     fake.set_default(Behaviour(hang=True))
     with gw.client() as client:
-        response = client.post("/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+        response = client.post(CHAT_URL, json=ONE_MESSAGE)
     assert response.status_code == 504
     assert response.json()["error"]["code"] == "upstream_timeout"
 
@@ -214,14 +221,15 @@ def test_client_disconnect_while_waiting_cancels_the_upstream_request(gateway, f
 
 def test_keys_never_reach_errors_or_logs(gateway, fake):
     # an upstream that echoes the key in its error, as OpenAI's 401 does
-    fake.set_default(Behaviour(status=400, body={"error": {"message": f"bad request for key {UPSTREAM_KEYS[0]} and {UPSTREAM_KEYS[1]}"}}))
+    echoed = f"bad request for key {UPSTREAM_KEYS[0]} and {UPSTREAM_KEYS[1]}"
+    fake.set_default(Behaviour(status=400, body={"error": {"message": echoed}}))
     with gateway.client() as client:
-        response = client.post("/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+        response = client.post(CHAT_URL, json=ONE_MESSAGE)
         assert response.status_code == 400
         fake.set_default(Behaviour(status=401, body={"error": {"message": f"Incorrect API key {UPSTREAM_KEYS[0]}"}}))
-        denied = client.post("/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+        denied = client.post(CHAT_URL, json=ONE_MESSAGE)
         assert denied.status_code == 503
-        metrics = httpx.get(gateway.base_url + "/metrics").text
+        metrics = gateway.metrics()
     for text in (response.text, denied.text, metrics, gateway.logs()):
         for secret in (*UPSTREAM_KEYS, CLIENT_KEY, MASTER_KEY):
             assert secret not in text
@@ -229,10 +237,11 @@ def test_keys_never_reach_errors_or_logs(gateway, fake):
 
 def test_stream_cut_upstream_ends_with_an_error_event(gateway, fake):
     fake.set_default(Behaviour(text="a b c d e f", chunks=6, cut_after=2))
-    with gateway.client() as client:
-        with client.stream("POST", "/v1/chat/completions",
-                           json={"model": "fast", "stream": True, "messages": [{"role": "user", "content": "x"}]}) as r:
-            events = [line for line in r.iter_lines() if line.startswith("data:")]
+    with (
+        gateway.client() as client,
+        client.stream("POST", CHAT_URL, json={**ONE_MESSAGE, "stream": True}) as r,
+    ):
+        events = [line for line in r.iter_lines() if line.startswith("data:")]
     assert r.status_code == 200
     assert "[DONE]" not in events[-1]
     last = json.loads(events[-1][5:])
@@ -283,6 +292,6 @@ def test_odd_upstream_usage_does_not_break_the_answer(gateway, fake):
                                      "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
                                      "usage": {"prompt_tokens": {"odd": 1}, "completion_tokens": "many"}}))
     with gateway.client() as client:
-        response = client.post("/v1/chat/completions", json={"model": "fast", "messages": [{"role": "user", "content": "x"}]})
+        response = client.post(CHAT_URL, json=ONE_MESSAGE)
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "hi"

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from tests.conftest import CLIENT_KEY, Gateway
+from tests.conftest import ADMIN_HEADERS, CLIENT_KEY, Gateway
 from tests.fake_upstream import Behaviour
 
 
@@ -36,7 +36,7 @@ def chat(client: httpx.Client, model: str = "fast") -> httpx.Response:
 
 
 def metric_value(gateway, name: str, labels: str) -> float:
-    text = httpx.get(gateway.base_url + "/metrics").text
+    text = gateway.metrics()
     match = re.search(rf"^{re.escape(name)}\{{{re.escape(labels)}\}} ([0-9.e+]+)$", text, re.M)
     return float(match.group(1)) if match else 0.0
 
@@ -78,7 +78,8 @@ def test_a_bad_edit_is_rejected_and_the_last_good_config_keeps_serving(start_gat
     text = bad_edit.format(
         good=good,
         good_unknown_alias=two_provider_config(fake, fake2, "nowhere:m9"),
-        good_missing_env=two_provider_config(fake, fake2, "one:m1").replace("key-one-aaaaaaaa", "\"${GATEWAY_TEST_MISSING_VAR}\""),
+        good_missing_env=two_provider_config(fake, fake2, "one:m1").replace(
+            "key-one-aaaaaaaa", "\"${GATEWAY_TEST_MISSING_VAR}\""),
     )
     for _ in range(2):  # the same bad save twice: logged once
         gw.write_config(text)
@@ -119,7 +120,7 @@ def test_no_request_fails_while_the_file_is_rewritten_under_load(start_gateway, 
                     handle.flush()
                     time.sleep(0.01)
                     handle.write(body[len(body) // 2:])
-            time.sleep(0.25)
+            time.sleep(0.6)  # longer than the settle time (0.3 s of quiet), so every version applies
         stop.set()
 
     def load() -> int:
@@ -153,8 +154,9 @@ def test_requests_in_flight_finish_on_the_config_they_started_with(start_gateway
             lines = r.iter_lines()
             first = next(line for line in lines if line.startswith("data:"))
             # provider "one" disappears from the config while its stream is running
-            gw.write_config(two_provider_config(fake, fake2, "two:m2").replace(
-                f'- {{id: one, type: openai-compatible, base_url: "{fake.base_url}", api_keys: [key-one-aaaaaaaa], models: [m1]}}\n', ""))
+            provider_one = (f'- {{id: one, type: openai-compatible, base_url: "{fake.base_url}", '
+                            'api_keys: [key-one-aaaaaaaa], models: [m1]}\n')
+            gw.write_config(two_provider_config(fake, fake2, "two:m2").replace(provider_one, ""))
             gw.wait_for_version_change(version)
             rest = [line for line in lines if line.startswith("data:")]
         assert first and rest[-1] == "data: [DONE]"
@@ -201,8 +203,9 @@ def test_every_worker_reloads(start_gateway, fake, fake2, texts):
     deadline, streak = time.monotonic() + 10, 0
     while streak < 30 and time.monotonic() < deadline:
         with gw.client() as client:
+            readiness = client.get("/health/readiness", headers=ADMIN_HEADERS).json()
             fresh = (chat(client).json()["choices"][0]["message"]["content"] == "from two"
-                     and client.get("/health/readiness").json()["config"]["version"] == new_version)
+                     and readiness["config"]["version"] == new_version)
         streak = streak + 1 if fresh else 0
     assert streak >= 30, gw.logs()[-2000:]
 
@@ -245,7 +248,7 @@ def test_provider_keys_added_to_dot_env_apply_live(tmp_path_factory, fake, fake2
             with open(gw.env_path, "a") as handle:  # an in-place append, as an operator's echo >> .env
                 handle.write("OPENAI_COMPATIBLE_API_KEY=sk-pool-one-11111111\nOPENAI_COMPATIBLE_API_KEY_2=sk-pool-two-22222222\n")
             gw.wait_for_version_change(version)
-            used = set()
+            used: set[str | None] = set()
             for _ in range(4):
                 assert chat(client, "m1").status_code == 200
                 used.add(fake.requests[-1].api_key)

@@ -18,7 +18,8 @@ import math
 import socket
 import threading
 import time
-from typing import Any, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -86,7 +87,7 @@ def error_of(response: httpx.Response) -> dict[str, Any]:
 
 def metric(gw: Gateway, name: str, **labels: str) -> float:
     """Sum of the samples called ``name`` whose labels include ``labels`` (0 if none)."""
-    text = httpx.get(gw.base_url + "/metrics", timeout=10).text
+    text = gw.metrics()
     total = 0.0
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -112,14 +113,15 @@ def sent_for(server: FakeUpstream, model: str) -> int:
 
 # ----------------------------------------------------------------------- the shared gateway
 SHARED_ROUTING = {"limit_window_s": 3, "cooldown_s": 2}
-SHARED_CLIENTS = {  # client id -> (key, fields)
+SHARED_CLIENTS: dict[str, tuple[str, dict[str, Any]]] = {  # client id -> (key, fields)
     "rpm": ("sk-test-client-rpm-0123456789", {"limits": {"req_per_min": 2}}),
     "tpm": ("sk-test-client-tpm-0123456789", {"limits": {"tokens_per_min": 50}}),
     "spend-whole": ("sk-test-client-spend-whole-01", {"budget": {"daily_usd": 0.001}}),
     "spend-stream": ("sk-test-client-spend-stream-1", {"budget": {"daily_usd": 0.001}}),
     "spend-local": ("sk-test-client-spend-local-01", {"budget": {"daily_usd": 0.001}}),
 }
-COOLDOWN_CASES = {
+CooldownCase = tuple[Callable[[], dict[str, str]], dict[str, Any], float, float]
+COOLDOWN_CASES: dict[str, CooldownCase] = {
     # case: (429 headers, provider fields, least and most cooldown the key should get)
     "retry_after_seconds": (lambda: {"Retry-After": "2"}, {"cooldown_s": 60}, 2.0, 2.0),
     "retry_after_http_date": (lambda: {"Retry-After": email.utils.formatdate(math.ceil(time.time()) + 2, usegmt=True)},
@@ -534,7 +536,8 @@ def test_a_request_refused_on_two_keys_quarantines_only_one(start_gateway, fake)
     fake.script(Behaviour(status=403, body={"error": {"message": "flagged input"}}),
                 Behaviour(status=403, body={"error": {"message": "flagged input"}}))
     with gw.client() as client:
-        refused = client.post("/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
+        refused = client.post("/v1/chat/completions",
+                              json={"model": "m", "messages": [{"role": "user", "content": "x"}]})
         assert refused.status_code == 403
         assert fake.count() == 2
         # one key rests; the other two still serve

@@ -141,10 +141,12 @@ def test_embeddings_models_and_404(client: httpx.Client) -> None:
 def test_cut_after_gives_incomplete_stream(fake: FakeUpstream, client: httpx.Client) -> None:
     fake.script(Behaviour(chunks=5, cut_after=2))
     lines: list[str] = []
-    with pytest.raises(httpx.HTTPError):
-        with client.stream("POST", "/v1/chat/completions", json={"model": "m", "stream": True}) as r:
-            for line in r.iter_lines():
-                lines.append(line)
+    with (
+        pytest.raises(httpx.HTTPError),
+        client.stream("POST", "/v1/chat/completions", json={"model": "m", "stream": True}) as r,
+    ):
+        for line in r.iter_lines():
+            lines.append(line)
     events = sse_events(lines)
     assert len(events) == 2 and "[DONE]" not in events
     assert fake.disconnects == 0  # the server cut, not the client
@@ -152,9 +154,8 @@ def test_cut_after_gives_incomplete_stream(fake: FakeUpstream, client: httpx.Cli
 
 def test_disconnect_during_hang_is_counted(fake: FakeUpstream) -> None:
     fake.script(Behaviour(hang=True))
-    with httpx.Client(base_url=fake.base_url, timeout=0.3) as c:
-        with pytest.raises(httpx.ReadTimeout):
-            chat(c)
+    with httpx.Client(base_url=fake.base_url, timeout=0.3) as c, pytest.raises(httpx.ReadTimeout):
+        chat(c)
     assert fake.wait_for_disconnects(1, timeout=1.5)
     assert fake.in_flight == 0
 

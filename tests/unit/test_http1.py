@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import shutil
 import ssl
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -53,11 +56,11 @@ class Server:
         self.loop.run_until_complete(runner.setup())
         site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=self.tls)
         self.loop.run_until_complete(site.start())
-        self.port = site._server.sockets[0].getsockname()[1]
+        self.port = int(runner.addresses[0][1])
         self.ready.set()
         self.loop.run_forever()
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         self.ready.wait(10)
         return self
@@ -72,6 +75,7 @@ def fetch(transport: LeanTransport, method: str, url: str, content: bytes = b"",
     async def go():
         request = httpx.Request(method, url, content=content, extensions={"timeout": {"read": read, "connect": 5}})
         response = await transport.handle_async_request(request)
+        assert isinstance(response.stream, httpx.AsyncByteStream)
         chunks = [chunk async for chunk in response.stream]
         await response.aclose()
         return response.status_code, b"".join(chunks), len(chunks)
@@ -146,7 +150,8 @@ def test_informational_responses_are_skipped_and_answers_stay_with_their_request
             nonlocal served
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
-                length = int(next(l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")))
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
                 await reader.readexactly(length)
                 served += 1
                 body = f'{{"answer_for_request": {served}}}'.encode()
@@ -194,3 +199,235 @@ def test_a_post_is_not_sent_twice_when_the_upstream_drops_it_after_working_on_it
         return received
 
     assert len(asyncio.run(scenario())) == 2
+
+
+@pytest.mark.parametrize("header", [("x-note", "a\r\nx-injected: 1"), ("x-note", "a\nb"), ("x-note", "a\rb"),
+                                    ("x-note", "a\x00b"), ("x-bad\r\nx-injected", "1")])
+def test_cr_lf_and_nul_in_headers_are_refused_before_anything_is_sent(header: tuple[str, str]):
+    async def scenario():
+        received: list[bytes] = []
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            received.append(await reader.read(65536))
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        transport = LeanTransport()
+        request = httpx.Request("POST", f"http://127.0.0.1:{port}/", headers=[header], content=b"x",
+                                extensions={"timeout": {"read": 2, "connect": 2}})
+        with pytest.raises(httpx.LocalProtocolError) as caught:
+            await transport.handle_async_request(request)
+        await asyncio.sleep(0.1)
+        await transport.aclose()
+        server.close()
+        return caught.value, request, received
+
+    error, request, received = asyncio.run(scenario())
+    assert error.request is request
+    assert received == []  # not a byte went out: no connection was even opened
+
+
+def test_transport_errors_carry_their_request():
+    async def scenario(port: int):
+        transport = LeanTransport()
+        errors = []
+        for url, read in ((f"http://127.0.0.1:{port}/slow", 0.2), ("http://127.0.0.1:9/nothing-listens-here", 5.0)):
+            request = httpx.Request("GET", url, extensions={"timeout": {"read": read, "connect": 2}})
+            try:
+                await transport.handle_async_request(request)
+            except httpx.TransportError as exc:
+                errors.append((exc, request))
+        await transport.aclose()
+        return errors
+
+    with Server() as server:
+        errors = asyncio.run(scenario(server.port))
+    assert [type(exc) for exc, _ in errors] == [httpx.ReadTimeout, httpx.ConnectError]
+    assert all(exc.request is request for exc, request in errors)
+
+
+# ----------------------------------------------------------------------------- scripted bytes
+# As httpcore's tests/_async/test_http11.py does with its mock backend: the transport gets a
+# connector that hands it connections whose peer is a script (exact bytes, fed in the pieces
+# given), so the protocol is tested byte for byte without a server.
+
+CLOSE = b"<close>"  # in a script: the peer closes the connection here
+
+
+class ScriptedTransport(asyncio.Transport):
+    """The peer of one connection: each request written gets the next scripted reply, piece by piece."""
+
+    def __init__(self, protocol: asyncio.Protocol, replies: list[list[bytes]], stall_writes: bool):
+        super().__init__()
+        self.protocol, self.replies, self.stall_writes = protocol, replies, stall_writes
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+        if self.stall_writes:
+            self.protocol.pause_writing()  # the peer's window is shut: nothing more goes out
+            return
+        pieces = self.replies.pop(0) if self.replies else []
+        loop = asyncio.get_running_loop()
+        for piece in pieces:  # one piece per read, in order
+            loop.call_soon(self._deliver, piece)
+
+    def _deliver(self, piece: bytes) -> None:
+        if self.closed:
+            return
+        if piece == CLOSE:
+            self.close()
+        else:
+            self.protocol.data_received(piece)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            asyncio.get_running_loop().call_soon(self.protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class ScriptedNetwork:
+    """A connector for LeanTransport: connection i plays ``scripts[i]`` (a list of replies)."""
+
+    def __init__(self, *scripts: list[list[bytes]], stall_writes: bool = False):
+        self.scripts = list(scripts)
+        self.stall_writes = stall_writes
+        self.transports: list[ScriptedTransport] = []
+
+    async def connect(self, factory, host: str, port: int, tls):
+        protocol = factory()
+        transport = ScriptedTransport(protocol, self.scripts.pop(0) if self.scripts else [], self.stall_writes)
+        self.transports.append(transport)
+        protocol.connection_made(transport)
+        return protocol
+
+    @property
+    def written(self) -> list[bytes]:
+        return [data for t in self.transports for data in t.written]
+
+
+def scripted(network: ScriptedNetwork, *requests: httpx.Request, limit: int = 1024) -> list[tuple[int, bytes]]:
+    """Send ``requests`` one after the other over a LeanTransport on ``network``; (status, body) each."""
+    async def go() -> list[tuple[int, bytes]]:
+        transport = LeanTransport(limit, connect=network.connect)
+        out = []
+        for request in requests:
+            response = await transport.handle_async_request(request)
+            assert isinstance(response.stream, httpx.AsyncByteStream)
+            try:
+                body = b"".join([chunk async for chunk in response.stream])
+            finally:
+                await response.aclose()
+            out.append((response.status_code, body))
+        await transport.aclose()
+        return out
+    return asyncio.run(go())
+
+
+def req(content: bytes = b"abc", read: float = 5.0, write: float = 5.0,
+        headers: dict[str, str] | None = None) -> httpx.Request:
+    return httpx.Request("POST", "http://upstream.test/v1/x?a=1", content=content, headers=headers,
+                         extensions={"timeout": {"read": read, "write": write, "connect": 1, "pool": 0.5}})
+
+
+OK5 = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+
+def test_scripted_exact_request_bytes_and_keep_alive():
+    network = ScriptedNetwork([[OK5], [OK5]])
+    answers = scripted(network, req(headers={"x-key": "v"}), req(b"second"))
+    assert answers == [(200, b"hello"), (200, b"hello")]
+    assert len(network.transports) == 1  # the second request reused the connection
+    assert network.written == [
+        b"POST /v1/x?a=1 HTTP/1.1\r\nHost: upstream.test\r\nx-key: v\r\nContent-Length: 3\r\n\r\nabc",
+        b"POST /v1/x?a=1 HTTP/1.1\r\nHost: upstream.test\r\nContent-Length: 6\r\n\r\nsecond",
+    ]
+
+
+def test_scripted_chunked_body_fed_one_byte_per_read():
+    reply = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n"
+    network = ScriptedNetwork([[reply[i:i + 1] for i in range(len(reply))], [OK5]])
+    assert scripted(network, req(), req()) == [(200, b"hello, world"), (200, b"hello")]
+    assert len(network.transports) == 1
+
+
+def test_scripted_body_delimited_by_the_end_of_the_connection():
+    network = ScriptedNetwork([[b"HTTP/1.1 200 OK\r\n\r\n", b"until ", b"the end", CLOSE]], [[OK5]])
+    assert scripted(network, req(), req()) == [(200, b"until the end"), (200, b"hello")]
+    assert len(network.transports) == 2  # that connection cannot carry another answer
+
+
+def test_scripted_connection_close_is_not_reused():
+    network = ScriptedNetwork([[b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"]], [[OK5]])
+    assert scripted(network, req(), req()) == [(200, b"ok"), (200, b"hello")]
+    assert len(network.transports) == 2
+
+
+def test_scripted_informational_answers_are_skipped():
+    network = ScriptedNetwork([[b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+                                + OK5]])
+    assert scripted(network, req()) == [(200, b"hello")]
+
+
+@pytest.mark.parametrize(("reply", "error"), [
+    ([b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (70 << 10) + b"\r\n\r\n"], httpx.RemoteProtocolError),
+    ([b"HTTP/1.1 200 OK\r\n" + b"X-Many: 1\r\n" * 8000], httpx.RemoteProtocolError),  # never ends, still capped
+    ([b"HTTQ/9 what\r\n\r\n"], httpx.RemoteProtocolError),
+    ([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf", CLOSE], httpx.ReadError),
+    ([b"HTTP/1.1 200 OK\r\nContent-Len", CLOSE], httpx.ReadError),
+])
+def test_scripted_bad_answers_are_errors_that_carry_their_request(reply: list[bytes], error: type[Exception]):
+    request = req()
+    with pytest.raises(error) as caught:
+        scripted(ScriptedNetwork([reply]), request)
+    assert isinstance(caught.value, httpx.RequestError) and caught.value.request is request
+
+
+def test_scripted_a_request_the_upstream_does_not_take_is_a_write_timeout():
+    request = req(read=30.0, write=0.2)
+    start = time.monotonic()
+    with pytest.raises(httpx.WriteTimeout) as caught:
+        scripted(ScriptedNetwork([[]], stall_writes=True), request)
+    assert time.monotonic() - start < 5  # the write timeout, not the 30 s read timeout
+    assert caught.value.request is request
+
+
+def test_scripted_a_body_never_closed_gives_its_pool_slot_back(caplog: pytest.LogCaptureFixture):
+    # one slot per origin; the first answer is dropped unread and unclosed
+    network = ScriptedNetwork([[b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf"]], [[OK5]])
+
+    async def go() -> tuple[int, bytes]:
+        transport = LeanTransport(1, connect=network.connect)
+        response = await transport.handle_async_request(req())
+        del response
+        gc.collect()
+        second = await transport.handle_async_request(req())  # PoolTimeout (0.5 s) if the slot were lost
+        body = await second.aread()
+        await second.aclose()
+        await transport.aclose()
+        return second.status_code, body
+
+    with caplog.at_level(logging.WARNING, logger="gateway.upstream"):
+        assert asyncio.run(go()) == (200, b"hello")
+    assert network.transports[0].closed  # the abandoned connection was aborted, not reused
+    assert "dropped without being closed" in caplog.text

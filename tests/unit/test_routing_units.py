@@ -9,12 +9,13 @@ import random
 import httpx
 import pytest
 
-from gateway.config.schema import Limits, Pricing, Routing
-from gateway.config.snapshot import ProviderKey, ProviderSpec, Route, Target
-from gateway.errors import AllKeysRateLimited, ProviderError, ProviderUnavailable
-from gateway.providers.base import parse_duration, retry_after_seconds
+from gateway.config.schema import Budget, Limits, Pricing, Routing
+from gateway.config.snapshot import ClientSpec, ProviderKey, ProviderSpec, Route, Target
+from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable
+from gateway.limits import ClientLimiter, estimated_cost
+from gateway.providers.base import Usage, parse_duration, retry_after_seconds
 from gateway.routing.dispatch import RateLimitedHere, _give_up
-from gateway.routing.keys import KeyBoard
+from gateway.routing.keys import MAX_WINDOW_SHARE, KeyBoard
 from gateway.routing.strategies import TargetStats, order_targets
 from gateway.store.memory import MemoryStore, SlidingWindow
 
@@ -102,7 +103,10 @@ def test_retry_after_garbage_falls_back_or_gives_none():
 
 
 # ------------------------------------------------------------------------- order_targets
-def spec(pid: str, *, cost: float = 0.0, limits: Limits = Limits(), keys: int = 1) -> ProviderSpec:
+NO_LIMITS = Limits()
+
+
+def spec(pid: str, *, cost: float = 0.0, limits: Limits = NO_LIMITS, keys: int = 1) -> ProviderSpec:
     return ProviderSpec(
         id=pid, type="openai-compatible", protocol="openai", api_root="http://127.0.0.1:1/v1",
         keys=tuple(ProviderKey(pid, n, f"secret-{pid}-{n}") for n in range(1, keys + 1)),
@@ -269,3 +273,59 @@ def test_latency_strategy_probes_the_slow_target_again_now_and_then():
     for _ in range(10):  # probes keep finding it fast again: its average falls and it wins traffic back
         stats.observe_latency(slow, 0.01)
     assert order_targets(route, "probe-test", stats)[0].name == slow.name
+
+
+# ----------------------------------------------------------- fair reservations (issue 7, item 6)
+def test_a_huge_estimate_holds_at_most_a_share_of_the_key_window_and_settles_to_the_real_usage():
+    clock = Clock()
+    board = KeyBoard(MemoryStore(), clock, window_s=60.0)
+    provider = spec("fair", limits=Limits(tokens_per_min=1000))
+    state = board.state(provider.keys[0], provider)
+    assert board.wait_s(state, provider, 10**9) == 0.0  # a request bigger than the window may start
+    huge = board.reserve(state, provider, 10**9)
+    assert state.tokens.total(clock.now, 60.0) == 1000 * MAX_WINDOW_SHARE
+    assert board.wait_s(state, provider, 500) == 0.0  # others still fit beside it
+    board.settle(huge, 12)
+    assert state.tokens.total(clock.now, 60.0) == 12
+    for _ in range(4):  # four capped holds fill the window: the cap bounds a request, not the limit
+        board.reserve(state, provider, 10**9)
+    assert board.wait_s(state, provider, 1) > 0
+
+
+def test_budget_holds_the_estimated_cost_until_settled_with_the_real_one():
+    clock, wall = Clock(), Clock()
+    wall.now = 1_700_000_000.0
+    store = MemoryStore()
+    limiter = ClientLimiter(store, clock, 60.0, wall_clock=wall)
+    client = ClientSpec("c", b"", None, None, Limits(), Budget(daily_usd=1.0), False)
+    pricing = Pricing(input_token_cost=0.0, output_token_cost=1000.0)
+    first = limiter.admit(client, 10, est_usd=2.0)  # nothing spent or held yet: admitted
+    with pytest.raises(BudgetExceeded) as refused:
+        limiter.admit(client, 10, est_usd=0.01)
+    assert refused.value.headers["Retry-After"] == "1"  # only held: it ends soon
+    assert limiter.settle(first, Usage(0, 2), pricing) == pytest.approx(2.0)
+    assert store.held("client:c") == 0.0
+    assert limiter.spent(client)[0] == pytest.approx(2.0)
+    with pytest.raises(BudgetExceeded) as spent:
+        limiter.admit(client, 10, est_usd=0.01)
+    assert int(spent.value.headers["Retry-After"]) > 1  # really spent: until the next day
+
+
+def test_a_failed_request_gives_its_hold_back_once():
+    store = MemoryStore()
+    limiter = ClientLimiter(store, Clock(), 60.0)
+    client = ClientSpec("c", b"", None, None, Limits(tokens_per_min=100), Budget(monthly_usd=5.0), False)
+    admission = limiter.admit(client, 10**6, est_usd=7.0)
+    assert store.window("client:c:tok").total(100.0, 60.0) == 100  # at most the client's whole limit
+    assert limiter.settle(admission, None, None) == 0.0
+    assert limiter.settle(admission, None, None) == 0.0  # a second settle does not release twice
+    assert store.held("client:c") == 0.0
+    assert store.window("client:c:tok").total(100.0, 60.0) == 0
+
+
+def test_the_estimated_cost_is_the_dearest_target_s():
+    cheap = Pricing(input_token_cost=1.0, output_token_cost=2.0)
+    dear = Pricing(input_token_cost=3.0, output_token_cost=1.0)
+    assert estimated_cost([cheap, dear], 1000, 1000) == pytest.approx(4.0)
+    assert estimated_cost([cheap, dear], 0, 1000) == pytest.approx(2.0)
+    assert estimated_cost([], 1000, 1000) == 0.0

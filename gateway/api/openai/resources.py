@@ -1,0 +1,34 @@
+"""``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: parse, run the pipeline, render."""
+
+from __future__ import annotations
+
+import os
+
+import falcon.asgi
+
+from ...errors import GatewayError
+from ...pipeline import Pipeline
+from ..common import DisconnectGuard, read_json
+from .parse import Endpoint, parse_call
+from .render import render
+
+
+class OpenAIResource:
+    def __init__(self, pipeline: Pipeline, endpoint: Endpoint):
+        self.pipeline = pipeline
+        self.endpoint = endpoint
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        pipeline = self.pipeline
+        request_id = req.get_header("x-request-id") or os.urandom(8).hex()
+        resp.set_header("x-request-id", request_id)
+        ex = pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
+                            req.get_header("x-api-key"))
+        try:
+            call = parse_call(await read_json(req, ex.snap.max_body_bytes), self.endpoint)
+        except GatewayError as exc:
+            pipeline.refuse(ex, exc)
+            raise
+        for name, value in pipeline.admit(ex, call).items():
+            resp.set_header(name, value)
+        render(resp, await pipeline.dispatch(ex, DisconnectGuard(req)))

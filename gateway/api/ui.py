@@ -1,0 +1,223 @@
+"""The dashboard: its static files under ``/ui`` and its sign-in API under ``/ui/api``.
+
+The files in ``gateway/ui/`` are read once when the routes are built and served from memory
+with an ETag (``Cache-Control: no-cache``: the browser revalidates, a 304 costs no body) and a
+strict Content-Security-Policy ('self' only, no inline script). Only files that exist there are
+served, so no request path can reach anything else on disk.
+
+Sign-in (``POST /ui/api/login``) takes ``{"key"}`` (the master key or an admin client key) or
+``{"username", "password"}`` (``UI_USERNAME``/``UI_PASSWORD``) and sets the signed session
+cookie described in ``gateway/ui_session.py``; a wrong credential is answered after a delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ..auth import authenticate
+from ..errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied
+from ..runtime import Runtime
+from ..ui_session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
+from .common import read_json
+
+log = logging.getLogger("gateway.ui")
+
+UI_DIR = Path(__file__).resolve().parent.parent / "ui"
+FAILED_LOGIN_DELAY_S = 1.0
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_LOGIN_BODY = 16 * 1024
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".ico": "image/x-icon",
+    ".json": "application/json",
+    ".webmanifest": "application/manifest+json",
+    ".txt": "text/plain; charset=utf-8",
+}
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+       "font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StaticFile:
+    data: bytes
+    content_type: str
+    etag: str
+
+
+def load_static(root: Path = UI_DIR) -> dict[str, StaticFile]:
+    """Every servable file under ``root`` by its path relative to it (``index.html``, ``vendor/…``)."""
+    files: dict[str, StaticFile] = {}
+    for path in sorted(root.rglob("*")):
+        content_type = CONTENT_TYPES.get(path.suffix.lower())
+        if not path.is_file() or content_type is None or path.name.startswith("."):
+            continue
+        data = path.read_bytes()
+        etag = '"' + hashlib.sha256(data).hexdigest()[:20] + '"'
+        files[path.relative_to(root).as_posix()] = StaticFile(data, content_type, etag)
+    return files
+
+
+def secure_headers(resp: falcon.asgi.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        resp.set_header(name, value)
+
+
+class StaticResource:
+    """``GET /ui`` (index.html) and ``GET /ui/<file>``."""
+
+    def __init__(self, files: dict[str, StaticFile]):
+        self.files = files
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str = "index.html") -> None:
+        found = self.files.get(name)
+        if found is None:
+            raise NotFound(f"No such dashboard file: {name}.")
+        secure_headers(resp)
+        resp.set_header("Cache-Control", "no-cache")
+        resp.set_header("ETag", found.etag)
+        resp.content_type = found.content_type
+        if found.etag in (req.get_header("if-none-match") or ""):
+            resp.status = 304
+            return
+        resp.data = found.data
+
+    async def on_head(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, name: str = "index.html") -> None:
+        await self.on_get(req, resp, name)
+        resp.data = None
+
+
+class UISessionAPI:
+    """Shared by the three session endpoints."""
+
+    def __init__(self, runtime: Runtime, keeper: SessionKeeper):
+        self.runtime = runtime
+        self.keeper = keeper
+
+    def session_body(self, req: falcon.asgi.Request) -> dict[str, Any]:
+        session = self.keeper.from_request(req)
+        if session is None:
+            return {"signed_in": False, "csrf_token": "", "who": None, "expires_at": None}
+        return {"signed_in": True, "csrf_token": self.keeper.csrf_token(session), "who": session.who,
+                "expires_at": session.expires}
+
+
+def _json(resp: falcon.asgi.Response, body: dict[str, Any], status: int = 200) -> None:
+    secure_headers(resp)
+    resp.set_header("Cache-Control", "no-store")
+    resp.status = status
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
+
+
+def _is_https(req: falcon.asgi.Request) -> bool:
+    forwarded = (req.get_header("x-forwarded-proto") or "").split(",")[0].strip().lower()
+    return forwarded == "https" or req.scheme == "https"
+
+
+def _check_origin(req: falcon.asgi.Request) -> None:
+    """Refuse a call a browser says came from another site's page (``Sec-Fetch-Site``; a proxy
+    may rewrite Host, so Origin is not compared with it). The dashboard's own pages are always
+    same-origin; clients that are not browsers send no such header."""
+    site = (req.get_header("sec-fetch-site") or "").lower()
+    if site not in ("", "same-origin", "none"):
+        raise PermissionDenied("Cross-site call to the dashboard API refused.")
+
+
+class LoginResource(UISessionAPI):
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        _check_origin(req)
+        if not (req.content_type or "").lower().startswith("application/json"):
+            raise InvalidRequest("Send the sign-in as JSON: {\"key\"} or {\"username\", \"password\"}.")
+        body = await read_json(req, MAX_LOGIN_BODY)
+        snap = self.runtime.snapshot
+        try:
+            who = await self._who(body)
+        except (AuthenticationError, AdminRequired) as exc:
+            log.warning("dashboard sign-in refused", extra={
+                "method": "key" if "key" in body else "password", "reason": exc.code, "remote": req.remote_addr})
+            await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # never blocks the event loop
+            raise
+        token, session = self.keeper.issue(who, snap)
+        resp.set_cookie(COOKIE, token, max_age=self.keeper.ttl_s, path="/", secure=_is_https(req),
+                        http_only=True, same_site="Strict")
+        log.info("dashboard sign-in", extra={"who": who, "remote": req.remote_addr})
+        _json(resp, {"signed_in": True, "csrf_token": self.keeper.csrf_token(session), "who": who,
+                     "expires_at": session.expires})
+
+    async def _who(self, body: dict[str, Any]) -> str:
+        key, username, password = body.get("key"), body.get("username"), body.get("password")
+        if isinstance(key, str) and key:
+            caller = authenticate(self.runtime.snapshot, f"Bearer {key}", None)
+            if not caller.client.admin:
+                raise AdminRequired("The dashboard needs the master key or the key of a client with 'admin: true'.")
+            return "master" if caller.is_master else f"client:{caller.client.id}"
+        if isinstance(username, str) and isinstance(password, str) and username and password:
+            creds = self.keeper.credentials.current()
+            # the password may be a PBKDF2 hash: checked off the event loop
+            if creds is not None and await asyncio.to_thread(creds.matches, username, password):
+                return f"user:{creds.username}"
+            raise AuthenticationError("Wrong username or password.")
+        raise InvalidRequest("Send {\"key\": ...} or {\"username\": ..., \"password\": ...}.")
+
+
+class LogoutResource(UISessionAPI):
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        _check_origin(req)
+        session = self.keeper.from_request(req)
+        if session is not None:
+            if not self.keeper.csrf_ok(req, session):
+                raise PermissionDenied("Sign-out needs the 'x-csrf-token' header of the session.")
+            self.keeper.revoke(session)
+            log.info("dashboard sign-out", extra={"who": session.who})
+        resp.set_cookie(COOKIE, "", max_age=0, expires=_EPOCH, path="/", secure=_is_https(req), http_only=True,
+                        same_site="Strict")
+        _json(resp, {"signed_in": False})
+
+
+class SessionResource(UISessionAPI):
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        _json(resp, self.session_body(req))
+
+
+def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
+    """Adds ``/ui``, ``/ui/<file>`` and ``/ui/api/{login,logout,session}``; makes the session
+    keeper the one ``require_admin`` consults."""
+    data_dir = runtime.settings.data_dir
+    try:
+        secret = load_secret(data_dir)
+    except (OSError, ValueError) as exc:
+        secret = secrets.token_bytes(32)
+        log.warning("dashboard session secret not kept (sessions end when this worker stops and are not "
+                    "shared between workers)", extra={"data_dir": str(data_dir), "error": str(exc)})
+    keeper = SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file))
+    install(keeper)
+    static = StaticResource(load_static())
+    app.add_route("/ui", static)
+    app.add_route("/ui/{name:path}", static)
+    app.add_route("/ui/api/login", LoginResource(runtime, keeper))
+    app.add_route("/ui/api/logout", LogoutResource(runtime, keeper))
+    app.add_route("/ui/api/session", SessionResource(runtime, keeper))
+

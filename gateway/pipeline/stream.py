@@ -1,0 +1,70 @@
+"""Relaying a streamed answer event by event, and settling it however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Callable
+
+import httpx
+
+from ..providers.base import Answer, Call, Usage
+from ..routing.dispatch import Opened
+from ..upstream import async_stream
+from .context import CLIENT_CLOSED, Disconnect, Exchange
+from .sse import completion_as_sse, error_event
+
+Settle = Callable[[Exchange, Opened, Usage], None]
+
+
+async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
+                settle: Settle) -> AsyncGenerator[bytes, None]:
+    """The upstream's stream through the adapter's relay; an error event if it breaks off."""
+    outcome = ex.outcome
+    translator = opened.adapter.stream_relay(call)
+    first = True
+    try:
+        async for chunk in async_stream(opened.response):
+            for event in translator.feed(chunk):
+                if first:
+                    outcome.upstream_s = time.perf_counter() - outcome.started
+                    first = False
+                yield event
+        if not translator.done:
+            outcome.error_code = "stream_interrupted"
+            yield error_event("The provider's stream ended before it was complete.")
+    except asyncio.CancelledError:
+        if not guard.absorb():
+            raise
+        outcome.status = CLIENT_CLOSED
+    except httpx.TimeoutException:
+        outcome.error_code = "upstream_timeout"
+        yield error_event("The provider stopped sending in time.", code="upstream_timeout")
+    except httpx.HTTPError:
+        outcome.error_code = "stream_interrupted"
+        yield error_event("The provider's stream broke off.")
+    finally:
+        guard.close()
+        if guard.fired and outcome.status == 200:
+            outcome.status = CLIENT_CLOSED  # the client left while the server was sending
+        with contextlib.suppress(Exception):
+            await opened.response.aclose()
+        settle(ex, opened, translator.final_usage())
+
+
+async def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
+                          settle: Settle) -> AsyncGenerator[bytes, None]:
+    """A whole answer to a stream request, sent as the events of a stream."""
+    ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started
+    try:
+        yield completion_as_sse(answer.data, call.wants_usage)
+    except asyncio.CancelledError:
+        if not guard.absorb():
+            raise
+        ex.outcome.status = CLIENT_CLOSED
+    finally:
+        guard.close()
+        if guard.fired and ex.outcome.status == 200:
+            ex.outcome.status = CLIENT_CLOSED
+        settle(ex, opened, answer.usage)

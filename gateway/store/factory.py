@@ -1,0 +1,91 @@
+"""Build the configured stores: the runtime store (windows, marks, spend) and the ledger store
+(usage ledger, client directory), one instance when both roles name the same backend."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import Store, StoreError
+from .config import DEFAULT_SQLITE_PATH, Backend, Storage
+from .memory import AsyncMemoryStore
+
+log = logging.getLogger("gateway.store")
+PRUNE_EVERY_S = 3600.0
+
+
+async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | None = None) -> Store:
+    """Connect one backend (and migrate its schema). Raises StoreUnavailable with a clear message."""
+    if spec.type == "memory":
+        return AsyncMemoryStore(ledger_interval_s=flush_s)
+    if spec.type == "sqlite":
+        from .sqlite import SqliteStore
+
+        path = Path(spec.path or DEFAULT_SQLITE_PATH)
+        if not path.is_absolute() and base_dir is not None:
+            path = base_dir / path
+        return await SqliteStore.open(path, ledger_interval_s=flush_s)
+    if spec.type == "redis":
+        from .redis import RedisStore
+
+        assert spec.addr is not None  # the schema requires it
+        return await RedisStore.open(spec.addr, prefix=spec.prefix or "gw:", ledger_interval_s=flush_s)
+    from .postgres import PostgresStore
+
+    assert spec.dsn is not None
+    return await PostgresStore.open(spec.dsn, ledger_interval_s=flush_s)
+
+
+@dataclass
+class Stores:
+    runtime: Store
+    ledger: Store
+    storage: Storage
+    _pruner: asyncio.Task[None] | None = None
+
+    def start_retention(self) -> None:
+        """Delete ledger rows past ``retention_days`` now and every hour (on the running loop)."""
+        if self.storage.retention_days is not None and self._pruner is None:
+            self._pruner = asyncio.get_running_loop().create_task(self._prune_forever(), name="ledger-retention")
+
+    async def prune(self) -> int:
+        days = self.storage.retention_days
+        return 0 if days is None else await self.ledger.prune_ledger(time.time() - days * 86400)
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                removed = await self.prune()
+                if removed:
+                    log.info("usage ledger retention: old rows deleted", extra={"rows": removed})
+            except StoreError as exc:
+                log.warning("usage ledger retention failed", extra={"error": str(exc)})
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    async def close(self) -> None:
+        if self._pruner is not None:
+            self._pruner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pruner
+            self._pruner = None
+        await self.runtime.close()
+        if self.ledger is not self.runtime:
+            await self.ledger.close()
+
+
+async def open_stores(storage: Storage, base_dir: Path | None = None) -> Stores:
+    """Open the runtime and ledger stores ``storage`` names. Raises StoreUnavailable (nothing left open)."""
+    runtime_spec, ledger_spec = storage.runtime_backend(), storage.ledger_backend()
+    runtime = await open_backend(runtime_spec, storage.ledger_flush_s, base_dir)
+    if ledger_spec.same_as(runtime_spec):
+        return Stores(runtime, runtime, storage)
+    try:
+        ledger = await open_backend(ledger_spec, storage.ledger_flush_s, base_dir)
+    except BaseException:
+        await runtime.close()
+        raise
+    return Stores(runtime, ledger, storage)

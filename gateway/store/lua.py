@@ -1,0 +1,183 @@
+"""The Redis store's Lua scripts: each one decision, atomic on the server.
+
+Numbers go back to Python as strings (a Lua number returned to Redis is cut to an integer).
+Window keys: KEYS[1] a sorted set entry -> time, KEYS[2] a hash entry -> amount, KEYS[3] the
+running total. Directory keys: KEYS[1] id -> fields (JSON), KEYS[2] digest -> id, KEYS[3] the
+version, KEYS[4] id -> last_used, KEYS[5] id -> digest, KEYS[6] id -> created_at.
+"""
+
+from __future__ import annotations
+
+_NOW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+"""
+
+RESERVE = _NOW + """
+local limit, need, span = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local cutoff = now - span
+local total = tonumber(redis.call('GET', KEYS[3]) or '0')
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', cutoff)
+for _, id in ipairs(expired) do
+  total = total - tonumber(redis.call('HGET', KEYS[2], id) or '0')
+  redis.call('HDEL', KEYS[2], id)
+end
+if #expired > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', cutoff) end
+if redis.call('ZCARD', KEYS[1]) == 0 then total = 0 end
+local reset = span
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #oldest > 0 then reset = math.max(0, tonumber(oldest[2]) + span - now) end
+local ttl = math.ceil(span * 1000) + 1000
+local ok, wait = 0, 0
+if total + need <= limit then
+  redis.call('ZADD', KEYS[1], now, ARGV[4])
+  redis.call('HSET', KEYS[2], ARGV[4], ARGV[2])
+  total = total + need
+  ok = 1
+else
+  local excess = total + need - limit
+  wait = span
+  local start = 0
+  while excess > 1e-9 do
+    local page = redis.call('ZRANGE', KEYS[1], start, start + 99, 'WITHSCORES')
+    if #page == 0 then break end
+    for i = 1, #page, 2 do
+      excess = excess - tonumber(redis.call('HGET', KEYS[2], page[i]) or '0')
+      if excess <= 1e-9 then
+        wait = math.max(0, tonumber(page[i + 1]) + span - now)
+        break
+      end
+    end
+    start = start + 100
+  end
+end
+if total <= 1e-9 and ok == 0 and redis.call('ZCARD', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+else
+  redis.call('SET', KEYS[3], tostring(total), 'PX', ttl)
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+end
+return {ok, tostring(now), tostring(wait), tostring(total), tostring(reset)}
+"""
+
+SETTLE = """
+local old = redis.call('HGET', KEYS[2], ARGV[1])
+if not old then return 0 end
+local actual = tonumber(ARGV[2])
+local total = tonumber(redis.call('GET', KEYS[3]) or '0') + actual - tonumber(old)
+if actual <= 0 then
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+end
+redis.call('SET', KEYS[3], tostring(total), 'KEEPTTL')
+return 1
+"""
+
+SET_MARK = _NOW + """
+local untl = math.max(tonumber(redis.call('GET', KEYS[1]) or '0'), now + tonumber(ARGV[1]))
+redis.call('SET', KEYS[1], tostring(untl), 'PXAT', math.ceil(untl * 1000))
+return tostring(untl - now)
+"""
+
+MARKS_LEFT = _NOW + """
+local out = {}
+for i, key in ipairs(KEYS) do
+  out[i] = tostring(math.max(0, tonumber(redis.call('GET', key) or '0') - now))
+end
+return out
+"""
+
+# KEYS: day spend, month spend, holds hash (hold id -> "usd expires")
+SPEND = _NOW + """
+local held = 0
+local holds = redis.call('HGETALL', KEYS[3])
+for i = 1, #holds, 2 do
+  local usd, expires = string.match(holds[i + 1], '(%S+) (%S+)')
+  if tonumber(expires) <= now then
+    redis.call('HDEL', KEYS[3], holds[i])
+  else
+    held = held + tonumber(usd)
+  end
+end
+return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), tostring(held)}
+"""
+
+HOLD = _NOW + """
+local expires = now + tonumber(ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. tostring(expires))
+local ttl = redis.call('PTTL', KEYS[1])
+local want = math.ceil(tonumber(ARGV[3]) * 1000) + 1000
+if ttl < want then redis.call('PEXPIRE', KEYS[1], want) end
+return 1
+"""
+
+CLIENT_CREATE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then
+  return 0
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[3])
+redis.call('HSET', KEYS[6], ARGV[1], ARGV[4])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+# ARGV: id, or "" and a digest. Returns {fields, digest, created_at, last_used} or false.
+CLIENT_GET = """
+local id = ARGV[1]
+if id == '' then id = redis.call('HGET', KEYS[2], ARGV[2]) end
+if not id then return false end
+local fields = redis.call('HGET', KEYS[1], id)
+if not fields then return false end
+return {fields, redis.call('HGET', KEYS[5], id), redis.call('HGET', KEYS[6], id), redis.call('HGET', KEYS[4], id)}
+"""
+
+CLIENT_UPDATE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[3])
+return {ARGV[2], redis.call('HGET', KEYS[5], ARGV[1]), redis.call('HGET', KEYS[6], ARGV[1]),
+        redis.call('HGET', KEYS[4], ARGV[1])}
+"""
+
+CLIENT_DELETE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local digest = redis.call('HGET', KEYS[5], ARGV[1])
+if digest then redis.call('HDEL', KEYS[2], digest) end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[4], ARGV[1])
+redis.call('HDEL', KEYS[5], ARGV[1])
+redis.call('HDEL', KEYS[6], ARGV[1])
+redis.call('INCR', KEYS[3])
+return 1
+"""
+
+CLIENT_ROTATE = """
+local fields = redis.call('HGET', KEYS[1], ARGV[1])
+if not fields then return false end
+local holder = redis.call('HGET', KEYS[2], ARGV[2])
+if holder and holder ~= ARGV[1] then return 'exists' end
+local old = redis.call('HGET', KEYS[5], ARGV[1])
+if old then redis.call('HDEL', KEYS[2], old) end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[1], ARGV[2])
+redis.call('INCR', KEYS[3])
+return {fields, ARGV[2], redis.call('HGET', KEYS[6], ARGV[1]), redis.call('HGET', KEYS[4], ARGV[1])}
+"""
+
+# KEYS: last_used hash, the clients hash. Only clients of the directory get a last_used.
+TOUCH = """
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+local old = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+if tonumber(ARGV[2]) > old then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
+SCRIPTS = {"reserve": RESERVE, "settle": SETTLE, "set_mark": SET_MARK, "marks_left": MARKS_LEFT,
+           "spend": SPEND, "hold": HOLD, "client_create": CLIENT_CREATE, "client_get": CLIENT_GET,
+           "client_update": CLIENT_UPDATE, "client_delete": CLIENT_DELETE, "client_rotate": CLIENT_ROTATE,
+           "touch": TOUCH}

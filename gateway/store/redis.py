@@ -1,0 +1,285 @@
+"""The shared store for several workers and replicas: Redis, every decision in one Lua script.
+
+Time comes from the Redis server (``TIME``), so replicas with skewed clocks still share one
+window. The keys of one window carry a hash tag (``{name}``), so a Redis Cluster keeps them on
+one slot. Idle keys expire by themselves (windows after their span, spend after its period).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from . import lua
+from .base import (
+    ClientExists,
+    ClientNotFound,
+    ClientRecord,
+    GroupBy,
+    Hold,
+    LedgerRow,
+    Reservation,
+    Spend,
+    StoreUnavailable,
+    UsageGroup,
+    UsageTotals,
+    WindowResult,
+)
+from .common import (
+    LedgerBuffer,
+    client_from_dict,
+    client_to_dict,
+    groups_of,
+    last_used_of,
+    new_id,
+    period_ends,
+    periods,
+    row_from_values,
+    row_values,
+    totals_of,
+)
+
+DAY_KEEP_S = 40 * 86400  # a day's spend is kept this long after the day ends; a month's:
+MONTH_KEEP_S = 400 * 86400
+
+
+def redis_url(addr: str) -> str:
+    """``host:6379`` (the client-management document's form) or a ``redis://``/``rediss://`` URL."""
+    return addr if "://" in addr else f"redis://{addr}"
+
+
+def redacted(addr: str) -> str:
+    """The address without its user and password, for messages and logs."""
+    parts = urlsplit(redis_url(addr))
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class RedisStore:
+    """The ``Store`` contract on Redis. Build it with ``await RedisStore.open(addr)``."""
+
+    name = "redis"
+
+    def __init__(self, addr: str, prefix: str = "gw:", ledger_interval_s: float = 0.5,
+                 timeout_s: float = 5.0) -> None:
+        self.where = redacted(addr)
+        self.prefix = prefix
+        self._redis = aioredis.Redis.from_url(redis_url(addr), socket_timeout=timeout_s,
+                                              socket_connect_timeout=timeout_s, decode_responses=True)
+        self._scripts = {name: self._redis.register_script(body) for name, body in lua.SCRIPTS.items()}
+        self._buffer = LedgerBuffer(self._write_rows, interval_s=ledger_interval_s)
+
+    @classmethod
+    async def open(cls, addr: str, prefix: str = "gw:", ledger_interval_s: float = 0.5) -> RedisStore:
+        store = cls(addr, prefix, ledger_interval_s)
+        try:
+            await store.ping()
+        except StoreUnavailable:
+            await store._redis.aclose()
+            raise
+        return store
+
+    @asynccontextmanager
+    async def _guard(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"redis store {self.where}: unreachable ({type(exc).__name__})") from exc
+        except RedisError as exc:
+            raise StoreUnavailable(f"redis store {self.where}: {type(exc).__name__}: {exc}") from exc
+
+    async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
+        async with self._guard():
+            return await self._scripts[name](keys=keys, args=args)
+
+    def _k(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def _window_keys(self, window: str) -> list[str]:
+        tag = "{" + window + "}"
+        return [self._k("win", tag, "at"), self._k("win", tag, "amt"), self._k("win", tag, "total")]
+
+    # windows
+    async def check_and_reserve(self, window: str, limit: float, need: float, window_s: float) -> WindowResult:
+        entry = new_id()
+        ok, now, wait, used, reset = await self._script("reserve", self._window_keys(window),
+                                                        [repr(limit), repr(need), repr(window_s), entry])
+        reservation = Reservation(window, entry, need, float(now), window_s) if int(ok) else None
+        return WindowResult(reservation, float(wait), float(used), float(reset))
+
+    async def settle(self, reservation: Reservation, actual: float) -> None:
+        await self._script("settle", self._window_keys(reservation.window), [reservation.entry, repr(actual)])
+
+    # marks
+    async def set_mark(self, name: str, ttl_s: float) -> float:
+        return float(await self._script("set_mark", [self._k("mark", name)], [repr(ttl_s)]))
+
+    async def clear_mark(self, name: str) -> None:
+        async with self._guard():
+            await self._redis.delete(self._k("mark", name))
+
+    async def marks_remaining(self, names: Sequence[str]) -> list[float]:
+        if not names:
+            return []
+        left = await self._script("marks_left", [self._k("mark", n) for n in names], [])
+        return [float(x) for x in left]
+
+    # spend
+    def _spend_key(self, client_id: str, period: str) -> str:
+        return self._k("spend", "{" + client_id + "}", period)
+
+    def _holds_key(self, client_id: str) -> str:
+        return self._k("holds", "{" + client_id + "}")
+
+    async def add_spend(self, client_id: str, usd: float, at: float | None = None) -> None:
+        when = await self._now() if at is None else at
+        day, month = periods(when)
+        day_end, month_end = period_ends(when)
+        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.incrbyfloat(self._spend_key(client_id, day), usd)
+            pipe.expireat(self._spend_key(client_id, day), int(day_end + DAY_KEEP_S))
+            pipe.incrbyfloat(self._spend_key(client_id, month), usd)
+            pipe.expireat(self._spend_key(client_id, month), int(month_end + MONTH_KEEP_S))
+            await pipe.execute()
+
+    async def _now(self) -> float:
+        async with self._guard():
+            seconds, micros = await self._redis.time()
+        return seconds + micros / 1e6
+
+    async def spend(self, client_id: str, at: float | None = None) -> Spend:
+        day, month = periods(await self._now() if at is None else at)
+        keys = [self._spend_key(client_id, day), self._spend_key(client_id, month), self._holds_key(client_id)]
+        day_usd, month_usd, held = await self._script("spend", keys, [])
+        return Spend(float(day_usd or 0.0), float(month_usd or 0.0), float(held))
+
+    async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold:
+        hold = Hold(client_id, new_id(), usd)
+        await self._script("hold", [self._holds_key(client_id)], [hold.hold_id, repr(usd), repr(ttl_s)])
+        return hold
+
+    async def release_spend(self, hold: Hold) -> None:
+        async with self._guard():
+            await self._redis.hdel(self._holds_key(hold.client_id), hold.hold_id)
+
+    # client directory
+    def _dir_keys(self) -> list[str]:
+        return [self._k(n) for n in ("clients", "client_digests", "clients_version", "client_last_used",
+                                     "client_keys", "client_created")]
+
+    async def create_client(self, record: ClientRecord) -> ClientRecord:
+        if not record.created_at:
+            record = replace(record, created_at=await self._now())
+        args = [record.id, _fields_json(record), record.key_digest.hex(), repr(record.created_at)]
+        if not int(await self._script("client_create", self._dir_keys(), args)):
+            raise ClientExists(f"a client with id {record.id!r} or the same key already exists")
+        return record
+
+    async def get_client(self, client_id: str) -> ClientRecord | None:
+        return _client(await self._script("client_get", self._dir_keys(), [client_id, ""]))
+
+    async def client_by_digest(self, digest: bytes) -> ClientRecord | None:
+        return _client(await self._script("client_get", self._dir_keys(), ["", digest.hex()]))
+
+    async def list_clients(self) -> list[ClientRecord]:
+        async with self._guard():
+            ids = sorted(str(i) for i in await self._redis.hkeys(self._k("clients")))
+        found = [await self.get_client(i) for i in ids]
+        return [c for c in found if c is not None]
+
+    async def update_client(self, record: ClientRecord) -> ClientRecord:
+        found = await self._script("client_update", self._dir_keys(), [record.id, _fields_json(record)])
+        client = _client(found)
+        if client is None:
+            raise ClientNotFound(f"no client with id {record.id!r}")
+        return client
+
+    async def delete_client(self, client_id: str) -> bool:
+        return bool(int(await self._script("client_delete", self._dir_keys(), [client_id])))
+
+    async def rotate_client(self, client_id: str, new_digest: bytes) -> ClientRecord:
+        found = await self._script("client_rotate", self._dir_keys(), [client_id, new_digest.hex()])
+        if found == "exists":
+            raise ClientExists("another client has this key")
+        client = _client(found)
+        if client is None:
+            raise ClientNotFound(f"no client with id {client_id!r}")
+        return client
+
+    async def directory_version(self) -> int:
+        async with self._guard():
+            value = await self._redis.get(self._k("clients_version"))
+        return int(value or 0)
+
+    # ledger
+    def record(self, row: LedgerRow) -> None:
+        self._buffer.record(row)
+
+    async def flush(self) -> int:
+        return await self._buffer.flush()
+
+    async def _write_rows(self, rows: list[LedgerRow]) -> None:
+        members = {json.dumps([new_id(), *row_values(r)]): r.time for r in rows}
+        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
+            pipe.zadd(self._k("ledger"), members)
+            for client_id, at in last_used_of(rows).items():
+                await self._scripts["touch"](keys=[self._k("client_last_used"), self._k("clients")],
+                                       args=[client_id, repr(at)], client=pipe)
+            await pipe.execute()
+
+    async def _rows(self, start: float, end: float) -> list[LedgerRow]:
+        async with self._guard():
+            members = await self._redis.zrangebyscore(self._k("ledger"), start, end)
+        return [row_from_values(json.loads(str(m))[1:]) for m in members]
+
+    async def usage_totals(self, client_id: str, start: float, end: float) -> UsageTotals:
+        return totals_of(client_id, (r for r in await self._rows(start, end) if r.client_id == client_id))
+
+    async def usage_stats(self, group_by: GroupBy, start: float, end: float,
+                          client_id: str | None = None) -> list[UsageGroup]:
+        rows = await self._rows(start, end)
+        return groups_of(group_by, (r for r in rows if client_id is None or r.client_id == client_id))
+
+    async def prune_ledger(self, before: float) -> int:
+        async with self._guard():
+            return int(await self._redis.zremrangebyscore(self._k("ledger"), "-inf", f"({before!r}"))
+
+    # lifecycle
+    async def ping(self) -> None:
+        async with self._guard():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        try:
+            await self._buffer.close()
+        finally:
+            await self._redis.aclose()
+
+
+def _fields_json(record: ClientRecord) -> str:
+    """The fields an update replaces (not the key digest, created_at or last_used)."""
+    data = client_to_dict(record)
+    for kept in ("key_digest", "created_at", "last_used"):
+        data.pop(kept)
+    return json.dumps(data)
+
+
+def _client(found: Any) -> ClientRecord | None:
+    """A record from a script's ``[fields, digest, created_at, last_used]`` answer (None: no such client)."""
+    if not found:
+        return None
+    fields, digest, created_at, last_used = found
+    data = json.loads(fields)
+    data.update(key_digest=digest, created_at=float(created_at or 0.0),
+                last_used=None if last_used is None else float(last_used))
+    return client_from_dict(data)

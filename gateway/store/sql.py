@@ -1,0 +1,45 @@
+"""SQL shared by the SQLite and PostgreSQL stores (written with ``?`` placeholders; the
+PostgreSQL store turns them into ``%s``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from .base import GROUP_COLUMNS, GroupBy, UsageGroup, UsageTotals
+from .common import LEDGER_COLUMNS
+
+SCHEMA_VERSION = 1
+
+INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
+                 f"VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})")
+TOUCH_CLIENT = "UPDATE clients SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)"
+PRUNE_LEDGER = "DELETE FROM ledger WHERE time < ?"
+
+TOTALS = ("SELECT count(*), coalesce(sum(CASE WHEN status < 400 THEN 1 ELSE 0 END), 0), "
+          "coalesce(sum(tokens_in + tokens_out), 0), coalesce(sum(cost_usd), 0), coalesce(avg(latency_ms), 0), "
+          "max(time) FROM ledger WHERE client_id = ? AND time >= ? AND time <= ?")
+
+
+def stats_query(group_by: GroupBy, client_id: str | None) -> str:
+    column = GROUP_COLUMNS[group_by]  # from a fixed table: never caller text
+    where = "time >= ? AND time <= ?" + (" AND client_id = ?" if client_id is not None else "")
+    return (f"SELECT {column}, count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
+            "coalesce(sum(cost_usd), 0), coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
+            f"coalesce(avg(latency_ms), 0) FROM ledger WHERE {where} GROUP BY {column} ORDER BY {column}")
+
+
+def stats_params(start: float, end: float, client_id: str | None) -> tuple[Any, ...]:
+    return (start, end) if client_id is None else (start, end, client_id)
+
+
+def totals_from(client_id: str, row: Sequence[Any]) -> UsageTotals:
+    count, ok, tokens, cost, latency, last = row
+    count = int(count)
+    return UsageTotals(client_id, count, int(tokens), float(cost), int(ok) / count if count else 0.0,
+                       float(latency), None if last is None else float(last))
+
+
+def groups_from(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
+    return [UsageGroup(str(k), int(n), int(tin), int(tout), float(cost), int(err), float(lat))
+            for k, n, tin, tout, cost, err, lat in rows]
