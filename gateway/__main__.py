@@ -76,10 +76,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: port {port} on {host} is already in use; stop what runs there or pick another "
               "port (GATEWAY_PORT in .env)", file=sys.stderr)
         return 3
+    problem = _storage_problem(settings, workers)  # issue 9: the stores open, or a clear error
+    if problem is not None:
+        print(problem, file=sys.stderr)
+        return 4
     if workers > 1:
-        print(f"warning: {workers} workers each keep their own limit windows, cooldowns and spend "
-              "(no shared store yet): per-key and per-client limits and budgets apply per worker",
-              file=sys.stderr)
+        os.environ["GATEWAY_WORKERS"] = str(workers)  # each worker knows it shares the store
         metrics_dir = Path(settings.data_dir) / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -96,6 +98,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     # this interpreter's own Granian, whatever else is on PATH; the PID stays the same
     os.execv(sys.executable, [sys.executable, "-m", "granian"] + argv[1:])
+
+
+def _storage_problem(settings: Settings, workers: int) -> str | None:
+    from .config.loader import load_config
+    from .store.preflight import storage_problem, workers_note
+
+    storage = load_config(settings.config, settings.env_file).config.storage
+    problem = storage_problem(storage, Path(settings.data_dir), workers)
+    if problem is None and workers > 1:
+        print(workers_note(storage, workers), file=sys.stderr)
+    return problem
 
 
 def cmd_add_client(args: argparse.Namespace) -> int:

@@ -11,24 +11,22 @@ import falcon
 import falcon.asgi
 
 from .api.common import bounded_body, wrap_receive
-from .api.health import HealthResource, LivelinessResource, ReadinessResource
-from .api.metrics import MetricsResource
-from .api.models import ModelsResource
-from .api.openai import CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, OpenAIResource
-from .api.ui import register_ui
+from .api.dialects import error_body as dialect_error_body
+from .api.routes import Services, dialect_of, register
 from .config.snapshot import load_snapshot
-from .errors import GatewayError, NotFound, error_body
+from .errors import GatewayError, InvalidRequest, NotFound, error_body
 from .observability.logging import setup_logging
-from .pipeline import Pipeline
+from .pipeline import SurfacePipeline
 from .runtime import Runtime
 from .settings import Settings, load_settings
+from .store.base import StoreError
 
 log = logging.getLogger("gateway")
-API_PREFIXES = ("/v1", "/api/v1", "")
 
 
 class Lifecycle:
-    """Starts the config watcher when the server starts; closes the upstream client at the end."""
+    """Opens the stores and starts the config watcher when the server starts; at the end stops the
+    watcher, flushes the usage ledger, closes the stores and the upstream client."""
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -37,6 +35,7 @@ class Lifecycle:
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         from .config.watcher import ConfigWatcher
 
+        await open_configured_stores(self.runtime)
         if self.runtime.settings.watch:
             self.watcher = ConfigWatcher(self.runtime)
             self.watcher.start()
@@ -44,13 +43,37 @@ class Lifecycle:
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         if self.watcher is not None:
             await self.watcher.stop()
+        try:
+            await self.runtime.close_stores()
+        except StoreError as exc:
+            log.error("stores closed with an error: usage ledger rows not yet written are lost",
+                      extra={"error": str(exc)})
         await self.runtime.upstream.aclose()
+
+
+async def open_configured_stores(runtime: Runtime) -> None:
+    """The config file's ``storage`` (restart-only), opened; unreachable: a clear log line and
+    SystemExit (the server does not start)."""
+    from .config.loader import load_config
+
+    settings = runtime.settings
+    storage = load_config(settings.config, settings.env_file).config.storage
+    try:
+        await runtime.open_stores(storage)
+    except StoreError as exc:
+        log.critical("cannot open the store named by 'storage' in the config; not starting",
+                     extra={"error": str(exc)})
+        raise SystemExit(4) from None
+    stores = runtime.stores
+    log.info("stores open", extra={"runtime": stores.runtime.name, "ledger": stores.ledger.name,
+                                   "on_unavailable": storage.on_unavailable})
 
 
 async def _gateway_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: GatewayError, params: Any) -> None:
     resp.status = ex.status
     resp.content_type = falcon.MEDIA_JSON
-    resp.data = ex.to_body()
+    # in the shape of the route's dialect (OpenAI's, Anthropic's, Google's): api/dialects.py
+    resp.data = dialect_error_body(dialect_of(req.uri_template, req.path), ex)
     for name, value in ex.headers.items():
         resp.set_header(name, value)
 
@@ -58,13 +81,10 @@ async def _gateway_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, e
 async def _http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: falcon.HTTPError, params: Any) -> None:
     if ex.status_code == 404:
         error: GatewayError = NotFound(f"No such endpoint: {req.method} {req.path}.")
-        await _gateway_error(req, resp, error, params)
-        return
-    resp.status = ex.status_code
-    resp.content_type = falcon.MEDIA_JSON
-    resp.data = error_body(ex.description or ex.title or "Bad request.", "invalid_request_error", "invalid_request")
-    for name, value in dict(ex.headers or {}).items():
-        resp.set_header(name, value)
+    else:  # Falcon's own (405, a bad header...): written like the gateway's errors
+        error = InvalidRequest(ex.description or ex.title or "Bad request.", headers=dict(ex.headers or {}))
+        error.status = ex.status_code
+    await _gateway_error(req, resp, error, params)
 
 
 async def _unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: Any) -> None:
@@ -75,24 +95,20 @@ async def _unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: 
 
 
 def build_app(runtime: Runtime) -> Any:
-    app = falcon.asgi.App(middleware=[Lifecycle(runtime)], cors_enable=False)
+    app = build_falcon_app(runtime)
+    return wrap_receive(bounded_body(app, lambda: runtime.snapshot.server.body_timeout_s))
+
+
+def build_falcon_app(runtime: Runtime) -> falcon.asgi.App[Any, Any]:
+    """The Falcon app with its routes and error handlers (``build_app`` wraps it for serving)."""
+    app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=[Lifecycle(runtime)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
-    pipeline = Pipeline(runtime)
-    for prefix in API_PREFIXES:
-        for endpoint in (CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT):
-            app.add_route(prefix + endpoint.path, OpenAIResource(pipeline, endpoint))
-        app.add_route(prefix + "/models", ModelsResource(runtime))
-    app.add_route("/health", HealthResource())
-    app.add_route("/health/liveliness", LivelinessResource())
-    app.add_route("/health/liveness", LivelinessResource())
-    app.add_route("/health/readiness", ReadinessResource(runtime))
-    app.add_route("/metrics", MetricsResource(runtime))
-    # the dashboard (issue 11): static files at /ui, its sign-in API at /ui/api
-    register_ui(app, runtime)
+    # every route comes from the one route table (api/routes.py), which /openapi.json describes
+    register(app, Services(runtime, SurfacePipeline(runtime)))  # Pipeline + the rest of the surface (issue 8)
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(GatewayError, _gateway_error)
-    return wrap_receive(bounded_body(app, lambda: runtime.snapshot.server.body_timeout_s))
+    return app
 
 
 def create_app(settings: Settings | None = None) -> Any:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from .config.schema import Budget, Limits
 from .config.snapshot import ClientSpec, Snapshot, key_digest
 from .errors import AdminRequired, AuthenticationError
+from .store.directory import ClientDirectory
 from .ui_session import SessionRequest, require_session
 
 MASTER = ClientSpec(id="master", digest=b"", allowed_providers=None, allowed_models=None,
@@ -45,6 +46,24 @@ def authenticate(snapshot: Snapshot, authorization: str | None, x_api_key: str |
     if snapshot.master_digest is not None and hmac.compare_digest(snapshot.master_digest, digest):
         return Caller(MASTER, True)
     raise AuthenticationError("Invalid API key.")
+
+
+async def authenticate_any(snapshot: Snapshot, directory: ClientDirectory | None, authorization: str | None,
+                           x_api_key: str | None) -> Caller:
+    """``authenticate``, then the store's client directory (clients created at runtime) for a key
+    the snapshot does not know. Raises ``AuthenticationError`` (401), or ``StoreUnavailable`` (503)
+    when only the unreachable directory could tell."""
+    try:
+        return authenticate(snapshot, authorization, x_api_key)
+    except AuthenticationError:
+        key = presented_key(authorization, x_api_key)
+        if key is None or directory is None:
+            raise
+        digest = key_digest(key)
+        client = await directory.find(digest)
+        if client is None or not hmac.compare_digest(client.digest, digest):
+            raise
+        return Caller(client, False)
 
 
 def require_admin(snapshot: Snapshot, authorization: str | None, x_api_key: str | None,

@@ -63,6 +63,15 @@ class NotFound(GatewayError):
     code = "not_found"
 
 
+class Conflict(GatewayError):
+    """The change clashes with what exists: a taken client id or key, a client from config.yaml
+    (read-only through the admin API), a provider key already in the pool."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
+
+
 class RequestTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
@@ -129,3 +138,15 @@ class UpstreamRejectedRequest(GatewayError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status if 400 <= status < 500 else 400
+
+
+class StoreUnavailable(GatewayError):
+    """The shared store (Redis, PostgreSQL) cannot be reached and ``storage.on_unavailable`` is
+    ``closed``, or a client key could only be checked against the unreachable client directory."""
+
+    status = 503
+    type = "api_error"
+    code = "store_unavailable"
+
+    def __init__(self, message: str = "The gateway's store is unreachable; retry shortly."):
+        super().__init__(message, headers={"Retry-After": "1"})

@@ -405,8 +405,6 @@ class LeanTransport(httpx.AsyncBaseTransport):
         read_timeout, connect_timeout = timeouts.get("read"), timeouts.get("connect")
         write_timeout = timeouts.get("write")
         pool = self._pool(request.url)
-        if not isinstance(request.stream, httpx.ByteStream):
-            await request.aread()  # a body streamed through (an upload): this transport sends it whole
         data = request_head(request) + request.content
         for attempt in (1, 2):
             conn, reused = await pool.acquire(connect_timeout)

@@ -1,8 +1,9 @@
 """Client limits (requests and tokens per window) and budgets (USD per UTC day and month).
 
 Tokens are estimated before the call (prompt estimate plus ``max_tokens``) and settled with
-the real usage afterwards; cost comes from the serving provider's ``pricing`` (USD per 1K
-tokens) and the real usage, streamed answers included.
+the real usage afterwards; cost comes from the served model's price (``Target.pricing``: the
+model's own ``pricing`` where the provider gives one, else the provider's; USD per 1K tokens) and
+the real usage, streamed answers included.
 
 Budgets count requests in flight: admission holds the request's estimated cost
 (``estimated_cost``) and ``settle`` swaps it for the real cost when the request ends, however it
@@ -22,12 +23,14 @@ from .config.schema import Pricing
 from .config.snapshot import ClientSpec
 from .errors import BudgetExceeded, RateLimited
 from .providers.base import Usage
-from .store.memory import MemoryStore, SlidingWindow, WindowEntry
+from .store.base import Counters, Reservation
 
 # Output tokens assumed for a request that names no max_tokens, when its cost is held (see estimated_cost).
 DEFAULT_OUTPUT_TOKENS = 4096
 # Retry-After when the budget is only held by requests in flight: they end (and settle) soon.
 HELD_RETRY_AFTER_S = 1.0
+# A request's cost hold lapses by itself after this long (a crashed process's holds do not block for ever).
+HOLD_TTL_S = 900.0
 
 
 def cost_usd(pricing: Pricing, usage: Usage) -> float:
@@ -46,14 +49,13 @@ def estimated_cost(pricings: Iterable[Pricing], prompt_tokens: int, output_token
 @dataclass(slots=True)
 class Admission:
     client: ClientSpec
-    tokens: WindowEntry | None = None
+    tokens: Reservation | None = None
     headers: dict[str, str] = field(default_factory=dict)
-    held_usd: float = 0.0  # the estimated cost held against the budget until settle
+    hold: Reservation | None = None  # the estimated cost held against the budget until settle
 
-
-def current_periods(now_wall: float) -> tuple[str, str]:
-    t = time.gmtime(now_wall)
-    return time.strftime("%Y-%m-%d", t), time.strftime("%Y-%m", t)
+    @property
+    def held_usd(self) -> float:
+        return self.hold.amount if self.hold is not None else 0.0
 
 
 def _seconds_to_next_day(now_wall: float) -> float:
@@ -67,94 +69,101 @@ def _seconds_to_next_month(now_wall: float) -> float:
 
 
 class ClientLimiter:
-    def __init__(self, store: MemoryStore, clock: Callable[[], float], window_s: float = 60.0,
+    """Client limits and budgets, counted in the store (``storage.runtime``): shared exactly by
+    every worker and replica on it. Windows are ``client:<id>:req`` and ``:tok``; spend and holds
+    are kept per client id."""
+
+    def __init__(self, store: Counters, clock: Callable[[], float], window_s: float = 60.0,
                  wall_clock: Callable[[], float] = time.time):
         self.store = store
         self.clock = clock
         self.wall_clock = wall_clock
         self.window_s = window_s
 
-    def admit(self, client: ClientSpec, est_tokens: float, est_usd: float = 0.0) -> Admission:
+    async def admit(self, client: ClientSpec, est_tokens: float, est_usd: float = 0.0) -> Admission:
         """Check the client's budget and limits; count the request, hold its tokens and cost."""
-        admission = self._admit_limits(client, est_tokens)
+        admission = Admission(client)
         budget = client.budget
         if budget.daily_usd is not None or budget.monthly_usd is not None:
-            self.store.hold_spend(f"client:{client.id}", est_usd)
-            admission.held_usd = est_usd
+            admission.hold = await self._hold(client, est_usd)
+        if client.limits.req_per_min is None and client.limits.tokens_per_min is None:
+            return admission
+        try:
+            await self._count(admission, est_tokens)
+        except RateLimited:
+            await self._release(admission)
+            raise
         return admission
 
-    def _admit_limits(self, client: ClientSpec, est_tokens: float) -> Admission:
-        limits, budget = client.limits, client.budget
-        admission = Admission(client)
-        if budget.daily_usd is not None or budget.monthly_usd is not None:
-            self._check_budget(client)
-        if limits.req_per_min is None and limits.tokens_per_min is None:
-            return admission
-        now = self.clock()
-        requests = self.store.window(f"client:{client.id}:req")
-        tokens = self.store.window(f"client:{client.id}:tok")
-        headers = admission.headers
+    async def _count(self, admission: Admission, est_tokens: float) -> None:
+        limits, name, headers = admission.client.limits, admission.client.id, admission.headers
+        request: Reservation | None = None
         if limits.req_per_min is not None:
-            wait = requests.wait_until_fits(now, self.window_s, limits.req_per_min, 1, True)
-            used = requests.count(now, self.window_s)
-            headers.update(_headers("requests", limits.req_per_min, limits.req_per_min - used - (wait == 0),
-                                    self._reset(requests, now)))
-            if wait > 0:
+            got = await self.store.check_and_reserve(f"client:{name}:req", limits.req_per_min, 1, self.window_s)
+            headers.update(_headers("requests", limits.req_per_min, limits.req_per_min - got.used, got.reset_s))
+            if got.reservation is None:
                 raise RateLimited(f"This key is limited to {limits.req_per_min} requests per "
-                                  f"{self._window_words()}.", retry_after=wait, headers=headers)
-        if limits.tokens_per_min is not None:
-            need = min(est_tokens, limits.tokens_per_min)
-            wait = tokens.wait_until_fits(now, self.window_s, limits.tokens_per_min, need, False)
-            used_tokens = tokens.total(now, self.window_s)
-            headers.update(_headers("tokens", limits.tokens_per_min,
-                                    limits.tokens_per_min - used_tokens - (need if wait == 0 else 0),
-                                    self._reset(tokens, now)))
-            if wait > 0:
-                raise RateLimited(f"This key is limited to {limits.tokens_per_min} tokens per "
-                                  f"{self._window_words()}.", retry_after=wait, headers=headers)
-        if limits.req_per_min is not None:
-            requests.add(now)
+                                  f"{self._window_words()}.", retry_after=got.wait_s, headers=headers)
+            request = got.reservation
         if limits.tokens_per_min is not None:
             # at most the whole limit: what a request bigger than the window may hold while it runs
-            admission.tokens = tokens.add(now, min(est_tokens, limits.tokens_per_min))
-        return admission
+            need = min(est_tokens, limits.tokens_per_min)
+            got = await self.store.check_and_reserve(f"client:{name}:tok", limits.tokens_per_min, need, self.window_s)
+            headers.update(_headers("tokens", limits.tokens_per_min, limits.tokens_per_min - got.used, got.reset_s))
+            if got.reservation is None:
+                if request is not None:
+                    await self.store.settle(request, 0)
+                raise RateLimited(f"This key is limited to {limits.tokens_per_min} tokens per "
+                                  f"{self._window_words()}.", retry_after=got.wait_s, headers=headers)
+            admission.tokens = got.reservation
 
-    def settle(self, admission: Admission, usage: Usage | None, pricing: Pricing | None) -> float:
-        """Replace the token estimate with the real usage; release the held cost and charge the
-        real one (none when ``usage`` is None: the request failed). Returns USD."""
-        client = admission.client
-        if admission.held_usd:
-            self.store.release_spend(f"client:{client.id}", admission.held_usd)
-            admission.held_usd = 0.0
-        real = usage.total_tokens if usage is not None else 0
-        if admission.tokens is not None:
-            self.store.window(f"client:{client.id}:tok").adjust(admission.tokens, real - admission.tokens.amount)
-            admission.tokens = None
-        if usage is None or pricing is None:
-            return 0.0
-        usd = cost_usd(pricing, usage)
-        if usd > 0:
-            self.store.add_spend(f"client:{client.id}", usd, current_periods(self.wall_clock()))
-        return usd
+    async def _hold(self, client: ClientSpec, est_usd: float) -> Reservation:
+        """Hold ``est_usd`` while spent plus held is under the budget, atomically in the store.
 
-    def spent(self, client: ClientSpec) -> tuple[float, float]:
-        day, month = current_periods(self.wall_clock())
-        name = f"client:{client.id}"
-        return self.store.spend(f"{name}@{day}"), self.store.spend(f"{name}@{month}")
-
-    def _check_budget(self, client: ClientSpec) -> None:
+        Holds are entries of the window ``client:<id>:held`` (they lapse after ``HOLD_TTL_S`` if
+        a process dies with them). The window admits ``est_usd`` while what it holds stays under
+        what the budget has left (``limit`` is that plus ``est_usd``, less a hair): many requests at
+        once on many replicas cannot all slip under the budget's last cent, and one always can."""
         budget = client.budget
         now_wall = self.wall_clock()
-        day, month = self.spent(client)
-        held = self.store.held(f"client:{client.id}")
-        if budget.daily_usd is not None:
-            _check_period("daily", budget.daily_usd, day, held, _seconds_to_next_day(now_wall))
-        if budget.monthly_usd is not None:
-            _check_period("monthly", budget.monthly_usd, month, held, _seconds_to_next_month(now_wall))
+        spend = await self.store.spend(client.id, now_wall)  # this clock: no round trip for the store's
+        periods = [("daily", budget.daily_usd, spend.day, _seconds_to_next_day(now_wall)),
+                   ("monthly", budget.monthly_usd, spend.month, _seconds_to_next_month(now_wall))]
+        period, budget_usd, spent, left_s = min(((p, b, s, t) for p, b, s, t in periods if b is not None),
+                                                key=lambda p: p[1] - p[2])
+        _check_period(period, budget_usd, spent, 0.0, left_s)
+        got = await self.store.check_and_reserve(f"client:{client.id}:held", budget_usd - spent + est_usd - 1e-9,
+                                                 est_usd, HOLD_TTL_S)
+        if got.reservation is None:
+            _check_period(period, budget_usd, spent, got.used, left_s)
+            raise BudgetExceeded(f"This key's {period} budget is held by its requests in flight.",
+                                 retry_after=HELD_RETRY_AFTER_S)
+        return got.reservation
 
-    def _reset(self, window: SlidingWindow, now: float) -> float:
-        oldest = window.oldest(now, self.window_s)
-        return self.window_s if oldest is None else max(0.0, oldest + self.window_s - now)
+    async def _release(self, admission: Admission) -> None:
+        if admission.hold is not None:
+            hold, admission.hold = admission.hold, None
+            await self.store.settle(hold, 0)
+
+    async def settle(self, admission: Admission, usage: Usage | None, pricing: Pricing | None) -> float:
+        """Replace the token estimate with the real usage; charge the real cost and release the
+        held one (none when ``usage`` is None: the request failed). Returns USD.
+
+        The charge is made before the hold is released: for a moment both count (the budget
+        errs on the safe side), never neither."""
+        usd = 0.0 if usage is None or pricing is None else cost_usd(pricing, usage)
+        if usd > 0:
+            await self.store.add_spend(admission.client.id, usd, self.wall_clock())
+        await self._release(admission)
+        if admission.tokens is not None:
+            tokens, admission.tokens = admission.tokens, None
+            await self.store.settle(tokens, usage.total_tokens if usage is not None else 0)
+        return usd
+
+    async def spent(self, client: ClientSpec) -> tuple[float, float]:
+        """USD the client spent today and this month (UTC), holds not included."""
+        spend = await self.store.spend(client.id, self.wall_clock())
+        return spend.day, spend.month
 
     def _window_words(self) -> str:
         return "minute" if self.window_s == 60 else f"{self.window_s:g} seconds"

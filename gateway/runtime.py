@@ -2,6 +2,10 @@
 
 The snapshot reference is swapped in one assignment by ``swap``; a request reads
 ``runtime.snapshot`` once when it arrives and uses that object to the end.
+
+The stores (``storage``, gateway/store/) are opened by the ASGI lifespan (``app.Lifecycle``)
+with ``open_stores`` and closed with ``close_stores``; until then ``stores`` is an in-memory
+placeholder, so a Runtime built without a lifespan (tests) still serves.
 """
 
 from __future__ import annotations
@@ -16,7 +20,12 @@ from .routing.dispatch import Dispatcher
 from .routing.keys import KeyBoard
 from .routing.strategies import TargetStats
 from .settings import Settings
-from .store.memory import MemoryStore
+from .store.base import Counters
+from .store.config import Storage
+from .store.directory import ClientDirectory
+from .store.factory import Stores, open_stores
+from .store.guard import GuardedCounters, SplitCounters
+from .store.memory import AsyncMemoryStore
 from .transports import TransportName
 from .upstream import Upstream
 
@@ -36,13 +45,45 @@ class Runtime:
         self.reload = ReloadStatus()
         self.started_at = time.time()
         clock = time.monotonic
-        self.store = MemoryStore()
-        self.keyboard = KeyBoard(self.store, clock, snapshot.routing.limit_window_s)
+        memory = AsyncMemoryStore()
+        # ``stores.runtime``: windows, marks, spend; ``stores.ledger``: the usage ledger and the
+        # client directory (the admin API reads and writes clients there)
+        self.stores = Stores(memory, memory, Storage(type="memory"))
+        self.guard: GuardedCounters | None = None  # set when the runtime store is shared (not memory)
+        self.directory = ClientDirectory(memory)
+        self.keyboard = KeyBoard(memory, clock, snapshot.routing.limit_window_s)
         self.stats = TargetStats()
         self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
         self.dispatcher = Dispatcher(self.upstream, self.keyboard, self.stats, clock)
-        self.limiter = ClientLimiter(self.store, clock, snapshot.routing.limit_window_s)
+        self.limiter = ClientLimiter(memory, clock, snapshot.routing.limit_window_s)
         metrics.set_config_version(snapshot.version, None)
+        metrics.use_namespace(snapshot.metrics.namespace)  # issue 10: fixed until a restart
+
+    async def open_stores(self, storage: Storage) -> None:
+        """Open the configured stores (raises ``store.base.StoreUnavailable``) and count through them."""
+        self.use_stores(await open_stores(storage, data_dir=self.settings.data_dir))
+
+    def use_stores(self, stores: Stores) -> None:
+        self.stores = stores
+        runtime = stores.runtime
+        counters: Counters = runtime
+        if runtime.name == "sqlite" and self.settings.workers <= 1:
+            # one process: nothing to share, so windows and marks stay in memory; spend (which
+            # must survive a restart) goes to the file
+            counters = SplitCounters(AsyncMemoryStore(), runtime)
+        if runtime.name != "memory":
+            counters = self.guard = GuardedCounters(counters, runtime.ping, runtime.name,
+                                                    stores.storage.on_unavailable)
+        self.keyboard.store = counters
+        self.limiter.store = counters
+        self.directory = ClientDirectory(stores.ledger)
+        stores.start_retention()
+
+    async def close_stores(self) -> None:
+        """Stop the probe, flush the ledger and close the connections."""
+        if self.guard is not None:
+            await self.guard.close()
+        await self.stores.close()
 
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` current; requests already running keep the one they took."""

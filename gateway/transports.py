@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from datetime import timedelta
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import httpx
 
@@ -169,12 +169,8 @@ class ReqwestTransport(httpx.AsyncBaseTransport):
 
         timeouts = request.extensions.get("timeout") or {}
         builder = (self._client(timeouts.get("read")).request(request.method, str(request.url))
-                   .headers(request.headers.multi_items()).streamed_read_buffer_limit(0))
-        # a body streamed through (an upload, issue 8) goes out as it is read, never joined in memory
-        if isinstance(request.stream, httpx.ByteStream):
-            builder = builder.body_bytes(request.content)
-        else:
-            builder = builder.body_stream(cast(AsyncIterable[bytes], request.stream))
+                   .headers(request.headers.multi_items()).body_bytes(request.content)
+                   .streamed_read_buffer_limit(0))
         context = builder.build_streamed()
         try:
             response = await context.__aenter__()

@@ -186,6 +186,7 @@ class Upstream:
         self._connect_timeout = connect_timeout_s
         self.transport_name: TransportName = choose_transport(transport, os.environ if environ is None else environ)
         self._transport: httpx.AsyncBaseTransport | None = None
+        self._uploads: httpx.AsyncBaseTransport | None = None  # see _upload_transport
         self._urls: dict[str, httpx.URL] = {}
 
     def _make_transport(self) -> httpx.AsyncBaseTransport:
@@ -205,12 +206,25 @@ class Upstream:
             self._transport = self._make_transport()
         timeout = {"connect": self._connect_timeout, "read": read_timeout_s, "write": read_timeout_s,
                    "pool": self._connect_timeout}
+        if request.body_stream is not None:  # an upload (issue 8): httpx's transport streams it with backpressure
+            built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
+                                  content=request.body_stream, extensions={"timeout": timeout})
+            return await self._upload_transport().handle_async_request(built)
         built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
-                              content=request.content if request.body_stream is None else request.body_stream,
-                              extensions={"timeout": timeout})
+                              content=request.content, extensions={"timeout": timeout})
         return await self._transport.handle_async_request(built)
+
+    def _upload_transport(self) -> httpx.AsyncBaseTransport:
+        """Where bodies streamed through go: httpx's own transport, which sends each chunk as it is read
+        (pyreqwest's ``body_stream`` reads ahead without bound, the lean transport sends whole bodies)."""
+        if self._uploads is None:
+            self._uploads = httpx.AsyncHTTPTransport(trust_env=True)
+        return self._uploads
 
     async def aclose(self) -> None:
         if self._transport is not None:
             await self._transport.aclose()
+        if self._uploads is not None:
+            await self._uploads.aclose()
+            self._uploads = None
             self._transport = None

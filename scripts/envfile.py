@@ -8,12 +8,15 @@ Standard library only (setup.sh runs it before the venv exists).
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import sys
-import tempfile
 import time
+from pathlib import Path
+
+# the writer lives in the gateway (its admin API writes .env too); standard library only
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from gateway.control.envfile import set_value, write_private  # noqa: E402
 
 NEW_TEMPLATE = """# LLM gateway: the operator's secrets and settings. Mode 600; never commit or share this file.
 # Written by ./setup.sh on {now}. The running gateway re-reads it on change
@@ -42,44 +45,9 @@ GATEWAY_PORT={port}
 """
 
 
-def write_private(path: str, text: str) -> None:
-    """Replace ``path`` with ``text``: a mode-600 temp file in the same directory, renamed over it."""
-    old_umask = os.umask(0o077)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".env.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
-    finally:
-        os.umask(old_umask)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def new_env(port: str) -> str:
     return NEW_TEMPLATE.format(now=time.strftime("%Y-%m-%d %H:%M:%S"), key="sk-" + secrets.token_urlsafe(32),
                                port=port)
-
-
-def set_value(text: str, name: str, value: str) -> str:
-    """Set ``name``: replace its assignment (dropping repeats), else fill its ``# NAME=`` placeholder,
-    else append it."""
-    lines = text.splitlines()
-    line = f"{name}={value}"
-    active = [i for i, text_line in enumerate(lines) if re.match(rf"\s*(export\s+)?{name}\s*=", text_line)]
-    placeholder = [i for i, text_line in enumerate(lines) if re.match(rf"#\s*{name}\s*=\s*$", text_line)]
-    if active:
-        lines[active[0]] = line
-        lines = [text_line for i, text_line in enumerate(lines) if i not in active[1:]]
-    elif placeholder:
-        lines[placeholder[0]] = line
-    else:
-        lines.append(line)
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str]) -> int:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a checkout to run the gateway natively (start.sh can also use Docker):
 #   * .venv with python3 >= 3.11: requirements.lock, then the project itself (editable, no deps);
-#   * .env (mode 600) with a generated GATEWAY_MASTER_KEY and GATEWAY_PORT;
+#   * .env (mode 600) with a generated GATEWAY_MASTER_KEY and GATEWAY_PORT, and the dashboard's
+#     UI_USERNAME/UI_PASSWORD (added when missing, never printed);
 #   * config/config.yaml copied from config/config.example.yaml;
 #   * data/ and logs/; then `python -m gateway check-config`.
 # Existing .env and config/config.yaml are kept unless --force (which backs them up as .bak).
@@ -36,7 +37,8 @@ Creates .venv, .env (master key, port), config/config.yaml, data/ and logs/.
   --dev            also install the test tools (the `test` extra: pytest, openai, anthropic; and wheel)
   -h, --help       show this help
 
-The master key is written to .env (GATEWAY_MASTER_KEY) and never printed.
+The master key is written to .env (GATEWAY_MASTER_KEY) and never printed; so is the dashboard's
+sign-in (UI_USERNAME=admin and a generated UI_PASSWORD, added to an existing .env that lacks them).
 EOF
 }
 
@@ -167,6 +169,21 @@ else
     log "wrote .env (mode 600): GATEWAY_PORT=$PORT and a new master key (GATEWAY_MASTER_KEY in .env; not shown)"
 fi
 
+# The dashboard's sign-in (/ui): UI_USERNAME (default admin) and a generated UI_PASSWORD, each
+# written only when .env has none (the values there are kept), never printed.
+ensure_ui_credentials() {
+    if [[ -z "$(env_get UI_USERNAME)" ]]; then
+        printf 'admin' | "$BASE_PY" "$ROOT/scripts/envfile.py" set "$ENV_FILE" UI_USERNAME
+        log "wrote UI_USERNAME=admin to .env (the dashboard's sign-in at /ui)"
+    fi
+    if [[ -z "$(env_get UI_PASSWORD)" ]]; then
+        "$BASE_PY" -c 'import secrets; print(secrets.token_urlsafe(24))' \
+            | "$BASE_PY" "$ROOT/scripts/envfile.py" set "$ENV_FILE" UI_PASSWORD
+        log "wrote a generated UI_PASSWORD to .env (the dashboard's password; not shown: read it there)"
+    fi
+}
+ensure_ui_credentials
+
 # ------------------------------------------------------------------ config/config.yaml
 CONFIG="$ROOT/config/config.yaml"
 EXAMPLE="$ROOT/config/config.example.yaml"
@@ -286,5 +303,6 @@ cat <<EOF
 [$TAG]   2. ./start.sh                  starts the gateway at $BASE_URL/v1 and waits until it is healthy
 [$TAG]   3. ./virtual-key.sh --id myapp creates a client key for an application (shown once, saved in .env)
 [$TAG]   4. ./stop.sh                   stops it
+[$TAG]   The dashboard is at $BASE_URL/ui (sign in with UI_USERNAME and UI_PASSWORD from .env).
 [$TAG]   Edit config/config.yaml (providers, aliases, clients) at any time: the running gateway reloads it.
 EOF

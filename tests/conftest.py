@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.fake_upstream import FakeUpstream
+from tests.store.servers import RedisServer, redis_available
 
 REPO = Path(__file__).resolve().parent.parent
 MASTER_KEY = "sk-test-master-key-0123456789"
@@ -179,3 +180,14 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
 @pytest.fixture
 def gateway(start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> Gateway:
     return start_gateway(basic_config(fake))
+
+
+# --- real Redis for the store wiring tests (issue 9): Debian's redis-server on loopback ----------------
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    reason = redis_available()
+    if reason:
+        pytest.skip(reason)
+    server = RedisServer().start()
+    yield server
+    server.cleanup()

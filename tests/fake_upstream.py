@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gzip
+import hashlib
 import itertools
 import json
 import re
@@ -135,6 +136,7 @@ class FakeUpstream:
         self._default: Behaviour | None = None
         self._key_defaults: dict[str, Behaviour] = {}
         self._records: list[Recorded] = []
+        self.surface = SurfaceFake()  # images, audio, moderations, responses, files, assistants, threads
         self._chat_count = 0
         self._key_counts: dict[str, int] = {}
         self._disconnects = 0
@@ -246,6 +248,7 @@ class FakeUpstream:
             self._key_counts.clear()
             self._disconnects = 0
             self._body_bytes_sent = 0
+        self.surface.reset()
 
     def _next_behaviour(self, key: str | None) -> Behaviour:
         with self._cond:
@@ -314,6 +317,9 @@ class FakeUpstream:
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path, method = request.path, request.method
+        surface = await self.surface.handle(request)  # the rest of the OpenAI surface (section below)
+        if surface is not None:
+            return surface
         raw = await request.read() if request.body_exists else b""
         try:
             body: Any = json.loads(raw) if raw else None
@@ -508,6 +514,221 @@ class _StreamPacker:
 
     def end(self) -> bytes:
         return self._z.flush() if self._z is not None else b""
+
+
+# ====================================================================================================
+# The rest of the OpenAI surface (issue 8 item 5): images, audio, moderations, responses, files,
+# assistants, threads. Objects live in the account of the key that created them: another key asking
+# for one gets a 404, as OpenAI answers, which is what the gateway's affinity must avoid.
+# ====================================================================================================
+
+SURFACE_TEXT = "fake transcript of the audio"
+SPEECH_CHUNKS = 4
+_SURFACE_RE = re.compile(r"^/v1/(images/generations|moderations|audio/(?:speech|transcriptions|translations)|responses"
+                         r"|files|assistants|threads)(/.*)?$")
+_FORM_FIELD = re.compile(rb'name="([^"]+)"\r\n(?:[^\r\n]+\r\n)*\r\n([^\r]{0,256})\r\n--')
+
+
+@dataclass(frozen=True)
+class SurfaceCall:
+    """One request to the rest of the surface, as the fake received it."""
+
+    method: str
+    path: str
+    query: str
+    api_key: str | None
+    headers: dict[str, str]
+    json: Any  # the JSON body, or None
+    body_sha256: str  # of the raw body
+    body_size: int
+    form: dict[str, str]  # a multipart body's short text fields
+
+
+def speech_bytes(text: str) -> bytes:
+    """The fake's "audio" for ``text``: deterministic bytes, about 64 KiB."""
+    seed = hashlib.sha256(text.encode()).digest()
+    return b"ID3" + seed * 2048
+
+
+class SurfaceFake:
+    """The fake's answers for the rest of the surface (see the section comment)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.calls: list[SurfaceCall] = []
+        self.objects: dict[str, tuple[str | None, dict[str, Any]]] = {}  # id -> (key that created it, object)
+        self.file_bytes: dict[str, bytes] = {}
+        self.failures: deque[tuple[int, dict[str, str]]] = deque()
+        self.speech_delay_s = 0.0
+        self._ids = itertools.count(1)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.objects.clear()
+            self.file_bytes.clear()
+            self.failures.clear()
+            self.speech_delay_s = 0.0
+
+    def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
+        """The next surface request is answered ``status`` (after its body was read)."""
+        with self._lock:
+            self.failures.append((status, headers or {}))
+
+    def calls_to(self, path_prefix: str) -> list[SurfaceCall]:
+        with self._lock:
+            return [c for c in self.calls if c.path.startswith(path_prefix)]
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse | None:
+        match = _SURFACE_RE.match(request.path)
+        if match is None:
+            return None
+        raw = await request.content.read()  # no size limit: uploads of tens of MB
+        body: Any = None
+        if raw and request.content_type == "application/json":
+            body = json.loads(raw)
+        form = {m.group(1).decode(): m.group(2).decode() for m in _FORM_FIELD.finditer(raw[:1 << 16])}
+        key = api_key_of(request.headers)
+        call = SurfaceCall(request.method, request.path, request.query_string, key,
+                           {k.lower(): v for k, v in request.headers.items()}, body,
+                           hashlib.sha256(raw).hexdigest(), len(raw), form)
+        with self._lock:
+            self.calls.append(call)
+            failure = self.failures.popleft() if self.failures else None
+        if failure is not None:
+            return _json_response(_error_body("Fake upstream scripted error", failure[0], "rate_limit_error"),
+                                  failure[0], failure[1])
+        family, rest = match.group(1), match.group(2) or ""
+        if family in ("files", "assistants", "threads"):
+            return self._stateful(request, call, raw, family, rest)
+        return await self._stateless(request, call, family)
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids)}"
+
+    async def _stateless(self, request: web.BaseRequest, call: SurfaceCall, family: str) -> web.StreamResponse:
+        body = call.json if isinstance(call.json, dict) else {}
+        model = body.get("model") or call.form.get("model")
+        if family == "images/generations":
+            n = int(body.get("n") or 1)
+            answer: dict[str, Any] = {"created": int(time.time()),
+                                      "data": [{"url": f"https://fake.example/img/{i}.png"} for i in range(n)]}
+            if str(model).startswith("gpt-image"):
+                answer["usage"] = {"input_tokens": 10, "output_tokens": 100 * n, "total_tokens": 10 + 100 * n}
+            return _json_response(answer)
+        if family == "moderations":
+            return _json_response({"id": self._new_id("modr-"), "model": model or "omni-moderation-latest",
+                                   "results": [{"flagged": False, "categories": {"violence": False},
+                                                "category_scores": {"violence": 0.01}}]})
+        if family == "audio/speech":
+            return await self._speech(request, str(body.get("input") or ""))
+        if family.startswith("audio/"):
+            if call.form.get("response_format") == "text":
+                return web.Response(body=SURFACE_TEXT.encode(), content_type="text/plain")
+            return _json_response({"text": SURFACE_TEXT, "usage": {"type": "tokens", "input_tokens": 50,
+                                                                   "output_tokens": 6, "total_tokens": 56}})
+        return await self._responses(request, body)
+
+    async def _speech(self, request: web.BaseRequest, text: str) -> web.StreamResponse:
+        audio = speech_bytes(text)
+        resp = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
+        await resp.prepare(request)
+        for piece in split_bytes(audio, SPEECH_CHUNKS):
+            await resp.write(piece)
+            if self.speech_delay_s:
+                await asyncio.sleep(self.speech_delay_s)
+        await resp.write_eof()
+        return resp
+
+    def _response_object(self, body: dict[str, Any], status: str) -> dict[str, Any]:
+        prompt = body.get("input")
+        words = len(prompt.split()) if isinstance(prompt, str) else 5
+        done = status == "completed"
+        output = [{"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": DEFAULT_TEXT, "annotations": []}]}] if done else []
+        usage = {"input_tokens": words, "output_tokens": len(DEFAULT_TEXT.split()),
+                 "total_tokens": words + len(DEFAULT_TEXT.split()),
+                 "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+        return {"id": "resp_fake1", "object": "response", "created_at": int(time.time()), "status": status,
+                "model": body.get("model"), "output": output, "usage": usage if done else None,
+                "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
+                "incomplete_details": None, "instructions": body.get("instructions"), "metadata": {}}
+
+    async def _responses(self, request: web.BaseRequest, body: dict[str, Any]) -> web.StreamResponse:
+        if not body.get("stream"):
+            return _json_response(self._response_object(body, "completed"))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        events: list[tuple[str, dict[str, Any]]] = [("response.created",
+                                                     {"response": self._response_object(body, "in_progress")})]
+        events += [("response.output_text.delta", {"item_id": "msg_fake1", "output_index": 0, "content_index": 0,
+                                                   "delta": piece}) for piece in split_text(DEFAULT_TEXT, 3)]
+        events.append(("response.completed", {"response": self._response_object(body, "completed")}))
+        for n, (kind, data) in enumerate(events):
+            payload = json.dumps({"type": kind, "sequence_number": n, **data})
+            await resp.write(f"event: {kind}\ndata: {payload}\n\n".encode())
+        await resp.write_eof()
+        return resp
+
+    def _stateful(self, request: web.BaseRequest, call: SurfaceCall, raw: bytes, family: str,
+                  rest: str) -> web.Response:
+        parts = [p for p in rest.split("/") if p]
+        if parts and parts[0] != "runs":
+            owner = self.objects.get(parts[0])
+            if owner is None or owner[0] != call.api_key:  # another account's object does not exist here
+                return _json_response(_error_body(f"No such object: {parts[0]}", 404), 404)
+        if request.method == "DELETE" and len(parts) == 1:
+            with self._lock:
+                self.objects.pop(parts[0], None)
+            return _json_response({"id": parts[0], "object": family.rstrip("s"), "deleted": True})
+        if request.method == "GET" and family == "files" and parts[1:] == ["content"]:
+            return web.Response(body=self.file_bytes.get(parts[0], b""), content_type="application/octet-stream")
+        if request.method == "GET" and len(parts) in (1, 3):  # /threads/t/runs/r: the object is the last id
+            found = self.objects.get(parts[-1])
+            if found is None or found[0] != call.api_key:
+                return _json_response(_error_body(f"No such object: {parts[-1]}", 404), 404)
+            return _json_response(found[1])
+        if request.method == "GET":
+            listed = [o for k, o in self.objects.values() if k == call.api_key and _belongs(o, family, parts)]
+            return _json_response({"object": "list", "data": listed})
+        return _json_response(self._create(call, raw, family, parts))
+
+    def _create(self, call: SurfaceCall, raw: bytes, family: str, parts: list[str]) -> dict[str, Any]:
+        body = call.json if isinstance(call.json, dict) else {}
+        kinds = {"files": ("file-", "file"), "assistants": ("asst_", "assistant"), "threads": ("thread_", "thread")}
+        prefix, kind = kinds[family]
+        extra: dict[str, Any] = {}
+        if family == "threads" and parts[1:2] == ["messages"]:
+            prefix, kind, extra = "msg_", "thread.message", {"thread_id": parts[0], "role": body.get("role"),
+                                                             "content": body.get("content")}
+        elif family == "threads" and "runs" in parts:
+            prefix, kind = "run_", "thread.run"
+            extra = {"thread_id": parts[0] if parts[0] != "runs" else self._new_id("thread_"),
+                     "assistant_id": body.get("assistant_id"), "status": "queued"}
+        elif family == "assistants":
+            extra = {"model": body.get("model"), "name": body.get("name")}
+        elif family == "files":
+            extra = {"purpose": call.form.get("purpose"), "bytes": call.body_size}
+        obj = {"id": self._new_id(prefix), "object": kind, "created_at": int(time.time()), **extra}
+        with self._lock:
+            self.objects[obj["id"]] = (call.api_key, obj)
+            if "thread_id" in extra and extra["thread_id"] not in self.objects:
+                self.objects[extra["thread_id"]] = (call.api_key, {"id": extra["thread_id"], "object": "thread"})
+            if family == "files":
+                self.file_bytes[obj["id"]] = raw
+        return obj
+
+
+def _belongs(obj: dict[str, Any], family: str, parts: list[str]) -> bool:
+    if family != "threads":
+        return bool(obj["object"] == family.rstrip("s"))
+    kind = {"messages": "thread.message", "runs": "thread.run"}.get(parts[1] if len(parts) > 1 else "", "thread")
+    return bool(obj["object"] == kind and (len(parts) < 2 or obj.get("thread_id") == parts[0]))
+
+
+def split_bytes(data: bytes, n: int) -> list[bytes]:
+    size = len(data)
+    return [data[i * size // n : (i + 1) * size // n] for i in range(n)]
 
 
 def main(argv: list[str] | None = None) -> None:

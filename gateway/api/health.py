@@ -15,6 +15,7 @@ import falcon.asgi
 import orjson
 
 from ..auth import is_admin
+from ..errors import GatewayError
 from ..runtime import Runtime
 
 READY = b'{"status":"ready"}'
@@ -32,10 +33,32 @@ class LivelinessResource:
         resp.data = b'{"status":"alive"}'
 
 
-def readiness_details(rt: Runtime) -> dict[str, Any]:
+def store_status(rt: Runtime) -> dict[str, Any]:
+    """Which stores serve, and whether the shared one is reachable (never an address or password)."""
+    guard = rt.guard
+    out: dict[str, Any] = {"kind": rt.stores.runtime.name, "ledger": rt.stores.ledger.name,
+                           "reachable": guard is None or not guard.degraded}
+    if guard is not None and guard.degraded:
+        out.update(on_unavailable=guard.mode, down_s=round(time.time() - (guard.down_since or time.time()), 1))
+    return out
+
+
+def readiness_status(rt: Runtime) -> str:
+    """"ready", or "degraded" while the shared store cannot be reached."""
+    return "degraded" if rt.guard is not None and rt.guard.degraded else "ready"
+
+
+async def key_status(rt: Runtime) -> list[dict[str, object]] | str:
+    try:
+        return await rt.keyboard.status()
+    except GatewayError:
+        return "unknown: the store is unavailable"
+
+
+async def readiness_details(rt: Runtime) -> dict[str, Any]:
     snap, reload = rt.snapshot, rt.reload
     return {
-        "status": "ready",
+        "status": readiness_status(rt),
         "config": {
             "version": snap.version,
             "path": snap.source_path,
@@ -50,8 +73,8 @@ def readiness_details(rt: Runtime) -> dict[str, Any]:
             "error": reload.error,
             "restart_needed": reload.restart_needed,
         },
-        "store": {"kind": "memory", "reachable": True},
-        "keys": rt.keyboard.status(),  # labels such as "openai#2", never the keys
+        "store": store_status(rt),
+        "keys": await key_status(rt),  # labels such as "openai#2", never the keys
         "uptime_s": round(time.time() - rt.started_at, 1),
     }
 
@@ -62,7 +85,11 @@ class ReadinessResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
-        if is_admin(self.runtime.snapshot, req.get_header("authorization"), req.get_header("x-api-key")):
-            resp.data = orjson.dumps(readiness_details(self.runtime))
+        rt = self.runtime
+        status = readiness_status(rt)
+        if status != "ready" and rt.guard is not None and rt.guard.mode == "closed":
+            resp.status = 503  # every request would be refused: take this replica out of rotation
+        if is_admin(rt.snapshot, req.get_header("authorization"), req.get_header("x-api-key")):
+            resp.data = orjson.dumps(await readiness_details(rt))
         else:
-            resp.data = READY
+            resp.data = READY if status == "ready" else orjson.dumps({"status": status})

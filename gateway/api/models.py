@@ -6,7 +6,7 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ..auth import authenticate
+from ..auth import authenticate_any
 from ..routing.resolve import visible_models
 from ..runtime import Runtime
 
@@ -17,7 +17,8 @@ class ModelsResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         snap = self.runtime.snapshot
-        caller = authenticate(snap, req.get_header("authorization"), req.get_header("x-api-key"))
+        caller = await authenticate_any(snap, self.runtime.directory, req.get_header("authorization"),
+                                        req.get_header("x-api-key"))
         created = int(self.runtime.started_at)
         data = [{"id": name, "object": "model", "created": created, "owned_by": owner}
                 for name, owner in visible_models(snap, caller.client)]

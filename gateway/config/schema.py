@@ -6,9 +6,20 @@ duplicate ids) are checked when the snapshot is built (``snapshot.py``).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from ..store.config import Storage
 
@@ -21,6 +32,8 @@ ProviderTypeName = Literal[
     "openai", "azure", "anthropic", "gemini", "groq", "mistral", "deepseek", "together",
     "perplexity", "xai", "openrouter", "ollama", "lmstudio", "openai-compatible",
 ]
+EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio", "moderations", "responses",
+                         "files", "assistants", "threads"]  # providers/base.py's operation names
 Strategy = Literal["fallback", "round_robin", "weighted", "least_busy", "latency", "cost"]
 
 
@@ -33,6 +46,41 @@ class Pricing(_Strict):
 
     input_token_cost: float = Field(0.0, ge=0)
     output_token_cost: float = Field(0.0, ge=0)
+
+
+# --- per-model pricing (issue 8 item 4) ---------------------------------------------------------
+def _model_price(value: Any) -> Any:
+    """A model's entry in a provider's ``pricing`` map must itself be a mapping; anything else there
+    is a misspelt field (``pricing: {input_cost: 1}``), reported as such."""
+    if not isinstance(value, (dict, Pricing)):
+        raise PydanticCustomError("extra_forbidden", "unknown field")
+    return value
+
+
+class ProviderPricing(Pricing):
+    """A provider's ``pricing``: its default price, and beside it any of its models' own prices
+    (``{input_token_cost: 1, output_token_cost: 2, gpt-4o-mini: {input_token_cost: 0.1, …}}``)."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    __pydantic_extra__: dict[str, Annotated[Pricing, BeforeValidator(_model_price)]] = Field(init=False)
+
+    def per_model(self) -> dict[str, Pricing]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+class ModelEntry(_Strict):
+    """One of ``models:``, with its own price: ``{name: gpt-4o-mini, pricing: {...}}`` (or a plain name)."""
+
+    name: str = Field(min_length=1)
+    pricing: Pricing | None = None
+
+
+def _model_entries(value: Any) -> Any:
+    """``models: [gpt-4o, {name: gpt-4o-mini, pricing: …}]``: plain names become entries."""
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
+# --- end per-model pricing ----------------------------------------------------------------------
 
 
 class Limits(_Strict):
@@ -85,20 +133,48 @@ class _ProviderBase(_Strict):
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     base_url: str | None = None
     api_keys: list[str] | None = None
+    # keys from the environment: each name, then its _2, _3, … siblings (instead of api_keys)
+    api_keys_env: str | list[str] | None = None
     model: str | None = None
-    models: list[str] | None = None
-    pricing: Pricing = Pricing()
+    models: Annotated[list[ModelEntry] | None, BeforeValidator(_model_entries)] = None  # per-model pricing
+    pricing: ProviderPricing = ProviderPricing()  # default price, and per-model prices beside it
     limits: Limits = Limits()
     weight: float = Field(1.0, gt=0)
     headers: dict[str, str] = {}
     timeout_s: float | None = Field(None, gt=0)
     cooldown_s: float | None = Field(None, gt=0)
+    # issue 8 item 5: the endpoint families this provider serves, among what its type can do
+    # (omitted: all of them). ``endpoints: [chat]`` makes /v1/responses translate to chat for it.
+    endpoints: list[EndpointFamily] | None = None
 
     @model_validator(mode="after")
     def _one_model_field(self) -> Self:
         if self.model is not None and self.models is not None:
             raise ValueError("give either 'model' or 'models', not both")
         return self
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> Self:
+        if self.api_keys is not None and self.api_keys_env is not None:
+            raise ValueError("give either 'api_keys' or 'api_keys_env', not both")
+        return self
+
+    @field_validator("api_keys_env")
+    @classmethod
+    def _env_names(cls, v: str | list[str] | None) -> str | list[str] | None:
+        names = [v] if isinstance(v, str) else v or []
+        if isinstance(v, list) and not v:
+            raise ValueError("name at least one environment variable")
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ValueError(f"'{name[:64]}' is not an environment variable name (letters, digits, _)")
+        return v
+
+    def key_env_names(self) -> tuple[str, ...] | None:
+        """The environment variables named by ``api_keys_env`` (None: not given)."""
+        if self.api_keys_env is None:
+            return None
+        return (self.api_keys_env,) if isinstance(self.api_keys_env, str) else tuple(self.api_keys_env)
 
     @field_validator("base_url")
     @classmethod
@@ -226,6 +302,23 @@ class Client(_Strict):
         return self
 
 
+# --- metrics (issue 10 item 5) -----------------------------------------------------------------
+class MetricsConfig(_Strict):
+    """``metrics:``. ``namespace``: the prefix of every gateway metric on /metrics
+    (``<namespace>_client_requests_total``, …); fixed when the gateway starts (a change takes a restart)."""
+
+    namespace: str = "gateway"
+
+    @field_validator("namespace")
+    @classmethod
+    def _prometheus_prefix(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z](?:[A-Za-z0-9_]*[A-Za-z0-9])?", v):
+            raise ValueError("must be a Prometheus name prefix: letters, digits and _, starting with a letter and "
+                             "not ending with _ (e.g. gateway or coo_llm)")
+        return v
+# --- end metrics --------------------------------------------------------------------------------
+
+
 class GatewayConfig(_Strict):
     version: str = "1.0"
     server: Server = Server()
@@ -234,3 +327,4 @@ class GatewayConfig(_Strict):
     model_aliases: dict[str, str | list[str] | AliasSpec] = {}
     api_keys: list[Client] = []
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
+    metrics: MetricsConfig = MetricsConfig()  # issue 10: the Prometheus namespace

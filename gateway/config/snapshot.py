@@ -23,6 +23,7 @@ from .schema import (
     Client,
     GatewayConfig,
     Limits,
+    MetricsConfig,
     Pricing,
     ProviderConfig,
     Routing,
@@ -77,6 +78,13 @@ class ProviderSpec:
     stream_usage: bool
     needs_key: bool
     api_version: str | None  # what the protocol sends as its version (Azure api-version, anthropic-version)
+    # the models priced apart from ``pricing`` (``models: [{name, pricing}]`` or the ``pricing`` map)
+    model_pricing: Mapping[str, Pricing] = field(default_factory=lambda: MappingProxyType({}), compare=False)
+    endpoints: frozenset[str] | None = None  # the endpoint families it may serve (None: all its type can)
+
+    def price_of(self, model: str) -> Pricing:
+        """What ``model`` costs on this provider: its own price, else the provider's default."""
+        return self.model_pricing.get(model, self.pricing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +95,11 @@ class Target:
     @property
     def name(self) -> str:
         return f"{self.provider.id}:{self.model}"
+
+    @property
+    def pricing(self) -> Pricing:
+        """The served model's price (cost, budget holds, the ``cost`` strategy)."""
+        return self.provider.price_of(self.model)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +132,7 @@ class Snapshot:
     clients: Mapping[bytes, ClientSpec]
     master_digest: bytes | None
     warnings: tuple[str, ...] = ()
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # issue 10: the Prometheus namespace
 
     @property
     def max_body_bytes(self) -> int:
@@ -164,6 +178,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         clients=MappingProxyType(clients),
         master_digest=key_digest(master) if master else None,
         warnings=tuple(found.warnings),
+        metrics=cfg.metrics,
     )
 
 
@@ -198,23 +213,55 @@ def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Fin
             found.issue(here + (problem[0],), problem[1])
             continue
         kind = entry(p.type)
-        secrets = _provider_secrets(p.api_keys, kind.key_envs, environ)
+        env_names = p.key_env_names() or kind.key_envs
+        if MASTER_KEY_ENV in env_names:
+            found.issue(here + ("api_keys_env",), f"{MASTER_KEY_ENV} is the gateway's own key; it is never sent "
+                        "to a provider")
+            continue
+        secrets = _provider_secrets(p.api_keys, env_names, environ)
         if not secrets and kind.needs_key:
-            names = " or ".join(kind.key_envs)
-            source = "api_keys" if p.api_keys is not None else f"the environment ({names}, …)"
-            found.warnings.append(f"llm_providers[{i}] ({p.id}): no API keys found in {source}; "
+            found.warnings.append(f"llm_providers[{i}] ({p.id}): no API keys found in {_key_source(p, env_names)}; "
                                   "requests to it will fail until keys are added")
-        models = p.models if p.models is not None else ([p.model] if p.model else [])
+        models, prices = _model_prices(p, here, found)
         providers[p.id] = ProviderSpec(
             id=p.id, type=p.type, protocol=kind.protocol, api_root=api_root(p.type, p.base_url) or "",
             keys=tuple(ProviderKey(p.id, n + 1, s) for n, s in enumerate(secrets)),
-            models=frozenset(models), pricing=p.pricing, limits=p.limits, weight=p.weight,
+            models=frozenset(models), pricing=Pricing(input_token_cost=p.pricing.input_token_cost,
+                                                      output_token_cost=p.pricing.output_token_cost),
+            model_pricing=MappingProxyType(prices), limits=p.limits, weight=p.weight,
             headers=tuple(p.headers.items()),
             timeout_s=p.timeout_s or cfg.server.request_timeout_s,
             cooldown_s=p.cooldown_s or cfg.routing.cooldown_s,
             stream_usage=kind.stream_usage, needs_key=kind.needs_key, api_version=p.protocol_version(),
+            endpoints=frozenset(p.endpoints) if p.endpoints is not None else None,
         )
     return providers
+
+
+def _model_prices(p: ProviderConfig, here: Path_, found: _Findings) -> tuple[list[str], dict[str, Pricing]]:
+    """The models a provider lists, and the ones priced apart from its default (issue 8 item 4).
+
+    A model priced twice (in ``models`` and in the ``pricing`` map, or in two entries) is an issue;
+    a price for a model the provider does not list is a warning (likely a misspelt name).
+    """
+    names: list[str] = [p.model] if p.model else []
+    prices: dict[str, Pricing] = {}
+    for j, item in enumerate(p.models or ()):
+        names.append(item.name)
+        if item.pricing is None:
+            continue
+        if item.name in prices:
+            found.issue(here + ("models", j, "pricing"), f"model '{item.name}' is priced twice")
+        prices[item.name] = item.pricing
+    for name, price in p.pricing.per_model().items():
+        if name in prices:
+            found.issue(here + ("pricing", name), f"model '{name}' is priced twice (here and in 'models')")
+        prices[name] = price
+    for name in prices:
+        if names and name not in names:
+            found.warnings.append(f"{format_path(here)} ({p.id}): pricing names model '{name}', which is not in "
+                                  "its models (a typo?); it applies to requests for that model")
+    return names, prices
 
 
 def _bare_models(providers: Mapping[str, ProviderSpec], strategy: str) -> dict[str, Route]:
@@ -284,9 +331,17 @@ def _master_key_issues(master: str) -> list[ConfigIssue]:
     return []
 
 
+def _key_source(p: ProviderConfig, env_names: tuple[str, ...]) -> str:
+    """Where a provider's keys come from, for an operator (names only, never values)."""
+    if p.api_keys is not None:
+        return "api_keys"
+    return "the environment or .env (" + ", ".join(f"{name}, {name}_2, …" for name in env_names) + ")"
+
+
 def _provider_secrets(api_keys: list[str] | None, env_names: tuple[str, ...],
                       environ: Mapping[str, str]) -> list[str]:
-    """The configured keys, else each of ``env_names`` with its numbered siblings (``X``, ``X_2``, …)."""
+    """The configured keys, else each of ``env_names`` with its numbered siblings (``X``, ``X_2``, …):
+    ``api_keys_env`` when the provider names variables, else its type's (``GEMINI_API_KEY``, …)."""
     if api_keys is not None:
         found = [k.strip() for k in api_keys]
     else:

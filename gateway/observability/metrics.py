@@ -1,4 +1,9 @@
-"""Prometheus metric definitions (prefix ``gateway_``). Labels never carry a key.
+"""Prometheus metric definitions. Labels never carry a key.
+
+The metrics are defined here with the prefix ``gateway_``; ``render()`` exposes them under the
+namespace ``metrics.namespace`` (default ``gateway``), fixed for the life of the process by
+``use_namespace`` (a change takes a restart). Other libraries' metrics (``process_``,
+``python_``) keep their names.
 
 With several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set by ``gateway serve`` and
 ``render()`` aggregates every worker's files through the multiprocess collector.
@@ -8,10 +13,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterable
 from typing import Generic, TypeVar
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -35,9 +43,16 @@ UPSTREAM_ATTEMPTS = Counter("gateway_upstream_attempts_total", "Upstream attempt
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reloads", ["result"])
 CONFIG_INFO = Gauge("gateway_config_info", "The config version in force (value 1)", ["version"],
                     multiprocess_mode="liveall")
-CLIENT_REQUESTS = Counter("gateway_client_requests_total", "Requests per client", ["client"])
-CLIENT_ERRORS = Counter("gateway_client_errors_total", "Error answers per client", ["client", "code"])
-CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client", ["client"])
+# per client (issue 10): ``client_id`` is a configured or directory client's id (a caller that did
+# not authenticate is never counted). One label each, so errors / requests divide in PromQL.
+CLIENT_REQUESTS = Counter("gateway_client_requests_total", "Finished requests per client", ["client_id"])
+CLIENT_ERRORS = Counter("gateway_client_errors_total",
+                        "Finished requests per client that failed (status >= 400, or an error after a 200 began)",
+                        ["client_id"])
+CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client (configured pricing)", ["client_id"])
+# the shared store (issue 9, gateway/store/guard.py): 1 while it cannot be reached
+STORE_UNAVAILABLE = Gauge("gateway_store_unavailable", "1 while the shared store cannot be reached (served per "
+                          "storage.on_unavailable)", ["store"], multiprocess_mode="livemax")
 
 
 class Children(Generic[M]):
@@ -77,12 +92,63 @@ def set_config_version(version: str, previous: str | None) -> None:
     CONFIG_INFO.labels(version).set(1)
 
 
+# --- the namespace (issue 10 item 5: ``metrics.namespace``) -------------------------------------
+DEFINED_NAMESPACE = "gateway"  # the prefix the metrics above are defined with
+_namespace = DEFINED_NAMESPACE
+
+
+def use_namespace(configured: str) -> None:
+    """Expose the metrics under ``configured`` from now on (called once, when the worker starts;
+    a reload that changes ``metrics.namespace`` is told it takes a restart: config/watcher.py)."""
+    global _namespace
+    _namespace = configured
+
+
+def namespace() -> str:
+    """The namespace the metrics are exposed under (``use_namespace``)."""
+    return _namespace
+
+
+class Renamed(Collector):
+    """``source``'s metric families with the prefix ``gateway_`` replaced by ``namespace_``."""
+
+    def __init__(self, source: Collector, namespace: str) -> None:
+        self._source = source
+        self._old = DEFINED_NAMESPACE + "_"
+        self._new = namespace + "_"
+
+    def collect(self) -> Iterable[Metric]:
+        for family in self._source.collect():
+            if family.name.startswith(self._old):
+                yield self._rename(family)
+            else:
+                yield family
+
+    def _rename(self, family: Metric) -> Metric:
+        cut = len(self._old)
+        renamed = Metric(self._new + family.name[cut:], family.documentation, family.type, family.unit)
+        renamed.samples = [s._replace(name=self._new + s.name[cut:]) for s in family.samples]
+        return renamed
+
+
 def render() -> tuple[bytes, str]:
+    source: Collector = REGISTRY
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
-        registry = CollectorRegistry()
         # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(), CONTENT_TYPE_LATEST
+        source = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+    if _namespace != DEFINED_NAMESPACE:
+        source = Renamed(source, _namespace)
+    return generate_latest(source), CONTENT_TYPE_LATEST
+
+
+def count_client(client_id: str, failed: bool, cost_usd: float) -> None:
+    """One finished request of ``client_id``. Its three series exist from its first request (at
+    0), so an error ratio reads 0 rather than nothing, and a first cost is not lost to ``rate()``."""
+    client_requests_by(client_id).inc()
+    errors, cost = client_errors_by(client_id), client_cost_by(client_id)
+    if failed:
+        errors.inc()
+    if cost_usd > 0:
+        cost.inc(cost_usd)

@@ -1,13 +1,19 @@
-"""Counting one finished request: metrics, client spend, and one access log line."""
+"""Counting one finished request: metrics, one access log line, and one usage ledger row.
+
+The ledger row goes to the store's ``record`` (``storage.ledger``), which only buffers it: a
+background task writes the rows in batches, off the request path.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from ..config.snapshot import Target
 from ..providers.base import Usage
+from ..store.base import LedgerRow
 from . import metrics
 
 access_log = logging.getLogger("gateway.access")
@@ -28,6 +34,11 @@ class Outcome:
     upstream_s: float | None = None
     stream: bool = False
     error_code: str | None = None
+    arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
+
+
+class Ledger(Protocol):
+    def record(self, row: LedgerRow) -> None: ...
 
 
 def model_label(target: Target, status: int) -> str:
@@ -42,15 +53,32 @@ def model_label(target: Target, status: int) -> str:
     return "other"
 
 
-def record(outcome: Outcome, log_requests: bool) -> None:
+def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
+    usage = outcome.usage
+    upstream = outcome.upstream_s
+    overhead = 0.0 if upstream is None or outcome.stream else max(0.0, duration - upstream)
+    return LedgerRow(
+        time=outcome.arrived, request_id=outcome.request_id, client_id=outcome.client, provider=provider,
+        model=outcome.target.model if outcome.target is not None else outcome.model,
+        key_label=outcome.key_label or "", status=outcome.status, error_code=outcome.error_code,
+        tokens_in=usage.prompt_tokens if usage else 0, tokens_out=usage.completion_tokens if usage else 0,
+        cost_usd=outcome.cost_usd, latency_ms=duration * 1000.0, overhead_ms=overhead * 1000.0,
+        stream=outcome.stream)
+
+
+def failed(outcome: Outcome) -> bool:
+    """An error for the per-client metrics: an error status (a client that left counts: 499), or an
+    error code on a 200 (a stream that broke off after it began)."""
+    return outcome.status >= 400 or outcome.error_code is not None
+
+
+def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -> None:
     duration = time.perf_counter() - outcome.started
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""
     status = str(outcome.status)
     metrics.requests_by(outcome.client, provider, model, status).inc()
-    metrics.client_requests_by(outcome.client).inc()
-    if outcome.error_code is not None:
-        metrics.client_errors_by(outcome.client, outcome.error_code).inc()
+    metrics.count_client(outcome.client, failed(outcome), outcome.cost_usd)  # issue 10: per client
     if provider:
         metrics.request_duration_by(provider).observe(duration)
         if outcome.upstream_s is not None:
@@ -61,9 +89,10 @@ def record(outcome: Outcome, log_requests: bool) -> None:
     if usage is not None:
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
+    if ledger is not None:
+        ledger.record(ledger_row(outcome, provider, duration))
     if outcome.cost_usd > 0:
         metrics.cost_by(provider, model).inc(outcome.cost_usd)
-        metrics.client_cost_by(outcome.client).inc(outcome.cost_usd)
     if log_requests:
         access_log.info("request", extra={
             "request_id": outcome.request_id, "client": outcome.client, "endpoint": outcome.endpoint,

@@ -4,9 +4,27 @@ Dialects import what they need from here, never from ``providers``: ``Call`` (an
 is what a dialect's parser makes of a request.
 """
 
-from ..providers.base import CHAT, COMPLETIONS, EMBEDDINGS, PASSTHROUGH, Call, Usage
+from ..providers.base import (
+    ASSISTANTS,
+    AUDIO,
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    FILES,
+    IMAGES,
+    MODERATIONS,
+    PASSTHROUGH,
+    RESPONSES,
+    THREADS,
+    Call,
+    Usage,
+)
+from .affinity import Pin, is_object_id
 from .context import CLIENT_CLOSED, Disconnect, EventStream, Exchange, Whole
 from .core import Pipeline
+from .surface import ByteStream, RawWhole, SurfacePipeline, UnsupportedEndpoint  # the rest of the OpenAI surface
 
-__all__ = ["CHAT", "CLIENT_CLOSED", "COMPLETIONS", "EMBEDDINGS", "PASSTHROUGH", "Call", "Disconnect", "EventStream",
-           "Exchange", "Pipeline", "Usage", "Whole"]
+__all__ = ["ASSISTANTS", "AUDIO", "CHAT", "CLIENT_CLOSED", "COMPLETIONS", "EMBEDDINGS", "FILES", "IMAGES",
+           "MODERATIONS", "PASSTHROUGH", "RESPONSES", "THREADS", "ByteStream", "Call", "Disconnect", "EventStream",
+           "Exchange", "Pin", "Pipeline", "RawWhole", "SurfacePipeline", "UnsupportedEndpoint", "Usage", "Whole",
+           "is_object_id"]

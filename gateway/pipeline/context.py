@@ -29,6 +29,7 @@ class Exchange:
     route: Route | None = None
     admission: Admission | None = None
     est_tokens: int = 0
+    native: bool = False  # the answer is in ``call.dialect``'s own protocol (same-dialect pass-through), not OpenAI's
 
 
 class Disconnect(Protocol):

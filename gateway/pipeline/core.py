@@ -3,9 +3,9 @@
 A dialect's HTTP resource (``api/openai``; Anthropic's and Google's next to it) only parses its
 body into a ``Call`` (OpenAI's shape is the lingua franca) and renders what comes back:
 
-    ex = pipeline.begin(endpoint, request_id, authorization, x_api_key)   # 401/403 here
+    ex = await pipeline.begin(endpoint, request_id, authorization, x_api_key)   # 401/403 here
     call = <the dialect's parser>            # a failure here: pipeline.refuse(ex, error)
-    headers = pipeline.admit(ex, call)       # resolve the model, client limits and budget hold
+    headers = await pipeline.admit(ex, call)  # resolve the model, client limits and budget hold
     result = await pipeline.dispatch(ex, guard)
     # Whole (OpenAI-shape JSON + usage) | EventStream (OpenAI-shape SSE events) | None (client left: 499)
 
@@ -13,11 +13,16 @@ Every way a request ends is settled (the budget hold released, the real usage an
 charged, the key's reservation settled) and recorded exactly once: before ``dispatch``
 returns for a whole answer or an error, in the ``EventStream``'s cleanup for a stream.
 
-Same-dialect pass-through: a ``Call`` names its inbound ``dialect``. Where it equals the
-protocol of the target's adapter, the adapter may take ``call.body`` as its own protocol's
-request and return the upstream's answer and events untranslated (only auth, routing, limits
-and accounting apply); the dialect's renderer then writes them as they are. The OpenAI dialect
-needs no such branch: its shape is the lingua franca, which the OpenAI adapter passes through.
+Same-dialect pass-through: a ``Call`` names its inbound ``dialect``; a dialect other than
+OpenAI's puts its body translated into OpenAI's shape in ``call.body`` (what estimates, limits
+and every other protocol's adapter read) and the client's own body in ``call.native_body``.
+The route is chosen per attempt, so only the adapter that answered knows which body it sent:
+where ``call.dialect`` equals its protocol it sends ``native_body`` and returns the upstream's
+answer and events untranslated (``ProviderAdapter``'s docstring), and ``dispatch`` sets
+``ex.native`` so the dialect's renderer writes them as they are; otherwise the renderer
+translates the OpenAI-shape result back. Only auth, routing (the model replaced by the
+target's), limits and accounting apply either way. The OpenAI dialect needs no such branch: its
+shape is the lingua franca, which the OpenAI adapter passes through.
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ..auth import authenticate
+from ..auth import authenticate_any
+from ..config.snapshot import Route
 from ..errors import GatewayError, ProviderError
 from ..observability.usage import Outcome, record
 from ..providers.base import Answer, Call, Usage
@@ -41,30 +47,33 @@ class Pipeline:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
 
-    def begin(self, endpoint: str, request_id: str, authorization: str | None, x_api_key: str | None) -> Exchange:
-        """Authenticate on the current snapshot (kept to the end); errors here are not recorded."""
+    async def begin(self, endpoint: str, request_id: str, authorization: str | None,
+                    x_api_key: str | None) -> Exchange:
+        """Authenticate on the current snapshot (kept to the end) or the store's client directory;
+        errors here are not recorded."""
         started = time.perf_counter()
         snap = self.runtime.snapshot
-        caller = authenticate(snap, authorization, x_api_key)
+        caller = await authenticate_any(snap, self.runtime.directory, authorization, x_api_key)
         return Exchange(snap, caller.client, Outcome(request_id, caller.client.id, endpoint, "", 200, started))
 
     def refuse(self, ex: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""
         ex.outcome.status, ex.outcome.error_code = error.status, error.code
-        record(ex.outcome, ex.snap.server.log_requests)
+        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
 
-    def admit(self, ex: Exchange, call: Call) -> dict[str, str]:
+    async def admit(self, ex: Exchange, call: Call, route: Route | None = None) -> dict[str, str]:
         """Resolve the model and admit the request under the client's limits and budget; the headers
-        (the client's rate-limit headers) every answer from here on carries, errors included."""
+        (the client's rate-limit headers) every answer from here on carries, errors included.
+        ``route``: one already resolved (the rest of the OpenAI surface: ``surface.py``)."""
         outcome = ex.outcome
         outcome.model, outcome.stream = call.model, call.stream
         ex.call = call
         try:
-            route = ex.route = resolve(ex.snap, call.model, ex.client)
+            route = ex.route = route or resolve(ex.snap, call.model, ex.client)
             prompt = input_tokens(call)
             ex.est_tokens = prompt + (output_tokens(call) or 0)
-            admission = ex.admission = self.runtime.limiter.admit(ex.client, ex.est_tokens,
-                                                                  cost_hold(call, route, prompt))
+            admission = ex.admission = await self.runtime.limiter.admit(ex.client, ex.est_tokens,
+                                                                        cost_hold(call, route, prompt))
         except GatewayError as exc:
             self.refuse(ex, exc)
             raise
@@ -80,48 +89,50 @@ class Pipeline:
             guard.close()
             if not guard.absorb():
                 raise
-            self._fail(ex, CLIENT_CLOSED, None)
+            await asyncio.shield(self._fail(ex, CLIENT_CLOSED, None))
             return None
         except GatewayError as exc:
             guard.close()
-            self._fail(ex, exc.status, exc.code)
+            await self._fail(ex, exc.status, exc.code)
             raise
         except Exception:
             guard.close()
-            self._fail(ex, 500, "internal_error")
+            await self._fail(ex, 500, "internal_error")
             raise
         ex.outcome.target, ex.outcome.key_label = opened.target, opened.reservation.state.label
+        # same-dialect pass-through: the adapter answered in the client's own protocol (see below)
+        ex.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
         if opened.answer is not None:
             return EventStream(whole_as_stream(ex, call, opened, opened.answer, guard, self._settle))
         if call.stream:
             return EventStream(relay(ex, call, opened, guard, self._settle))
         guard.close()
-        return self._whole(ex, call, opened)
+        return await self._whole(ex, call, opened)
 
-    def _whole(self, ex: Exchange, call: Call, opened: Opened) -> Answer:
+    async def _whole(self, ex: Exchange, call: Call, opened: Opened) -> Answer:
         ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started
         try:
             answer = opened.adapter.parse_response(opened.body or b"", call)
         except (ValueError, TypeError):
-            self.runtime.dispatcher.finish(opened, 0)
+            await self.runtime.dispatcher.finish(opened, 0)
             error = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
-            self._fail(ex, error.status, error.code)
+            await self._fail(ex, error.status, error.code)
             raise error from None
-        self._settle(ex, opened, answer.usage)
+        await self._settle(ex, opened, answer.usage)
         return answer
 
-    def _settle(self, ex: Exchange, opened: Opened, usage: Usage) -> None:
+    async def _settle(self, ex: Exchange, opened: Opened, usage: Usage) -> None:
         """A request that got an answer: the key's and the client's real usage and cost; the record."""
         rt = self.runtime
-        rt.dispatcher.finish(opened, usage.total_tokens)
+        await rt.dispatcher.finish(opened, usage.total_tokens)
         ex.outcome.usage = usage
         if ex.admission is not None:
-            ex.outcome.cost_usd = rt.limiter.settle(ex.admission, usage, opened.target.provider.pricing)
-        record(ex.outcome, ex.snap.server.log_requests)
+            ex.outcome.cost_usd = await rt.limiter.settle(ex.admission, usage, opened.target.pricing)
+        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
 
-    def _fail(self, ex: Exchange, status: int, code: str | None) -> None:
+    async def _fail(self, ex: Exchange, status: int, code: str | None) -> None:
         """A request that got no answer: release what was held; record it."""
         if ex.admission is not None:
-            self.runtime.limiter.settle(ex.admission, None, None)
+            await self.runtime.limiter.settle(ex.admission, None, None)
         ex.outcome.status, ex.outcome.error_code = status, code
-        record(ex.outcome, ex.snap.server.log_requests)
+        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)

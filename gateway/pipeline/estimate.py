@@ -26,4 +26,4 @@ def output_tokens(call: Call) -> int | None:
 def cost_hold(call: Call, route: Route, prompt: int) -> float:
     """The cost held against the client's budget while the request runs (see ``estimated_cost``)."""
     output = 0 if call.operation == EMBEDDINGS else output_tokens(call) or DEFAULT_OUTPUT_TOKENS
-    return estimated_cost((t.provider.pricing for t in route.targets), prompt, output)
+    return estimated_cost((t.pricing for t in route.targets), prompt, output)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx
 
@@ -15,7 +15,7 @@ from ..upstream import async_stream
 from .context import CLIENT_CLOSED, Disconnect, Exchange
 from .sse import completion_as_sse, error_event
 
-Settle = Callable[[Exchange, Opened, Usage], None]
+Settle = Callable[[Exchange, Opened, Usage], Awaitable[None]]
 
 
 async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
@@ -50,7 +50,7 @@ async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
             outcome.status = CLIENT_CLOSED  # the client left while the server was sending
         with contextlib.suppress(Exception):
             await opened.response.aclose()
-        settle(ex, opened, translator.final_usage())
+        await asyncio.shield(settle(ex, opened, translator.final_usage()))
 
 
 async def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
@@ -67,4 +67,4 @@ async def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answ
         guard.close()
         if guard.fired and ex.outcome.status == 200:
             ex.outcome.status = CLIENT_CLOSED
-        settle(ex, opened, answer.usage)
+        await asyncio.shield(settle(ex, opened, answer.usage))

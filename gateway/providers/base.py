@@ -15,7 +15,7 @@ import email.utils
 import math
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -42,6 +42,15 @@ CHAT = "chat"  # POST /chat/completions, streamed or whole
 COMPLETIONS = "completions"  # POST /completions, streamed or whole
 EMBEDDINGS = "embeddings"  # POST /embeddings, whole
 PASSTHROUGH = "passthrough"  # ``Call.path`` under the provider's root, body as given (only the model rewritten)
+# The rest of OpenAI's surface (issue 8 item 5): each also names the endpoint family a provider may
+# serve (``pipeline/surface.py`` refuses a provider that cannot, with a 400 naming it).
+IMAGES = "images"  # POST /images/generations (JSON in, JSON out)
+AUDIO = "audio"  # POST /audio/transcriptions|translations (``Call.upload``); /audio/speech (binary streamed back)
+MODERATIONS = "moderations"  # POST /moderations
+RESPONSES = "responses"  # POST /responses, whole or streamed (``response.*`` events)
+FILES = "files"  # stateful: ``Call.method`` and ``Call.path`` name the object (see pipeline/affinity.py)
+ASSISTANTS = "assistants"
+THREADS = "threads"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +64,26 @@ class Call:
     stream: bool = False
     wants_usage: bool = False  # the client asked for a usage chunk (stream_options.include_usage)
     dialect: str = "openai"  # the inbound dialect the body came in (see pipeline/core.py: pass-through)
+    # the rest of the surface (defaults: a JSON POST); adapters that serve only chat may ignore them
+    method: str = "POST"  # GET / DELETE for the stateful endpoints (``body`` is then empty)
+    query: str = ""  # the query string passed on as it came (list endpoints' limit, after, order)
+    upload: Upload | None = None  # a non-JSON body (multipart) streamed through instead of ``body``
+    headers: tuple[tuple[str, str], ...] = ()  # client headers passed on (OpenAI-Beta)
+    # Same-dialect pass-through (issue 8, item 6): for a dialect other than OpenAI, ``body`` is the
+    # request translated into OpenAI's shape (what every other adapter and the estimates read) and
+    # ``native_body`` the body exactly as the client sent it. An adapter whose protocol equals
+    # ``dialect`` sends ``native_body`` (only its model replaced by the target's) and hands the
+    # answer and stream back untranslated: see ``ProviderAdapter``.
+    native_body: dict[str, Any] | None = None
+
+
+class Upload(Protocol):
+    """A request body passed through as bytes (a multipart upload): one fresh pass per attempt."""
+
+    content_type: str
+    length: int | None  # bytes, when known (sent as Content-Length)
+
+    def chunks(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass(slots=True)
@@ -97,7 +126,17 @@ class Relay(Protocol):
 
 
 class ProviderAdapter(Protocol):
-    """One provider protocol (see the module docstring). Implementations hold no per-request state."""
+    """One provider protocol (see the module docstring). Implementations hold no per-request state.
+
+    Same-dialect pass-through: when ``call.native_body`` is set and ``call.dialect`` names this
+    adapter's protocol (``"anthropic"``, ``"gemini"``), the client spoke this protocol itself:
+    ``build_request`` sends ``call.native_body`` (the model replaced by ``target.model``, in the
+    body or the URL as the protocol puts it; ``stream`` as ``call.stream`` says), ``parse_response``
+    returns the upstream's own JSON as ``Answer.data`` (its usage read for accounting), and
+    ``stream_relay``'s ``feed`` yields the upstream's own SSE events unchanged (usage read for
+    ``final_usage``; ``done`` set at the protocol's last event). The inbound dialect's renderer
+    writes them as they are.
+    """
 
     def build_request(self, target: Target, key: ProviderKey | None, call: Call) -> UpstreamRequest:
         """The upstream request for ``call`` on ``target`` with ``key`` (None for keyless providers)."""
@@ -115,8 +154,9 @@ class ProviderAdapter(Protocol):
         """The upstream's own message in an error body, with ``secret`` (and anything key-like) scrubbed."""
         ...
 
-    def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> Verdict:
-        """What ``status`` with these (raw) headers means: see ``Verdict``."""
+    def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> Verdict:
+        """What ``status`` with these (raw) headers means: see ``Verdict``. ``body`` is the start of an
+        error answer (empty for a 2xx), for protocols that say more there (Gemini's RetryInfo, API_KEY_INVALID)."""
         ...
 
 

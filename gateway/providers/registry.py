@@ -16,12 +16,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from .anthropic import AnthropicAdapter
 from .azure import AzureAdapter
 from .base import ProviderAdapter
+from .gemini import GeminiAdapter
 from .openai import OpenAIAdapter
 
 OPENAI: ProviderAdapter = OpenAIAdapter()
 AZURE: ProviderAdapter = AzureAdapter()
+ANTHROPIC: ProviderAdapter = AnthropicAdapter()
+GEMINI: ProviderAdapter = GeminiAdapter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +63,9 @@ TYPES: dict[str, ProviderType] = {t.name: t for t in (
     _compatible("openai-compatible", None, needs_key=False),
     ProviderType("azure", "azure", AZURE, None, _env("azure")),
     # adapter slots filled by the Anthropic and Gemini adapters (issue 8, items 1 and 2)
-    ProviderType("anthropic", "anthropic", None, "https://api.anthropic.com/v1",
+    ProviderType("anthropic", "anthropic", ANTHROPIC, "https://api.anthropic.com/v1",
                  ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY"), version_in_root=True),
-    ProviderType("gemini", "gemini", None, "https://generativelanguage.googleapis.com/v1beta",
+    ProviderType("gemini", "gemini", GEMINI, "https://generativelanguage.googleapis.com/v1beta",
                  ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
 )}
 

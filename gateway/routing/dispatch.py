@@ -39,7 +39,7 @@ from ..observability import metrics
 from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, Answer, Call, ProviderAdapter
 from ..providers.registry import adapter_for
 from ..upstream import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
-from .keys import KeyBoard, KeyState, Reservation
+from .keys import Blocked, KeyBoard, KeyState, Reservation
 from .strategies import TargetStats, order_targets, rotate_keys
 
 MAX_ERROR_BODY = 64 * 1024
@@ -139,31 +139,34 @@ class Dispatcher:
             state = self.keyboard.state(key, provider)
             # Blocked keys count towards ``soonest`` even when this request already tried them (a
             # 429 here cooled them), so "all cooling" is still told as a 429.
-            wait = self.keyboard.wait_s(state, provider, est_tokens)
-            if wait > 0:
-                progress.blocked(wait, not self.keyboard.circuit_open(state))
-                continue
             if (target.name, state.ident) in progress.tried:
+                blocked = await self.keyboard.blocked(state, est_tokens)
+                if blocked is not None:
+                    progress.blocked(blocked.wait_s, blocked.by_limit)
                 continue
             time_left = progress.deadline - self.clock()
             if time_left <= 0:
                 progress.out_of_time = True
                 return None
+            got = await self.keyboard.acquire(state, provider, est_tokens)
+            if isinstance(got, Blocked):
+                progress.blocked(got.wait_s, got.by_limit)
+                continue
             progress.tried.add((target.name, state.ident))
             progress.attempts += 1
             progress.progressed = True
-            outcome = await self._attempt(snap, target, key, call, est_tokens, not progress.quarantined, time_left)
+            outcome = await self._attempt(snap, target, key, call, got, not progress.quarantined, time_left)
             if isinstance(outcome, Opened):
                 return outcome
             progress.failed(outcome)
         return None
 
     async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, call: Call,
-                       est_tokens: float, may_quarantine: bool, time_left: float) -> Opened | GatewayError:
+                       reservation: Reservation, may_quarantine: bool, time_left: float) -> Opened | GatewayError:
+        """One try on a key ``reservation`` was counted against (``KeyBoard.acquire``)."""
         provider = target.provider
         adapter = adapter_for(provider.protocol)
-        state = self.keyboard.state(key, provider)
-        reservation = self.keyboard.reserve(state, provider, est_tokens)
+        state = reservation.state
         self.stats.started(target)
         started = self.clock()
         response: httpx.Response | None = None
@@ -181,21 +184,21 @@ class Dispatcher:
         except (TimeoutError, httpx.TransportError, AnswerTooLarge, UndecodableAnswer, GatewayError) as exc:
             await _close_quietly(response)
             cut_short = time_left < provider.timeout_s - FULL_TIME_SLACK_S
-            error = self._lost(exc, snap, target, reservation, answered, cut_short)
+            error = await self._lost(exc, snap, target, reservation, answered, cut_short)
             if answered:
                 raise error from None
             return error
         except BaseException:
-            self._end(target, reservation)
             await _close_quietly(response)
+            await asyncio.shield(self._end(target, reservation))
             raise
         if answered:
             verdict = adapter.classify(response.status_code, response.headers.raw)
-            self.keyboard.succeeded(state, verdict.headroom, snap.routing.max_cooldown_s)
+            await self.keyboard.succeeded(state, verdict.headroom, snap.routing.max_cooldown_s)
             metrics.attempts_by(provider.id, "ok").inc()
             return Opened(target, key, reservation, response, started, adapter, body, answer)
         await _close_quietly(response)
-        return self._refused(snap, target, key, state, reservation, response, raw, may_quarantine, adapter)
+        return await self._refused(snap, target, key, state, reservation, response, raw, may_quarantine, adapter)
 
     async def _answer_body(self, snap: Snapshot, target: Target, key: ProviderKey | None,
                            response: httpx.Response, call: Call,
@@ -211,7 +214,7 @@ class Dispatcher:
         decode_stream(response)
         return None, None
 
-    def _lost(self, exc: BaseException, snap: Snapshot, target: Target, reservation: Reservation,
+    async def _lost(self, exc: BaseException, snap: Snapshot, target: Target, reservation: Reservation,
               answered: bool, cut_short: bool) -> GatewayError:
         """Account an attempt that ended in an exception; the error for the client.
 
@@ -220,57 +223,57 @@ class Dispatcher:
         """
         pid = target.provider.id
         if isinstance(exc, GatewayError):
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(pid, "bad_answer").inc()
             return exc
         if isinstance(exc, AnswerTooLarge):
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(pid, "too_large").inc()
             return ProviderError(f"Provider '{pid}' sent an answer larger than server.max_response_mb "
                                  f"({snap.server.max_response_mb:g} MB): {exc}; it was not read further.")
         if isinstance(exc, UndecodableAnswer):
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(pid, "undecodable").inc()
             return ProviderError(f"Provider '{pid}' sent an answer the gateway cannot read: {exc}.")
         if isinstance(exc, TimeoutError) and cut_short:  # the request's deadline, not the attempt's timeout
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(pid, "deadline").inc()
             return UpstreamTimeout(f"Provider '{pid}' did not answer within the request's deadline.")
         if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-            self._failed(target, reservation, snap, "timeout")
+            await self._failed(target, reservation, snap, "timeout")
             if answered:
                 return UpstreamTimeout(f"Provider '{pid}' stopped sending its answer in time; it is not "
                                        "sent again (the provider may have processed it).")
             return UpstreamTimeout(f"Provider '{pid}' did not answer in time.")
         if answered:
-            self._failed(target, reservation, snap, "broken_answer")
+            await self._failed(target, reservation, snap, "broken_answer")
             return ProviderError(f"Provider '{pid}' broke off its answer ({type(exc).__name__}); it is not "
                                  "sent again (the provider may have processed it).")
-        self._failed(target, reservation, snap, "connect_error")
+        await self._failed(target, reservation, snap, "connect_error")
         return ProviderError(f"Provider '{pid}' could not be reached ({type(exc).__name__}).")
 
-    def _refused(self, snap: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
+    async def _refused(self, snap: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
                  reservation: Reservation, response: httpx.Response, raw: bytes,
                  may_quarantine: bool, adapter: ProviderAdapter) -> GatewayError:
         """Account an upstream answer other than 2xx; the error (raised if not worth retrying)."""
         provider = target.provider
         status = response.status_code
-        verdict = adapter.classify(status, response.headers.raw)
+        verdict = adapter.classify(status, response.headers.raw, raw)
         max_cooldown = snap.routing.max_cooldown_s
         self.keyboard.note_headroom(state, verdict.headroom, max_cooldown)
         if status < 400:
-            self._failed(target, reservation, snap, "redirect")
+            await self._failed(target, reservation, snap, "redirect")
             return ProviderError(f"Provider '{provider.id}' answered {status} (a redirect or cache answer, which "
                                  "the gateway does not follow); check its base_url.")
         kind = verdict.kind
         message = adapter.error_message(raw, key.secret if key else None)
         if kind == RATE_LIMITED:
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(provider.id, "rate_limited").inc()
-            cooldown = self.keyboard.rate_limited(state, verdict.retry_after_s, provider.cooldown_s, max_cooldown)
+            cooldown = await self.keyboard.rate_limited(state, verdict.retry_after_s, provider.cooldown_s, max_cooldown)
             return RateLimitedHere("Provider key rate limited.", retry_after=cooldown)
         if kind == KEY_REJECTED:
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(provider.id, "key_rejected").inc()
             if not may_quarantine:
                 # a second key refused for the same request: more likely the request (a 403 for
@@ -278,31 +281,31 @@ class Dispatcher:
                 if status == 403:
                     raise UpstreamRejectedRequest(403, message or "The provider refused this request (403).")
                 raise ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
-            self.keyboard.rejected(state, snap.routing.quarantine_s)
+            await self.keyboard.rejected(state, snap.routing.quarantine_s)
             return KeyRejectedHere(f"Provider '{provider.id}' rejected its API key(s).")
         if kind == CLIENT_ERROR:
-            self._end(target, reservation)
+            await self._end(target, reservation)
             metrics.attempts_by(provider.id, "client_error").inc()
             raise UpstreamRejectedRequest(status, message or f"The provider rejected the request ({status}).")
-        self._failed(target, reservation, snap, "server_error")
+        await self._failed(target, reservation, snap, "server_error")
         return ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500])
 
-    def _failed(self, target: Target, reservation: Reservation, snap: Snapshot, outcome: str) -> None:
-        self._end(target, reservation)
-        self.keyboard.failed(reservation.state, snap.routing)
+    async def _failed(self, target: Target, reservation: Reservation, snap: Snapshot, outcome: str) -> None:
+        await self._end(target, reservation)
+        await self.keyboard.failed(reservation.state, snap.routing)
         metrics.attempts_by(target.provider.id, outcome).inc()
 
-    def _end(self, target: Target, reservation: Reservation) -> None:
-        self.keyboard.settle(reservation, 0)
+    async def _end(self, target: Target, reservation: Reservation) -> None:
         self.keyboard.release(reservation)
         self.stats.finished(target)
+        await self.keyboard.settle(reservation, 0)
 
-    def finish(self, opened: Opened, total_tokens: float) -> None:
+    async def finish(self, opened: Opened, total_tokens: float) -> None:
         """Settle a successful attempt: real tokens, latency, in-flight counters."""
-        self.keyboard.settle(opened.reservation, total_tokens)
         self.keyboard.release(opened.reservation)
         self.stats.finished(opened.target)
         self.stats.observe_latency(opened.target, self.clock() - opened.started)
+        await self.keyboard.settle(opened.reservation, total_tokens)
 
 
 class KeyRejectedHere(ProviderUnavailable):

@@ -2,6 +2,13 @@
 
 A key is identified by its provider and a hash of its secret, so its state survives a reload
 that reorders or adds keys, and a removed key's state is dropped on the next reload.
+
+What several processes must agree on lives in the store (``storage.runtime``): the key's RPM
+and TPM windows (``key:<ident>:req``, ``:tok``) and its marks with expiry: cooldown after a 429
+(``:cool``), quarantine after a 401/403 (``:dead``) and the open circuit (``:circuit``). A key
+cooled by one replica is skipped by every other at once. What only steers this process stays
+local: requests in flight (``least_busy``), the failure count towards the breaker, and the
+headroom the upstream's ``x-ratelimit-remaining-*`` headers announced.
 """
 
 from __future__ import annotations
@@ -15,41 +22,53 @@ from ..config.schema import Routing
 from ..config.snapshot import ProviderKey, ProviderSpec
 from ..observability import metrics
 from ..providers.base import parse_duration
-from ..store.memory import MemoryStore, SlidingWindow, WindowEntry
+from ..store.base import Counters
+from ..store.base import Reservation as WindowReservation
 
 log = logging.getLogger("gateway.keys")
 MIN_COOLDOWN_S = 0.5
 # The most of a key's tokens_per_min one request may hold while it runs (see ``reservable``).
 MAX_WINDOW_SHARE = 0.25
 DEFAULT_MAX_COOLDOWN_S = 3600.0  # routing.max_cooldown_s's default
+HOUR_S = 3600.0
+COUNT_ONLY = 1e18  # a window limit nothing reaches: the window only counts (a key's 429s in the last hour)
 
 
 @dataclass(slots=True)
 class KeyState:
     ident: str
     label: str
-    requests: SlidingWindow
-    tokens: SlidingWindow
-    cooldown_until: float = 0.0
-    dead: bool = False
-    dead_until: float = 0.0
+    marks: tuple[str, str, str] = ("", "", "")  # the store's cooldown, quarantine and circuit mark names
     failures: int = 0
-    circuit_open_until: float = 0.0
+    circuit_opened: bool = False  # this process opened the circuit (a success clears the mark)
+    quarantined_until: float = 0.0  # this process's view, for the log line and metric only
     in_flight: int = 0
     remaining_requests: float | None = None
     remaining_tokens: float | None = None
     remaining_until: float = 0.0
 
+    def __post_init__(self) -> None:
+        self.marks = (f"key:{self.ident}:cool", f"key:{self.ident}:dead", f"key:{self.ident}:circuit")
+
 
 @dataclass(slots=True)
 class Reservation:
     state: KeyState
-    tokens: WindowEntry | None = None
+    tokens: WindowReservation | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The key may not take a request for ``wait_s`` (inf: quarantined); ``by_limit`` is False when
+    only its open circuit blocks it."""
+
+    wait_s: float
+    by_limit: bool
 
 
 @dataclass
 class KeyBoard:
-    store: MemoryStore
+    store: Counters
     clock: Callable[[], float]
     window_s: float = 60.0
     _states: dict[str, KeyState] = field(default_factory=dict)
@@ -59,70 +78,79 @@ class KeyBoard:
         state = self._states.get(ident)
         if state is None:
             label = key.label if key is not None else f"{provider.id}#0"
-            state = KeyState(ident, label, self.store.window(ident + ":req"), self.store.window(ident + ":tok"))
-            self._states[ident] = state
+            state = self._states[ident] = KeyState(ident, label)
         return state
 
     def keep_only(self, providers: Mapping[str, ProviderSpec]) -> None:
-        """Forget keys that are no longer configured (called after a reload)."""
+        """Forget keys that are no longer configured (called after a reload); their windows and
+        marks in the store expire by themselves."""
         live = {self.state(k, p).ident for p in providers.values() for k in (p.keys or (None,))}
         for ident in [i for i in self._states if i not in live]:
             del self._states[ident]
-            self.store.drop_window(ident + ":req")
-            self.store.drop_window(ident + ":tok")
 
-    def wait_s(self, state: KeyState, provider: ProviderSpec, need_tokens: float) -> float:
-        """0 when the key may take a request now; else seconds until it may (inf if quarantined)."""
+    async def blocked(self, state: KeyState, need_tokens: float) -> Blocked | None:
+        """Why the key may not take a request now (its marks and announced headroom), or None.
+        The windows are not looked at: ``acquire`` checks and counts them in one step."""
+        cool, dead, circuit = await self.store.marks_remaining(state.marks)
+        if dead > 0:
+            return Blocked(math.inf, True)
+        wait = max(cool, self._headroom_wait(state, need_tokens))
+        if wait > 0 or circuit > 0:
+            return Blocked(max(wait, circuit), wait > 0)
+        return None
+
+    def _headroom_wait(self, state: KeyState, need_tokens: float) -> float:
         now = self.clock()
-        if state.dead:
-            if now < state.dead_until:
-                return math.inf
-            state.dead = False  # quarantine over: the next request tries it again
-        wait = max(0.0, state.cooldown_until - now, state.circuit_open_until - now)
-        if now < state.remaining_until:
-            if state.remaining_requests is not None and state.remaining_requests < 1:
-                wait = max(wait, state.remaining_until - now)
-            if state.remaining_tokens is not None and state.remaining_tokens < need_tokens:
-                wait = max(wait, state.remaining_until - now)
+        if now >= state.remaining_until:
+            return 0.0
+        if state.remaining_requests is not None and state.remaining_requests < 1:
+            return state.remaining_until - now
+        if state.remaining_tokens is not None and state.remaining_tokens < need_tokens:
+            return state.remaining_until - now
+        return 0.0
+
+    async def acquire(self, state: KeyState, provider: ProviderSpec, tokens: float) -> Reservation | Blocked:
+        """Check the key and count the request (and its estimated tokens) in its windows, atomically
+        in the store; or why it may not take it. Windows are only written for limits the provider has."""
+        blocked = await self.blocked(state, tokens)
+        if blocked is not None:
+            return blocked
         limits = provider.limits
+        request: WindowReservation | None = None
         if limits.req_per_min is not None:
-            wait = max(wait, state.requests.wait_until_fits(now, self.window_s, limits.req_per_min, 1, True))
+            got = await self.store.check_and_reserve(f"key:{state.ident}:req",
+                                                     limits.req_per_min, 1, self.window_s)
+            if got.reservation is None:
+                return Blocked(max(got.wait_s, 0.001), True)
+            request = got.reservation
+        reserved: WindowReservation | None = None
         if limits.tokens_per_min is not None:
-            need = reservable(provider, need_tokens)
-            wait = max(wait, state.tokens.wait_until_fits(now, self.window_s, limits.tokens_per_min, need, False))
-        return wait
-
-    def circuit_open(self, state: KeyState) -> bool:
-        """True while repeated failures keep the key out of turn."""
-        return state.circuit_open_until > self.clock()
-
-    def reserve(self, state: KeyState, provider: ProviderSpec, tokens: float) -> Reservation:
-        """Count a request (and its estimated tokens) against the key as it is sent.
-
-        Windows are only written for limits the provider has: nothing else reads or expires
-        them, so a key without limits would otherwise grow a log for ever.
-        """
-        now = self.clock()
-        limits = provider.limits
-        if limits.req_per_min is not None:
-            state.requests.add(now)
+            got = await self.store.check_and_reserve(f"key:{state.ident}:tok", limits.tokens_per_min,
+                                                     reservable(provider, tokens), self.window_s)
+            if got.reservation is None:
+                if request is not None:
+                    await self.store.settle(request, 0)
+                return Blocked(max(got.wait_s, 0.001), True)
+            reserved = got.reservation
         state.in_flight += 1
         if state.remaining_requests is not None:
             state.remaining_requests -= 1
-        entry = state.tokens.add(now, reservable(provider, tokens)) if limits.tokens_per_min is not None else None
-        return Reservation(state, entry)
+        return Reservation(state, reserved)
 
-    def settle(self, reservation: Reservation, real_tokens: float) -> None:
+    async def settle(self, reservation: Reservation, real_tokens: float) -> None:
         if reservation.tokens is not None:
-            reservation.state.tokens.adjust(reservation.tokens, real_tokens - reservation.tokens.amount)
-            reservation.tokens = None
+            tokens, reservation.tokens = reservation.tokens, None
+            await self.store.settle(tokens, real_tokens)
 
     def release(self, reservation: Reservation) -> None:
         reservation.state.in_flight -= 1
 
-    def succeeded(self, state: KeyState, headers: Mapping[str, str], max_s: float = DEFAULT_MAX_COOLDOWN_S) -> None:
+    async def succeeded(self, state: KeyState, headers: Mapping[str, str],
+                        max_s: float = DEFAULT_MAX_COOLDOWN_S) -> None:
         state.failures = 0
-        state.circuit_open_until = 0.0
+        if state.circuit_opened:
+            state.circuit_opened = False
+            await self.store.clear_mark(state.marks[2])
         self.note_headroom(state, headers, max_s)
 
     def note_headroom(self, state: KeyState, headers: Mapping[str, str],
@@ -140,39 +168,51 @@ class KeyBoard:
         state.remaining_tokens = tokens
         state.remaining_until = self.clock() + min(max(resets) if resets else self.window_s, max_s)
 
-    def rate_limited(self, state: KeyState, retry_after_s: float | None, default_s: float,
-                     max_s: float = DEFAULT_MAX_COOLDOWN_S) -> float:
-        """Cool the key after a 429; the rest (returned) is what the upstream asked, or ``default_s``,
-        never more than ``max_s``: a "Retry-After: 1e23" or a year-9999 date must not bench it for ever."""
+    async def rate_limited(self, state: KeyState, retry_after_s: float | None, default_s: float,
+                           max_s: float = DEFAULT_MAX_COOLDOWN_S) -> float:
+        """Cool the key after a 429 (in the store: every process skips it); the rest (returned) is
+        what the upstream asked, or ``default_s``, never more than ``max_s``: a "Retry-After: 1e23"
+        or a year-9999 date must not bench it for ever."""
         # "Retry-After: 0" means now: a short rest, not the long default
         if retry_after_s is None or math.isnan(retry_after_s):
             cooldown = default_s
         else:
             cooldown = max(retry_after_s, MIN_COOLDOWN_S)
         cooldown = min(cooldown, max_s)
-        state.cooldown_until = max(state.cooldown_until, self.clock() + cooldown)
+        await self.store.set_mark(state.marks[0], cooldown)
+        await self.store.check_and_reserve(f"key:{state.ident}:429s", COUNT_ONLY, 1, HOUR_S)
         metrics.KEY_COOLDOWNS.labels(state.label.partition("#")[0]).inc()
         return cooldown
 
-    def rejected(self, state: KeyState, quarantine_s: float) -> None:
-        if not state.dead:
-            state.dead = True
-            state.dead_until = self.clock() + quarantine_s
-            metrics.KEY_QUARANTINED.labels(state.label.partition("#")[0]).inc()
-            log.warning("provider key quarantined: upstream rejected it",
-                        extra={"key": state.label, "quarantine_s": quarantine_s})
+    async def rejected(self, state: KeyState, quarantine_s: float) -> None:
+        now = self.clock()
+        if state.quarantined_until > now:
+            return
+        state.quarantined_until = now + quarantine_s
+        await self.store.set_mark(state.marks[1], quarantine_s)
+        metrics.KEY_QUARANTINED.labels(state.label.partition("#")[0]).inc()
+        log.warning("provider key quarantined: upstream rejected it",
+                    extra={"key": state.label, "quarantine_s": quarantine_s})
 
-    def failed(self, state: KeyState, routing: Routing) -> None:
+    async def failed(self, state: KeyState, routing: Routing) -> None:
         state.failures += 1
         if state.failures >= routing.circuit_breaker_failures:
-            state.circuit_open_until = self.clock() + routing.circuit_breaker_open_s
+            state.circuit_opened = True
             state.failures = routing.circuit_breaker_failures - 1  # half-open: one more failure reopens
+            await self.store.set_mark(state.marks[2], routing.circuit_breaker_open_s)
 
-    def status(self) -> list[dict[str, object]]:
-        now = self.clock()
-        return [{"key": s.label, "dead": s.dead, "cooling_s": round(max(0.0, s.cooldown_until - now), 3),
-                 "circuit_open_s": round(max(0.0, s.circuit_open_until - now), 3), "in_flight": s.in_flight}
-                for s in self._states.values()]
+    async def status(self) -> list[dict[str, object]]:
+        states = list(self._states.values())
+        left = await self.store.marks_remaining([m for s in states for m in s.marks])
+        return [{"key": s.label, "dead": left[3 * i + 1] > 0, "cooling_s": round(left[3 * i], 3),
+                 "circuit_open_s": round(left[3 * i + 2], 3), "in_flight": s.in_flight}
+                for i, s in enumerate(states)]
+
+
+    async def rate_limited_1h(self, state: KeyState) -> int:
+        """The 429s the key got in the last hour, in every process sharing the store (admin API)."""
+        seen = await self.store.check_and_reserve(f"key:{state.ident}:429s", -1, 0, HOUR_S)  # never fits: reads
+        return int(seen.used)
 
 
 def reservable(provider: ProviderSpec, tokens: float) -> float:

@@ -79,7 +79,7 @@ def order_targets(route: Route, route_name: str, stats: TargetStats) -> list[Tar
             ordered.insert(0, stalest)
         return ordered
     if strategy == "cost":
-        return sorted(targets, key=lambda t: t.provider.pricing.input_token_cost + t.provider.pricing.output_token_cost)
+        return sorted(targets, key=lambda t: t.pricing.input_token_cost + t.pricing.output_token_cost)
     return targets
 
 

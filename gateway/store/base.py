@@ -156,6 +156,44 @@ class UsageGroup:
     avg_latency: float  # milliseconds
 
 
+class Counters(Protocol):
+    """The part of the store the request path decides with: windows, marks and spend (the key
+    pools and the client limiter hold one; ``guard.GuardedCounters`` wraps a Store as one)."""
+
+    async def check_and_reserve(self, window: str, limit: float, need: float, window_s: float) -> WindowResult: ...
+
+    async def settle(self, reservation: Reservation, actual: float) -> None: ...
+
+    async def set_mark(self, name: str, ttl_s: float) -> float: ...
+
+    async def clear_mark(self, name: str) -> None: ...
+
+    async def marks_remaining(self, names: Sequence[str]) -> list[float]: ...
+
+    async def add_spend(self, client_id: str, usd: float, at: float | None = None) -> None: ...
+
+    async def spend(self, client_id: str, at: float | None = None) -> Spend: ...
+
+    async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold: ...
+
+    async def release_spend(self, hold: Hold) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """Usage of one group in one time bucket (the admin API's ``/timeseries``)."""
+
+    key: str  # the group (provider, model or client); "" when not grouped
+    t: float  # the bucket's start: a multiple of the bucket width, epoch seconds
+    requests: int
+    errors: int
+    tokens: int
+    cost: float
+    p50_ms: float  # latency percentiles of the bucket's requests (nearest rank)
+    p99_ms: float
+    overhead_p50_ms: float
+
+
 @runtime_checkable
 class Store(Protocol):
     """State that changes while serving. Every backend implements all of it."""
@@ -244,6 +282,27 @@ class Store(Protocol):
 
     async def prune_ledger(self, before: float) -> int:
         """Delete ledger rows older than ``before`` (epoch seconds). Returns how many."""
+        ...
+
+    # --- admin queries: time series, recent rows, the live feed (issue 10) -----------------
+    async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
+                           client_id: str | None = None) -> list[SeriesPoint]:
+        """Rows with ``start <= time <= end`` (of one client, if given) counted in buckets of ``bucket_s``
+        seconds aligned to its multiples, per group if ``group_by`` is given. Only
+        buckets that have rows; ordered by group, then time."""
+        ...
+
+    async def recent_rows(self, limit: int, client_id: str | None = None) -> list[LedgerRow]:
+        """The ``limit`` latest rows by request time (of one client, if given), newest first."""
+        ...
+
+    async def ledger_cursor(self) -> str:
+        """A position after every row written so far: ``rows_after`` it returns only rows written later."""
+        ...
+
+    async def rows_after(self, cursor: str, limit: int = 500) -> tuple[list[LedgerRow], str]:
+        """Up to ``limit`` rows written after ``cursor``, in the order they were written, and the cursor
+        after them (the live request log). Rows may be missed by a reader that falls too far behind."""
         ...
 
     # --- lifecycle ------------------------------------------------------------------------

@@ -7,13 +7,23 @@ import asyncio
 import calendar
 import contextlib
 import logging
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..config.schema import Budget, Limits
-from .base import GROUP_COLUMNS, ClientRecord, GroupBy, LedgerRow, StoreError, UsageGroup, UsageTotals
+from .base import (
+    GROUP_COLUMNS,
+    ClientRecord,
+    GroupBy,
+    LedgerRow,
+    SeriesPoint,
+    StoreError,
+    UsageGroup,
+    UsageTotals,
+)
 
 log = logging.getLogger("gateway.store")
 
@@ -196,3 +206,46 @@ class LedgerBuffer:
                 await self._task
             self._task = None
         await self.flush()
+
+
+# --- admin queries (issue 10): time series and the live feed --------------------------------------
+
+def nearest_rank(ordered: Sequence[float], q: float) -> float:
+    """The ``q``-quantile (0 < q <= 1) of sorted values by nearest rank; 0.0 for none."""
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(q * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+def series_of(rows: Iterable[LedgerRow], bucket_s: float, group_by: GroupBy | None) -> list[SeriesPoint]:
+    """``rows`` counted per group and bucket of ``bucket_s`` seconds (see ``Store.usage_series``)."""
+    if bucket_s <= 0:
+        raise ValueError("bucket_s must be > 0")
+    column = GROUP_COLUMNS[group_by] if group_by is not None else None
+    buckets: dict[tuple[str, float], list[LedgerRow]] = {}
+    for row in rows:
+        key = str(getattr(row, column)) if column is not None else ""
+        buckets.setdefault((key, math.floor(row.time / bucket_s) * bucket_s), []).append(row)
+    points = []
+    for (key, t), members in sorted(buckets.items()):
+        latencies = sorted(r.latency_ms for r in members)
+        overheads = sorted(r.overhead_ms for r in members)
+        points.append(SeriesPoint(
+            key=key, t=t, requests=len(members), errors=sum(not r.ok for r in members),
+            tokens=sum(r.tokens_in + r.tokens_out for r in members), cost=sum(r.cost_usd for r in members),
+            p50_ms=nearest_rank(latencies, 0.5), p99_ms=nearest_rank(latencies, 0.99),
+            overhead_p50_ms=nearest_rank(overheads, 0.5)))
+    return points
+
+
+def newest_first(rows: Iterable[LedgerRow], limit: int, client_id: str | None = None) -> list[LedgerRow]:
+    """The ``limit`` latest of ``rows`` by request time (of one client, if given), newest first."""
+    chosen = [r for r in rows if client_id is None or r.client_id == client_id]
+    chosen.sort(key=lambda r: r.time, reverse=True)
+    return chosen[:max(0, limit)]
+
+
+def int_cursor(cursor: str) -> int:
+    """A numeric feed cursor (memory, SQLite, PostgreSQL); a foreign or broken one reads as the start."""
+    return int(cursor) if cursor.isdigit() else 0

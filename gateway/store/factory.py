@@ -18,13 +18,19 @@ log = logging.getLogger("gateway.store")
 PRUNE_EVERY_S = 3600.0
 
 
-async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | None = None) -> Store:
-    """Connect one backend (and migrate its schema). Raises StoreUnavailable with a clear message."""
+async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | None = None,
+                       data_dir: Path | None = None) -> Store:
+    """Connect one backend (and migrate its schema). Raises StoreUnavailable with a clear message.
+
+    A SQLite ``path`` that is relative is taken from ``base_dir`` (default: the working dir); with
+    no ``path`` the file is ``gateway.db`` in ``data_dir`` (GATEWAY_DATA_DIR), else data/gateway.db."""
     if spec.type == "memory":
         return AsyncMemoryStore(ledger_interval_s=flush_s)
     if spec.type == "sqlite":
         from .sqlite import SqliteStore
 
+        if spec.path is None and data_dir is not None:
+            return await SqliteStore.open(data_dir / "gateway.db", ledger_interval_s=flush_s)
         path = Path(spec.path or DEFAULT_SQLITE_PATH)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
@@ -77,14 +83,14 @@ class Stores:
             await self.ledger.close()
 
 
-async def open_stores(storage: Storage, base_dir: Path | None = None) -> Stores:
+async def open_stores(storage: Storage, base_dir: Path | None = None, data_dir: Path | None = None) -> Stores:
     """Open the runtime and ledger stores ``storage`` names. Raises StoreUnavailable (nothing left open)."""
     runtime_spec, ledger_spec = storage.runtime_backend(), storage.ledger_backend()
-    runtime = await open_backend(runtime_spec, storage.ledger_flush_s, base_dir)
+    runtime = await open_backend(runtime_spec, storage.ledger_flush_s, base_dir, data_dir)
     if ledger_spec.same_as(runtime_spec):
         return Stores(runtime, runtime, storage)
     try:
-        ledger = await open_backend(ledger_spec, storage.ledger_flush_s, base_dir)
+        ledger = await open_backend(ledger_spec, storage.ledger_flush_s, base_dir, data_dir)
     except BaseException:
         await runtime.close()
         raise

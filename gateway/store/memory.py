@@ -21,12 +21,26 @@ from .base import (
     Hold,
     LedgerRow,
     Reservation,
+    SeriesPoint,
     Spend,
     UsageGroup,
     UsageTotals,
     WindowResult,
 )
-from .common import LedgerBuffer, groups_of, last_used_of, new_id, periods, totals_of, window_wait
+from .common import (
+    LedgerBuffer,
+    groups_of,
+    int_cursor,
+    last_used_of,
+    new_id,
+    newest_first,
+    periods,
+    series_of,
+    totals_of,
+    window_wait,
+)
+
+FEED_ROWS = 10_000  # the live request log keeps this many rows for its readers
 
 
 @dataclass(slots=True)
@@ -177,6 +191,8 @@ class AsyncMemoryStore:
         self._version = 0
         self._ledger: list[LedgerRow] = []
         self._buffer = LedgerBuffer(self._write_rows, interval_s=ledger_interval_s)
+        self._feed: deque[tuple[int, LedgerRow]] = deque(maxlen=FEED_ROWS)  # the live request log
+        self._feed_seq = 0
 
     # windows
     async def check_and_reserve(self, window: str, limit: float, need: float, window_s: float) -> WindowResult:
@@ -336,6 +352,7 @@ class AsyncMemoryStore:
 
     async def _write_rows(self, rows: list[LedgerRow]) -> None:
         self._ledger.extend(rows)
+        self._feed_rows(rows)
         for client_id, last in last_used_of(rows).items():
             old = self._clients.get(client_id)
             if old is not None and (old.last_used or 0.0) < last:
@@ -357,6 +374,28 @@ class AsyncMemoryStore:
         removed = len(self._ledger) - len(kept)
         self._ledger = kept
         return removed
+
+    # admin queries (issue 10)
+    def _feed_rows(self, rows: list[LedgerRow]) -> None:
+        for row in rows:
+            self._feed_seq += 1
+            self._feed.append((self._feed_seq, row))
+
+    async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
+                           client_id: str | None = None) -> list[SeriesPoint]:
+        rows = self._rows(start, end)
+        return series_of((r for r in rows if client_id is None or r.client_id == client_id), bucket_s, group_by)
+
+    async def recent_rows(self, limit: int, client_id: str | None = None) -> list[LedgerRow]:
+        return newest_first(self._ledger, limit, client_id)
+
+    async def ledger_cursor(self) -> str:
+        return str(self._feed_seq)
+
+    async def rows_after(self, cursor: str, limit: int = 500) -> tuple[list[LedgerRow], str]:
+        after = min(int_cursor(cursor), self._feed_seq)  # a cursor from before a restart: from now on
+        found = [(seq, row) for seq, row in self._feed if seq > after][:limit]
+        return [row for _, row in found], str(found[-1][0] if found else max(after, 0))
 
     # lifecycle
     async def ping(self) -> None:

@@ -29,6 +29,7 @@ from .base import (
     Hold,
     LedgerRow,
     Reservation,
+    SeriesPoint,
     Spend,
     StoreUnavailable,
     UsageGroup,
@@ -39,10 +40,13 @@ from .common import (
     LedgerBuffer,
     client_from_dict,
     client_to_dict,
+    int_cursor,
     last_used_of,
     new_id,
     periods,
+    row_from_values,
     row_values,
+    series_of,
     window_wait,
 )
 
@@ -364,6 +368,30 @@ class PostgresStore:
         async with self._conn() as conn:
             cur = await conn.execute(_pg(sql.PRUNE_LEDGER), (before,))
             return cur.rowcount
+
+    # admin queries (issue 10)
+    async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+        async with self._conn() as conn:
+            return await (await conn.execute(_pg(query).encode(), params)).fetchall()
+
+    async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
+                           client_id: str | None = None) -> list[SeriesPoint]:
+        rows = await self._fetch(sql.rows_query(client_id), sql.stats_params(start, end, client_id))
+        return series_of((row_from_values(r) for r in rows), bucket_s, group_by)
+
+    async def recent_rows(self, limit: int, client_id: str | None = None) -> list[LedgerRow]:
+        rows = await self._fetch(sql.recent_query(client_id), sql.recent_params(limit, client_id))
+        return [row_from_values(r) for r in rows]
+
+    async def ledger_cursor(self) -> str:
+        [(end,)] = await self._fetch(sql.feed_end_query("id"), ())
+        return str(int(end))
+
+    async def rows_after(self, cursor: str, limit: int = 500) -> tuple[list[LedgerRow], str]:
+        after = int_cursor(cursor)
+        found = await self._fetch(sql.feed_query("id"), (after, limit))
+        last = int(found[-1][0]) if found else after
+        return [row_from_values(r[1:]) for r in found], str(last)
 
     # lifecycle
     async def ping(self) -> None:

@@ -15,6 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -28,6 +30,7 @@ from .base import (
     Hold,
     LedgerRow,
     Reservation,
+    SeriesPoint,
     Spend,
     StoreUnavailable,
     UsageGroup,
@@ -41,15 +44,19 @@ from .common import (
     groups_of,
     last_used_of,
     new_id,
+    newest_first,
     period_ends,
     periods,
     row_from_values,
     row_values,
+    series_of,
     totals_of,
 )
 
 DAY_KEEP_S = 40 * 86400  # a day's spend is kept this long after the day ends; a month's:
 MONTH_KEEP_S = 400 * 86400
+FEED_ROWS = 10_000  # the live request log (a stream) keeps about this many rows for its readers
+RECENT_SCAN_ROWS = 20_000  # recent_rows of one client looks this far back at most
 
 
 def redis_url(addr: str) -> str:
@@ -74,8 +81,12 @@ class RedisStore:
                  timeout_s: float = 5.0) -> None:
         self.where = redacted(addr)
         self.prefix = prefix
+        # one retry, on a fresh connection, when a pooled one turns out dead (Redis restarted): the
+        # command never reached a server, so it is not counted twice; timeouts are never retried
         self._redis = aioredis.Redis.from_url(redis_url(addr), socket_timeout=timeout_s,
-                                              socket_connect_timeout=timeout_s, decode_responses=True)
+                                              socket_connect_timeout=timeout_s, decode_responses=True,
+                                              retry=Retry(NoBackoff(), 1),
+                                              retry_on_error=[RedisConnectionError])
         self._scripts = {name: self._redis.register_script(body) for name, body in lua.SCRIPTS.items()}
         self._buffer = LedgerBuffer(self._write_rows, interval_s=ledger_interval_s)
 
@@ -232,6 +243,7 @@ class RedisStore:
         members = {json.dumps([new_id(), *row_values(r)]): r.time for r in rows}
         async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
             pipe.zadd(self._k("ledger"), members)
+            self._feed_rows(pipe, list(members))
             for client_id, at in last_used_of(rows).items():
                 await self._scripts["touch"](keys=[self._k("client_last_used"), self._k("clients")],
                                        args=[client_id, repr(at)], client=pipe)
@@ -254,6 +266,41 @@ class RedisStore:
         async with self._guard():
             return int(await self._redis.zremrangebyscore(self._k("ledger"), "-inf", f"({before!r}"))
 
+    # admin queries (issue 10)
+    def _feed_rows(self, pipe: Any, members: list[str]) -> None:
+        """Append the rows to the live request log (a Redis stream capped near ``FEED_ROWS`` entries)."""
+        for member in members:
+            pipe.xadd(self._k("feed"), {"row": member}, maxlen=FEED_ROWS, approximate=True)
+
+    async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
+                           client_id: str | None = None) -> list[SeriesPoint]:
+        rows = await self._rows(start, end)
+        return series_of((r for r in rows if client_id is None or r.client_id == client_id), bucket_s, group_by)
+
+    async def recent_rows(self, limit: int, client_id: str | None = None) -> list[LedgerRow]:
+        found: list[LedgerRow] = []
+        page = max(limit, 200)
+        for offset in range(0, RECENT_SCAN_ROWS, page):  # newest first, a page at a time, until enough
+            async with self._guard():
+                members = await self._redis.zrevrange(self._k("ledger"), offset, offset + page - 1)
+            rows = [row_from_values(json.loads(str(m))[1:]) for m in members]
+            found += [r for r in rows if client_id is None or r.client_id == client_id]
+            if len(found) >= limit or len(members) < page:
+                break
+        return newest_first(found, limit)
+
+    async def ledger_cursor(self) -> str:
+        async with self._guard():
+            last = await self._redis.xrevrange(self._k("feed"), count=1)
+        return str(last[0][0]) if last else "0-0"
+
+    async def rows_after(self, cursor: str, limit: int = 500) -> tuple[list[LedgerRow], str]:
+        async with self._guard():
+            found: Any = await self._redis.xread({self._k("feed"): cursor or "0-0"}, count=limit)
+        entries = _stream_entries(found)
+        rows = [row_from_values(json.loads(str(fields["row"]))[1:]) for _, fields in entries]
+        return rows, str(entries[-1][0]) if entries else (cursor or "0-0")
+
     # lifecycle
     async def ping(self) -> None:
         async with self._guard():
@@ -264,6 +311,14 @@ class RedisStore:
             await self._buffer.close()
         finally:
             await self._redis.aclose()
+
+
+def _stream_entries(found: Any) -> list[tuple[str, dict[str, str]]]:
+    """The entries of one stream in an XREAD answer (RESP2: ``[[name, entries]]``; RESP3: ``{name: entries}``)."""
+    if not found:
+        return []
+    per_stream = next(iter(found.values())) if isinstance(found, dict) else found[0][1]
+    return [(str(entry_id), dict(fields)) for entry_id, fields in per_stream]
 
 
 def _fields_json(record: ClientRecord) -> str:

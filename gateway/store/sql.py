@@ -43,3 +43,32 @@ def totals_from(client_id: str, row: Sequence[Any]) -> UsageTotals:
 def groups_from(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
     return [UsageGroup(str(k), int(n), int(tin), int(tout), float(cost), int(err), float(lat))
             for k, n, tin, tout, cost, err, lat in rows]
+
+
+# --- admin queries (issue 10) -----------------------------------------------------------------------
+
+_COLUMNS = ", ".join(LEDGER_COLUMNS)
+
+
+def rows_query(client_id: str | None) -> str:
+    """Every column of the rows in a period (of one client): what the time series is computed from."""
+    where = "time >= ? AND time <= ?" + (" AND client_id = ?" if client_id is not None else "")
+    return f"SELECT {_COLUMNS} FROM ledger WHERE {where}"
+
+
+def recent_query(client_id: str | None) -> str:
+    where = " WHERE client_id = ?" if client_id is not None else ""
+    return f"SELECT {_COLUMNS} FROM ledger{where} ORDER BY time DESC LIMIT ?"
+
+
+def recent_params(limit: int, client_id: str | None) -> tuple[Any, ...]:
+    return (limit,) if client_id is None else (client_id, limit)
+
+
+def feed_query(seq_column: str) -> str:
+    """Rows written after a sequence number (SQLite's rowid, PostgreSQL's id), in write order."""
+    return f"SELECT {seq_column}, {_COLUMNS} FROM ledger WHERE {seq_column} > ? ORDER BY {seq_column} LIMIT ?"
+
+
+def feed_end_query(seq_column: str) -> str:
+    return f"SELECT coalesce(max({seq_column}), 0) FROM ledger"

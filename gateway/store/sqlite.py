@@ -26,6 +26,7 @@ from .base import (
     Hold,
     LedgerRow,
     Reservation,
+    SeriesPoint,
     Spend,
     StoreUnavailable,
     UsageGroup,
@@ -36,10 +37,13 @@ from .common import (
     LedgerBuffer,
     client_from_dict,
     client_to_dict,
+    int_cursor,
     last_used_of,
     new_id,
     periods,
+    row_from_values,
     row_values,
+    series_of,
     window_wait,
 )
 
@@ -323,6 +327,29 @@ class SqliteStore:
 
     async def prune_ledger(self, before: float) -> int:
         return await self._call(lambda c: c.execute(sql.PRUNE_LEDGER, (before,)).rowcount)
+
+    # admin queries (issue 10)
+    async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
+                           client_id: str | None = None) -> list[SeriesPoint]:
+        query = sql.rows_query(client_id)
+        params = sql.stats_params(start, end, client_id)
+        rows = await self._call(lambda c: c.execute(query, params).fetchall(), write=False)
+        return series_of((row_from_values(r) for r in rows), bucket_s, group_by)
+
+    async def recent_rows(self, limit: int, client_id: str | None = None) -> list[LedgerRow]:
+        query, params = sql.recent_query(client_id), sql.recent_params(limit, client_id)
+        rows = await self._call(lambda c: c.execute(query, params).fetchall(), write=False)
+        return [row_from_values(r) for r in rows]
+
+    async def ledger_cursor(self) -> str:
+        row = await self._call(lambda c: c.execute(sql.feed_end_query("rowid")).fetchone(), write=False)
+        return str(int(row[0]))
+
+    async def rows_after(self, cursor: str, limit: int = 500) -> tuple[list[LedgerRow], str]:
+        params = (int_cursor(cursor), limit)
+        found = await self._call(lambda c: c.execute(sql.feed_query("rowid"), params).fetchall(), write=False)
+        last = int(found[-1][0]) if found else params[0]
+        return [row_from_values(r[1:]) for r in found], str(last)
 
     # lifecycle
     async def ping(self) -> None:

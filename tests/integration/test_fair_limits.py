@@ -99,7 +99,7 @@ def wait_for(condition: Any, timeout: float = 10.0) -> None:
 def spent(gw: Gateway, client_id: str) -> float:
     text = httpx.get(gw.base_url + "/metrics", timeout=10, headers={"Authorization": f"Bearer {MASTER_KEY}"}).text
     return sum(sample.value for family in text_string_to_metric_families(text) for sample in family.samples
-               if sample.name == "gateway_client_cost_total" and sample.labels.get("client") == client_id)
+               if sample.name == "gateway_client_cost_total" and sample.labels.get("client_id") == client_id)
 
 
 def error_code(response: httpx.Response) -> str:

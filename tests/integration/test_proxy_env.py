@@ -1,9 +1,10 @@
 """HTTP_PROXY/HTTPS_PROXY/NO_PROXY in the gateway's environment are honoured (issue 12, item 4).
 
 A tiny forward/CONNECT proxy runs on loopback in the test; the gateway, started with
-``HTTP_PROXY`` pointing at it, must send its upstream requests through it: by default, and also
-when ``GATEWAY_HTTP_TRANSPORT=lean`` was asked for (lean has no proxy support, so a proxy-capable
-transport replaces it, with a warning). ``NO_PROXY`` naming the upstream's host bypasses it.
+``HTTP_PROXY`` pointing at it, must send its upstream requests through it: by default and when
+``GATEWAY_HTTP_TRANSPORT=lean`` was asked for (lean, the default, has no proxy support, so a
+proxy-capable transport replaces it, with a warning). ``NO_PROXY`` naming the upstream's host
+bypasses it.
 """
 
 from __future__ import annotations
@@ -114,6 +115,14 @@ def test_lean_asked_with_a_proxy_set_still_goes_through_it(start_gateway: Callab
     assert ask(gateway) == DEFAULT_TEXT
     assert proxy.saw(fake.port), proxy.seen
     assert "does not support proxies" in gateway.logs()
+
+
+def test_the_default_transport_with_a_proxy_set_says_which_it_uses(start_gateway: Callable[..., Gateway],
+                                                                     fake: FakeUpstream, proxy: TinyProxy) -> None:
+    gateway = start_gateway(basic_config(fake), env={"HTTPS_PROXY": f"http://127.0.0.1:{proxy.port}"})
+    assert ask(gateway) == DEFAULT_TEXT  # an http:// upstream: HTTPS_PROXY does not apply to it
+    assert proxy.seen == []
+    assert "using the aiohttp transport instead" in gateway.logs()
 
 
 def test_no_proxy_bypasses_the_proxy(start_gateway: Callable[..., Gateway], fake: FakeUpstream,

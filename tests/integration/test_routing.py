@@ -521,7 +521,7 @@ def test_budget_is_charged_with_real_usage(shared, fake, client_id):
     assert error_of(refused)["code"] == "budget_exceeded"
     assert int(refused.headers["retry-after"]) >= 1
     assert fake.count() == 1
-    assert metric(shared, "gateway_client_cost_total", client=client_id) > 0.001
+    assert metric(shared, "gateway_client_cost_total", client_id=client_id) > 0.001
 
 
 def test_a_request_refused_on_two_keys_quarantines_only_one(start_gateway, fake):

@@ -11,13 +11,18 @@ import pytest
 
 from gateway.config.schema import Budget, Limits, Pricing, Routing
 from gateway.config.snapshot import ClientSpec, ProviderKey, ProviderSpec, Route, Target
-from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable
-from gateway.limits import ClientLimiter, estimated_cost
+from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable, RateLimited
+from gateway.limits import HOLD_TTL_S, ClientLimiter, estimated_cost
 from gateway.providers.base import Usage, parse_duration, retry_after_seconds
 from gateway.routing.dispatch import RateLimitedHere, _give_up
-from gateway.routing.keys import MAX_WINDOW_SHARE, KeyBoard
+from gateway.routing.keys import MAX_WINDOW_SHARE, Blocked, KeyBoard, Reservation
 from gateway.routing.strategies import TargetStats, order_targets
-from gateway.store.memory import MemoryStore, SlidingWindow
+from gateway.store.memory import AsyncMemoryStore, MemoryStore, SlidingWindow
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
 
 
 # ------------------------------------------------------------------------ SlidingWindow
@@ -184,67 +189,98 @@ class Clock:
         return self.now
 
 
-def test_key_windows_are_written_only_for_configured_limits():
+def waits(got: Blocked | None) -> tuple[float, bool] | None:
+    return None if got is None else (round(got.wait_s, 6), got.by_limit)
+
+
+def board_on(clock: Clock, window_s: float = 60.0) -> tuple[KeyBoard, AsyncMemoryStore]:
+    store = AsyncMemoryStore(clock=clock)
+    return KeyBoard(store, clock, window_s=window_s), store
+
+
+async def window_total(store: AsyncMemoryStore, name: str, window_s: float = 60.0) -> float:
+    """What ``name`` holds now (a zero-sized probe: it never counts)."""
+    return (await store.check_and_reserve(name, math.inf, 0, window_s)).used
+
+
+@pytest.mark.anyio
+async def test_key_windows_are_written_only_for_configured_limits():
     clock = Clock()
-    board = KeyBoard(MemoryStore(), clock, window_s=10.0)
+    board, store = board_on(clock, window_s=10.0)
     free, limited = spec("free"), spec("lim", limits=Limits(req_per_min=1, tokens_per_min=100))
     for provider in (free, limited):
         state = board.state(provider.keys[0], provider)
-        reservation = board.reserve(state, provider, 40)
-        board.settle(reservation, 60)
+        reservation = await board.acquire(state, provider, 40)
+        assert isinstance(reservation, Reservation)
+        await board.settle(reservation, 60)
         board.release(reservation)
     free_state, lim_state = board.state(free.keys[0], free), board.state(limited.keys[0], limited)
-    assert free_state.requests.count(clock.now, 10.0) == 0 and free_state.tokens.total(clock.now, 10.0) == 0
-    assert lim_state.requests.count(clock.now, 10.0) == 1 and lim_state.tokens.total(clock.now, 10.0) == 60
-    assert board.wait_s(lim_state, limited, 1) == pytest.approx(10.0)
+    assert "key:" + free_state.ident + ":req" not in store._windows
+    assert await window_total(store, f"key:{lim_state.ident}:req", 10.0) == 1
+    assert await window_total(store, f"key:{lim_state.ident}:tok", 10.0) == 60
+    blocked = await board.acquire(lim_state, limited, 1)
+    assert isinstance(blocked, Blocked) and blocked.wait_s == pytest.approx(10.0)
     clock.now += 10.0
-    assert board.wait_s(lim_state, limited, 1) == 0.0
+    assert isinstance(await board.acquire(lim_state, limited, 1), Reservation)
 
 
-def test_cooldown_quarantine_and_circuit():
+@pytest.mark.anyio
+async def test_cooldown_quarantine_and_circuit():
     clock = Clock()
-    board = KeyBoard(MemoryStore(), clock)
+    board, _ = board_on(clock)
     provider = spec("p", keys=2)
     cooled, broken = (board.state(k, provider) for k in provider.keys)
-    assert board.rate_limited(cooled, None, 60.0) == 60.0  # no header: the configured cooldown
-    assert board.rate_limited(cooled, 5.0, 60.0) == 5.0
-    assert board.wait_s(cooled, provider, 1) == pytest.approx(60.0)  # never shortened by a later 429
+    assert await board.rate_limited(cooled, None, 60.0) == 60.0  # no header: the configured cooldown
+    assert await board.rate_limited(cooled, 5.0, 60.0) == 5.0
+    assert waits(await board.blocked(cooled, 1)) == (60.0, True)  # never shortened by a later 429
     routing = Routing(circuit_breaker_failures=2, circuit_breaker_open_s=30)
-    board.failed(broken, routing)
-    assert board.wait_s(broken, provider, 1) == 0.0 and not board.circuit_open(broken)
-    board.failed(broken, routing)
-    assert board.circuit_open(broken) and board.wait_s(broken, provider, 1) == pytest.approx(30.0)
+    await board.failed(broken, routing)
+    assert await board.blocked(broken, 1) is None
+    await board.failed(broken, routing)
+    assert waits(await board.blocked(broken, 1)) == (30.0, False)  # only the circuit
     clock.now += 30.0
-    assert not board.circuit_open(broken)
-    board.failed(broken, routing)  # half-open: one more failure reopens it
-    assert board.circuit_open(broken)
-    board.rejected(broken, 600.0)
-    assert board.wait_s(broken, provider, 1) == math.inf
+    assert await board.blocked(broken, 1) is None
+    await board.failed(broken, routing)  # half-open: one more failure reopens it
+    assert waits(await board.blocked(broken, 1)) == (30.0, False)
+    await board.rejected(broken, 600.0)
+    assert (await board.blocked(broken, 1)) == Blocked(math.inf, True)
     clock.now += 599.0
-    assert board.wait_s(broken, provider, 1) == math.inf
+    assert (await board.blocked(broken, 1)) == Blocked(math.inf, True)
     clock.now += 31.0  # quarantine (and the circuit) over: the key is tried again
-    assert board.wait_s(broken, provider, 1) == 0.0 and not broken.dead
+    assert await board.blocked(broken, 1) is None
 
 
-def test_retry_after_zero_is_a_short_rest_and_ms_header_counts():
-    board = KeyBoard(MemoryStore(), Clock())
+@pytest.mark.anyio
+async def test_a_key_cooled_through_one_board_is_skipped_by_another_on_the_same_store():
+    clock = Clock()
+    one, store = board_on(clock)
+    other = KeyBoard(store, clock)  # another worker or replica: its own KeyBoard, the same store
+    provider = spec("p")
+    await one.rate_limited(one.state(provider.keys[0], provider), 7.0, 60.0)
+    assert waits(await other.blocked(other.state(provider.keys[0], provider), 1)) == (7.0, True)
+
+
+@pytest.mark.anyio
+async def test_retry_after_zero_is_a_short_rest_and_ms_header_counts():
+    board, _ = board_on(Clock())
     provider = spec("p")
     state = board.state(provider.keys[0], provider)
-    assert board.rate_limited(state, 0.0, 60.0) == 0.5
+    assert await board.rate_limited(state, 0.0, 60.0) == 0.5
     assert retry_after_seconds({"retry-after-ms": "200"}) == pytest.approx(0.2)
     assert retry_after_seconds({"retry-after": "0", "retry-after-ms": "200"}) == 0.0
 
 
-def test_headroom_from_remaining_headers():
+@pytest.mark.anyio
+async def test_headroom_from_remaining_headers():
     clock = Clock()
-    board = KeyBoard(MemoryStore(), clock)
+    board, _ = board_on(clock)
     provider = spec("p")
     state = board.state(provider.keys[0], provider)
-    board.succeeded(state, httpx.Headers({"x-ratelimit-remaining-requests": "0",
-                                          "x-ratelimit-reset-requests": "3s"}))
-    assert board.wait_s(state, provider, 1) == pytest.approx(3.0)
+    await board.succeeded(state, httpx.Headers({"x-ratelimit-remaining-requests": "0",
+                                                "x-ratelimit-reset-requests": "3s"}))
+    assert waits(await board.blocked(state, 1)) == (3.0, True)
     clock.now += 3.0
-    assert board.wait_s(state, provider, 1) == 0.0
+    assert await board.blocked(state, 1) is None
 
 
 # ------------------------------------------------------------------------------ giving up
@@ -276,51 +312,69 @@ def test_latency_strategy_probes_the_slow_target_again_now_and_then():
 
 
 # ----------------------------------------------------------- fair reservations (issue 7, item 6)
-def test_a_huge_estimate_holds_at_most_a_share_of_the_key_window_and_settles_to_the_real_usage():
+@pytest.mark.anyio
+async def test_a_huge_estimate_holds_at_most_a_share_of_the_key_window_and_settles_to_the_real_usage():
     clock = Clock()
-    board = KeyBoard(MemoryStore(), clock, window_s=60.0)
+    board, store = board_on(clock)
     provider = spec("fair", limits=Limits(tokens_per_min=1000))
     state = board.state(provider.keys[0], provider)
-    assert board.wait_s(state, provider, 10**9) == 0.0  # a request bigger than the window may start
-    huge = board.reserve(state, provider, 10**9)
-    assert state.tokens.total(clock.now, 60.0) == 1000 * MAX_WINDOW_SHARE
-    assert board.wait_s(state, provider, 500) == 0.0  # others still fit beside it
-    board.settle(huge, 12)
-    assert state.tokens.total(clock.now, 60.0) == 12
-    for _ in range(4):  # four capped holds fill the window: the cap bounds a request, not the limit
-        board.reserve(state, provider, 10**9)
-    assert board.wait_s(state, provider, 1) > 0
+    tokens = f"key:{state.ident}:tok"
+    huge = await board.acquire(state, provider, 10**9)  # a request bigger than the window may start
+    assert isinstance(huge, Reservation)
+    assert await window_total(store, tokens) == 1000 * MAX_WINDOW_SHARE
+    await board.settle(huge, 12)
+    assert await window_total(store, tokens) == 12
+    for _ in range(3):  # others still fit beside it: the cap bounds a request, not the limit
+        assert isinstance(await board.acquire(state, provider, 10**9), Reservation)
+    assert isinstance(await board.acquire(state, provider, 500), Blocked)
 
 
-def test_budget_holds_the_estimated_cost_until_settled_with_the_real_one():
-    clock, wall = Clock(), Clock()
-    wall.now = 1_700_000_000.0
-    store = MemoryStore()
-    limiter = ClientLimiter(store, clock, 60.0, wall_clock=wall)
+def limiter_on(clock: Clock) -> tuple[ClientLimiter, AsyncMemoryStore]:
+    store = AsyncMemoryStore(clock=clock)
+    return ClientLimiter(store, clock, 60.0, wall_clock=clock), store
+
+
+@pytest.mark.anyio
+async def test_budget_holds_the_estimated_cost_until_settled_with_the_real_one():
+    clock = Clock()
+    clock.now = 1_700_000_000.0
+    limiter, store = limiter_on(clock)
     client = ClientSpec("c", b"", None, None, Limits(), Budget(daily_usd=1.0), False)
     pricing = Pricing(input_token_cost=0.0, output_token_cost=1000.0)
-    first = limiter.admit(client, 10, est_usd=2.0)  # nothing spent or held yet: admitted
+    first = await limiter.admit(client, 10, est_usd=2.0)  # nothing spent or held yet: admitted
     with pytest.raises(BudgetExceeded) as refused:
-        limiter.admit(client, 10, est_usd=0.01)
+        await limiter.admit(client, 10, est_usd=0.01)
     assert refused.value.headers["Retry-After"] == "1"  # only held: it ends soon
-    assert limiter.settle(first, Usage(0, 2), pricing) == pytest.approx(2.0)
-    assert store.held("client:c") == 0.0
-    assert limiter.spent(client)[0] == pytest.approx(2.0)
+    # the refused one gave its hold back
+    assert await window_total(store, "client:c:held", HOLD_TTL_S) == pytest.approx(2.0)
+    assert await limiter.settle(first, Usage(0, 2), pricing) == pytest.approx(2.0)
+    assert await window_total(store, "client:c:held", HOLD_TTL_S) == 0.0
+    assert (await limiter.spent(client))[0] == pytest.approx(2.0)
     with pytest.raises(BudgetExceeded) as spent:
-        limiter.admit(client, 10, est_usd=0.01)
+        await limiter.admit(client, 10, est_usd=0.01)
     assert int(spent.value.headers["Retry-After"]) > 1  # really spent: until the next day
 
 
-def test_a_failed_request_gives_its_hold_back_once():
-    store = MemoryStore()
-    limiter = ClientLimiter(store, Clock(), 60.0)
+@pytest.mark.anyio
+async def test_a_failed_request_gives_its_hold_back_once():
+    limiter, store = limiter_on(Clock())
     client = ClientSpec("c", b"", None, None, Limits(tokens_per_min=100), Budget(monthly_usd=5.0), False)
-    admission = limiter.admit(client, 10**6, est_usd=7.0)
-    assert store.window("client:c:tok").total(100.0, 60.0) == 100  # at most the client's whole limit
-    assert limiter.settle(admission, None, None) == 0.0
-    assert limiter.settle(admission, None, None) == 0.0  # a second settle does not release twice
-    assert store.held("client:c") == 0.0
-    assert store.window("client:c:tok").total(100.0, 60.0) == 0
+    admission = await limiter.admit(client, 10**6, est_usd=7.0)
+    assert await window_total(store, "client:c:tok") == 100  # at most the client's whole limit
+    assert await limiter.settle(admission, None, None) == 0.0
+    assert await limiter.settle(admission, None, None) == 0.0  # a second settle does not release twice
+    assert await window_total(store, "client:c:held", HOLD_TTL_S) == 0.0
+    assert await window_total(store, "client:c:tok") == 0
+
+
+@pytest.mark.anyio
+async def test_a_request_refused_by_its_rate_limit_gives_its_budget_hold_back():
+    limiter, store = limiter_on(Clock())
+    client = ClientSpec("c", b"", None, None, Limits(req_per_min=1), Budget(daily_usd=5.0), False)
+    await limiter.admit(client, 10, est_usd=1.0)
+    with pytest.raises(RateLimited):
+        await limiter.admit(client, 10, est_usd=1.0)
+    assert await window_total(store, "client:c:held", HOLD_TTL_S) == pytest.approx(1.0)  # the admitted one's hold only
 
 
 def test_the_estimated_cost_is_the_dearest_target_s():

@@ -22,13 +22,13 @@ class OpenAIResource:
         pipeline = self.pipeline
         request_id = req.get_header("x-request-id") or os.urandom(8).hex()
         resp.set_header("x-request-id", request_id)
-        ex = pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
-                            req.get_header("x-api-key"))
+        ex = await pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
+                                  req.get_header("x-api-key"))
         try:
             call = parse_call(await read_json(req, ex.snap.max_body_bytes), self.endpoint)
         except GatewayError as exc:
             pipeline.refuse(ex, exc)
             raise
-        for name, value in pipeline.admit(ex, call).items():
+        for name, value in (await pipeline.admit(ex, call)).items():
             resp.set_header(name, value)
         render(resp, await pipeline.dispatch(ex, DisconnectGuard(req)))

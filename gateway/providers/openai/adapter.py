@@ -13,6 +13,7 @@ from ..base import (
     COMPLETIONS,
     OK,
     RATE_LIMITED,
+    RESPONSES,
     Answer,
     Call,
     Verdict,
@@ -23,6 +24,7 @@ from ..base import (
 from .request import auth_headers, chat_body, request_headers, with_model
 from .response import parse_answer
 from .stream import StreamRelay
+from .surface import SURFACE, ResponsesRelay, surface_answer, surface_request
 
 if TYPE_CHECKING:
     from ...config.snapshot import ProviderKey, Target
@@ -44,21 +46,27 @@ class OpenAIAdapter:
     """Requests go out as they came (``model`` rewritten); answers and streams are already OpenAI's."""
 
     def build_request(self, target: Target, key: ProviderKey | None, call: Call) -> UpstreamRequest:
+        if call.operation in SURFACE:
+            return surface_request(target, key, call)
         streams = call.stream and call.operation in (CHAT, COMPLETIONS)
         headers = request_headers(target.provider, auth_headers(key), streams)
         body = chat_body(target, call.body, streams) if streams else with_model(target, call.body)
         return UpstreamRequest("POST", target.provider.api_root + call.path, headers, orjson.dumps(body))
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
+        if call.operation in SURFACE:
+            return surface_answer(raw, call)
         return parse_answer(raw, call.model, call.body)
 
-    def stream_relay(self, call: Call) -> StreamRelay:
+    def stream_relay(self, call: Call) -> StreamRelay | ResponsesRelay:
+        if call.operation == RESPONSES:
+            return ResponsesRelay(call.model, call.body)
         return StreamRelay(call.model, call.wants_usage, call.body)
 
     def error_message(self, body: bytes, secret: str | None) -> str:
         return error_message_from(body, secret)
 
-    def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> Verdict:
+    def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> Verdict:
         hints = limit_headers(headers)
         if status < 300:  # every answer passes here: the common case first
             return Verdict(OK, None, hints)

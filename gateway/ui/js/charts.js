@@ -31,7 +31,8 @@ export function lineChart(container, { title, xs, series, format, yRange }) {
       {},
       ...series.map((s, i) => ({
         label: s.label, stroke: s.color || PALETTE[i % PALETTE.length], width: 2, dash: s.dash,
-        spanGaps: false, points: { show: xs.length < 40 },
+        // few values (traffic in a few buckets only): dots, since a lone value draws no line
+        spanGaps: false, points: { show: s.values.filter((v) => v !== null && v !== undefined).length < 40 },
         value: (u, v) => (v === null || v === undefined ? "–" : format(v)),
       })),
     ],

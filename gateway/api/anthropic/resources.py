@@ -1,0 +1,77 @@
+"""``POST /v1/messages`` and ``POST /v1/messages/count_tokens``: parse, run the pipeline, render.
+
+The key comes as ``x-api-key`` (what Anthropic's SDKs send) or ``Authorization: Bearer``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import falcon
+import falcon.asgi
+import orjson
+
+from ...errors import GatewayError
+from ...pipeline import CLIENT_CLOSED, EventStream, Pipeline, Whole
+from ...pipeline.estimate import input_tokens
+from ...routing.resolve import resolve
+from ..common import DisconnectGuard, read_json
+from ..dialects import TranslatedStream
+from .parse import MESSAGES, parse_messages
+from .render import to_message
+from .stream import MessageEvents, NativeEvents
+
+
+class MessagesResource:
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        pipeline = self.pipeline
+        request_id = req.get_header("x-request-id") or os.urandom(8).hex()
+        resp.set_header("x-request-id", request_id)
+        ex = await pipeline.begin(MESSAGES, request_id, req.get_header("authorization"), req.get_header("x-api-key"))
+        try:
+            call = parse_messages(await read_json(req, ex.snap.max_body_bytes))
+        except GatewayError as exc:
+            pipeline.refuse(ex, exc)
+            raise
+        for name, value in (await pipeline.admit(ex, call)).items():
+            resp.set_header(name, value)
+        result = await pipeline.dispatch(ex, DisconnectGuard(req))
+        render(resp, result, call.model, ex.native)
+
+
+def render(resp: falcon.asgi.Response, result: Whole | EventStream | None, model: str, native: bool) -> None:
+    """The pipeline's result as Anthropic's answer: translated from OpenAI's shape, or as it came."""
+    if result is None:  # the client left before the answer: nobody reads this, the access log does
+        resp.status = CLIENT_CLOSED
+    elif isinstance(result, Whole):
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = orjson.dumps(result.data if native else to_message(result.data, result.usage, model))
+    else:
+        events: MessageEvents | NativeEvents = NativeEvents() if native else MessageEvents(model)
+        resp.content_type = "text/event-stream"
+        resp.set_header("cache-control", "no-cache")
+        resp.set_header("x-accel-buffering", "no")
+        resp.stream = TranslatedStream(result, events.feed, events.end)
+
+
+class CountTokensResource:
+    """An estimate (about four characters a token, as the gateway's limits count), not the provider's
+    count: the request is authenticated, checked and its model resolved, but sent nowhere."""
+
+    def __init__(self, pipeline: Pipeline):
+        self.pipeline = pipeline
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        ex = await self.pipeline.begin("count_tokens", "", req.get_header("authorization"), req.get_header("x-api-key"))
+        body = await read_json(req, ex.snap.max_body_bytes)
+        body.setdefault("max_tokens", 1)  # not needed to count
+        call = parse_messages(body)
+        resolve(ex.snap, call.model, ex.client)  # 400 for a model this client cannot use
+        tools = call.body.get("tools")
+        count = input_tokens(call) + (len(orjson.dumps(tools)) + 3) // 4 if tools else input_tokens(call)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.set_header("x-gateway-token-count", "estimate")
+        resp.data = orjson.dumps({"input_tokens": count})

@@ -1,0 +1,96 @@
+"""What the inbound dialects share: errors rendered in each dialect's shape (the one place that
+maps a ``GatewayError`` to a body), and a stream whose events are rewritten for a dialect.
+
+Dialect names equal the protocol names of the providers that speak them (``anthropic``,
+``gemini``), which is how the pipeline tells a same-dialect pass-through (``Exchange.native``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from typing import Any
+
+import orjson
+
+from ..errors import GatewayError
+from ..pipeline import EventStream
+from .anthropic.errors import error_body as anthropic_error
+from .google.errors import error_body as google_error
+
+OPENAI = "openai"
+ANTHROPIC = "anthropic"
+GEMINI = "gemini"  # Google's generateContent dialect
+
+
+def error_body(dialect: str, exc: GatewayError) -> bytes:
+    """``exc`` as the body a client of ``dialect`` expects (OpenAI's shape for any other)."""
+    if dialect == ANTHROPIC:
+        return anthropic_error(exc.status, exc.message)
+    if dialect == GEMINI:
+        return google_error(exc.status, exc.message, exc.code)
+    return exc.to_body()
+
+
+def as_dict(value: object) -> dict[str, Any]:
+    """``value`` if it is a JSON object, else an empty one (for reading what an upstream sent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def sse_data(item: bytes) -> list[bytes]:
+    """The ``data`` of each SSE event in ``item`` (one or more whole events, as the pipeline yields them)."""
+    if b"\r\n" in item:
+        item = item.replace(b"\r\n", b"\n")
+    out = []
+    for event in item.split(b"\n\n"):
+        lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+        if lines:
+            out.append(b"\n".join(lines))
+    return out
+
+
+def pipeline_error(data: bytes) -> dict[str, Any] | None:
+    """The error of an error event the pipeline made itself (OpenAI's shape: ``error.type``), else None."""
+    if not data.startswith(b'{"error"'):
+        return None
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    return error if isinstance(error, dict) and "type" in error else None
+
+
+class TranslatedStream:
+    """An ``EventStream`` with each item rewritten by ``feed``, then ``end()``'s events.
+
+    ``close()`` (which Falcon calls however the response ends) closes the source stream too, so
+    the pipeline settles and records the request as it would for an OpenAI client.
+    """
+
+    __slots__ = ("_source", "_feed", "_end", "_generator")
+
+    def __init__(self, source: EventStream, feed: Callable[[bytes], list[bytes]], end: Callable[[], list[bytes]]):
+        self._source = source
+        self._feed = feed
+        self._end = end
+        self._generator = self._run()
+
+    async def _run(self) -> AsyncGenerator[bytes, None]:
+        async for item in self._source:
+            for out in self._feed(item):
+                yield out
+        for out in self._end():
+            yield out
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self._generator
+
+    async def __anext__(self) -> bytes:
+        # iteration goes through ``__aiter__``; this makes the wrapper an ``AsyncIterator[bytes]``
+        return await self._generator.__anext__()
+
+    async def close(self) -> None:
+        try:
+            await self._generator.aclose()
+        finally:
+            await self._source.close()

@@ -1,0 +1,156 @@
+"""OpenAI chat chunks rewritten as a stream of Google ``GenerateContentResponse`` objects.
+
+Text deltas go out as they come; function calls are sent whole (Google streams them whole) in
+the last response, with each candidate's ``finishReason`` and the ``usageMetadata``. An error
+event the pipeline made (the upstream's stream broke off) becomes ``{"error": {...}}``.
+``?alt=sse`` frames each object as an SSE event; without it the stream is one JSON array, as
+Google's own API sends it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..dialects import as_dict, pipeline_error, sse_data
+from .errors import error_object
+from .render import finish_reason, function_call, usage_metadata
+
+_STATUS_OF = {"upstream_timeout": 504}
+
+
+def error_json(error: dict[str, Any]) -> bytes:
+    code = str(error.get("code") or "stream_interrupted")
+    return orjson.dumps({"error": error_object(_STATUS_OF.get(code, 502), str(error.get("message") or ""), code)})
+
+
+@dataclass
+class _Candidate:
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)  # tool call index -> id, name, arguments
+    finish: str | None = None
+
+
+class ResponseChunks:
+    """Feed it the pipeline's OpenAI-shape SSE items; it returns Google's responses as JSON (bytes)."""
+
+    def __init__(self, model: str):
+        self.model = model
+        self.response_id = ""
+        self.candidates: dict[int, _Candidate] = {}
+        self.usage = (0, 0)
+        self.ended = False
+
+    def feed(self, item: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for data in sse_data(item):
+            if data == b"[DONE]":
+                out += self.finish()
+                continue
+            error = pipeline_error(data)
+            if error is not None:
+                self.ended = True
+                out.append(error_json(error))
+                continue
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(chunk, dict):
+                out += self._chunk(chunk)
+        return out
+
+    def finish(self) -> list[bytes]:
+        if self.ended:
+            return []
+        self.ended = True
+        candidates = [self._last(i, c) for i, c in sorted(self.candidates.items())] or [
+            {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]
+        return [self._response(candidates, usage_metadata(*self.usage))]
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+        self.response_id = self.response_id or str(chunk.get("id") or "")
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+        texts = []
+        for position, choice in enumerate(chunk.get("choices") or ()):
+            if not isinstance(choice, dict):
+                continue
+            index = choice.get("index", position)
+            state = self.candidates.setdefault(index if isinstance(index, int) else position, _Candidate())
+            delta = as_dict(choice.get("delta"))
+            if isinstance(delta.get("content"), str) and delta["content"]:
+                texts.append({"content": {"role": "model", "parts": [{"text": delta["content"]}]}, "index": index})
+            for call in delta.get("tool_calls") or ():
+                if isinstance(call, dict):
+                    _add_call(state, call)
+            if choice.get("finish_reason"):
+                state.finish = finish_reason(choice["finish_reason"])
+        return [self._response(texts, None)] if texts else []
+
+    def _last(self, index: int, state: _Candidate) -> dict[str, Any]:
+        parts = [p for p in (function_call({"id": c["id"], "function": c}) for _, c in sorted(state.calls.items()))
+                 if p is not None]
+        return {"content": {"role": "model", "parts": parts or [{"text": ""}]},
+                "finishReason": state.finish or "STOP", "index": index}
+
+    def _response(self, candidates: list[dict[str, Any]], usage: dict[str, int] | None) -> bytes:
+        response: dict[str, Any] = {"candidates": candidates}
+        if usage is not None:
+            response["usageMetadata"] = usage
+        response["modelVersion"] = self.model
+        response["responseId"] = self.response_id
+        return orjson.dumps(response)
+
+
+def _add_call(state: _Candidate, call: dict[str, Any]) -> None:
+    index = call.get("index", len(state.calls))
+    function = as_dict(call.get("function"))
+    entry = state.calls.setdefault(index if isinstance(index, int) else len(state.calls),
+                                   {"id": "", "name": "", "arguments": ""})
+    entry["id"] = entry["id"] or str(call.get("id") or "")
+    entry["name"] = entry["name"] or str(function.get("name") or "")
+    entry["arguments"] += str(function.get("arguments") or "")
+
+
+class NativeChunks:
+    """Gemini's own responses from a Gemini provider, passed through as they came; only an error
+    event the pipeline made itself is rewritten into Google's shape."""
+
+    def feed(self, item: bytes) -> list[bytes]:
+        out = []
+        for data in sse_data(item):
+            error = pipeline_error(data)
+            out.append(error_json(error) if error is not None else data)
+        return out
+
+    def finish(self) -> list[bytes]:
+        return []
+
+
+class Framing:
+    """Google's stream framing: SSE events (``?alt=sse``) or the items of one JSON array."""
+
+    def __init__(self, sse: bool):
+        self.sse = sse
+        self.first = True
+
+    @property
+    def content_type(self) -> str:
+        return "text/event-stream" if self.sse else "application/json"
+
+    def frame(self, objects: list[bytes]) -> list[bytes]:
+        if self.sse:
+            return [b"data: " + obj + b"\r\n\r\n" for obj in objects]
+        out = []
+        for obj in objects:
+            out.append((b"[" if self.first else b",\r\n") + obj)
+            self.first = False
+        return out
+
+    def close(self) -> list[bytes]:
+        if self.sse:
+            return []
+        return [b"[]" if self.first else b"]"]

@@ -1,0 +1,345 @@
+"""The rest of OpenAI's surface: images, audio, moderations, responses, files, assistants, threads.
+
+Each resource parses what it needs to route (the ``model``; for the stateful endpoints the ids
+the call names), runs the pipeline (``SurfacePipeline``) and writes the answer as the upstream
+sent it. Calls that name an object created earlier go to the provider key that created it.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+import falcon.asgi
+
+from ...errors import GatewayError, InvalidRequest
+from ...pipeline import (
+    ASSISTANTS,
+    AUDIO,
+    FILES,
+    RESPONSES,
+    THREADS,
+    ByteStream,
+    Call,
+    EventStream,
+    Exchange,
+    Pin,
+    RawWhole,
+    SurfacePipeline,
+    Whole,
+    is_object_id,
+)
+from ...pipeline.affinity import AffinityStore
+from ..common import DisconnectGuard, read_json
+from .multipart import UploadBody, open_upload
+from .parse import MAX_MODEL_CHARS
+from .render import render
+from .responses_chat import as_response_events, chat_to_response, responses_to_chat
+
+# body fields that name objects a call works on (their pins route it)
+_REFERENCES = ("assistant_id", "thread_id", "file_id", "file_ids", "vector_store_ids")
+_MAX_REFERENCE_DEPTH = 6
+_MAX_REMEMBERED = 100  # ids remembered from one list answer
+_FAMILY_OF_SEGMENT = {"files": FILES, "assistants": ASSISTANTS, "threads": THREADS}
+
+
+@dataclass(frozen=True, slots=True)
+class SurfaceEndpoint:
+    name: str  # the endpoint in the access log
+    family: str  # the operation (``providers/base.py``)
+    path: str  # under the API root, as OpenAI names it
+    model_required: bool = True
+    binary_stream: bool = False  # the answer is streamed back as it comes (audio)
+
+
+IMAGES_ENDPOINT = SurfaceEndpoint("images.generations", "images", "/images/generations")
+MODERATIONS_ENDPOINT = SurfaceEndpoint("moderations", "moderations", "/moderations", model_required=False)
+SPEECH_ENDPOINT = SurfaceEndpoint("audio.speech", AUDIO, "/audio/speech", binary_stream=True)
+TRANSCRIPTIONS_ENDPOINT = SurfaceEndpoint("audio.transcriptions", AUDIO, "/audio/transcriptions")
+TRANSLATIONS_ENDPOINT = SurfaceEndpoint("audio.translations", AUDIO, "/audio/translations")
+
+
+def request_id_of(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> str:
+    request_id = req.get_header("x-request-id") or os.urandom(8).hex()
+    resp.set_header("x-request-id", request_id)
+    return request_id
+
+
+async def begin(pipeline: SurfacePipeline, name: str, req: falcon.asgi.Request,
+                resp: falcon.asgi.Response) -> Exchange:
+    return await pipeline.begin(name, request_id_of(req, resp), req.get_header("authorization"),
+                                req.get_header("x-api-key"))
+
+
+def model_of(fields: dict[str, Any], required: bool) -> str | None:
+    model = fields.get("model")
+    if model is None and not required:
+        return None
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("The 'model' field is required and must be a non-empty string.", param="model")
+    if len(model) > MAX_MODEL_CHARS:
+        raise InvalidRequest(f"'model' is longer than {MAX_MODEL_CHARS} characters.", param="model")
+    return model
+
+
+def render_raw(resp: falcon.asgi.Response, result: RawWhole | ByteStream | None) -> None:
+    if result is None:
+        render(resp, None)
+    elif isinstance(result, RawWhole):
+        resp.content_type = result.content_type
+        resp.data = result.body
+    else:
+        resp.content_type = result.content_type
+        resp.set_header("x-accel-buffering", "no")
+        resp.stream = result
+
+
+async def _admit(pipeline: SurfacePipeline, ex: Exchange, resp: falcon.asgi.Response, call: Call,
+                 route: Any) -> None:
+    for name, value in (await pipeline.admit(ex, call, route)).items():
+        resp.set_header(name, value)
+
+
+class _NoGuard:
+    """For uploads: the body is still being read while the upstream is called, so the client's
+    leaving is not watched (it ends the upload, which ends the upstream request)."""
+
+    fired = False
+
+    def absorb(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        return None
+
+
+class JsonSurfaceResource:
+    """``POST /v1/images/generations``, ``/v1/moderations``, ``/v1/audio/speech``: a JSON body, passed on."""
+
+    def __init__(self, pipeline: SurfacePipeline, endpoint: SurfaceEndpoint):
+        self.pipeline = pipeline
+        self.endpoint = endpoint
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        pipeline, endpoint = self.pipeline, self.endpoint
+        what = "/v1" + endpoint.path
+        ex = await begin(pipeline, endpoint.name, req, resp)
+        try:
+            body = await read_json(req, ex.snap.max_body_bytes)
+            model = model_of(body, endpoint.model_required)
+            route = (pipeline.route_for(ex, model, endpoint.family, what) if model is not None
+                     else pipeline.default_route(ex, endpoint.family, what))
+        except GatewayError as exc:
+            pipeline.refuse(ex, exc)
+            raise
+        call = Call(endpoint.family, endpoint.path, body, model or endpoint.family, stream=endpoint.binary_stream)
+        await _admit(pipeline, ex, resp, call, route)
+        render_raw(resp, await pipeline.dispatch_raw(ex, DisconnectGuard(req)))
+
+
+class UploadResource:
+    """``POST /v1/audio/transcriptions`` and ``/translations``: multipart, its ``model`` read from
+    the form, the body streamed through (``multipart.py``)."""
+
+    def __init__(self, pipeline: SurfacePipeline, endpoint: SurfaceEndpoint):
+        self.pipeline = pipeline
+        self.endpoint = endpoint
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        pipeline, endpoint = self.pipeline, self.endpoint
+        ex = await begin(pipeline, endpoint.name, req, resp)
+        upload: UploadBody | None = None
+        try:
+            upload, fields = await open_upload(aiter(req.stream), req.content_type or "", req.content_length,
+                                               ex.snap.max_body_bytes, frozenset({"model"}))
+            model = model_of(fields, True)
+            assert model is not None
+            route = pipeline.route_for(ex, model, endpoint.family, "/v1" + endpoint.path)
+            call = Call(endpoint.family, endpoint.path, {}, model, upload=upload)
+            await _admit(pipeline, ex, resp, call, route)
+        except GatewayError as exc:
+            if upload is not None:
+                upload.close()
+            if ex.call is None:
+                pipeline.refuse(ex, exc)
+            raise
+        try:
+            render_raw(resp, await pipeline.dispatch_raw(ex, _NoGuard()))
+        finally:
+            upload.close()
+
+
+class ResponsesResource:
+    """``POST /v1/responses``: passed through where every provider of the route serves it, else
+    translated to chat and back (``responses_chat.py``)."""
+
+    def __init__(self, pipeline: SurfacePipeline):
+        self.pipeline = pipeline
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+        pipeline = self.pipeline
+        ex = await begin(pipeline, RESPONSES, req, resp)
+        try:
+            body = await read_json(req, ex.snap.max_body_bytes)
+            model = model_of(body, True)
+            assert model is not None
+            stream = body.get("stream", False)
+            if stream is not None and not isinstance(stream, bool):
+                raise InvalidRequest("'stream' must be true or false.", param="stream")
+            native, route = pipeline.responses_route(ex, model)
+            call = (Call(RESPONSES, "/responses", body, model, stream is True) if native else
+                    Call("chat", "/chat/completions", responses_to_chat(body, pipeline.described(route)), model,
+                         stream is True, wants_usage=True))
+        except GatewayError as exc:
+            pipeline.refuse(ex, exc)
+            raise
+        await _admit(pipeline, ex, resp, call, route)
+        result = await pipeline.dispatch(ex, DisconnectGuard(req))
+        if native or result is None:
+            render(resp, result)
+        elif isinstance(result, Whole):
+            render(resp, Whole(chat_to_response(result.data, body), result.usage))
+        else:
+            render(resp, EventStream(as_response_events(aiter(result), body, result.close)))
+
+
+def referenced_ids(path_ids: list[str], body: object) -> list[str]:
+    """The object ids a call names: in its path, then in the body's reference fields."""
+    found = [i for i in path_ids if is_object_id(i)]
+    stack: list[tuple[object, int]] = [(body, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > _MAX_REFERENCE_DEPTH:
+            continue
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, child in items:
+            if key in _REFERENCES:
+                found += [v for v in (child if isinstance(child, list) else [child]) if is_object_id(v)]
+            elif isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return found
+
+
+def answer_ids(data: dict[str, Any]) -> list[str]:
+    """The ids of objects a stateful answer shows (an object, its thread; a list's items)."""
+    ids = [data[k] for k in ("id", "thread_id") if is_object_id(data.get(k))]
+    items = data.get("data") if data.get("object") == "list" else None
+    if isinstance(items, list):
+        for item in items[:_MAX_REMEMBERED]:
+            if isinstance(item, dict) and is_object_id(item.get("id")):
+                ids.append(item["id"])
+    return ids
+
+
+def upstream_path(path: str) -> str:
+    """The path under the API root: ``/api/v1/files/x`` and ``/v1/files/x`` -> ``/files/x``."""
+    for prefix in ("/api/v1/", "/v1/"):
+        if path.startswith(prefix):
+            return path[len(prefix) - 1:]
+    return path
+
+
+class StatefulResource:
+    """``/v1/files``, ``/v1/assistants``, ``/v1/threads`` and what lies under them: passed through,
+    each call naming an object pinned to the provider key that created it. The subclasses below
+    answer the methods their paths have."""
+
+    def __init__(self, pipeline: SurfacePipeline):
+        self.pipeline = pipeline
+
+    async def _serve(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, method: str) -> None:
+        pipeline = self.pipeline
+        path = upstream_path(req.path)
+        segments = path.strip("/").split("/")
+        family = _FAMILY_OF_SEGMENT[segments[0]]
+        ex = await begin(pipeline, family, req, resp)
+        upload: UploadBody | None = None
+        try:
+            body, upload = await self._body(req, method, ex.snap.max_body_bytes)
+            model = model_of(body, False)
+            route = await self._route(ex, family, referenced_ids(segments[1:], body), model, "/v1" + path)
+            beta = req.get_header("openai-beta")
+            call = Call(family, path, body, model or family, stream=body.get("stream") is True, method=method,
+                        query=req.query_string, upload=upload, headers=(("openai-beta", beta),) if beta else ())
+            await _admit(pipeline, ex, resp, call, route)
+        except GatewayError as exc:
+            if upload is not None:
+                upload.close()
+            if ex.call is None:
+                pipeline.refuse(ex, exc)
+            raise
+        try:
+            result = await pipeline.dispatch_raw(ex, _NoGuard() if upload is not None else DisconnectGuard(req))
+        finally:
+            if upload is not None:
+                upload.close()
+        if isinstance(result, RawWhole) and result.data is not None:
+            await remember(pipeline.affinity, method, result.data, result.pin)
+        render_raw(resp, result)
+
+    async def _body(self, req: falcon.asgi.Request, method: str,
+                    limit: int) -> tuple[dict[str, Any], UploadBody | None]:
+        if method != "POST":
+            return {}, None
+        if (req.content_type or "").lower().startswith("multipart/"):
+            upload, _ = await open_upload(aiter(req.stream), req.content_type or "", req.content_length, limit,
+                                          frozenset())
+            return {}, upload
+        if not req.content_length and req.get_header("transfer-encoding") is None:
+            return {}, None
+        return await read_json(req, limit), None
+
+    async def _route(self, ex: Exchange, family: str, ids: list[str], model: str | None, what: str) -> Any:
+        pipeline = self.pipeline
+        pins = [(i, pin) for i in ids if (pin := await pipeline.affinity.lookup(i)) is not None]
+        if len({pin for _, pin in pins}) > 1:
+            raise InvalidRequest("This call names objects created through different provider keys ("
+                                 + ", ".join(i for i, _ in pins) + "); they cannot be used together.")
+        if pins:
+            object_id, pin = pins[0]
+            return pipeline.pinned_route(ex, pin, object_id, model, family, what)
+        if model is not None:
+            return pipeline.route_for(ex, model, family, what)
+        return pipeline.default_route(ex, family, what)
+
+
+async def remember(affinity: AffinityStore, method: str, data: dict[str, Any], pin: Pin) -> None:
+    """Pin the objects an answer shows to the key that answered; forget one it deleted."""
+    if method == "DELETE" and data.get("deleted") is True and is_object_id(data.get("id")):
+        await affinity.forget(data["id"])
+        return
+    for object_id in answer_ids(data):
+        await affinity.remember(object_id, pin)
+
+
+class StatefulCollection(StatefulResource):
+    """A list (GET) and where objects are created (POST)."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **ids: str) -> None:
+        await self._serve(req, resp, "GET")
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **ids: str) -> None:
+        await self._serve(req, resp, "POST")
+
+
+class StatefulObject(StatefulCollection):
+    """One object: retrieve (GET), modify (POST), delete (DELETE)."""
+
+    async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **ids: str) -> None:
+        await self._serve(req, resp, "DELETE")
+
+
+class StatefulGet(StatefulResource):
+    """A read-only view (a file's content, a run's steps)."""
+
+    async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **ids: str) -> None:
+        await self._serve(req, resp, "GET")
+
+
+class StatefulAction(StatefulResource):
+    """An action (cancel a run, submit tool outputs, create a thread and run it)."""
+
+    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, **ids: str) -> None:
+        await self._serve(req, resp, "POST")

@@ -1,0 +1,293 @@
+"""The route table: every endpoint the gateway serves, as data.
+
+``app.py`` iterates ``TABLE`` to add the routes (``register``) and ``/openapi.json`` is generated
+from the same entries (``api/openapi.py``), so the served surface and its description cannot
+drift; ``tests/integration/test_openapi.py`` checks every route of the Falcon app against the
+document, both ways. A new endpoint is one ``Route`` here: its URI templates, the resource that
+serves them, what its operations take and answer (schema names from ``api/openapi.py``) and the
+dialect its errors are written in. A module that must build shared state for its routes (the
+dashboard) registers them itself through a ``Mount``, which still lists them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import falcon.asgi
+
+from ..pipeline import Pipeline, SurfacePipeline
+from ..runtime import Runtime
+from .admin import register_admin
+from .anthropic.resources import CountTokensResource, MessagesResource
+from .dialects import ANTHROPIC, GEMINI, OPENAI
+from .google.resources import GenerateContentResource
+from .health import HealthResource, LivelinessResource, ReadinessResource
+from .metrics import MetricsResource
+from .models import ModelsResource
+from .openai import CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, OpenAIResource
+from .openai.surface import (
+    IMAGES_ENDPOINT,
+    MODERATIONS_ENDPOINT,
+    SPEECH_ENDPOINT,
+    TRANSCRIPTIONS_ENDPOINT,
+    TRANSLATIONS_ENDPOINT,
+    JsonSurfaceResource,
+    ResponsesResource,
+    StatefulAction,
+    StatefulCollection,
+    StatefulGet,
+    StatefulObject,
+    SurfaceEndpoint,
+    UploadResource,
+)
+from .openapi import DocsResource, OpenAPIResource
+from .ui import register_ui
+
+# who may call an operation (``Operation.auth``)
+PUBLIC = "public"
+CLIENT = "client"  # any client key (or the master key)
+ADMIN = "admin"  # the master key or an ``admin: true`` client's key
+CLIENT_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
+OPENAI_PREFIXES = ("/v1", "/api/v1", "")  # also under /api/v1 and bare, as LiteLLM users call them
+ANTHROPIC_PREFIXES = ("/v1", "/api/v1")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What resources are made from."""
+
+    runtime: Runtime
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str  # GET | POST | HEAD | ...
+    summary: str
+    request: str | None = None  # the JSON request body's schema (a name in openapi.SCHEMAS)
+    answer: str | None = None  # the 200 answer's JSON schema; None: ``media`` with no schema
+    media: str = "application/json"  # the 200 answer's media type
+    streams: bool = False  # may answer text/event-stream (``"stream": true``, or the endpoint always streams)
+    auth: str = CLIENT  # PUBLIC | CLIENT | ADMIN
+    query: tuple[str, ...] = ()  # query parameters it reads
+    errors: tuple[int, ...] = CLIENT_ERRORS  # statuses it may answer with an error body
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    paths: tuple[str, ...]  # Falcon URI templates
+    tag: str
+    operations: tuple[Operation, ...]
+    make: Callable[[Services], object] | None  # the resource; None for the routes of a Mount
+    dialect: str = OPENAI  # the shape of its errors (``api/dialects.py``)
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """Routes a module adds itself (``register(app, services)``), listed for the document."""
+
+    register: Callable[[falcon.asgi.App[Any, Any], Services], None]
+    routes: tuple[Route, ...]
+
+
+def _prefixed(path: str, prefixes: tuple[str, ...] = OPENAI_PREFIXES) -> tuple[str, ...]:
+    return tuple(prefix + path for prefix in prefixes)
+
+
+_OPENAI_ROUTES = (
+    Route(_prefixed(CHAT_ENDPOINT.path), "OpenAI", (
+        Operation("POST", "Chat completion, whole or streamed (SSE; stream_options.include_usage)",
+                  "ChatCompletionRequest", "ChatCompletion", streams=True),),
+        lambda s: OpenAIResource(s.pipeline, CHAT_ENDPOINT)),
+    Route(_prefixed(COMPLETIONS_ENDPOINT.path), "OpenAI", (
+        Operation("POST", "Text completion (legacy), whole or streamed", "CompletionRequest", "TextCompletion",
+                  streams=True),),
+        lambda s: OpenAIResource(s.pipeline, COMPLETIONS_ENDPOINT)),
+    Route(_prefixed(EMBEDDINGS_ENDPOINT.path), "OpenAI", (
+        Operation("POST", "Embeddings", "EmbeddingRequest", "EmbeddingList"),),
+        lambda s: OpenAIResource(s.pipeline, EMBEDDINGS_ENDPOINT)),
+    Route(_prefixed("/models"), "OpenAI", (
+        Operation("GET", "The models the calling key may use (aliases, provider:model ids, bare names)",
+                  answer="ModelList", errors=(401,)),),
+        lambda s: ModelsResource(s.runtime)),
+)
+
+_DIALECT_ROUTES = (
+    Route(_prefixed("/messages", ANTHROPIC_PREFIXES), "Anthropic", (
+        Operation("POST", "Anthropic Messages API, whole or streamed (SSE), routed to any provider; passed "
+                  "through untranslated to Anthropic providers", "AnthropicMessagesRequest", "AnthropicMessage",
+                  streams=True),),
+        lambda s: MessagesResource(s.pipeline), ANTHROPIC),
+    Route(_prefixed("/messages/count_tokens", ANTHROPIC_PREFIXES), "Anthropic", (
+        Operation("POST", "Input tokens of a Messages request: the gateway's estimate (about 4 characters a "
+                  "token), not the provider's count", "AnthropicCountTokensRequest", "AnthropicTokenCount",
+                  errors=(400, 401, 403, 413)),),
+        lambda s: CountTokensResource(s.pipeline), ANTHROPIC),
+    Route(("/v1beta/models/{model}:generateContent",), "Google", (
+        Operation("POST", "Google generateContent, routed to any provider; passed through untranslated to "
+                  "Gemini providers", "GenerateContentRequest", "GenerateContentResponse"),),
+        lambda s: GenerateContentResource(s.pipeline, stream=False), GEMINI),
+    Route(("/v1beta/models/{model}:streamGenerateContent",), "Google", (
+        Operation("POST", "Google streamGenerateContent: SSE events with ?alt=sse, else one JSON array",
+                  "GenerateContentRequest", "GenerateContentResponse", streams=True, query=("alt",)),),
+        lambda s: GenerateContentResource(s.pipeline, stream=True), GEMINI),
+)
+
+# --- the rest of the OpenAI surface (issue 8 item 5: api/openai/surface.py) ---------------------------------
+def _surface(s: Services) -> SurfacePipeline:
+    """The app's pipeline: a ``SurfacePipeline`` (app.py), whose affinity pins the stateful routes share."""
+    assert isinstance(s.pipeline, SurfacePipeline), "build_app must make a SurfacePipeline"
+    return s.pipeline
+
+
+def _json_route(endpoint: SurfaceEndpoint, summary: str, media: str = "application/json") -> Route:
+    return Route(_prefixed(endpoint.path), "OpenAI", (Operation("POST", summary, media=media),),
+                 lambda s: JsonSurfaceResource(_surface(s), endpoint))
+
+
+def _upload_route(endpoint: SurfaceEndpoint, summary: str) -> Route:
+    return Route(_prefixed(endpoint.path), "OpenAI", (Operation("POST", summary + " (multipart/form-data)"),),
+                 lambda s: UploadResource(_surface(s), endpoint))
+
+
+def _stateful(paths: tuple[str, ...], methods: tuple[str, ...], summary: str,
+              make: Callable[[SurfacePipeline], object]) -> Route:
+    ops = tuple(Operation(m, f"{summary}: passed through, pinned to the provider key holding the object",
+                          media="application/json" if m != "GET" or "content" not in paths[0] else "*/*")
+                for m in methods)
+    return Route(tuple(p for path in paths for p in _prefixed(path)), "OpenAI stateful", ops,
+                 lambda s: make(_surface(s)))
+
+
+_SURFACE_ROUTES = (
+    _json_route(IMAGES_ENDPOINT, "Image generation"),
+    _json_route(MODERATIONS_ENDPOINT, "Moderation"),
+    _json_route(SPEECH_ENDPOINT, "Text to speech: the audio streamed back with the upstream's content type",
+                media="audio/mpeg"),
+    _upload_route(TRANSCRIPTIONS_ENDPOINT, "Transcription, the upload streamed through"),
+    _upload_route(TRANSLATIONS_ENDPOINT, "Translation to English, the upload streamed through"),
+    Route(_prefixed("/responses"), "OpenAI", (
+        Operation("POST", "Responses API, whole or streamed (response.* events); translated to chat for providers "
+                  "without it", streams=True),),
+        lambda s: ResponsesResource(_surface(s))),
+    _stateful(("/files", "/assistants", "/threads/{thread_id}/messages", "/threads/{thread_id}/runs"),
+              ("GET", "POST"), "List or create", StatefulCollection),
+    _stateful(("/threads",), ("POST",), "Create a thread", StatefulAction),
+    _stateful(("/files/{object_id}", "/assistants/{object_id}", "/threads/{thread_id}",
+               "/threads/{thread_id}/messages/{object_id}", "/threads/{thread_id}/runs/{object_id}"),
+              ("GET", "POST", "DELETE"), "Retrieve, modify or delete", StatefulObject),
+    _stateful(("/files/{object_id}/content",), ("GET",), "A file's content", StatefulGet),
+    _stateful(("/threads/{thread_id}/runs/{object_id}/steps",), ("GET",), "A run's steps", StatefulGet),
+    _stateful(("/threads/runs", "/threads/{thread_id}/runs/{object_id}/cancel",
+               "/threads/{thread_id}/runs/{object_id}/submit_tool_outputs"), ("POST",), "Run actions",
+              StatefulAction),
+)
+# ------------------------------------------------------------------------------------------------------------
+
+_OPS_ROUTES = (
+    Route(("/health",), "Operations", (Operation("GET", "Liveness: always healthy while serving", answer="Health",
+                                                 auth=PUBLIC, errors=()),),
+          lambda s: HealthResource()),
+    Route(("/health/liveliness", "/health/liveness"), "Operations", (
+        Operation("GET", "Liveness probe", answer="Health", auth=PUBLIC, errors=()),),
+        lambda s: LivelinessResource()),
+    Route(("/health/readiness",), "Operations", (
+        Operation("GET", "Readiness: config loaded, last reload; details only for the master or an admin key",
+                  answer="Readiness", auth=PUBLIC, errors=(503,)),),
+        lambda s: ReadinessResource(s.runtime)),
+    Route(("/metrics",), "Operations", (
+        Operation("GET", "Prometheus metrics (the master or an admin key, unless server.public_metrics)",
+                  media="text/plain", auth=ADMIN, errors=(401, 403)),),
+        lambda s: MetricsResource(s.runtime)),
+    Route(("/openapi.json",), "Operations", (
+        Operation("GET", "This document (OpenAPI 3.1), generated from the gateway's route table",
+                  answer="OpenAPIDocument", auth=PUBLIC, errors=()),),
+        lambda s: OpenAPIResource(TABLE)),
+    Route(("/docs",), "Operations", (
+        Operation("GET", "This document as a page (self-contained HTML)", media="text/html", auth=PUBLIC, errors=()),),
+        lambda s: DocsResource()),
+)
+
+_UI = Mount(lambda app, s: register_ui(app, s.runtime), (
+    Route(("/ui", "/ui/{name:path}"), "Dashboard", (
+        Operation("GET", "The dashboard's static files", media="text/html", auth=PUBLIC, errors=(404,)),
+        Operation("HEAD", "The dashboard's static files (headers only)", media="text/html", auth=PUBLIC,
+                  errors=(404,))), None),
+    Route(("/ui/api/login",), "Dashboard", (
+        Operation("POST", "Dashboard sign-in", auth=PUBLIC, errors=(400, 401, 429)),), None),
+    Route(("/ui/api/logout",), "Dashboard", (
+        Operation("POST", "Dashboard sign-out", auth=PUBLIC, errors=(403,)),), None),
+    Route(("/ui/api/session",), "Dashboard", (
+        Operation("GET", "The dashboard session", auth=PUBLIC, errors=(401,)),), None),
+))
+
+# --- the admin API (issue 10): gateway/api/admin/ registers these itself (they share the live feed) ---
+ADMIN_PREFIXES = ("/admin/v1", "/api/admin/v1")
+ADMIN_ERRORS = (400, 401, 403, 404, 409, 503)
+
+
+def _admin(path: str, *operations: Operation) -> Route:
+    return Route(_prefixed(path, ADMIN_PREFIXES), "Admin", operations, None)
+
+
+def _op(method: str, summary: str, *query: str, media: str = "application/json") -> Operation:
+    return Operation(method, summary, auth=ADMIN, query=query, errors=ADMIN_ERRORS, media=media,
+                     streams=media == "text/event-stream")
+
+
+_PERIOD = ("start", "end")
+_ADMIN = Mount(lambda app, s: register_admin(app, s.runtime), (
+    _admin("/clients", _op("GET", "Every client: config.yaml's (read-only) and the directory's"),
+           _op("POST", "Create a client; its key (generated unless given) is answered once")),
+    _admin("/clients/list", _op("GET", "Every client (the client-management document's path)")),
+    _admin("/clients/{client_id}", _op("GET", "One client"), _op("PUT", "Change a client (the fields given)"),
+           _op("DELETE", "Delete a client")),
+    _admin("/clients/{client_id}/rotate", _op("POST", "A new key for the client, answered once; the old one stops")),
+    _admin("/metrics/clients/{client_id}", _op("GET", "One client's usage over a period", *_PERIOD)),
+    _admin("/stats", _op("GET", "Usage per provider, model, client or key", "group_by", "client_key", *_PERIOD)),
+    _admin("/timeseries", _op("GET", "Usage in time buckets", "bucket_s", "group_by", "client_id", *_PERIOD)),
+    _admin("/requests/recent", _op("GET", "The latest requests, newest first", "limit", "client_id")),
+    _admin("/requests/stream", _op("GET", "The live request log (SSE)", media="text/event-stream")),
+    _admin("/status", _op("GET", "Config version, last reload, uptime, counts")),
+    _admin("/providers", _op("GET", "Providers and the state of each key (labels, never keys)")),
+    _admin("/providers/{provider_id}/keys", _op("POST", "Add a provider key (.env, config.yaml), live at once")),
+    _admin("/providers/{provider_id}/keys/{label}", _op("DELETE", "Remove a provider key, live at once")),
+    Route(("/admin/metrics",), "Admin", (_op("GET", "Usage summary (the first-steps document's path)", *_PERIOD),),
+          None),
+))
+
+TABLE: tuple[Route | Mount, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_OPS_ROUTES, _UI, _ADMIN)
+
+
+def routes(table: tuple[Route | Mount, ...] = TABLE) -> Iterator[Route]:
+    """Every route of ``table``, those of its mounts included."""
+    for entry in table:
+        if isinstance(entry, Mount):
+            yield from entry.routes
+        else:
+            yield entry
+
+
+def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route | Mount, ...] = TABLE) -> None:
+    """Add every route of ``table`` to ``app`` (one resource per entry, shared by its paths)."""
+    for entry in table:
+        if isinstance(entry, Mount):
+            entry.register(app, services)
+            continue
+        assert entry.make is not None, f"route {entry.paths[0]} has no resource"
+        resource = entry.make(services)
+        for path in entry.paths:
+            app.add_route(path, resource)
+
+
+_DIALECT_OF = {path: route.dialect for route in routes() for path in route.paths}
+_PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
+
+
+def dialect_of(template: str | None, path: str) -> str:
+    """The dialect a request's errors are written in: its route's, or by its path when no route matched."""
+    if template is not None and template in _DIALECT_OF:
+        return _DIALECT_OF[template]
+    return next((dialect for prefix, dialect in _PREFIX_DIALECTS if path.startswith(prefix)), OPENAI)

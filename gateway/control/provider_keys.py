@@ -1,0 +1,218 @@
+"""Add or remove one provider key in the operator's files, validated like a reload.
+
+Blocking (files, the operator lock): the admin API runs these on a thread. Each edit holds the
+operator lock (``gateway/oplock.py``, the lock ``virtual-key.sh`` takes) from the first read to
+the last write, builds the snapshot the edited files give and refuses the edit, writing nothing,
+unless it is valid and passes the reload guard. A new key's secret always goes to ``.env``
+(mode 600) as a new numbered variable:
+
+- a provider without ``api_keys`` in the config draws keys from its type's variables
+  (``OPENAI_API_KEY``, ``OPENAI_API_KEY_2`` …): the next number is written to ``.env``;
+- a provider with an ``api_keys`` list gets the next variable of the series its entries use
+  (``${OPENAI_API_KEY_2}`` → ``OPENAI_API_KEY_3``), or ``<ID>_API_KEY``, ``_2`` … of its own,
+  and ``"${THAT_VARIABLE}"`` is appended to the list (comments kept: ``configfile.py``).
+
+Removing a key drops its list entries and the ``.env`` variables that held it (a variable of the
+process environment cannot be removed from here: that is a conflict).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import dotenv_values
+
+from ..config.guard import reload_refusals
+from ..config.loader import ConfigError, LoadedConfig, environment_from, parse_config
+from ..config.schema import ProviderConfig
+from ..config.snapshot import ProviderKey, Snapshot, build_snapshot
+from ..oplock import operator_lock
+from ..providers.registry import TYPES, entry
+from . import configfile
+from .envfile import next_numbered, remove_value, set_value, write_private
+
+LOCK_TIMEOUT_S = 10.0  # an HTTP caller waits this long for the operator lock (scripts wait longer)
+SECRET = re.compile(r"[A-Za-z0-9._~+/=:\-]{8,4096}")
+
+
+class KeyEditError(Exception):
+    """Base: the edit was refused and nothing was written."""
+
+
+class ProviderNotFound(KeyEditError):
+    pass
+
+
+class KeyNotFound(KeyEditError):
+    pass
+
+
+class KeyConflict(KeyEditError):
+    """The key is already in the pool, or sits where the gateway cannot remove it."""
+
+
+class InvalidEdit(KeyEditError):
+    """The files with the edit would not load (or the reload guard refuses them): the config error."""
+
+
+@dataclass(frozen=True)
+class Files:
+    config: Path
+    env: Path
+
+
+@dataclass(frozen=True)
+class KeyChange:
+    provider_id: str
+    label: str  # the key's label: in the new pool (added) or in the old one (removed)
+    variables: tuple[str, ...]  # the .env variables written or removed
+    config_changed: bool
+    snapshot: Snapshot  # what the edited files give
+
+
+@dataclass(frozen=True)
+class _Texts:
+    config: str
+    env: str
+
+
+def check_secret(secret: str) -> str | None:
+    """Why ``secret`` cannot be a provider key written to ``.env`` (None: it can). Never echoes it."""
+    if not SECRET.fullmatch(secret):
+        return ("must be 8 to 4096 characters of letters, digits and . _ ~ + / = : - "
+                "(no spaces, quotes, '#' or '$')")
+    return None
+
+
+def _read(files: Files) -> _Texts:
+    env = files.env.read_text(encoding="utf-8") if files.env.is_file() else ""
+    return _Texts(files.config.read_text(encoding="utf-8"), env)
+
+
+def _build(texts: _Texts, filename: str) -> tuple[LoadedConfig, Snapshot]:
+    try:
+        loaded = parse_config(texts.config.encode(), filename, environment_from(texts.env))
+        return loaded, build_snapshot(loaded, filename)
+    except ConfigError as exc:
+        raise InvalidEdit(exc.render()) from None
+
+
+def _provider(loaded: LoadedConfig, provider_id: str) -> tuple[int, ProviderConfig]:
+    for index, provider in enumerate(loaded.config.llm_providers):
+        if provider.id == provider_id:
+            return index, provider
+    raise ProviderNotFound(f"no provider '{provider_id}' in the config")
+
+
+def _validated(texts: _Texts, filename: str, current: Snapshot) -> Snapshot:
+    loaded, snapshot = _build(texts, filename)
+    refusals = reload_refusals(loaded, current, snapshot) if snapshot.version != current.version else []
+    if refusals:
+        raise InvalidEdit(ConfigError(filename, refusals).render())
+    return snapshot
+
+
+def _write(files: Files, old: _Texts, new: _Texts, env_first: bool) -> None:
+    writes = [(files.env, old.env, new.env, True), (files.config, old.config, new.config, False)]
+    for path, before, after, private in writes if env_first else reversed(writes):
+        if after != before:
+            if private:
+                write_private(str(path), after)
+            else:
+                configfile.write_atomic(str(path), after)
+
+
+def _series_base(raw: Iterable[str], provider_id: str) -> str:
+    """The variable series a provider's ``api_keys`` list uses, else one named after the provider."""
+    bases = {re.sub(r"_\d+$", "", name) for item in raw for name in configfile.referenced_variables(item)}
+    if len(bases) == 1:
+        return bases.pop()
+    own = re.sub(r"[^A-Z0-9]", "_", provider_id.upper()) + "_API_KEY"
+    type_bases = {name for kind in TYPES.values() for name in kind.key_envs}
+    return own if own not in type_bases else own.replace("_API_KEY", "_PROVIDER_API_KEY")
+
+
+def _names_in_use(texts: _Texts) -> set[str]:
+    return set(environment_from(texts.env)) | configfile.referenced_variables(texts.config)
+
+
+def add_key(files: Files, current: Snapshot, provider_id: str, secret: str, who: str,
+            lock_timeout_s: float = LOCK_TIMEOUT_S) -> KeyChange:
+    """Write ``secret`` as a new key of ``provider_id`` (see the module docstring)."""
+    with operator_lock(f"admin API: add a key to {provider_id} ({who})", timeout=lock_timeout_s):
+        old = _read(files)
+        filename = str(files.config)
+        loaded, snapshot = _build(old, filename)
+        index, provider = _provider(loaded, provider_id)
+        ident = ProviderKey(provider_id, 0, secret).ident
+        if any(k.ident == ident for k in snapshot.providers[provider_id].keys):
+            raise KeyConflict(f"provider '{provider_id}' already has this key")
+        if provider.api_keys is None:
+            variable = next_numbered(entry(provider.type).key_envs[0], _names_in_use(old))
+            new = _Texts(old.config, set_value(old.env, variable, secret))
+        else:
+            raw = configfile.raw_keys(old.config, index)
+            variable = next_numbered(_series_base(raw, provider_id), _names_in_use(old))
+            new = _Texts(configfile.append_key(old.config, index, "${" + variable + "}"),
+                         set_value(old.env, variable, secret))
+        result = _validated(new, filename, current)
+        label = next((k.label for k in result.providers[provider_id].keys if k.ident == ident), None)
+        if label is None:
+            raise KeyConflict(f"the key would not join provider '{provider_id}''s pool "
+                              f"({variable} is set in the gateway's process environment)")
+        _write(files, old, new, env_first=True)
+    return KeyChange(provider_id, label, (variable,), new.config != old.config, result)
+
+
+def _env_file_names(env_text: str) -> set[str]:
+    return set(dotenv_values(stream=io.StringIO(env_text)))
+
+
+def _holders(names: Iterable[str], environ: Mapping[str, str], secret: str) -> list[str]:
+    return sorted(n for n in names if environ.get(n, "").strip() == secret)
+
+
+def _drop_env(old_env: str, variables: Iterable[str], provider_id: str) -> str:
+    env = old_env
+    in_file = _env_file_names(old_env)
+    for name in variables:
+        if name in os.environ or name not in in_file:
+            raise KeyConflict(f"the key of provider '{provider_id}' comes from {name} in the gateway's process "
+                              "environment, not from .env: remove it there and restart")
+        env = remove_value(env, name)
+    return env
+
+
+def remove_key(files: Files, current: Snapshot, provider_id: str, label: str, who: str,
+               lock_timeout_s: float = LOCK_TIMEOUT_S) -> KeyChange:
+    """Remove the key ``label`` (``provider#N``) of ``provider_id`` (see the module docstring)."""
+    with operator_lock(f"admin API: remove key {label} ({who})", timeout=lock_timeout_s):
+        old = _read(files)
+        filename = str(files.config)
+        loaded, snapshot = _build(old, filename)
+        index, provider = _provider(loaded, provider_id)
+        key = next((k for k in snapshot.providers[provider_id].keys if k.label == label), None)
+        if key is None:
+            raise KeyNotFound(f"provider '{provider_id}' has no key '{label}'")
+        environ = environment_from(old.env)
+        if provider.api_keys is None:
+            bases = entry(provider.type).key_envs
+            pattern = re.compile(rf"^(?:{'|'.join(map(re.escape, bases))})(?:_\d+)?$")
+            variables = _holders((n for n in environ if pattern.match(n)), environ, key.secret)
+            new = _Texts(old.config, _drop_env(old.env, variables, provider_id))
+        else:
+            positions = {i for i, value in enumerate(provider.api_keys) if value.strip() == key.secret}
+            raw = configfile.raw_keys(old.config, index)
+            config = configfile.remove_keys(old.config, index, positions)
+            named = {n for i in positions for n in configfile.referenced_variables(raw[i])}
+            orphans = named - configfile.referenced_variables(config)
+            variables = [n for n in sorted(orphans) if n in _env_file_names(old.env) and n not in os.environ]
+            new = _Texts(config, _drop_env(old.env, variables, provider_id))
+        result = _validated(new, filename, current)
+        _write(files, old, new, env_first=False)
+    return KeyChange(provider_id, label, tuple(variables), new.config != old.config, result)

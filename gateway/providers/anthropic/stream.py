@@ -1,0 +1,222 @@
+"""Anthropic Messages SSE streams -> OpenAI chat completion chunks (and the native pass-through).
+
+Anthropic's events: ``message_start`` (id, input usage), ``content_block_start`` (a text or
+``tool_use`` block), ``content_block_delta`` (``text_delta``; ``input_json_delta``: a piece of a
+tool call's arguments), ``content_block_stop``, ``message_delta`` (``stop_reason``, output usage),
+``message_stop`` (the end), ``ping``, and ``error`` (the stream failed after it began). A stream
+that ends without ``message_stop`` leaves ``done`` false: the pipeline tells the client it was cut.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ..base import Usage, estimate_prompt_tokens, estimate_tokens, scrub
+from .response import count, finish_reason, openai_usage, usage_of
+
+DONE = b"data: [DONE]\n\n"
+
+
+class SSESplitter:
+    """Raw stream bytes -> complete SSE events as (event name, data bytes, the event's raw bytes)."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[str, bytes, bytes]]:
+        buffer = self._buffer + chunk
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n")
+        events = buffer.split(b"\n\n")
+        self._buffer = events.pop()
+        out = []
+        for event in events:
+            name, data = "", []
+            for line in event.split(b"\n"):
+                if line.startswith(b"event:"):
+                    name = line[6:].strip().decode("utf-8", "replace")
+                elif line.startswith(b"data:"):
+                    data.append(line[5:].lstrip())
+            if data or name:
+                out.append((name, b"\n".join(data), event))
+        return out
+
+
+def _load(data: bytes) -> dict[str, Any]:
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+class _UsageCounter:
+    """The usage Anthropic reports across ``message_start`` and ``message_delta`` (cumulative counts)."""
+
+    def __init__(self) -> None:
+        self.raw: dict[str, Any] = {}
+
+    def note(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self.raw.update({k: v for k, v in usage.items() if v is not None})
+
+    def usage(self) -> Usage | None:
+        return usage_of(self.raw) if self.raw else None
+
+
+class AnthropicStreamRelay:
+    """Anthropic SSE -> OpenAI chunks (a ``Relay``); see the module docstring."""
+
+    def __init__(self, requested_model: str, wants_usage: bool, request_body: dict[str, Any], json_answer: bool):
+        self.requested_model = requested_model
+        self.wants_usage = wants_usage
+        self.request_body = request_body
+        self.json_answer = json_answer  # a forced JSON tool's input is streamed as content
+        self.done = False
+        self._splitter = SSESplitter()
+        self._usage = _UsageCounter()
+        self._id = ""
+        self._created = int(time.time())
+        self._tools: dict[int, int] = {}  # content block index -> OpenAI tool call index
+        self._text: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for name, data, _raw in self._splitter.feed(chunk):
+            event = _load(data)
+            out.extend(self._event(str(event.get("type") or name), event))
+        return out
+
+    def _event(self, kind: str, event: dict[str, Any]) -> list[bytes]:
+        if kind == "message_start":
+            message = _obj(event, "message")
+            self._id = str(message.get("id") or "")
+            self._usage.note(message.get("usage"))
+            return [self._chunk({"role": "assistant", "content": ""})]
+        if kind == "content_block_start":
+            return self._block_start(event)
+        if kind == "content_block_delta":
+            return self._block_delta(event)
+        if kind == "message_delta":
+            self._usage.note(event.get("usage"))
+            delta = _obj(event, "delta")
+            reason = finish_reason(delta.get("stop_reason"), self.json_answer)
+            return [self._chunk({}, reason)] if reason is not None else []
+        if kind == "message_stop":
+            return self._end()
+        if kind == "error":
+            return [_error_event(event)]
+        return []  # ping, content_block_stop, and events this version does not know
+
+    def _block_start(self, event: dict[str, Any]) -> list[bytes]:
+        block = _obj(event, "content_block")
+        if block.get("type") == "text" and block.get("text"):
+            return self._content(str(block["text"]))
+        if block.get("type") != "tool_use" or self.json_answer:
+            return []
+        index = self._tools[_index(event)] = len(self._tools)
+        call = {"index": index, "id": str(block.get("id") or ""), "type": "function",
+                "function": {"name": str(block.get("name") or ""), "arguments": ""}}
+        return [self._chunk({"tool_calls": [call]})]
+
+    def _block_delta(self, event: dict[str, Any]) -> list[bytes]:
+        delta = _obj(event, "delta")
+        kind = delta.get("type")
+        if kind == "text_delta":
+            return self._content(str(delta.get("text") or ""))
+        if kind != "input_json_delta" or not delta.get("partial_json"):
+            return []  # thinking, signatures, citations; empty argument pieces
+        piece = str(delta["partial_json"])
+        if self.json_answer:
+            return self._content(piece)
+        index = self._tools.get(_index(event))
+        if index is None:
+            return []
+        return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})]
+
+    def _content(self, text: str) -> list[bytes]:
+        if not text:
+            return []
+        self._text.append(text)
+        return [self._chunk({"content": text})]
+
+    def _end(self) -> list[bytes]:
+        self.done = True
+        out = []
+        usage = self._usage.usage()
+        if self.wants_usage and usage is not None:
+            cached = count(self._usage.raw.get("cache_read_input_tokens"))
+            out.append(_sse(self._base() | {"choices": [], "usage": openai_usage(usage, cached)}))
+        out.append(DONE)
+        return out
+
+    def _base(self) -> dict[str, Any]:
+        return {"id": self._id, "object": "chat.completion.chunk", "created": self._created,
+                "model": self.requested_model}
+
+    def _chunk(self, delta: dict[str, Any], reason: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": reason}
+        return _sse(self._base() | {"choices": [choice]})
+
+    def final_usage(self) -> Usage:
+        usage = self._usage.usage()
+        if usage is not None:
+            return usage
+        return Usage(estimate_prompt_tokens(self.request_body.get("messages")),
+                     estimate_tokens("".join(self._text)), exact=False)
+
+
+class NativeStreamRelay:
+    """Same-dialect pass-through: Anthropic's events unchanged, their usage read, ``done`` at message_stop."""
+
+    def __init__(self, request_body: dict[str, Any]):
+        self.request_body = request_body
+        self.done = False
+        self._splitter = SSESplitter()
+        self._usage = _UsageCounter()
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        out = []
+        for name, data, raw in self._splitter.feed(chunk):
+            if name in ("message_start", "message_delta"):
+                event = _load(data)
+                message = event.get("message")
+                self._usage.note(message.get("usage") if isinstance(message, dict) else event.get("usage"))
+            elif name == "message_stop":
+                self.done = True
+            out.append(raw + b"\n\n")
+        return out
+
+    def final_usage(self) -> Usage:
+        usage = self._usage.usage()
+        if usage is not None:
+            return usage
+        return Usage(estimate_prompt_tokens(self.request_body.get("messages")), 0, exact=False)
+
+
+def _obj(event: dict[str, Any], name: str) -> dict[str, Any]:
+    """``event[name]`` if it is an object, else an empty one."""
+    value = event.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+def _index(event: dict[str, Any]) -> int:
+    index = event.get("index")
+    return index if isinstance(index, int) else -1
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+def _error_event(event: dict[str, Any]) -> bytes:
+    """Anthropic's ``error`` event as the OpenAI-shape error event a client SDK raises on."""
+    error = _obj(event, "error")
+    kind = str(error.get("type") or "api_error")
+    message = scrub(str(error.get("message") or kind), None)
+    body = {"error": {"message": f"The provider's stream failed: {message}", "type": "provider_error",
+                      "code": kind}}
+    return _sse(body)

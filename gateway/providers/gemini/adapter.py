@@ -1,0 +1,73 @@
+"""The Gemini adapter (Google AI Studio, ``generateContent``): OpenAI in, Gemini on the wire, OpenAI out.
+
+Chat and completions go to ``{root}/models/{model}:generateContent`` (``:streamGenerateContent?alt=sse`` for
+streams), embeddings to ``:embedContent`` (one input) or ``:batchEmbedContents`` (a list). The key travels
+in the ``x-goog-api-key`` header, never in the URL (where access logs would keep it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+import orjson
+
+from ...errors import InvalidRequest
+from ...upstream import UpstreamRequest
+from ..base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, Relay, Verdict
+from ..openai.request import request_headers
+from . import embeddings, errors
+from .passthrough import DIALECT, NativeRelay, parse_native
+from .request import chat_request, completion_request
+from .response import parse_answer
+from .stream import GeminiRelay
+
+if TYPE_CHECKING:
+    from ...config.snapshot import ProviderKey, Target
+
+
+def model_url(target: Target, method: str) -> str:
+    """``{root}/models/{model}:{method}`` (a ``models/`` prefix on the model is taken as given)."""
+    model = target.model.removeprefix("models/")
+    return f"{target.provider.api_root}/models/{quote(model, safe='-._~')}:{method}"
+
+
+def _native(call: Call) -> bool:
+    return call.dialect == DIALECT and call.operation == CHAT
+
+
+class GeminiAdapter:
+    def build_request(self, target: Target, key: ProviderKey | None, call: Call) -> UpstreamRequest:
+        auth = {"x-goog-api-key": key.secret} if key is not None else {}
+        streams = call.stream and call.operation in (CHAT, COMPLETIONS)
+        if call.operation == EMBEDDINGS:
+            model = target.model.removeprefix("models/")
+            method = "batchEmbedContents" if embeddings.is_batch(call.body) else "embedContent"
+            body = embeddings.embed_request(call.body, model)
+        elif call.operation in (CHAT, COMPLETIONS):
+            method = "streamGenerateContent?alt=sse" if streams else "generateContent"
+            if _native(call):
+                body = call.native_body if call.native_body is not None else call.body  # the client's own body
+            else:
+                body = chat_request(call.body) if call.operation == CHAT else completion_request(call.body)
+        else:
+            raise InvalidRequest(f"Provider '{target.provider.id}' (type gemini) cannot serve {call.path}.")
+        headers = request_headers(target.provider, auth, streams)
+        return UpstreamRequest("POST", model_url(target, method), headers, orjson.dumps(body))
+
+    def parse_response(self, raw: bytes, call: Call) -> Answer:
+        if call.operation == EMBEDDINGS:
+            return embeddings.parse_embeddings(raw, call.model, call.body)
+        if _native(call):
+            return parse_native(raw, call)
+        return parse_answer(raw, call.model, call.body, call.operation == CHAT)
+
+    def stream_relay(self, call: Call) -> Relay:
+        return NativeRelay(call) if _native(call) else GeminiRelay(call)
+
+    def error_message(self, body: bytes, secret: str | None) -> str:
+        return errors.error_message(body, secret)
+
+    def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> Verdict:
+        return errors.classify(status, headers, body)

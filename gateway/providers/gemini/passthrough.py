@@ -1,0 +1,60 @@
+"""Same-dialect pass-through: a request that came in as Gemini's own (``Call.dialect == "gemini"``) goes
+out as it is, and its answer and stream events come back untranslated; only the usage is read (for
+accounting) and the end of the stream noticed (see ``pipeline/core.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..base import Answer, Call, Usage, estimate_tokens
+from .response import block_reason, finish_reason, usage_of
+from .stream import split_events
+
+DIALECT = "gemini"
+
+
+def parse_native(raw: bytes, call: Call) -> Answer:
+    data = orjson.loads(raw)
+    if not isinstance(data, dict):
+        raise ValueError("the upstream answer is not a JSON object")
+    usage = usage_of(data.get("usageMetadata")) or Usage(0, estimate_tokens(raw.decode("utf-8", "replace")),
+                                                         exact=False)
+    return Answer(data, usage)
+
+
+class NativeRelay:
+    """Gemini events passed on as they came (one ``data:`` event each), with their usage kept."""
+
+    def __init__(self, call: Call):
+        self.call = call
+        self.done = False
+        self._buffer = b""
+        self._usage: Usage | None = None
+        self._size = 0
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        payloads, self._buffer = split_events(self._buffer + chunk)
+        out = []
+        for payload in payloads:
+            self._size += len(payload)
+            self._note(payload)
+            out.append(b"data: " + payload + b"\r\n\r\n")
+        return out
+
+    def _note(self, payload: bytes) -> None:
+        try:
+            data: Any = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(data, dict):
+            return
+        self._usage = usage_of(data.get("usageMetadata")) or self._usage
+        candidates = data.get("candidates")
+        finished = isinstance(candidates, list) and any(
+            isinstance(c, dict) and finish_reason(c.get("finishReason"), False) for c in candidates)
+        self.done = self.done or finished or block_reason(data) is not None
+
+    def final_usage(self) -> Usage:
+        return self._usage or Usage(0, self._size // 4, exact=False)

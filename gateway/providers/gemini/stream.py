@@ -1,0 +1,142 @@
+"""Gemini SSE streams (``streamGenerateContent?alt=sse``) → OpenAI chunks, event by event.
+
+Each ``data:`` event is a whole ``GenerateContentResponse`` holding the next piece of each candidate.
+Gemini sends no ``[DONE]``: the stream is complete once every candidate seen has a ``finishReason``
+(or the prompt was blocked); the relay then adds the usage chunk (when the client asked) and ``[DONE]``.
+A stream that stops before that is not ``done``, and the pipeline ends it with an error event.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ..base import CHAT, Call, Usage, estimate_tokens, scrub
+from .errors import error_of
+from .response import (
+    Reading,
+    block_reason,
+    candidates_of,
+    estimated_prompt,
+    finish_reason,
+    new_id,
+    refusal,
+    usage_dict,
+    usage_of,
+)
+
+DONE = b"data: [DONE]\n\n"
+
+
+def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """Complete SSE events' ``data`` payloads in ``buffer``, and the unfinished rest."""
+    if b"\r" in buffer:
+        buffer = buffer.replace(b"\r\n", b"\n")
+    events = buffer.split(b"\n\n")
+    rest = events.pop()
+    payloads = []
+    for event in events:
+        lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+        if lines:
+            payloads.append(b"\n".join(lines))
+    return payloads, rest
+
+
+def sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + orjson.dumps(data) + b"\n\n"
+
+
+class GeminiRelay:
+    """A ``Relay`` from Gemini's stream to OpenAI chat (or text completion) chunks."""
+
+    def __init__(self, call: Call):
+        self.model = call.model
+        self.wants_usage = call.wants_usage
+        self.chat = call.operation == CHAT
+        self.request_body = call.body
+        self.done = False
+        self._buffer = b""
+        self._id = ""
+        self._created = int(time.time())
+        self._meta: dict[str, Any] = {}
+        self._started: set[int] = set()  # candidates whose first chunk (with the role) went out
+        self._finished: set[int] = set()
+        self._calls: dict[int, int] = {}  # tool calls sent so far, per candidate
+        self._text: list[str] = []
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        payloads, self._buffer = split_events(self._buffer + chunk)
+        out: list[bytes] = []
+        for payload in payloads:
+            if not self.done:
+                out.extend(self._event(payload))
+        return out
+
+    def _event(self, payload: bytes) -> list[bytes]:
+        try:
+            data = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(data, dict):
+            return []
+        error = error_of(data)
+        if error is not None:
+            message = scrub(str(error.get("message") or "The provider reported an error mid-stream."), None)
+            return [sse({"error": {"message": message, "type": "provider_error", "code": "stream_interrupted"}})]
+        self._id = self._id or new_id("chatcmpl-" if self.chat else "cmpl-", data)
+        if isinstance(data.get("usageMetadata"), dict):
+            self._meta = data["usageMetadata"]
+        blocked = block_reason(data)
+        choices = [self._blocked_choice(blocked)] if blocked else [
+            c for c in (self._choice(r) for r in candidates_of(data)) if c is not None]
+        out = [self._chunk({"choices": choices})] if choices else []
+        if blocked or (self._started and self._finished >= self._started):
+            self.done = True
+            if self.wants_usage:
+                usage = self.final_usage()
+                out.append(self._chunk({"choices": [], "usage": usage_dict(self._meta, usage)}))
+            out.append(DONE)
+        return out
+
+    def _chunk(self, fields: dict[str, Any]) -> bytes:
+        kind = "chat.completion.chunk" if self.chat else "text_completion"
+        return sse({"id": self._id, "object": kind, "created": self._created, "model": self.model, **fields})
+
+    def _choice(self, reading: Reading) -> dict[str, Any] | None:
+        index = reading.index
+        self._started.add(index)
+        self._text.append(reading.text)
+        reason = finish_reason(reading.finish, bool(reading.calls) or bool(self._calls.get(index)))
+        if reason is not None:
+            self._finished.add(index)
+        if not self.chat:
+            if not reading.text and reason is None:
+                return None
+            return {"index": index, "text": reading.text, "logprobs": None, "finish_reason": reason}
+        delta: dict[str, Any] = {}
+        if index not in self._calls:  # the first chunk of this candidate
+            self._calls[index] = 0
+            delta["role"] = "assistant"
+        if reading.text:
+            delta["content"] = reading.text
+        if reading.calls:
+            first = self._calls[index]
+            delta["tool_calls"] = [{"index": first + n, **call} for n, call in enumerate(reading.calls)]
+            self._calls[index] = first + len(reading.calls)
+        if not delta and reason is None:
+            return None
+        return {"index": index, "delta": delta, "logprobs": None, "finish_reason": reason}
+
+    def _blocked_choice(self, reason: str) -> dict[str, Any]:
+        if not self.chat:
+            return {"index": 0, "text": "", "logprobs": None, "finish_reason": "content_filter"}
+        return {"index": 0, "delta": {"role": "assistant", "refusal": refusal(reason)}, "logprobs": None,
+                "finish_reason": "content_filter"}
+
+    def final_usage(self) -> Usage:
+        usage = usage_of(self._meta) if self._meta else None
+        if usage is not None:
+            return usage
+        return Usage(estimated_prompt(self.request_body), estimate_tokens("".join(self._text)), exact=False)

@@ -1,0 +1,71 @@
+"""Clients created at runtime (the store's client directory), as authentication sees them.
+
+Lookups by key digest are cached in the process, misses included (a wrong key does not reach
+the store twice). The cache is dropped when ``directory_version()`` changes, polled at most
+every ``poll_s`` seconds: a client created, rotated or deleted through another process or
+replica takes effect here within about that long; ``changed()`` drops it at once (the process
+that made the change calls it).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from ..config.snapshot import ClientSpec
+from ..errors import StoreUnavailable as Refused
+from .base import ClientRecord, Store, StoreUnavailable
+
+MAX_CACHED = 10_000
+
+
+def client_spec(record: ClientRecord) -> ClientSpec:
+    """The directory's record as the request path uses a client (the same shape as config clients)."""
+    providers, models = record.allowed_providers, record.allowed_models
+    return ClientSpec(id=record.id, digest=record.key_digest,
+                      allowed_providers=None if "*" in providers else frozenset(providers),
+                      allowed_models=None if "*" in models else frozenset(models),
+                      limits=record.limits, budget=record.budget, admin=record.admin)
+
+
+class ClientDirectory:
+    def __init__(self, store: Store, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.poll_s = poll_s
+        self._clock = clock
+        self._cache: dict[bytes, ClientSpec | None] = {}
+        self._version: int | None = None
+        self._checked = -poll_s
+
+    def changed(self) -> None:
+        """Forget every cached lookup now (after this process changed the directory)."""
+        self._cache.clear()
+        self._checked = -self.poll_s
+
+    async def find(self, digest: bytes) -> ClientSpec | None:
+        """The client whose key has this digest, or None. Raises ``errors.StoreUnavailable`` (503)
+        when the store cannot answer for a digest not cached (a valid key is not told 401)."""
+        try:
+            await self._refresh()
+            if digest in self._cache:
+                return self._cache[digest]
+            record = await self.store.client_by_digest(digest)
+        except StoreUnavailable:
+            if digest in self._cache:
+                return self._cache[digest]
+            raise Refused("The gateway's client directory is unreachable; retry shortly.") from None
+        found = None if record is None else client_spec(record)
+        if len(self._cache) >= MAX_CACHED:
+            self._cache.clear()
+        self._cache[digest] = found
+        return found
+
+    async def _refresh(self) -> None:
+        now = self._clock()
+        if now - self._checked < self.poll_s:
+            return
+        self._checked = now
+        version = await self.store.directory_version()
+        if version != self._version:
+            self._cache.clear()
+            self._version = version
