@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import Mapping
@@ -119,6 +120,22 @@ def create_app(settings: Settings | None = None) -> Any:
     for warning in snapshot.warnings:
         log.warning(warning)
     runtime = Runtime(settings, snapshot, settings.http_transport)
+    app = build_app(runtime)
+    tune_gc()
     log.info("gateway ready", extra={"config_version": snapshot.version, "providers": len(snapshot.providers),
                                      "clients": len(snapshot.clients), "pid": os.getpid()})
-    return build_app(runtime)
+    return app
+
+
+GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (Python's default: 700)
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a server (issue 12): what start-up built is frozen
+    (never scanned again), and the young generation is collected every 20,000 allocations instead
+    of 700 (a request allocates a few thousand objects, nearly all freed by reference counting).
+    Measured with scripts/bench: about 30 µs less CPU a request."""
+    gc.collect()
+    gc.freeze()
+    _, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)

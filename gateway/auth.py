@@ -13,7 +13,6 @@ from .config.schema import Budget, Limits
 from .config.snapshot import ClientSpec, Snapshot, key_digest
 from .errors import AdminRequired, AuthenticationError
 from .store.directory import ClientDirectory
-from .ui_session import SessionRequest, require_session
 
 MASTER = ClientSpec(id="master", digest=b"", allowed_providers=None, allowed_models=None,
                     limits=Limits(), budget=Budget(), admin=True)
@@ -66,32 +65,29 @@ async def authenticate_any(snapshot: Snapshot, directory: ClientDirectory | None
         return Caller(client, False)
 
 
-def require_admin(snapshot: Snapshot, authorization: str | None, x_api_key: str | None,
-                  req: SessionRequest | None = None) -> Caller:
-    """The caller if it holds the master key or an ``admin: true`` client key — or, given ``req``
-    and no key, a signed-in dashboard session (``gateway/ui_session.py``; a mutating call also
-    needs its ``x-csrf-token``).
+def require_admin(snapshot: Snapshot, authorization: str | None, x_api_key: str | None) -> Caller:
+    """The caller if it holds the master key or an ``admin: true`` client key of the config.
 
-    Raises ``AuthenticationError`` (401) without a valid key or session, ``AdminRequired`` (403)
-    for any other client and ``CsrfFailed`` (403) for a session call without its CSRF token.
+    Raises ``AuthenticationError`` (401) without a valid key and ``AdminRequired`` (403) for any
+    other client. (The admin API also takes directory clients and dashboard sessions:
+    ``api/admin/access.py``.)
     """
-    if req is not None and presented_key(authorization, x_api_key) is None:
-        who = require_session(req, snapshot)
-        if who is not None:
-            return _session_caller(snapshot, who)
     caller = authenticate(snapshot, authorization, x_api_key)
     if not caller.client.admin:
         raise AdminRequired("This endpoint needs the master key or the key of a client with 'admin: true'.")
     return caller
 
 
-def _session_caller(snapshot: Snapshot, who: str) -> Caller:
+def session_caller(snapshot: Snapshot, who: str, directory_client: ClientSpec | None = None) -> Caller:
     """The caller a checked dashboard session stands for (``master``, ``client:<id>``, ``user:<name>``)."""
     if who == "master":
         return Caller(MASTER, True)
-    client_id = who.removeprefix("client:")
-    client = next((c for c in snapshot.clients.values() if who.startswith("client:") and c.id == client_id), None)
-    return Caller(client or replace(MASTER, id=who), False)
+    if who.startswith("client:"):
+        client_id = who.removeprefix("client:")
+        client = next((c for c in snapshot.clients.values() if c.id == client_id), directory_client)
+        if client is not None:
+            return Caller(client, False)
+    return Caller(replace(MASTER, id=who), False)
 
 
 def is_admin(snapshot: Snapshot, authorization: str | None, x_api_key: str | None) -> bool:

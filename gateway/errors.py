@@ -7,13 +7,20 @@ Messages must never contain a provider key, a client key or the master key.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import orjson
+
+if TYPE_CHECKING:
+    from .config.snapshot import Target
 
 
 class GatewayError(Exception):
     status = 500
     type = "api_error"
     code = "internal_error"
+    # set by the dispatcher on the error a request ends with: the last (target, key label) it tried
+    tried: tuple[Target, str] | None = None
 
     def __init__(self, message: str, *, headers: dict[str, str] | None = None, param: str | None = None):
         super().__init__(message)

@@ -23,7 +23,7 @@ from .config.schema import Pricing
 from .config.snapshot import ClientSpec
 from .errors import BudgetExceeded, RateLimited
 from .providers.base import Usage
-from .store.base import Counters, Reservation
+from .store.base import Ask, BudgetAsk, Counters, Reservation, Spend
 
 # Output tokens assumed for a request that names no max_tokens, when its cost is held (see estimated_cost).
 DEFAULT_OUTPUT_TOKENS = 4096
@@ -81,69 +81,57 @@ class ClientLimiter:
         self.window_s = window_s
 
     async def admit(self, client: ClientSpec, est_tokens: float, est_usd: float = 0.0) -> Admission:
-        """Check the client's budget and limits; count the request, hold its tokens and cost."""
-        admission = Admission(client)
-        budget = client.budget
-        if budget.daily_usd is not None or budget.monthly_usd is not None:
-            admission.hold = await self._hold(client, est_usd)
-        if client.limits.req_per_min is None and client.limits.tokens_per_min is None:
-            return admission
-        try:
-            await self._count(admission, est_tokens)
-        except RateLimited:
-            await self._release(admission)
-            raise
-        return admission
+        """Check the client's budget and limits; count the request, hold its tokens and cost: all in
+        one step of the store (``reserve_all``), or nothing when any of them refuses.
 
-    async def _count(self, admission: Admission, est_tokens: float) -> None:
-        limits, name, headers = admission.client.limits, admission.client.id, admission.headers
-        request: Reservation | None = None
+        The budget hold is an entry of the window ``client:<id>:held`` (it lapses after
+        ``HOLD_TTL_S`` if a process dies with it). The window admits ``est_usd`` while what it
+        holds stays under what the budget has left after the spend (``BudgetAsk``): many requests
+        at once on many replicas cannot all slip under the budget's last cent, and one always can."""
+        admission = Admission(client)
+        budget, limits, name = client.budget, client.limits, client.id
+        hold = None
+        if budget.daily_usd is not None or budget.monthly_usd is not None:
+            hold = BudgetAsk(name, self.wall_clock(), budget.daily_usd, budget.monthly_usd, f"client:{name}:held",
+                             est_usd, HOLD_TTL_S)
+        asks: list[tuple[str, float, Ask]] = []
         if limits.req_per_min is not None:
-            got = await self.store.check_and_reserve(f"client:{name}:req", limits.req_per_min, 1, self.window_s)
-            headers.update(_headers("requests", limits.req_per_min, limits.req_per_min - got.used, got.reset_s))
-            if got.reservation is None:
-                raise RateLimited(f"This key is limited to {limits.req_per_min} requests per "
-                                  f"{self._window_words()}.", retry_after=got.wait_s, headers=headers)
-            request = got.reservation
+            asks.append(("requests", limits.req_per_min,
+                         Ask(f"client:{name}:req", limits.req_per_min, 1, self.window_s)))
         if limits.tokens_per_min is not None:
             # at most the whole limit: what a request bigger than the window may hold while it runs
-            need = min(est_tokens, limits.tokens_per_min)
-            got = await self.store.check_and_reserve(f"client:{name}:tok", limits.tokens_per_min, need, self.window_s)
-            headers.update(_headers("tokens", limits.tokens_per_min, limits.tokens_per_min - got.used, got.reset_s))
-            if got.reservation is None:
-                if request is not None:
-                    await self.store.settle(request, 0)
-                raise RateLimited(f"This key is limited to {limits.tokens_per_min} tokens per "
-                                  f"{self._window_words()}.", retry_after=got.wait_s, headers=headers)
-            admission.tokens = got.reservation
+            asks.append(("tokens", limits.tokens_per_min, Ask(f"client:{name}:tok", limits.tokens_per_min,
+                                                              min(est_tokens, limits.tokens_per_min), self.window_s)))
+        if hold is None and not asks:
+            return admission
+        batch = await self.store.reserve_all([a for _, _, a in asks], hold)
+        results = list(batch.results)
+        if hold is not None:
+            held = results.pop(0)
+            if batch.refused and not results:
+                self._refuse_budget(hold, batch.spend, held.used)
+            admission.hold = held.reservation
+        for (kind, limit, _), got in zip(asks, results, strict=False):
+            admission.headers.update(_headers(kind, limit, limit - got.used, got.reset_s))
+            if batch.refused and got is results[-1]:
+                raise RateLimited(f"This key is limited to {limit} {kind} per {self._window_words()}.",
+                                  retry_after=got.wait_s, headers=admission.headers)
+            if kind == "tokens":
+                admission.tokens = got.reservation
+        return admission
 
-    async def _hold(self, client: ClientSpec, est_usd: float) -> Reservation:
-        """Hold ``est_usd`` while spent plus held is under the budget, atomically in the store.
-
-        Holds are entries of the window ``client:<id>:held`` (they lapse after ``HOLD_TTL_S`` if
-        a process dies with them). The window admits ``est_usd`` while what it holds stays under
-        what the budget has left (``limit`` is that plus ``est_usd``, less a hair): many requests at
-        once on many replicas cannot all slip under the budget's last cent, and one always can."""
-        budget = client.budget
-        now_wall = self.wall_clock()
-        spend = await self.store.spend(client.id, now_wall)  # this clock: no round trip for the store's
-        periods = [("daily", budget.daily_usd, spend.day, _seconds_to_next_day(now_wall)),
-                   ("monthly", budget.monthly_usd, spend.month, _seconds_to_next_month(now_wall))]
+    def _refuse_budget(self, hold: BudgetAsk, spend: Spend | None, held: float) -> None:
+        """Raise the BudgetExceeded that a refused budget hold means (the tighter period's)."""
+        now_wall = hold.at
+        day, month = (spend.day, spend.month) if spend is not None else (0.0, 0.0)
+        periods = [("daily", hold.daily_usd, day, _seconds_to_next_day(now_wall)),
+                   ("monthly", hold.monthly_usd, month, _seconds_to_next_month(now_wall))]
         period, budget_usd, spent, left_s = min(((p, b, s, t) for p, b, s, t in periods if b is not None),
                                                 key=lambda p: p[1] - p[2])
         _check_period(period, budget_usd, spent, 0.0, left_s)
-        got = await self.store.check_and_reserve(f"client:{client.id}:held", budget_usd - spent + est_usd - 1e-9,
-                                                 est_usd, HOLD_TTL_S)
-        if got.reservation is None:
-            _check_period(period, budget_usd, spent, got.used, left_s)
-            raise BudgetExceeded(f"This key's {period} budget is held by its requests in flight.",
-                                 retry_after=HELD_RETRY_AFTER_S)
-        return got.reservation
-
-    async def _release(self, admission: Admission) -> None:
-        if admission.hold is not None:
-            hold, admission.hold = admission.hold, None
-            await self.store.settle(hold, 0)
+        _check_period(period, budget_usd, spent, held, left_s)
+        raise BudgetExceeded(f"This key's {period} budget is held by its requests in flight.",
+                             retry_after=HELD_RETRY_AFTER_S)
 
     async def settle(self, admission: Admission, usage: Usage | None, pricing: Pricing | None) -> float:
         """Replace the token estimate with the real usage; charge the real cost and release the
@@ -154,10 +142,15 @@ class ClientLimiter:
         usd = 0.0 if usage is None or pricing is None else cost_usd(pricing, usage)
         if usd > 0:
             await self.store.add_spend(admission.client.id, usd, self.wall_clock())
-        await self._release(admission)
+        settles: list[tuple[Reservation, float]] = []
+        if admission.hold is not None:
+            settles.append((admission.hold, 0.0))
+            admission.hold = None
         if admission.tokens is not None:
-            tokens, admission.tokens = admission.tokens, None
-            await self.store.settle(tokens, usage.total_tokens if usage is not None else 0)
+            settles.append((admission.tokens, usage.total_tokens if usage is not None else 0.0))
+            admission.tokens = None
+        if settles:
+            await self.store.settle_all(settles)
         return usd
 
     async def spent(self, client: ClientSpec) -> tuple[float, float]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from .cache import ResponseCache
+from .cache.memory import MemoryBackend
 from .config.snapshot import Snapshot
 from .limits import ClientLimiter
 from .observability import metrics
@@ -56,6 +58,8 @@ class Runtime:
         self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
         self.dispatcher = Dispatcher(self.upstream, self.keyboard, self.stats, clock)
         self.limiter = ClientLimiter(memory, clock, snapshot.routing.limit_window_s)
+        # issue 10: the response cache; in this process, or in the runtime store's Redis (use_stores)
+        self.cache = ResponseCache(MemoryBackend())
         metrics.set_config_version(snapshot.version, None)
         metrics.use_namespace(snapshot.metrics.namespace)  # issue 10: fixed until a restart
 
@@ -77,12 +81,18 @@ class Runtime:
         self.keyboard.store = counters
         self.limiter.store = counters
         self.directory = ClientDirectory(stores.ledger)
+        runtime_backend = stores.storage.runtime_backend()
+        if runtime_backend.type == "redis" and runtime_backend.addr:
+            from .cache.redis import RedisBackend
+
+            self.cache = ResponseCache(RedisBackend(runtime_backend.addr, runtime_backend.prefix or "gw:"))
         stores.start_retention()
 
     async def close_stores(self) -> None:
         """Stop the probe, flush the ledger and close the connections."""
         if self.guard is not None:
             await self.guard.close()
+        await self.cache.close()
         await self.stores.close()
 
     def swap(self, snapshot: Snapshot) -> None:
@@ -92,6 +102,7 @@ class Runtime:
         self.limiter.window_s = snapshot.routing.limit_window_s
         self.snapshot = snapshot
         self.keyboard.keep_only(snapshot.providers)
+        self.cache.keep_only(snapshot)
         self.stats.forget({t.name for r in (*snapshot.aliases.values(), *snapshot.bare_models.values())
                            for t in r.targets})
         metrics.set_config_version(snapshot.version, previous.version)

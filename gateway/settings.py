@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .transports import TransportName
@@ -32,4 +34,13 @@ class Settings(BaseSettings):
 def load_settings() -> Settings:
     """Environment first, then the ``.env`` named by ``GATEWAY_ENV_FILE`` (default ``./.env``)."""
     env_file = os.environ.get("GATEWAY_ENV_FILE", ".env")
-    return Settings(_env_file=env_file if Path(env_file).is_file() else None)
+    try:
+        return Settings(_env_file=env_file if Path(env_file).is_file() else None)
+    except ValidationError as exc:
+        raise SystemExit("error: bad process settings:\n" + "\n".join(_explain(e) for e in exc.errors())) from None
+
+
+def _explain(error: ErrorDetails) -> str:
+    """One line a setting: its variable name and what is wrong (the value itself is not repeated)."""
+    name = "GATEWAY_" + "_".join(str(part) for part in error["loc"][:1])[:60].upper()
+    return f"  {name}: {error['msg']}"

@@ -21,7 +21,7 @@ import os
 import secrets
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -176,12 +176,17 @@ class CredentialsFile:
         return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+DirectoryAdmin = Callable[[str], Awaitable[bytes | None]]
+
+
 class SessionKeeper:
     """Issues and checks session cookies for one worker."""
 
     def __init__(self, secret: bytes, snapshot: Callable[[], Snapshot], credentials: CredentialsFile,
-                 ttl_s: int = TTL_S):
+                 ttl_s: int = TTL_S, directory_admin: DirectoryAdmin | None = None):
         self.secret = secret
+        # the key digest of an ``admin: true`` client of the store's directory, by id (or None)
+        self.directory_admin = directory_admin
         self.snapshot = snapshot
         self.credentials = credentials
         self.ttl_s = ttl_s
@@ -193,13 +198,15 @@ class SessionKeeper:
     def csrf_token(self, session: Session) -> str:
         return _b64(self._mac("csrf:" + session.sid))
 
-    def fingerprint(self, who: str, snap: Snapshot) -> str | None:
+    async def fingerprint(self, who: str, snap: Snapshot) -> str | None:
         """An HMAC of the principal's current credential; None if it no longer exists or is not admin."""
         if who == "master":
             material = snap.master_digest
         elif who.startswith("client:"):
             client_id = who.removeprefix("client:")
             material = next((c.digest for c in snap.clients.values() if c.id == client_id and c.admin), None)
+            if material is None and self.directory_admin is not None:
+                material = await self.directory_admin(client_id)
         elif who.startswith("user:"):
             creds = self.credentials.current()
             name = who.removeprefix("user:")
@@ -208,8 +215,8 @@ class SessionKeeper:
             material = None
         return None if material is None else _b64(self._mac("fp:" + who + ":" + material.hex())[:16])
 
-    def issue(self, who: str, snap: Snapshot) -> tuple[str, Session]:
-        fingerprint = self.fingerprint(who, snap)
+    async def issue(self, who: str, snap: Snapshot) -> tuple[str, Session]:
+        fingerprint = await self.fingerprint(who, snap)
         if fingerprint is None:
             raise AuthenticationError("This principal cannot sign in to the dashboard.")
         session = Session(_b64(secrets.token_bytes(16)), who, fingerprint, int(time.time()) + self.ttl_s)
@@ -217,7 +224,7 @@ class SessionKeeper:
         signed = f"{_VERSION}.{payload}"
         return f"{signed}.{_b64(self._mac(signed))}", session
 
-    def read(self, token: str, snap: Snapshot) -> Session | None:
+    async def read(self, token: str, snap: Snapshot) -> Session | None:
         """The session in ``token`` if its signature, expiry and principal are all still good."""
         version, _, rest = token.partition(".")
         payload, _, signature = rest.partition(".")
@@ -232,7 +239,7 @@ class SessionKeeper:
             return None
         if session.expires <= time.time() or session.sid in self._revoked:
             return None
-        current = self.fingerprint(session.who, snap)
+        current = await self.fingerprint(session.who, snap)
         if current is None or not hmac.compare_digest(current, session.fingerprint):
             return None
         return session
@@ -242,9 +249,9 @@ class SessionKeeper:
         self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
         self._revoked[session.sid] = session.expires
 
-    def from_request(self, req: SessionRequest, snap: Snapshot | None = None) -> Session | None:
+    async def from_request(self, req: SessionRequest, snap: Snapshot | None = None) -> Session | None:
         for token in req.get_cookie_values(COOKIE) or ():
-            session = self.read(token, snap or self.snapshot())
+            session = await self.read(token, snap or self.snapshot())
             if session is not None:
                 return session
         return None
@@ -265,13 +272,13 @@ def install(keeper: SessionKeeper | None) -> None:
     _keeper = keeper
 
 
-def require_session(req: SessionRequest, snap: Snapshot | None = None) -> str | None:
+async def require_session(req: SessionRequest, snap: Snapshot | None = None) -> str | None:
     """Who is signed in: None when the request carries no session cookie at all; raises
     ``AuthenticationError`` (401) for an invalid or expired one and ``CsrfFailed`` (403) for a
     mutating call whose ``x-csrf-token`` header does not match the session."""
     if _keeper is None or not req.get_cookie_values(COOKIE):
         return None
-    session = _keeper.from_request(req, snap)
+    session = await _keeper.from_request(req, snap)
     if session is None:
         raise AuthenticationError("The dashboard session is invalid or has expired: sign in again.")
     if not _keeper.csrf_ok(req, session):
@@ -279,9 +286,9 @@ def require_session(req: SessionRequest, snap: Snapshot | None = None) -> str | 
     return session.who
 
 
-def session_admin(req: SessionRequest, snap: Snapshot | None = None) -> str | None:
+async def session_admin(req: SessionRequest, snap: Snapshot | None = None) -> str | None:
     """Who is signed in, if the cookie is valid and, for a mutating call, the CSRF header matches."""
     try:
-        return require_session(req, snap)
+        return await require_session(req, snap)
     except (AuthenticationError, CsrfFailed):
         return None

@@ -180,6 +180,17 @@ class UpstreamRequest:
     body_stream: AsyncIterable[bytes] | None = None  # sent instead of ``content``: an upload streamed through
 
 
+def _headers(request: UpstreamRequest, url: httpx.URL) -> httpx.Headers:
+    """The headers httpx would send (``Host``, ``Content-Length``) without its per-request preparation:
+    ``httpx.Request(content=...)`` costs about three times more, a share of every request (issue 12)."""
+    headers = httpx.Headers(request.headers)
+    if "host" not in headers:
+        headers["Host"] = url.netloc.decode("ascii")
+    if "content-length" not in headers and (request.content or request.method in ("POST", "PUT", "PATCH")):
+        headers["Content-Length"] = str(len(request.content))
+    return headers
+
+
 class Upstream:
     def __init__(self, transport: TransportName | None = None, connect_timeout_s: float = 10.0,
                  environ: Mapping[str, str] | None = None):
@@ -210,8 +221,10 @@ class Upstream:
             built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
                                   content=request.body_stream, extensions={"timeout": timeout})
             return await self._upload_transport().handle_async_request(built)
-        built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
-                              content=request.content, extensions={"timeout": timeout})
+        url = self._url(request.url)
+        built = httpx.Request(request.method, url, headers=_headers(request, url),
+                              stream=httpx.ByteStream(request.content), extensions={"timeout": timeout})
+        built.read()  # ``content`` set from the one bytes object, no copy
         return await self._transport.handle_async_request(built)
 
     def _upload_transport(self) -> httpx.AsyncBaseTransport:

@@ -12,8 +12,9 @@ What it does (the gateway pinned to CPU 0 with taskset; wrk, the clients and the
   4. open-loop latency: one keep-alive connection, requests due at a fixed rate (100 and 500/s),
      latency counted from each request's due time (no coordinated omission), direct vs gateway;
   5. CPU per streamed event: the gateway's CPU time over a run of 200 concurrent paced streams
-     divided by the events relayed; then 1,000 concurrent streams (21 events 50 ms apart), direct
-     and through the gateway: streams/s, TTFB p50/p99, errors, RSS after;
+     divided by the events relayed, and split (a second run of 101-event streams) into the CPU
+     of one more event and of the stream request itself; then 1,000 concurrent streams (21
+     events 50 ms apart), direct and through the gateway: streams/s, TTFB p50/p99, errors, RSS;
   6. per upstream transport (GATEWAY_HTTP_TRANSPORT: lean, aiohttp, reqwest; --rounds 2) and
      with the request log on: a gateway each, c=16 requests/s and CPU per event;
   7. prints Markdown tables and a PASS/FAIL line per target (the product's and issue 12's).
@@ -40,6 +41,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import select
 import shutil
@@ -768,6 +770,10 @@ SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Contro
 HEALTH_ANSWER = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
 
 
+LONG_STREAM_EVENTS = 101  # the second stream length of the per-event / per-request CPU split
+
+
+@functools.lru_cache(maxsize=8)
 def paced_frames(events: int) -> list[bytes]:
     """``events`` SSE events (content deltas, a usage event, ``[DONE]``), each one HTTP chunk."""
     base = {"id": "chatcmpl-paced", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL}
@@ -786,10 +792,12 @@ def paced_frames(events: int) -> list[bytes]:
 
 class PacedSSE(asyncio.Protocol):
     """One connection of the paced fake: each POST gets its events ``interval`` seconds apart, as
-    separate writes (so each upstream read carries one event); GET answers ``ok``; keep-alive."""
+    separate writes (so each upstream read carries one event); GET answers ``ok``; keep-alive.
+    A body with ``"max_tokens":N`` gets N content events (then usage and ``[DONE]``)."""
 
     def __init__(self, frames: list[bytes], interval: float):
         self.frames, self.interval = frames, interval
+        self.sent = frames
         self.buf = bytearray()
         self.transport: asyncio.Transport | None = None
         self.sending = False
@@ -819,7 +827,10 @@ class PacedSSE(asyncio.Protocol):
         length = int(head[at + 15:].split(b"\r\n", 1)[0]) if at >= 0 else 0
         if len(self.buf) < end + 4 + length:
             return None
+        body = bytes(self.buf[end + 4:end + 4 + length])
         del self.buf[:end + 4 + length]
+        found = re.search(rb'"max_tokens":(\d+)', body)
+        self.sent = paced_frames(int(found.group(1)) + 2) if found else self.frames
         return head
 
     def _serve(self) -> None:
@@ -831,16 +842,16 @@ class PacedSSE(asyncio.Protocol):
                 self.transport.write(HEALTH_ANSWER)
                 continue
             self.sending = True
-            self.transport.write(SSE_HEAD + self.frames[0])
+            self.transport.write(SSE_HEAD + self.sent[0])
             self.next_frame = 1
             self.timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
 
     def _tick(self) -> None:
         if self.transport is None or self.transport.is_closing():
             return
-        self.transport.write(self.frames[self.next_frame])
+        self.transport.write(self.sent[self.next_frame])
         self.next_frame += 1
-        if self.next_frame < len(self.frames):
+        if self.next_frame < len(self.sent):
             self.timer = asyncio.get_running_loop().call_later(self.interval, self._tick)
             return
         self.transport.write(b"0\r\n\r\n")
@@ -1258,13 +1269,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "'' for none (default lean,aiohttp,reqwest; httpx also known)")
     p.add_argument("--main-transport", choices=("reqwest", "aiohttp", "lean", "httpx"),
                    help="GATEWAY_HTTP_TRANSPORT for the main phase (default: unset, the gateway's default)")
-    p.add_argument("--rounds", type=int, default=2, help="times the transport comparison is repeated (default 2)")
+    p.add_argument("--rounds", type=int, default=2,
+                   help="times the transport comparison (with --stores: every store row) is repeated (default 2)")
     p.add_argument("--no-log-row", action="store_true", help="skip the row with the request log on")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; workers; issue 9)")
+    p.add_argument("--protocols", action="store_true",
+                   help="instead of the main run: one row per protocol (OpenAI pass-through, Anthropic and Gemini "
+                        "adapters; whole and streamed), gateway CPU per request and per event (issue 8)")
     p.add_argument("--json", type=Path, help="also write the raw numbers to this JSON file")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (configs, logs)")
     args = p.parse_args(argv)
@@ -1336,6 +1351,27 @@ class Bench:
     def paced_body(self) -> bytes:
         return request_body(True, PACED_MODEL)
 
+    @property
+    def paced_long_body(self) -> bytes:
+        """Streams of ``LONG_STREAM_EVENTS`` events (the paced fake reads ``max_tokens``)."""
+        return request_body(True, PACED_MODEL)[:-1] + f',"max_tokens":{LONG_STREAM_EVENTS - 2}}}'.encode()
+
+
+def event_split(short: StreamStats, long: StreamStats) -> dict[str, float | None]:
+    """The gateway's CPU per stream is ``request + events × event``: two stream lengths at the same
+    concurrency give the CPU of one more event (the relaying, without the per-request share) and
+    of a stream request itself (auth, admission, upstream request, settle, record)."""
+    def per_stream(s: StreamStats) -> tuple[float, float] | None:
+        if s.server_cpu_s is None or not s.completed or s.errors:
+            return None
+        return s.server_cpu_s * 1e6 / s.completed, s.events / s.completed
+
+    a, b = per_stream(short), per_stream(long)
+    if a is None or b is None or b[1] <= a[1]:
+        return {"cpu_us_per_event_marginal": None, "cpu_us_per_stream_request": None}
+    event = (b[0] - a[0]) / (b[1] - a[1])
+    return {"cpu_us_per_event_marginal": event, "cpu_us_per_stream_request": a[0] - a[1] * event}
+
 
 def phase_nonstreaming(b: Bench, gw: Gateway) -> list[WrkResult]:
     main: list[WrkResult] = []
@@ -1360,6 +1396,57 @@ def phase_paced(b: Bench, gw: Gateway) -> list[dict[str, Any]]:
         log(f"paced {rate:g} req/s: direct p50 {d['p50_ms']:.3f} p99 {d['p99_ms']:.3f} ms, gateway p50 "
             f"{g['p50_ms']:.3f} p99 {g['p99_ms']:.3f} ms (non-200: {d['non_200']}/{g['non_200']})")
     return rows
+
+
+def phase_floor(b: Bench) -> dict[str, Any]:
+    """The server floor (issue 12): ``scripts/bench_floor.py`` (Granian embedded + a Falcon route
+    answering a fixed completion, no upstream), pinned like the gateway: c=16 req/s and CPU per
+    request, and the paced rates' added latency, against the same direct runs as the gateway."""
+    port = free_port()
+    logf = b.tmp / "floor.log"
+    with logf.open("ab") as out:
+        proc = b.procs.start("floor", [*GATEWAY_PIN, b.python, str(REPO / "scripts" / "bench_floor.py"), str(port)],
+                             stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
+    try:
+        wait_until(lambda: http_call(port, "GET", "/health", timeout=1)[0] == 200, "the floor server", 30, proc, logf)
+        b.wrk_run(port, TARGET_LEVEL, max(1.0, b.args.warmup), "floor", "floor")
+        wrk = b.wrk_run(port, TARGET_LEVEL, b.args.duration, "floor", "floor", proc.pid)
+        log(f"{describe(wrk)}  [server floor: Granian + Falcon, no upstream]")
+        paced = []
+        for rate in b.args.rates:
+            d = paced_run(b.fake.json_port, rate, b.args.paced_duration, "direct")
+            f = paced_run(port, rate, b.args.paced_duration, "floor")
+            paced.append({"rate": rate, "added_p50_ms": f["p50_ms"] - d["p50_ms"],
+                          "added_p99_ms": f["p99_ms"] - d["p99_ms"]})
+            log(f"paced {rate:g} req/s: server floor added p50 {paced[-1]['added_p50_ms']:+.3f} ms, "
+                f"p99 {paced[-1]['added_p99_ms']:+.3f} ms")
+    finally:
+        b.procs.stop(proc)
+    return {"wrk": wrk, "paced": paced}
+
+
+def floor_lines(floor: dict[str, Any], main: list[WrkResult], paced: list[dict[str, Any]]) -> list[str]:
+    """The floor next to the gateway: what Granian + Falcon cost, and what is the gateway's own."""
+    wrk = floor["wrk"]
+    gw = next((r for r in main if r.target == "gateway" and r.conns == TARGET_LEVEL), None)
+    lines = ["", f"Server floor (`scripts/bench_floor.py`: Granian embedded + one Falcon route answering a fixed "
+                 f"completion, no upstream; pinned like the gateway), c={TARGET_LEVEL} and paced:", "",
+             "| | req/s | CPU / request | " + " | ".join(f"added p50 / p99 at {r['rate']:g}/s" for r in floor["paced"])
+             + " |", "|---|---:|---:|" + "---:|" * len(floor["paced"])]
+    lines.append(f"| Server floor | {fmt_int(wrk.rps)} | {fmt_cpu(wrk)} | "
+                 + " | ".join(f"{fmt_ms(r['added_p50_ms'], True)} / {fmt_ms(r['added_p99_ms'], True)}"
+                              for r in floor["paced"]) + " |")
+    if gw is not None:
+        lines.append(f"| Gateway | {fmt_int(gw.rps)} | {fmt_cpu(gw)} | "
+                     + " | ".join(f"{fmt_ms(r['added_p50_ms'], True)} / {fmt_ms(r['added_p99_ms'], True)}"
+                                  for r in paced) + " |")
+        if gw.server_cpu_us_per_req is not None and wrk.server_cpu_us_per_req is not None:
+            own = gw.server_cpu_us_per_req - wrk.server_cpu_us_per_req
+            lines.append(f"| Gateway's own (difference) | | {own:,.0f} µs "
+                         "| " + " | ".join(f"{fmt_ms(g['added_p50_ms'] - f['added_p50_ms'], True)} / "
+                                           f"{fmt_ms(g['added_p99_ms'] - f['added_p99_ms'], True)}"
+                                           for g, f in zip(paced, floor["paced"], strict=False)) + " |")
+    return lines
 
 
 def phase_streams(b: Bench, gw: Gateway, conns: int) -> dict[str, StreamStats]:
@@ -1433,6 +1520,17 @@ def render_extra(b: Bench, paced: list[dict[str, Any]], events: StreamStats, str
                          f"| {fmt_ms(g.p99_ms - d.p99_ms, True)} | {fmt_cpu(g)} | {_us(ev.cpu_us_per_event)} "
                          f"| {t['idle_rss_mib']:.1f} MiB | {g.error_total + ev.errors} |")
     return lines
+
+
+def split_lines(split: dict[str, float | None], short: StreamStats, long: StreamStats) -> list[str]:
+    def n(s: StreamStats) -> int:
+        return round(s.events / s.completed) if s.completed else 0
+
+    return ["", f"CPU per streamed event split ({long.streams} streams of {n(short)} and of {n(long)} events, "
+                f"CPU per stream = request + events × event): one more event "
+                f"{_us(split['cpu_us_per_event_marginal'])}, the stream request itself "
+                f"{_us(split['cpu_us_per_stream_request'])} (long run: {long.events:,} events, "
+                f"{_us(long.cpu_us_per_event)} per event all in, {long.errors} errors)."]
 
 
 def stream_row(s: StreamStats, ref: StreamStats | None) -> str:
@@ -1555,9 +1653,14 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     log(f"streaming TTFB: {args.ttfb_requests} requests each, direct and gateway alternating")
     ttfb = gateway_run(gw, "during the TTFB measurement", measure_ttfb, fake, gw, args.ttfb_requests)
     paced = phase_paced(b, gw)
+    floor = phase_floor(b)  # issue 12: Granian + Falcon alone, for the breakdown
     events = gateway_run(gw, "during the CPU-per-event run", run_streams, gw.port, b.paced_body,
                          args.event_streams, args.stream_duration, "gateway", gw.proc.pid)
     log(describe_streams(events))
+    long_events = gateway_run(gw, "during the long-stream run", run_streams, gw.port, b.paced_long_body,
+                              args.event_streams, args.stream_duration, "gateway", gw.proc.pid)
+    log(describe_streams(long_events) + f"  [{LONG_STREAM_EVENTS} events a stream]")
+    split = event_split(events, long_events)
     streams = phase_streams(b, gw, args.streams)
     rss["after_load"] = tree_rss(gw.proc.pid)
     log(f"gateway RSS after the load {rss['after_load']['total_mib']:.1f} MiB")
@@ -1577,9 +1680,11 @@ def run(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     metrics = issue12_metrics(main, paced, events, streams)
+    metrics.update(split)
     checks = evaluate(main, ttfb, rss) + check_rows(metrics, ISSUE12_TARGETS)
-    print(render(args, meta, main, ttfb, rss, render_extra(b, paced, events, streams, transports), checks, problems),
-          flush=True)
+    extra = render_extra(b, paced, events, streams, transports) + split_lines(split, events, long_events)
+    extra += floor_lines(floor, main, paced)
+    print(render(args, meta, main, ttfb, rss, extra, checks, problems), flush=True)
     if args.json:
         write_json(args, meta, main, ttfb, rss, paced, events, streams, transports, metrics, checks, problems)
     if args.quick and busy_before > 50:
@@ -1686,32 +1791,57 @@ def run_stores(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     tools = ensure_tools(args.fake)
     fake = start_fakes(args, procs, tmp, tools)
     b = Bench(args, procs, tmp, sys.executable, tools["wrk"], write_lua(tmp, "chat", request_body(False)), fake)
-    redis_addr = None
+    redis_addr, redis_pid = None, None
     redis_bin = which("redis-server")
     if redis_bin:
         port = free_port()
-        procs.start("redis", [*([] if not GATEWAY_PIN else ["taskset", "-c", "1"]), redis_bin, "--port", str(port),
-                              "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        redis_pid = procs.start("redis", [*([] if not GATEWAY_PIN else ["taskset", "-c", "1"]), redis_bin, "--port",
+                                          str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).pid
         redis_addr = f"127.0.0.1:{port}"
         wait_until(lambda: _port_open(port), "redis-server", 20)
     else:
         log("redis-server not found: the redis rows are skipped (Debian package redis-server)")
     conns = max(args.levels)
-    results: list[tuple[str, int, bool, WrkResult]] = []
     problems: list[str] = []
+    # Every row's gateway runs at once (idle but for its own turn); the rows take turns, --rounds
+    # times, and each keeps its best round: the machine is shared, and a burst of someone else's
+    # work then costs one round of one row, not the comparison.
+    rows = []
     for label, storage, workers, pinned in store_rows_plan(redis_addr):
-        log(f"store row: {label}")
+        log(f"store row: {label}: starting its gateway")
         gw = store_gateway(b, label.replace(", ", "-").replace(" ", "_"), storage, workers, pinned)
         gateway_run(gw, "during the warm-up", b.warm, gw.port, "gateway", label)
-        r = gateway_run(gw, "during the store row", b.wrk_run, gw.port, conns, args.duration, "gateway", label,
-                        gw.proc.pid)
-        log(describe(r))
-        problems += wrk_problems([r])
+        rows.append((label, workers, pinned, gw))
+    best: dict[str, WrkResult] = {}
+    # of the best round: label -> (redis-server CPU µs per request, share of both cores busy)
+    extra: dict[str, tuple[float | None, float]] = {}
+    for round_no in range(1, args.rounds + 1):
+        for label, _, _, gw in rows:
+            redis_cpu0, machine0 = tree_cpu_s(redis_pid) if redis_pid else 0.0, _machine_ticks()
+            r = gateway_run(gw, "during the store row", b.wrk_run, gw.port, conns, args.duration, "gateway", label,
+                            gw.proc.pid)
+            (total0, idle0), (total1, idle1) = machine0, _machine_ticks()
+            busy = 100.0 * (1 - (idle1 - idle0) / max(1, total1 - total0))
+            log(f"round {round_no}, {label}: {describe(r)}, machine {busy:.0f}% busy")
+            problems += wrk_problems([r])
+            if label not in best or r.rps > best[label].rps:
+                best[label] = r
+                redis_us = None
+                if redis_pid is not None and label.startswith("redis") and r.requests:
+                    redis_us = (tree_cpu_s(redis_pid) - redis_cpu0) * 1e6 / r.requests
+                extra[label] = (redis_us, busy)
+    for _, _, _, gw in rows:
         b.stop(gw, problems)
-        results.append((label, workers, pinned, r))
-    print(render_store_rows(results, conns, problems), flush=True)
+    results = [(label, workers, pinned, best[label]) for label, workers, pinned, _ in rows]
+    print(render_store_rows(results, conns, problems, extra), flush=True)
     return 0
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """All CPUs' (total, idle) ticks so far, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(fields), fields[3] + (fields[4] if len(fields) > 4 else 0)
 
 
 def _port_open(port: int) -> bool:
@@ -1720,21 +1850,334 @@ def _port_open(port: int) -> bool:
     return False
 
 
-def render_store_rows(results: list[tuple[str, int, bool, WrkResult]], conns: int, problems: list[str]) -> str:
+def render_store_rows(results: list[tuple[str, int, bool, WrkResult]], conns: int, problems: list[str],
+                      extra: dict[str, tuple[float | None, float]] | None = None) -> str:
     by = {label: r for label, _, _, r in results}
     memory = by.get("memory")
-    lines = [f"## Stores (issue 9): wrk c={conns}, non-streaming, client with limits and a budget", "",
-             "| store | workers | CPU | req/s | p50 ms | p99 ms | gateway CPU µs/req | vs memory / vs 1 worker |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [f"## Stores (issue 9): wrk c={conns}, non-streaming, client with limits and a budget "
+             "(each row's best of --rounds, the rows taking turns)", "",
+             "| store | workers | CPU | req/s | p50 ms | p99 ms | gateway CPU µs/req | redis-server CPU µs/req "
+             "| both cores busy | vs memory / vs 1 worker |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for label, workers, pinned, r in results:
         if workers > 1:
             one = by.get(label.replace("2 workers", "1 worker"))
             versus = f"{r.rps / one.rps:.2f}x of 1 worker" if one and one.rps else "-"
+            if one and one.server_cpu_us_per_req and r.server_cpu_us_per_req:
+                # what the workers would give on cores of their own (the load generator shares these):
+                # each one's requests/s is 1 / its CPU per request
+                versus += f" (CPU-bound: {workers * one.server_cpu_us_per_req / r.server_cpu_us_per_req:.2f}x)"
         else:
             versus = f"{r.rps / memory.rps:.0%}" if memory and memory.rps and pinned else "-"
         cpu = "CPU 0 (wrk, fake on CPU 1)" if pinned and GATEWAY_PIN else "both cores, shared with wrk and fake"
+        redis_us, busy = (extra or {}).get(label, (None, 0.0))
         lines.append(f"| {label} | {workers} | {cpu} | {r.rps:.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | "
-                     f"{_us(r.server_cpu_us_per_req)} | {versus} |")
+                     f"{_us(r.server_cpu_us_per_req)} | {_us(redis_us)} | {busy:.0f}% | {versus} |")
+    if problems:
+        lines += ["", "Problems: " + "; ".join(problems)]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------- protocol rows (issue 8, --protocols)
+# One gateway, one nginx with canned answers in each protocol's shape (the same text in the same three
+# pieces, with usage), and the same OpenAI chat request from wrk: what translating to and from Anthropic
+# Messages and Gemini generateContent costs over the OpenAI pass-through, as the gateway's CPU per
+# request (and per stream, and per event relayed), all rows in one run, taking turns. A whole answer
+# is ANSWER_TEXT; a streamed one PROTOCOL_PIECES, one text event each (nginx sends a stream at once:
+# this measures translation, not pacing; the main run's paced fake does that).
+PROTOCOL_PIECES = tuple(f" word{i}" for i in range(48))  # a streamed answer: 48 text events (and the rest)
+PROTOCOL_STREAM_TEXT = "".join(PROTOCOL_PIECES)
+PROTOCOL_ROWS: tuple[tuple[str, str, str, bool], ...] = (  # (protocol, row label, model, stream)
+    ("openai", "openai pass-through", "bench-openai", False),
+    ("anthropic", "anthropic adapter", "bench-anthropic", False),
+    ("gemini", "gemini adapter", "bench-gemini", False),
+    ("openai", "openai pass-through, stream", "bench-openai-sse", True),
+    ("anthropic", "anthropic adapter, stream", "bench-anthropic-sse", True),
+    ("gemini", "gemini adapter, stream", "bench-gemini", True),
+)
+PROTOCOL_LIMIT = 1.20  # issue 8: translation costs at most 20% over the pass-through
+
+
+def openai_sse_body() -> str:
+    base = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": MODEL}
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    events += [{**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]}
+               for p in PROTOCOL_PIECES]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    events.append({**base, "choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 48, "total_tokens": 53}})
+    return "".join(f"data: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events) + "data: [DONE]\n\n"
+
+
+def anthropic_message_json() -> str:
+    return json.dumps({
+        "id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench",
+        "content": [{"type": "text", "text": ANSWER_TEXT}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0,
+                  "output_tokens": 5},
+    }, separators=(",", ":"))
+
+
+def anthropic_sse_body() -> str:
+    usage = {"input_tokens": 5, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}
+    events: list[dict[str, Any]] = [
+        {"type": "message_start", "message": {"id": "msg_bench", "type": "message", "role": "assistant",
+                                              "model": "claude-bench", "content": [], "stop_reason": None,
+                                              "stop_sequence": None, "usage": usage}},
+        {"type": "ping"},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        *({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}}
+          for p in PROTOCOL_PIECES),
+        {"type": "content_block_stop", "index": 0},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+         "usage": {"output_tokens": 48}},
+        {"type": "message_stop"},
+    ]
+    return "".join(f"event: {e['type']}\ndata: {json.dumps(e, separators=(',', ':'))}\n\n" for e in events)
+
+
+def _gemini_answer(parts: str, last: bool) -> dict[str, Any]:
+    candidate: dict[str, Any] = {"content": {"parts": [{"text": parts}], "role": "model"}, "index": 0}
+    usage: dict[str, Any] = {"promptTokenCount": 5}
+    if last:
+        candidate["finishReason"] = "STOP"
+        usage.update(candidatesTokenCount=5, totalTokenCount=10)
+    return {"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-bench",
+            "responseId": "bench"}
+
+
+def gemini_json() -> str:
+    return json.dumps(_gemini_answer(ANSWER_TEXT, True), separators=(",", ":"))
+
+
+def gemini_sse_body() -> str:
+    last = len(PROTOCOL_PIECES) - 1
+    return "".join(f"data: {json.dumps(_gemini_answer(p, i == last), separators=(',', ':'))}\r\n\r\n"
+                   for i, p in enumerate(PROTOCOL_PIECES))
+
+
+def start_protocol_nginx(procs: Processes, nginx: str, tmp: Path) -> tuple[Popen[bytes], dict[str, int]]:
+    """nginx answering each protocol's canned answers: one port per (protocol, streaming) pair
+    (Gemini: one port, the method in the path says which). Returns the process and the ports."""
+    root = tmp / "nginx-protocols"
+    root.mkdir()
+    names = ("openai", "openai-sse", "anthropic", "anthropic-sse", "gemini")
+    ports = {n: free_port() for n in names}
+    if len(set(ports.values())) < len(names):
+        raise BenchError("free_port returned the same port twice; run again")
+    # each answer is a file, served to a POST by the error_page trick (a static file refuses POST
+    # with 405; error_page sends it, as a GET, to the file's internal location, answered 200)
+    answers = {"openai": completion_json(), "openai-sse": openai_sse_body(), "anthropic": anthropic_message_json(),
+               "anthropic-sse": anthropic_sse_body(), "gemini": gemini_json(), "gemini-sse": gemini_sse_body()}
+    (root / "answers").mkdir()
+    tmp.chmod(0o711)  # nginx's workers (nobody, when started as root) go through to the answers, not list
+    for name, body in answers.items():
+        (root / "answers" / name).write_text(body)
+
+    def answer(where: str, name: str) -> str:
+        ctype = "text/event-stream" if name.endswith("-sse") else "application/json"
+        return (f"location {where} {{ error_page 405 =200 /answers/{name}; return 405; }} "
+                f"location = /answers/{name} {{ internal; root {root}; default_type {ctype}; }} ")
+
+    health = "location = /health { default_type text/plain; return 200 'ok'; }"
+    servers = [f"server {{ listen 127.0.0.1:{ports[n]} backlog=4096; {answer(where, n)}{health} }}"
+               for n, where in (("openai", "= /v1/chat/completions"), ("openai-sse", "= /v1/chat/completions"),
+                                ("anthropic", "= /v1/messages"), ("anthropic-sse", "= /v1/messages"))]
+    servers.append(f"server {{ listen 127.0.0.1:{ports['gemini']} backlog=4096; "
+                   f"{answer('~ :generateContent$', 'gemini')}{answer('~ :streamGenerateContent$', 'gemini-sse')}"
+                   f"{health} }}")
+    conf = textwrap.dedent(f"""\
+        worker_processes 1;
+        daemon off;
+        master_process on;
+        pid {root}/nginx.pid;
+        error_log {root}/error.log warn;
+        events {{ worker_connections 2048; multi_accept on; }}
+        http {{
+            access_log off;
+            client_body_temp_path {root}/client_body;
+            proxy_temp_path {root}/proxy;
+            fastcgi_temp_path {root}/fastcgi;
+            uwsgi_temp_path {root}/uwsgi;
+            scgi_temp_path {root}/scgi;
+            keepalive_requests 10000000;
+            keepalive_timeout 300s;
+            client_body_buffer_size 64k;
+            server_tokens off;
+        """) + "".join(f"    {s}\n" for s in servers) + "}\n"
+    conf_path = root / "nginx.conf"
+    conf_path.write_text(conf)
+    with (root / "stderr.log").open("ab") as out:
+        proc = procs.start("nginx", [nginx, "-e", str(root / "error.log"), "-p", str(root), "-c", str(conf_path)],
+                           forks=True, stdout=out, stderr=subprocess.STDOUT, cwd=root)
+    wait_until(functools.partial(_all_healthy, *ports.values()), "nginx (protocols)", 10, proc, root / "error.log")
+    return proc, ports
+
+
+def protocol_config(port: int, ports: dict[str, int]) -> str:
+    keys = ", ".join(f'"{k}"' for k in UPSTREAM_KEYS)
+    providers = [("p-openai", "openai-compatible", f"http://127.0.0.1:{ports['openai']}", "bench-openai"),
+                 ("p-openai-sse", "openai-compatible", f"http://127.0.0.1:{ports['openai-sse']}", "bench-openai-sse"),
+                 ("p-anthropic", "anthropic", f"http://127.0.0.1:{ports['anthropic']}", "bench-anthropic"),
+                 ("p-anthropic-sse", "anthropic", f"http://127.0.0.1:{ports['anthropic-sse']}",
+                  "bench-anthropic-sse"),
+                 ("p-gemini", "gemini", f"http://127.0.0.1:{ports['gemini']}/v1beta", "bench-gemini")]
+    lines = [f'server: {{listen: "127.0.0.1:{port}", log_requests: false}}', "storage: {type: memory}",
+             "llm_providers:"]
+    for pid, kind, url, model in providers:
+        lines += [f"  - id: {pid}", f"    type: {kind}", f"    base_url: {url}", f"    api_keys: [{keys}]",
+                  f"    models: [{model}]"]
+    lines += ["api_keys:", f"  - {{id: bench, key: {CLIENT_KEY}}}"]
+    return "\n".join(lines) + "\n"
+
+
+def protocol_gateway(args: argparse.Namespace, procs: Processes, tmp: Path, ports: dict[str, int]) -> Gateway:
+    work = tmp / "gateway-protocols"
+    (work / "config").mkdir(parents=True)
+    port = free_port()
+    (work / "config" / "config.yaml").write_text(protocol_config(port, ports))
+    (work / ".env").write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OPENAI_"))}
+    env.update({"GATEWAY_CONFIG": str(work / "config" / "config.yaml"), "GATEWAY_ENV_FILE": str(work / ".env"),
+                "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": "1",
+                "GATEWAY_DATA_DIR": str(work / "data"), "PYTHONPATH": str(REPO)})
+    if args.main_transport:
+        env["GATEWAY_HTTP_TRANSPORT"] = args.main_transport
+    log_path = work / "gateway.log"
+    with log_path.open("ab") as out:
+        proc = procs.start("gateway", [*GATEWAY_PIN, sys.executable, "-m", "gateway", "serve"], forks=True, cwd=work,
+                           env=env, stdout=out, stderr=subprocess.STDOUT)
+    wait_until(lambda: http_call(port, "GET", "/health/readiness", timeout=1)[0] == 200, "gateway", 60, proc, log_path)
+    time.sleep(1.0)
+    return Gateway(port, proc, log_path, args.main_transport or "default")
+
+
+def protocol_events(gw: Gateway, model: str, stream: bool) -> int:
+    """Check one answer through the gateway (the canned text back, in OpenAI's shape); for a stream,
+    return how many SSE events the gateway wrote to the client ([DONE] included)."""
+    status, headers, data = http_call(gw.port, "POST", CHAT_PATH, request_body(stream, model), HEADERS)
+    problem = f"status {status}" if status != 200 else ""
+    if not problem and stream:
+        text = "".join(json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                       for line in data.decode().split("\n") if line.startswith("data: {")
+                       and json.loads(line[6:]).get("choices"))
+        if text != PROTOCOL_STREAM_TEXT or b"data: [DONE]" not in data:
+            problem = f"streamed text {text!r}"
+    elif not problem:
+        answer = json.loads(data)
+        if answer["choices"][0]["message"]["content"] != ANSWER_TEXT or not answer.get("usage"):
+            problem = "unexpected answer"
+    if problem:
+        raise BenchError(f"protocol sanity check '{model}' (stream={stream}) failed: {problem}\n"
+                         f"body: {data[:1000]!r}{_log_tail(gw.log_path)}")
+    return data.count(b"data: ") if stream else 0
+
+
+def run_protocols(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
+    """``--protocols``: the rows of PROTOCOL_ROWS through one gateway, wrk c = the highest
+    --concurrency level, --rounds times in turns; each row's CPU per request is its lowest round."""
+    tools = ensure_tools("nginx")
+    nginx_proc, ports = start_protocol_nginx(procs, tools["nginx"], tmp)
+    gw = protocol_gateway(args, procs, tmp, ports)
+    conns = max(args.levels)
+    rows = []
+    for protocol, label, model, stream in PROTOCOL_ROWS:
+        events = protocol_events(gw, model, stream)
+        lua = write_lua(tmp, "proto-" + label.replace(", ", "-").replace(" ", "_"), request_body(stream, model))
+        rows.append((protocol, label, stream, events, lua))
+        if args.warmup > 0:
+            gateway_run(gw, "during the warm-up", run_wrk, tools["wrk"], lua, gw.port, conns, args.warmup,
+                        "gateway", label, procs)
+    rounds: dict[str, list[WrkResult]] = {label: [] for _, label, _, _, _ in rows}
+    problems: list[str] = []
+    for round_no in range(1, args.rounds + 1):
+        for _, label, _, _, lua in rows:
+            r = gateway_run(gw, "during a protocol row", run_wrk, tools["wrk"], lua, gw.port, conns, args.duration,
+                            "gateway", label, procs, gw.proc.pid)
+            log(f"round {round_no}, {label}: {describe(r)}")
+            problems += wrk_problems([r])
+            rounds[label].append(r)
+    log_lines = gateway_log_problems(gw)
+    if log_lines:
+        problems.append(f"gateway log has {len(log_lines)} error line(s), first: {log_lines[0][:300]}")
+    procs.stop(gw.proc)
+    procs.stop(nginx_proc)
+    result = protocol_results(rows, rounds)
+    relays = relay_cpu_us()
+    print(render_protocol_rows(result, conns, args.rounds, problems, relays), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"protocols": result, "relay_cpu_us_per_stream": relays, "conns": conns,
+                                         "rounds": args.rounds, "pinned": bool(GATEWAY_PIN), "problems": problems},
+                                        indent=2))
+    return 0
+
+
+def relay_cpu_us(repeats: int = 5, streams: int = 1000) -> dict[str, float]:
+    """Each protocol's stream relay alone, in this process (no server, no sockets): CPU µs to turn
+    the canned stream (as one read) into the client's OpenAI chunks, the lowest of ``repeats``."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from gateway.providers.base import CHAT, Call
+    from gateway.providers.registry import adapter_for
+
+    body = json.loads(request_body(True, "bench"))
+    call = Call(CHAT, CHAT_PATH.removeprefix("/v1"), body, "bench", stream=True)
+    canned = {"openai": openai_sse_body(), "anthropic": anthropic_sse_body(), "gemini": gemini_sse_body()}
+    out = {}
+    for protocol, text in canned.items():
+        adapter, data = adapter_for(protocol), text.encode()
+        best = math.inf
+        for _ in range(repeats):
+            t0 = time.process_time()
+            for _ in range(streams):
+                adapter.stream_relay(call).feed(data)
+            best = min(best, (time.process_time() - t0) * 1e6 / streams)
+        out[protocol] = best
+    return out
+
+
+def protocol_results(rows: list[tuple[str, str, bool, int, Path]],
+                     rounds: dict[str, list[WrkResult]]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    base: dict[bool, float] = {}
+    for protocol, label, stream, events, _ in rows:
+        cpus = [r.server_cpu_us_per_req for r in rounds[label] if r.server_cpu_us_per_req is not None]
+        best = min(cpus) if cpus else None
+        if protocol == "openai" and best is not None:
+            base[stream] = best
+        out.append({"protocol": protocol, "row": label, "stream": stream, "events_per_stream": events,
+                    "cpu_us": best, "cpu_us_rounds": [round(c, 1) for c in cpus],
+                    "cpu_us_per_event": best / events if best is not None and events else None,
+                    "rps": max((r.rps for r in rounds[label]), default=0.0),
+                    "p50_ms": min((r.p50_ms for r in rounds[label]), default=0.0)})
+    for row in out:
+        ref = base.get(row["stream"])
+        row["vs_openai"] = row["cpu_us"] / ref if row["cpu_us"] is not None and ref else None
+    return out
+
+
+def render_protocol_rows(result: list[dict[str, Any]], conns: int, rounds: int, problems: list[str],
+                         relays: dict[str, float] | None = None) -> str:
+    lines = [f"## Protocols (issue 8): wrk c={conns}, the same OpenAI chat request, canned upstream answers "
+             f"(nginx) in each protocol's shape; gateway CPU per request (per stream), lowest of {rounds} rounds",
+             "", "| row | gateway CPU µs/req (/stream) | rounds | events/stream | CPU µs/event | req/s | p50 ms "
+             "| vs openai |", "|---|---|---|---|---|---|---|---|"]
+    verdicts = []
+    for row in result:
+        ratio = row["vs_openai"]
+        lines.append(f"| {row['row']} | {_us(row['cpu_us'])} | {', '.join(f'{c:.0f}' for c in row['cpu_us_rounds'])} "
+                     f"| {row['events_per_stream'] or '-'} | {_us(row['cpu_us_per_event'])} | {row['rps']:.0f} "
+                     f"| {row['p50_ms']:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} |")
+        if row["protocol"] != "openai" and ratio is not None:
+            verdict = "PASS" if ratio <= PROTOCOL_LIMIT else "FAIL"
+            verdicts.append(f"{verdict}: {row['row']}: {ratio:.2f}x the pass-through's CPU (limit "
+                            f"{PROTOCOL_LIMIT:.2f}x)")
+    if relays:
+        ref = relays.get("openai")
+        lines += ["", f"Stream relay alone (in this process, the canned stream of {len(PROTOCOL_PIECES)} text events "
+                  "as one read, lowest of 5 x 1,000): " + ", ".join(
+                      f"{p} {us:.1f} µs/stream" + (f" ({us / ref:.2f}x)" if ref and p != "openai" else "")
+                      for p, us in relays.items())]
+    lines += ["", *verdicts]
     if problems:
         lines += ["", "Problems: " + "; ".join(problems)]
     return "\n".join(lines)
@@ -1761,6 +2204,8 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     keep = args.keep_tmp
     try:
+        if args.protocols:
+            return run_protocols(args, procs, tmp)
         return run_stores(args, procs, tmp) if args.stores else run(args, procs, tmp)
     except BenchError as exc:
         keep = True

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.store.servers import RedisServer, redis_available
+from tests.store.servers import RedisServer, running_redis
 
 REPO = Path(__file__).resolve().parent.parent
 MASTER_KEY = "sk-test-master-key-0123456789"
@@ -185,9 +185,4 @@ def gateway(start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> Gatewa
 # --- real Redis for the store wiring tests (issue 9): Debian's redis-server on loopback ----------------
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    reason = redis_available()
-    if reason:
-        pytest.skip(reason)
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    yield from running_redis()

@@ -60,6 +60,42 @@ def pipeline_error(data: bytes) -> dict[str, Any] | None:
     return error if isinstance(error, dict) and "type" in error else None
 
 
+
+class ChunkTranslator:
+    """Turns the pipeline's OpenAI-shape SSE items into a dialect's events: ``[DONE]`` and the
+    pipeline's own error events are handled here once; a dialect writes ``_chunk``, ``_error`` and
+    ``finish``."""
+
+    ended = False
+
+    def feed(self, item: bytes) -> list[bytes]:
+        out: list[bytes] = []
+        for data in sse_data(item):
+            if data == b"[DONE]":
+                out += self.finish()
+                continue
+            error = pipeline_error(data)
+            if error is not None:
+                self.ended = True
+                out.append(self._error(error))
+                continue
+            try:
+                chunk = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(chunk, dict):
+                out += self._chunk(chunk)
+        return out
+
+    def finish(self) -> list[bytes]:
+        raise NotImplementedError
+
+    def _error(self, error: dict[str, Any]) -> bytes:
+        raise NotImplementedError
+
+    def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
+        raise NotImplementedError
+
 class TranslatedStream:
     """An ``EventStream`` with each item rewritten by ``feed``, then ``end()``'s events.
 

@@ -25,9 +25,10 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ..auth import authenticate
+from ..auth import authenticate_any
 from ..errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied
 from ..runtime import Runtime
+from ..store.base import StoreUnavailable
 from ..ui_session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
 from .common import read_json
 
@@ -116,8 +117,8 @@ class UISessionAPI:
         self.runtime = runtime
         self.keeper = keeper
 
-    def session_body(self, req: falcon.asgi.Request) -> dict[str, Any]:
-        session = self.keeper.from_request(req)
+    async def session_body(self, req: falcon.asgi.Request) -> dict[str, Any]:
+        session = await self.keeper.from_request(req)
         if session is None:
             return {"signed_in": False, "csrf_token": "", "who": None, "expires_at": None}
         return {"signed_in": True, "csrf_token": self.keeper.csrf_token(session), "who": session.who,
@@ -160,7 +161,7 @@ class LoginResource(UISessionAPI):
                 "method": "key" if "key" in body else "password", "reason": exc.code, "remote": req.remote_addr})
             await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # never blocks the event loop
             raise
-        token, session = self.keeper.issue(who, snap)
+        token, session = await self.keeper.issue(who, snap)
         resp.set_cookie(COOKIE, token, max_age=self.keeper.ttl_s, path="/", secure=_is_https(req),
                         http_only=True, same_site="Strict")
         log.info("dashboard sign-in", extra={"who": who, "remote": req.remote_addr})
@@ -170,7 +171,7 @@ class LoginResource(UISessionAPI):
     async def _who(self, body: dict[str, Any]) -> str:
         key, username, password = body.get("key"), body.get("username"), body.get("password")
         if isinstance(key, str) and key:
-            caller = authenticate(self.runtime.snapshot, f"Bearer {key}", None)
+            caller = await authenticate_any(self.runtime.snapshot, self.runtime.directory, f"Bearer {key}", None)
             if not caller.client.admin:
                 raise AdminRequired("The dashboard needs the master key or the key of a client with 'admin: true'.")
             return "master" if caller.is_master else f"client:{caller.client.id}"
@@ -186,7 +187,7 @@ class LoginResource(UISessionAPI):
 class LogoutResource(UISessionAPI):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         _check_origin(req)
-        session = self.keeper.from_request(req)
+        session = await self.keeper.from_request(req)
         if session is not None:
             if not self.keeper.csrf_ok(req, session):
                 raise PermissionDenied("Sign-out needs the 'x-csrf-token' header of the session.")
@@ -199,7 +200,7 @@ class LogoutResource(UISessionAPI):
 
 class SessionResource(UISessionAPI):
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        _json(resp, self.session_body(req))
+        _json(resp, await self.session_body(req))
 
 
 def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
@@ -212,7 +213,15 @@ def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
         secret = secrets.token_bytes(32)
         log.warning("dashboard session secret not kept (sessions end when this worker stops and are not "
                     "shared between workers)", extra={"data_dir": str(data_dir), "error": str(exc)})
-    keeper = SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file))
+    async def directory_admin(client_id: str) -> bytes | None:
+        try:
+            record = await runtime.directory.store.get_client(client_id)
+        except StoreUnavailable:
+            return None
+        return record.key_digest if record is not None and record.admin else None
+
+    keeper = SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file),
+                           directory_admin=directory_admin)
     install(keeper)
     static = StaticResource(load_static())
     app.add_route("/ui", static)

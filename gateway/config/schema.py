@@ -254,10 +254,21 @@ Provider = Annotated[
 ProviderConfig = OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
 
 
+# --- response cache (issue 10 item 6) -----------------------------------------------------------
+class CacheConfig(_Strict):
+    """``cache:`` on an alias or a client: answers to identical requests are kept ``ttl_s`` seconds,
+    at most ``max_mb`` of them (the least recently used go first). See gateway/cache/."""
+
+    ttl_s: float = Field(300.0, gt=0)
+    max_mb: float = Field(64.0, gt=0)
+# --- end response cache -------------------------------------------------------------------------
+
+
 class AliasSpec(_Strict):
     strategy: Strategy | None = None
     targets: list[str] = Field(min_length=1)
     weights: list[float] | None = None
+    cache: CacheConfig | None = None  # issue 10: the response cache for this alias
 
     @field_validator("weights")
     @classmethod
@@ -287,6 +298,7 @@ class Client(_Strict):
     limits: Limits = Limits()
     budget: Budget = Budget()
     admin: bool = False
+    cache: CacheConfig | None = None  # issue 10: the response cache for this client's requests
 
     @field_validator("key")
     @classmethod

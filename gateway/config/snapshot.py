@@ -20,6 +20,7 @@ from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, 
 from .schema import (
     AliasSpec,
     Budget,
+    CacheConfig,
     Client,
     GatewayConfig,
     Limits,
@@ -118,6 +119,7 @@ class ClientSpec:
     limits: Limits
     budget: Budget
     admin: bool
+    cache: CacheConfig | None = None  # issue 10: the response cache for this client's requests
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,8 @@ class Snapshot:
     master_digest: bytes | None
     warnings: tuple[str, ...] = ()
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # issue 10: the Prometheus namespace
+    # issue 10: the response cache of each alias that has one (``model_aliases.<name>.cache``)
+    alias_cache: Mapping[str, CacheConfig] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def max_body_bytes(self) -> int:
@@ -179,6 +183,8 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         master_digest=key_digest(master) if master else None,
         warnings=tuple(found.warnings),
         metrics=cfg.metrics,
+        alias_cache=MappingProxyType({name: alias.cache for name, alias in cfg.model_aliases.items()
+                                      if isinstance(alias, AliasSpec) and alias.cache is not None}),
     )
 
 
@@ -311,7 +317,7 @@ def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
         clients[digest] = ClientSpec(
             id=c.id or f"client-{i + 1}", digest=digest, allowed_providers=allowed,
             allowed_models=None if "*" in c.allowed_models else frozenset(c.allowed_models),
-            limits=c.limits, budget=c.budget, admin=c.admin,
+            limits=c.limits, budget=c.budget, admin=c.admin, cache=c.cache,
         )
     return clients
 

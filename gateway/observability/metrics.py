@@ -53,6 +53,12 @@ CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client (config
 # the shared store (issue 9, gateway/store/guard.py): 1 while it cannot be reached
 STORE_UNAVAILABLE = Gauge("gateway_store_unavailable", "1 while the shared store cannot be reached (served per "
                           "storage.on_unavailable)", ["store"], multiprocess_mode="livemax")
+# the response cache (issue 10 item 6, gateway/cache/): hit rate = hit / (hit + miss)
+CACHE_LOOKUPS = Counter("gateway_cache_lookups_total", "Response cache lookups by result (hit, miss)", ["result"])
+CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "USD the answers served from the response cache cost when "
+                      "they were fetched")
+CACHE_BYTES = Gauge("gateway_cache_bytes", "Bytes held by the in-memory response cache (summed over workers)",
+                    multiprocess_mode="livesum")
 
 
 class Children(Generic[M]):
@@ -83,6 +89,7 @@ tokens_by = Children(TOKENS)
 cost_by = Children(COST)
 client_cost_by = Children(CLIENT_COST)
 attempts_by = Children(UPSTREAM_ATTEMPTS)
+cache_lookups_by = Children(CACHE_LOOKUPS)
 
 
 def set_config_version(version: str, previous: str | None) -> None:

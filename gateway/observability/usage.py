@@ -17,6 +17,7 @@ from ..store.base import LedgerRow
 from . import metrics
 
 access_log = logging.getLogger("gateway.access")
+HIT = "hit"  # ``Outcome.cache`` of an answer served from the response cache
 
 
 @dataclass(slots=True)
@@ -34,6 +35,9 @@ class Outcome:
     upstream_s: float | None = None
     stream: bool = False
     error_code: str | None = None
+    # issue 10: "hit" | "miss" when the response cache applies (the ``x-cache`` header). A hit's
+    # ``cost_usd`` is what the answer cost when it was fetched: what the hit saved, not spent.
+    cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
 
 
@@ -63,7 +67,7 @@ def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
         key_label=outcome.key_label or "", status=outcome.status, error_code=outcome.error_code,
         tokens_in=usage.prompt_tokens if usage else 0, tokens_out=usage.completion_tokens if usage else 0,
         cost_usd=outcome.cost_usd, latency_ms=duration * 1000.0, overhead_ms=overhead * 1000.0,
-        stream=outcome.stream)
+        stream=outcome.stream, cache_hit=outcome.cache == HIT)
 
 
 def failed(outcome: Outcome) -> bool:
@@ -77,8 +81,9 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""
     status = str(outcome.status)
+    hit = outcome.cache == HIT  # served from the response cache: no upstream, nothing spent
     metrics.requests_by(outcome.client, provider, model, status).inc()
-    metrics.count_client(outcome.client, failed(outcome), outcome.cost_usd)  # issue 10: per client
+    metrics.count_client(outcome.client, failed(outcome), 0.0 if hit else outcome.cost_usd)  # issue 10: per client
     if provider:
         metrics.request_duration_by(provider).observe(duration)
         if outcome.upstream_s is not None:
@@ -86,13 +91,16 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
             if not outcome.stream:
                 metrics.OVERHEAD.observe(max(0.0, duration - outcome.upstream_s))
     usage = outcome.usage
-    if usage is not None:
+    if usage is not None and not hit:
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
     if ledger is not None:
         ledger.record(ledger_row(outcome, provider, duration))
     if outcome.cost_usd > 0:
-        metrics.cost_by(provider, model).inc(outcome.cost_usd)
+        if hit:
+            metrics.CACHE_SAVED.inc(outcome.cost_usd)
+        else:
+            metrics.cost_by(provider, model).inc(outcome.cost_usd)
     if log_requests:
         access_log.info("request", extra={
             "request_id": outcome.request_id, "client": outcome.client, "endpoint": outcome.endpoint,
@@ -101,5 +109,5 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
             "prompt_tokens": usage.prompt_tokens if usage else None,
             "completion_tokens": usage.completion_tokens if usage else None,
             "usage_exact": usage.exact if usage else None,
-            "cost_usd": round(outcome.cost_usd, 8), "error": outcome.error_code,
+            "cost_usd": round(outcome.cost_usd, 8), "error": outcome.error_code, "cache": outcome.cache,
         })

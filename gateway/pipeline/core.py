@@ -29,17 +29,23 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncGenerator
+
+import orjson
 
 from ..auth import authenticate_any
-from ..config.snapshot import Route
+from ..cache import JSON, SSE, CachePlan, Entry
+from ..config.snapshot import Route, Target
 from ..errors import GatewayError, ProviderError
-from ..observability.usage import Outcome, record
+from ..limits import cost_usd
+from ..observability.usage import HIT, Outcome, record
 from ..providers.base import Answer, Call, Usage
 from ..routing.dispatch import Opened
 from ..routing.resolve import resolve
 from ..runtime import Runtime
 from .context import CLIENT_CLOSED, Disconnect, EventStream, Exchange, Whole
 from .estimate import cost_hold, input_tokens, output_tokens
+from .sse import completion_as_sse
 from .stream import relay, whole_as_stream
 
 
@@ -79,8 +85,40 @@ class Pipeline:
             raise
         return admission.headers
 
-    async def dispatch(self, ex: Exchange, guard: Disconnect) -> Whole | EventStream | None:
-        """Find an upstream answer (see the module docstring for what comes back)."""
+    async def dispatch(self, ex: Exchange, guard: Disconnect,
+                       cache_control: str | None = None) -> Whole | EventStream | None:
+        """Find an upstream answer (see the module docstring for what comes back), or the response
+        cache's (issue 10: gateway/cache/; ``cache_control`` is the request's ``Cache-Control``)."""
+        call, route = ex.call, ex.route
+        assert call is not None and route is not None, "admit() first"
+        plan = self.runtime.cache.plan(ex.snap, ex.client, call, route, cache_control)
+        if plan is not None:
+            ex.outcome.cache = "miss"
+            entry = await self.runtime.cache.lookup(plan) if plan.lookup else None
+            if entry is not None:
+                return await self._hit(ex, call, entry, guard)
+            plan = plan if plan.keep else None
+        opened = await self.open(ex, guard)
+        if opened is None:
+            return None
+        # same-dialect pass-through: the adapter answered in the client's own protocol (see below)
+        ex.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
+        if opened.answer is not None:
+            if plan is not None:
+                await self._keep(plan, JSON, orjson.dumps(opened.answer.data), opened, opened.answer.usage)
+            return EventStream(whole_as_stream(ex, call, opened, opened.answer, guard, self._settle))
+        if call.stream:
+            events = relay(ex, call, opened, guard, self._settle)
+            return EventStream(events if plan is None else self._capture(ex, plan, opened, events))
+        guard.close()
+        answer = await self._whole(ex, call, opened)
+        if plan is not None:
+            await self._keep(plan, JSON, orjson.dumps(answer.data), opened, answer.usage)
+        return answer
+
+    async def open(self, ex: Exchange, guard: Disconnect) -> Opened | None:
+        """An upstream answer opened on some target and key; None if the client left meanwhile.
+        A request that gets none is settled and recorded here (and the error raised)."""
         call, route = ex.call, ex.route
         assert call is not None and route is not None, "admit() first"
         try:
@@ -93,6 +131,8 @@ class Pipeline:
             return None
         except GatewayError as exc:
             guard.close()
+            if exc.tried is not None:  # the provider and key the request failed on, for the record
+                ex.outcome.target, ex.outcome.key_label = exc.tried
             await self._fail(ex, exc.status, exc.code)
             raise
         except Exception:
@@ -100,14 +140,64 @@ class Pipeline:
             await self._fail(ex, 500, "internal_error")
             raise
         ex.outcome.target, ex.outcome.key_label = opened.target, opened.reservation.state.label
-        # same-dialect pass-through: the adapter answered in the client's own protocol (see below)
-        ex.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
-        if opened.answer is not None:
-            return EventStream(whole_as_stream(ex, call, opened, opened.answer, guard, self._settle))
-        if call.stream:
-            return EventStream(relay(ex, call, opened, guard, self._settle))
-        guard.close()
-        return await self._whole(ex, call, opened)
+        return opened
+
+    # --- the response cache (issue 10 item 6) ---------------------------------------------------
+    async def _keep(self, plan: CachePlan, form: str, payload: bytes, opened: Opened, usage: Usage) -> None:
+        target = opened.target
+        await self.runtime.cache.keep(plan, form, payload, target.provider.id, target.model, usage,
+                                      cost_usd(target.pricing, usage))
+
+    async def _capture(self, ex: Exchange, plan: CachePlan, opened: Opened,
+                       events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+        """``events`` passed on, and kept once the stream has ended cleanly (its usage settled)."""
+        seen: list[bytes] = []
+        try:
+            async for event in events:
+                seen.append(event)
+                yield event
+        finally:
+            await events.aclose()
+        outcome = ex.outcome
+        if outcome.status == 200 and outcome.error_code is None and outcome.usage is not None:
+            await self._keep(plan, SSE, b"".join(seen), opened, outcome.usage)
+
+    async def _hit(self, ex: Exchange, call: Call, entry: Entry, guard: Disconnect) -> Whole | EventStream:
+        """The cached answer: no provider key is used; the client's limits count it (``admit``)."""
+        outcome = ex.outcome
+        outcome.cache = HIT
+        spec = ex.snap.providers.get(entry.provider)
+        outcome.target = Target(spec, entry.model) if spec is not None else None
+        usage = Usage(entry.prompt_tokens, entry.completion_tokens, entry.usage_exact)
+        if not call.stream:
+            guard.close()
+            await self._settle_hit(ex, entry, usage)
+            return Answer(orjson.loads(entry.payload), usage)
+        payload = entry.payload if entry.form == SSE else completion_as_sse(orjson.loads(entry.payload),
+                                                                             call.wants_usage)
+        return EventStream(self._replay(ex, payload, entry, usage, guard))
+
+    async def _replay(self, ex: Exchange, payload: bytes, entry: Entry, usage: Usage,
+                      guard: Disconnect) -> AsyncGenerator[bytes, None]:
+        try:
+            yield payload
+        except asyncio.CancelledError:
+            if not guard.absorb():
+                raise
+            ex.outcome.status = CLIENT_CLOSED
+        finally:
+            guard.close()
+            if guard.fired and ex.outcome.status == 200:
+                ex.outcome.status = CLIENT_CLOSED
+            await asyncio.shield(self._settle_hit(ex, entry, usage))
+
+    async def _settle_hit(self, ex: Exchange, entry: Entry, usage: Usage) -> None:
+        """The client's tokens settled at the answer's usage, nothing spent; recorded with the cost saved."""
+        if ex.admission is not None:
+            await self.runtime.limiter.settle(ex.admission, usage, None)
+        ex.outcome.usage, ex.outcome.cost_usd = usage, entry.cost_usd
+        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
+    # --- end response cache ---------------------------------------------------------------------
 
     async def _whole(self, ex: Exchange, call: Call, opened: Opened) -> Answer:
         ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started

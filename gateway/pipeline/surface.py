@@ -8,7 +8,7 @@ auth → admit → dispatch → settle/record as chat; this module adds what the
   serve the family; none left is a 400 naming the provider(s) (``UnsupportedEndpoint``);
 - routes for calls that name no model (a file upload, a thread): the first provider in the
   config the client may use that serves the family; and routes pinned to the one provider key
-  that holds an object (``pinned_route``; the pins: ``affinity.py``);
+  that holds an object (``pinned_route``; the pins, kept in the configured store: ``affinity.py``);
 - answers relayed as bytes with the upstream's content type (``dispatch_raw``): audio streamed
   back as it comes, a transcription in text, a file's content; JSON answers are read for usage.
 """
@@ -27,7 +27,7 @@ import httpx
 import orjson
 
 from ..config.snapshot import ProviderSpec, Route, Target
-from ..errors import GatewayError, InvalidRequest
+from ..errors import InvalidRequest
 from ..providers.base import (
     ASSISTANTS,
     AUDIO,
@@ -45,7 +45,7 @@ from ..routing.dispatch import Opened
 from ..routing.resolve import resolve
 from ..runtime import Runtime
 from ..upstream import async_stream
-from .affinity import AffinityStore, MemoryAffinity, Pin
+from .affinity import AffinityStore, Pin, StoreAffinity
 from .context import CLIENT_CLOSED, Disconnect, Exchange
 from .core import Pipeline
 
@@ -125,7 +125,9 @@ class SurfacePipeline(Pipeline):
 
     def __init__(self, runtime: Runtime, affinity: AffinityStore | None = None):
         super().__init__(runtime)
-        self.affinity: AffinityStore = affinity if affinity is not None else MemoryAffinity()
+        # the pins live in the configured runtime store (shared by workers and replicas)
+        self.affinity: AffinityStore = affinity if affinity is not None else StoreAffinity(
+            lambda: runtime.stores.runtime, lambda: runtime.guard is not None and runtime.guard.degraded)
 
     def route_for(self, ex: Exchange, model: str, family: str, what: str) -> Route:
         """The client's route for ``model``, cut to the targets that serve ``family``."""
@@ -185,7 +187,7 @@ class SurfacePipeline(Pipeline):
     async def dispatch_raw(self, ex: Exchange, guard: Disconnect) -> RawWhole | ByteStream | None:
         """Like ``dispatch``, for answers the client gets as they came: a whole answer (JSON read
         for its usage) or, for a stream call, the bytes as they arrive. None: the client left."""
-        opened = await self._open(ex, guard)
+        opened = await self.open(ex, guard)
         if opened is None:
             return None
         call = ex.call
@@ -206,28 +208,6 @@ class SurfacePipeline(Pipeline):
         await self._settle(ex, opened, usage)
         pin = Pin(opened.target.provider.id, opened.key.ident if opened.key is not None else None)
         return RawWhole(content_type, raw, usage, data, pin)
-
-    async def _open(self, ex: Exchange, guard: Disconnect) -> Opened | None:
-        call, route = ex.call, ex.route
-        assert call is not None and route is not None, "admit() first"
-        try:
-            opened = await self.runtime.dispatcher.open(ex.snap, route, call.model, call, ex.est_tokens)
-        except asyncio.CancelledError:
-            guard.close()
-            if not guard.absorb():
-                raise
-            await asyncio.shield(self._fail(ex, CLIENT_CLOSED, None))
-            return None
-        except GatewayError as exc:
-            guard.close()
-            await self._fail(ex, exc.status, exc.code)
-            raise
-        except Exception:
-            guard.close()
-            await self._fail(ex, 500, "internal_error")
-            raise
-        ex.outcome.target, ex.outcome.key_label = opened.target, opened.reservation.state.label
-        return opened
 
     async def _relay_bytes(self, ex: Exchange, opened: Opened, guard: Disconnect) -> AsyncGenerator[bytes, None]:
         """The upstream's body as it comes. A body that breaks off is not ended cleanly: the error

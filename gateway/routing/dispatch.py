@@ -30,6 +30,7 @@ from ..config.snapshot import ProviderKey, Route, Snapshot, Target
 from ..errors import (
     AllKeysRateLimited,
     GatewayError,
+    InvalidRequest,
     ProviderError,
     ProviderUnavailable,
     UpstreamRejectedRequest,
@@ -79,6 +80,7 @@ class _Progress:
     soonest: float = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
     rate_limited: bool = False  # some key is blocked by a limit or cooldown, not only by a circuit
     progressed: bool = False
+    last: tuple[Target, str] | None = None  # the last (target, key label) an attempt was made on
 
     def blocked(self, wait: float, by_limit: bool) -> None:
         self.soonest = min(self.soonest, wait)
@@ -105,6 +107,15 @@ class Dispatcher:
         budget = routing.total_timeout_s or max((t.provider.timeout_s for t in route.targets),
                                                 default=snap.server.request_timeout_s)
         progress = _Progress(deadline=now + budget, budget_s=budget)
+        try:
+            return await self._open(snap, route, route_name, call, est_tokens, progress, queue_until)
+        except GatewayError as exc:
+            exc.tried = progress.last
+            raise
+
+    async def _open(self, snap: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float,
+                    progress: _Progress, queue_until: float) -> Opened:
+        routing = snap.routing
         while True:
             progress.soonest, progress.rate_limited, progress.progressed = math.inf, False, False
             for target in order_targets(route, route_name, self.stats):
@@ -153,6 +164,7 @@ class Dispatcher:
                 progress.blocked(got.wait_s, got.by_limit)
                 continue
             progress.tried.add((target.name, state.ident))
+            progress.last = (target, state.label)
             progress.attempts += 1
             progress.progressed = True
             outcome = await self._attempt(snap, target, key, call, got, not progress.quarantined, time_left)
@@ -181,6 +193,10 @@ class Dispatcher:
                 else:
                     answered = True
                     body, answer = await self._answer_body(snap, target, key, response, call, adapter)
+        except InvalidRequest:  # the adapter cannot translate this request: no other key would either
+            await _close_quietly(response)
+            await self._end(target, reservation)
+            raise
         except (TimeoutError, httpx.TransportError, AnswerTooLarge, UndecodableAnswer, GatewayError) as exc:
             await _close_quietly(response)
             cut_short = time_left < provider.timeout_s - FULL_TIME_SLACK_S

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..config.schema import Routing
 from ..config.snapshot import ProviderKey, ProviderSpec
 from ..observability import metrics
 from ..providers.base import parse_duration
-from ..store.base import Counters
+from ..store.base import Ask, Counters
 from ..store.base import Reservation as WindowReservation
 
 log = logging.getLogger("gateway.keys")
@@ -116,22 +116,19 @@ class KeyBoard:
         if blocked is not None:
             return blocked
         limits = provider.limits
-        request: WindowReservation | None = None
+        asks = []
         if limits.req_per_min is not None:
-            got = await self.store.check_and_reserve(f"key:{state.ident}:req",
-                                                     limits.req_per_min, 1, self.window_s)
-            if got.reservation is None:
-                return Blocked(max(got.wait_s, 0.001), True)
-            request = got.reservation
-        reserved: WindowReservation | None = None
+            asks.append(Ask(f"key:{state.ident}:req", limits.req_per_min, 1, self.window_s))
         if limits.tokens_per_min is not None:
-            got = await self.store.check_and_reserve(f"key:{state.ident}:tok", limits.tokens_per_min,
-                                                     reservable(provider, tokens), self.window_s)
-            if got.reservation is None:
-                if request is not None:
-                    await self.store.settle(request, 0)
-                return Blocked(max(got.wait_s, 0.001), True)
-            reserved = got.reservation
+            asks.append(Ask(f"key:{state.ident}:tok", limits.tokens_per_min, reservable(provider, tokens),
+                            self.window_s))
+        reserved: WindowReservation | None = None
+        if asks:  # both windows in one step of the store: both counted, or neither
+            batch = await self.store.reserve_all(asks)
+            if batch.refused:
+                return Blocked(max(batch.results[-1].wait_s, 0.001), True)
+            if limits.tokens_per_min is not None:
+                reserved = batch.results[-1].reservation
         state.in_flight += 1
         if state.remaining_requests is not None:
             state.remaining_requests -= 1
@@ -227,16 +224,6 @@ def reservable(provider: ProviderSpec, tokens: float) -> float:
     """
     limit = provider.limits.tokens_per_min
     return tokens if limit is None else min(tokens, limit * MAX_WINDOW_SHARE)
-
-
-def limit_headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    """The rate-limit headers of an answer (``x-ratelimit-*``, ``retry-after``) in one pass."""
-    found: dict[str, str] = {}
-    for name, value in raw:
-        lower = name.lower()
-        if lower.startswith((b"x-ratelimit-", b"retry-after")):
-            found[lower.decode("latin-1")] = value.decode("latin-1")
-    return found
 
 
 def _number(value: str | None) -> float | None:

@@ -71,6 +71,50 @@ class WindowResult:
 
 
 @dataclass(frozen=True, slots=True)
+class Ask:
+    """One window of ``reserve_all``: what ``check_and_reserve`` takes."""
+
+    window: str
+    limit: float
+    need: float
+    window_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetAsk:
+    """The budget hold of ``reserve_all``: hold ``need`` USD in ``window`` while what the window
+    holds stays under what the tighter of the client's budgets has left after its spend of the UTC
+    day and month of ``at`` (the window's limit is that, plus ``need``, less a hair)."""
+
+    client_id: str
+    at: float
+    daily_usd: float | None
+    monthly_usd: float | None
+    window: str
+    need: float
+    window_s: float
+
+    def limit(self, day: float, month: float) -> float:
+        left = min(b - s for b, s in ((self.daily_usd, day), (self.monthly_usd, month)) if b is not None)
+        return left + self.need - 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The answer of ``reserve_all``: one result per window checked, in order (the budget hold
+    first when asked), up to the first that did not fit. All reserved, or (``refused``) none:
+    the last result is then the one that did not fit, the others say what they would have held."""
+
+    results: tuple[WindowResult, ...]
+    refused: bool
+    spend: Spend | None = None  # the client's spend (day, month) read in the same step, when a budget was asked
+
+    @property
+    def ok(self) -> bool:
+        return not self.refused
+
+
+@dataclass(frozen=True, slots=True)
 class Spend:
     """USD charged to a client in the current UTC day and month, and held by its requests in flight."""
 
@@ -164,6 +208,10 @@ class Counters(Protocol):
 
     async def settle(self, reservation: Reservation, actual: float) -> None: ...
 
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch: ...
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None: ...
+
     async def set_mark(self, name: str, ttl_s: float) -> float: ...
 
     async def clear_mark(self, name: str) -> None: ...
@@ -211,6 +259,16 @@ class Store(Protocol):
         """Replace a reservation's amount by ``actual`` (0 withdraws it). A no-op once it slid out."""
         ...
 
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        """Read the client's spend (with ``budget``), then check the budget hold and ``asks`` in turn
+        and reserve in every window, or in none (see ``Batch``). One round trip and atomic where the
+        backend can (Redis: one script); else ``check_and_reserve`` in turn, withdrawn on refusal."""
+        ...
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        """``settle`` each ``(reservation, actual)``, in one round trip where the backend can."""
+        ...
+
     # --- expiring marks (cooldown, quarantine, circuit) ----------------------------------
     async def set_mark(self, name: str, ttl_s: float) -> float:
         """Set ``name`` until ``ttl_s`` from now, or keep a later expiry it has. Returns the seconds left."""
@@ -232,6 +290,19 @@ class Store(Protocol):
     async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold: ...
 
     async def release_spend(self, hold: Hold) -> None: ...
+
+    # --- object pins (which provider key holds a file, an assistant, a thread) -------------
+    async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None:
+        """Remember ``value`` for ``object_id`` for ``ttl_s`` seconds (replacing what it had).
+        ``value`` is opaque to the store (``pipeline/affinity.py`` writes a provider id and a key's
+        ident, never a key). Bounded: expired pins are dropped (memory also drops the oldest)."""
+        ...
+
+    async def get_pin(self, object_id: str) -> str | None:
+        """The value set for ``object_id``, or None when unset or expired."""
+        ...
+
+    async def clear_pin(self, object_id: str) -> None: ...
 
     # --- client directory -----------------------------------------------------------------
     async def create_client(self, record: ClientRecord) -> ClientRecord:

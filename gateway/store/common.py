@@ -11,18 +11,25 @@ import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..config.schema import Budget, Limits
 from .base import (
     GROUP_COLUMNS,
+    Ask,
+    Batch,
+    BudgetAsk,
     ClientRecord,
+    Counters,
     GroupBy,
     LedgerRow,
+    Reservation,
     SeriesPoint,
     StoreError,
     UsageGroup,
     UsageTotals,
+    WindowResult,
 )
 
 log = logging.getLogger("gateway.store")
@@ -60,6 +67,30 @@ def window_wait(entries: Iterable[tuple[float, float]], used: float, now: float,
         if excess <= 1e-9:
             return max(0.0, at + window_s - now)
     return window_s
+
+
+async def reserve_in_turn(counters: Counters, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+    """``reserve_all`` made of ``spend`` and ``check_and_reserve`` calls (each one atomic), a
+    refusal withdrawing what was reserved before it. Atomic as a whole on the memory store (no
+    await in it yields); on SQLite and PostgreSQL each window is decided in its own transaction."""
+    todo = list(asks)
+    spend = None
+    if budget is not None:
+        spend = await counters.spend(budget.client_id, budget.at)
+        todo.insert(0, Ask(budget.window, budget.limit(spend.day, spend.month), budget.need, budget.window_s))
+    results: list[WindowResult] = []
+    for ask in todo:
+        got = await counters.check_and_reserve(ask.window, ask.limit, ask.need, ask.window_s)
+        results.append(got)
+        if got.reservation is None:
+            await counters.settle_all([(r.reservation, 0.0) for r in results if r.reservation is not None])
+            return Batch(tuple(replace(r, reservation=None) for r in results), True, spend)
+    return Batch(tuple(results), False, spend)
+
+
+async def settle_in_turn(counters: Counters, settles: Sequence[tuple[Reservation, float]]) -> None:
+    for reservation, actual in settles:
+        await counters.settle(reservation, actual)
 
 
 def client_to_dict(record: ClientRecord) -> dict[str, Any]:

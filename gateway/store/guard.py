@@ -24,7 +24,8 @@ from typing import Literal, TypeVar
 
 from ..errors import StoreUnavailable as Refused
 from ..observability import metrics
-from .base import Counters, Hold, Reservation, Spend, StoreUnavailable, WindowResult
+from .base import Ask, Batch, BudgetAsk, Counters, Hold, Reservation, Spend, StoreUnavailable, WindowResult
+from .common import reserve_in_turn
 from .memory import AsyncMemoryStore
 
 log = logging.getLogger("gateway.store")
@@ -44,6 +45,12 @@ class SplitCounters:
 
     async def settle(self, reservation: Reservation, actual: float) -> None:
         await self.fast.settle(reservation, actual)
+
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        return await reserve_in_turn(self, asks, budget)  # spend from durable, windows from fast
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        await self.fast.settle_all(settles)
 
     async def set_mark(self, name: str, ttl_s: float) -> float:
         return await self.fast.set_mark(name, ttl_s)
@@ -142,6 +149,12 @@ class GuardedCounters:
 
     async def settle(self, reservation: Reservation, actual: float) -> None:
         await self._give_back(lambda s: s.settle(reservation, actual))
+
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        return await self._decide(lambda s: s.reserve_all(asks, budget))
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        await self._give_back(lambda s: s.settle_all(settles))
 
     async def set_mark(self, name: str, ttl_s: float) -> float:
         left = ttl_s

@@ -14,6 +14,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from .base import (
+    Ask,
+    Batch,
+    BudgetAsk,
     ClientExists,
     ClientNotFound,
     ClientRecord,
@@ -35,12 +38,15 @@ from .common import (
     new_id,
     newest_first,
     periods,
+    reserve_in_turn,
     series_of,
+    settle_in_turn,
     totals_of,
     window_wait,
 )
 
 FEED_ROWS = 10_000  # the live request log keeps this many rows for its readers
+MAX_PINS = 100_000  # object pins kept at most (the least recently set go first)
 
 
 @dataclass(slots=True)
@@ -193,6 +199,7 @@ class AsyncMemoryStore:
         self._buffer = LedgerBuffer(self._write_rows, interval_s=ledger_interval_s)
         self._feed: deque[tuple[int, LedgerRow]] = deque(maxlen=FEED_ROWS)  # the live request log
         self._feed_seq = 0
+        self._pins: OrderedDict[str, tuple[str, float]] = OrderedDict()  # id -> (value, expires), oldest first
 
     # windows
     async def check_and_reserve(self, window: str, limit: float, need: float, window_s: float) -> WindowResult:
@@ -224,6 +231,12 @@ class AsyncMemoryStore:
             del win.entries[reservation.entry]
         else:
             entry[1] = actual
+
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        return await reserve_in_turn(self, asks, budget)
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        await settle_in_turn(self, settles)
 
     # marks
     async def set_mark(self, name: str, ttl_s: float) -> float:
@@ -288,6 +301,26 @@ class AsyncMemoryStore:
             holds.pop(hold.hold_id, None)
             if not holds:
                 del self._holds[hold.client_id]
+
+    # object pins
+    async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None:
+        pins = self._pins
+        pins[object_id] = (value, self._clock() + ttl_s)
+        pins.move_to_end(object_id)
+        while len(pins) > MAX_PINS:
+            pins.popitem(last=False)
+
+    async def get_pin(self, object_id: str) -> str | None:
+        found = self._pins.get(object_id)
+        if found is None:
+            return None
+        if found[1] <= self._clock():
+            del self._pins[object_id]
+            return None
+        return found[0]
+
+    async def clear_pin(self, object_id: str) -> None:
+        self._pins.pop(object_id, None)
 
     # client directory
     async def create_client(self, record: ClientRecord) -> ClientRecord:

@@ -22,6 +22,9 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from . import sql
 from .base import (
+    Ask,
+    Batch,
+    BudgetAsk,
     ClientExists,
     ClientNotFound,
     ClientRecord,
@@ -44,9 +47,11 @@ from .common import (
     last_used_of,
     new_id,
     periods,
+    reserve_in_turn,
     row_from_values,
     row_values,
     series_of,
+    settle_in_turn,
     window_wait,
 )
 
@@ -76,6 +81,8 @@ SCHEMA = [
         overhead_ms float8 NOT NULL, stream boolean NOT NULL, cache_hit boolean NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time)",
     "CREATE INDEX IF NOT EXISTS ledger_client_time ON ledger (client_id, time)",
+    "CREATE TABLE IF NOT EXISTS pins (id text PRIMARY KEY, value text NOT NULL, expires float8 NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS pins_expires ON pins (expires)",
 ]
 
 
@@ -200,6 +207,12 @@ class PostgresStore:
             else:
                 await conn.execute("UPDATE windows SET amount = %s WHERE win = %s AND entry = %s", (actual, *key))
 
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        return await reserve_in_turn(self, asks, budget)
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        await settle_in_turn(self, settles)
+
     # marks
     async def set_mark(self, name: str, ttl_s: float) -> float:
         async def run(conn: Conn) -> float:
@@ -259,6 +272,26 @@ class PostgresStore:
         async with self._conn() as conn:
             await conn.execute("DELETE FROM holds WHERE client_id = %s AND hold_id = %s",
                                (hold.client_id, hold.hold_id))
+
+    # object pins
+    async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None:
+        async def run(conn: Conn) -> None:
+            now = await _now(conn)
+            await conn.execute("DELETE FROM pins WHERE expires <= %s", (now,))
+            await conn.execute("INSERT INTO pins VALUES (%s, %s, %s) ON CONFLICT (id) DO UPDATE SET "
+                               "value = excluded.value, expires = excluded.expires", (object_id, value, now + ttl_s))
+        await self._tx(run)
+
+    async def get_pin(self, object_id: str) -> str | None:
+        async with self._conn() as conn:
+            cur = await conn.execute("SELECT value FROM pins WHERE id = %s AND "
+                                     "expires > extract(epoch from clock_timestamp())", (object_id,))
+            row = await cur.fetchone()
+        return None if row is None else str(row[0])
+
+    async def clear_pin(self, object_id: str) -> None:
+        async with self._conn() as conn:
+            await conn.execute("DELETE FROM pins WHERE id = %s", (object_id,))
 
     # client directory
     async def create_client(self, record: ClientRecord) -> ClientRecord:

@@ -1,8 +1,15 @@
 """The shared store for several workers and replicas: Redis, every decision in one Lua script.
 
+The request path (windows, marks, spend, the directory's lookups) runs on one multiplexed
+connection (``redis_wire``): a request's admission is one script (the budget hold and every
+window, all or none: ``reserve_all``), its settle another. The rest (client changes, the
+ledger, admin queries) goes through redis-py.
+
 Time comes from the Redis server (``TIME``), so replicas with skewed clocks still share one
-window. The keys of one window carry a hash tag (``{name}``), so a Redis Cluster keeps them on
-one slot. Idle keys expire by themselves (windows after their span, spend after its period).
+window. The keys of one window carry a hash tag (``{name}``), so a Redis Cluster would keep them
+on one slot; the admission script spans a client's several windows and its spend, so it needs
+one Redis (or a primary with replicas), not a Cluster, as the store always did (it connects to
+one server). Idle keys expire by themselves (windows after their span, spend after its period).
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from . import lua
 from .base import (
+    Ask,
+    Batch,
+    BudgetAsk,
     ClientExists,
     ClientNotFound,
     ClientRecord,
@@ -52,6 +62,7 @@ from .common import (
     series_of,
     totals_of,
 )
+from .redis_wire import RedisWire, ReplyError, Script
 
 DAY_KEEP_S = 40 * 86400  # a day's spend is kept this long after the day ends; a month's:
 MONTH_KEEP_S = 400 * 86400
@@ -88,6 +99,8 @@ class RedisStore:
                                               retry=Retry(NoBackoff(), 1),
                                               retry_on_error=[RedisConnectionError])
         self._scripts = {name: self._redis.register_script(body) for name, body in lua.SCRIPTS.items()}
+        self._wire = RedisWire(redis_url(addr), timeout_s)
+        self._lua = {name: Script(body) for name, body in lua.SCRIPTS.items()}
         self._buffer = LedgerBuffer(self._write_rows, interval_s=ledger_interval_s)
 
     @classmethod
@@ -96,6 +109,7 @@ class RedisStore:
         try:
             await store.ping()
         except StoreUnavailable:
+            await store._wire.close()
             await store._redis.aclose()
             raise
         return store
@@ -110,8 +124,22 @@ class RedisStore:
             raise StoreUnavailable(f"redis store {self.where}: {type(exc).__name__}: {exc}") from exc
 
     async def _script(self, name: str, keys: list[str], args: list[Any]) -> Any:
-        async with self._guard():
-            return await self._scripts[name](keys=keys, args=args)
+        """Run one of ``lua.SCRIPTS`` on the request path's connection."""
+        try:
+            return await self._wire.evalsha(self._lua[name], keys, args)
+        except OSError as exc:  # ConnectionError, TimeoutError
+            raise StoreUnavailable(f"redis store {self.where}: unreachable ({type(exc).__name__})") from exc
+        except ReplyError as exc:
+            raise StoreUnavailable(f"redis store {self.where}: {exc}") from exc
+
+    async def _call(self, *args: Any) -> Any:
+        """One command on the request path's connection."""
+        try:
+            return await self._wire.call(*args)
+        except OSError as exc:
+            raise StoreUnavailable(f"redis store {self.where}: unreachable ({type(exc).__name__})") from exc
+        except ReplyError as exc:
+            raise StoreUnavailable(f"redis store {self.where}: {exc}") from exc
 
     def _k(self, *parts: str) -> str:
         return self.prefix + ":".join(parts)
@@ -131,13 +159,46 @@ class RedisStore:
     async def settle(self, reservation: Reservation, actual: float) -> None:
         await self._script("settle", self._window_keys(reservation.window), [reservation.entry, repr(actual)])
 
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        keys: list[str] = []
+        args: list[Any] = ["0", "", ""]
+        todo = list(asks)
+        if budget is not None:
+            day, month = periods(budget.at)
+            keys += [self._spend_key(budget.client_id, day), self._spend_key(budget.client_id, month)]
+            args = ["1", "" if budget.daily_usd is None else repr(budget.daily_usd),
+                    "" if budget.monthly_usd is None else repr(budget.monthly_usd)]
+            todo.insert(0, Ask(budget.window, 0.0, budget.need, budget.window_s))  # its limit: from the spend
+        entries = [new_id() for _ in todo]
+        for ask, entry in zip(todo, entries, strict=True):
+            keys += self._window_keys(ask.window)
+            args += [repr(ask.limit), repr(ask.need), repr(ask.window_s), entry]
+        found = await self._script("reserve_all", keys, args)
+        refused, now = int(found[0]), float(found[1])
+        results = []
+        for i, ask in enumerate(todo[:(len(found) - 4) // 3]):
+            wait, used, reset = found[4 + 3 * i:7 + 3 * i]
+            held = None if refused else Reservation(ask.window, entries[i], ask.need, now, ask.window_s)
+            results.append(WindowResult(held, float(wait), float(used), float(reset)))
+        spend = Spend(float(found[2]), float(found[3]), 0.0) if budget is not None else None
+        return Batch(tuple(results), bool(refused), spend)
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        if not settles:
+            return
+        keys: list[str] = []
+        args: list[str] = []
+        for reservation, actual in settles:
+            keys += self._window_keys(reservation.window)
+            args += [reservation.entry, repr(actual)]
+        await self._script("settle_all", keys, args)
+
     # marks
     async def set_mark(self, name: str, ttl_s: float) -> float:
         return float(await self._script("set_mark", [self._k("mark", name)], [repr(ttl_s)]))
 
     async def clear_mark(self, name: str) -> None:
-        async with self._guard():
-            await self._redis.delete(self._k("mark", name))
+        await self._call("DEL", self._k("mark", name))
 
     async def marks_remaining(self, names: Sequence[str]) -> list[float]:
         if not names:
@@ -156,17 +217,12 @@ class RedisStore:
         when = await self._now() if at is None else at
         day, month = periods(when)
         day_end, month_end = period_ends(when)
-        async with self._guard(), self._redis.pipeline(transaction=True) as pipe:
-            pipe.incrbyfloat(self._spend_key(client_id, day), usd)
-            pipe.expireat(self._spend_key(client_id, day), int(day_end + DAY_KEEP_S))
-            pipe.incrbyfloat(self._spend_key(client_id, month), usd)
-            pipe.expireat(self._spend_key(client_id, month), int(month_end + MONTH_KEEP_S))
-            await pipe.execute()
+        await self._script("add_spend", [self._spend_key(client_id, day), self._spend_key(client_id, month)],
+                           [repr(usd), int(day_end + DAY_KEEP_S), int(month_end + MONTH_KEEP_S)])
 
     async def _now(self) -> float:
-        async with self._guard():
-            seconds, micros = await self._redis.time()
-        return seconds + micros / 1e6
+        seconds, micros = await self._call("TIME")
+        return int(seconds) + int(micros) / 1e6
 
     async def spend(self, client_id: str, at: float | None = None) -> Spend:
         day, month = periods(await self._now() if at is None else at)
@@ -180,8 +236,18 @@ class RedisStore:
         return hold
 
     async def release_spend(self, hold: Hold) -> None:
-        async with self._guard():
-            await self._redis.hdel(self._holds_key(hold.client_id), hold.hold_id)
+        await self._call("HDEL", self._holds_key(hold.client_id), hold.hold_id)
+
+    # object pins
+    async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None:
+        await self._call("SET", self._k("pin", object_id), value, "PX", max(1, int(ttl_s * 1000)))
+
+    async def get_pin(self, object_id: str) -> str | None:
+        found = await self._call("GET", self._k("pin", object_id))
+        return None if found is None else str(found)
+
+    async def clear_pin(self, object_id: str) -> None:
+        await self._call("DEL", self._k("pin", object_id))
 
     # client directory
     def _dir_keys(self) -> list[str]:
@@ -228,9 +294,7 @@ class RedisStore:
         return client
 
     async def directory_version(self) -> int:
-        async with self._guard():
-            value = await self._redis.get(self._k("clients_version"))
-        return int(value or 0)
+        return int(await self._call("GET", self._k("clients_version")) or 0)
 
     # ledger
     def record(self, row: LedgerRow) -> None:
@@ -303,13 +367,13 @@ class RedisStore:
 
     # lifecycle
     async def ping(self) -> None:
-        async with self._guard():
-            await self._redis.ping()
+        await self._call("PING")
 
     async def close(self) -> None:
         try:
             await self._buffer.close()
         finally:
+            await self._wire.close()
             await self._redis.aclose()
 
 

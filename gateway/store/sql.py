@@ -9,7 +9,7 @@ from typing import Any
 from .base import GROUP_COLUMNS, GroupBy, UsageGroup, UsageTotals
 from .common import LEDGER_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the pins table (object affinity, issue 8)
 
 INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})")

@@ -19,6 +19,9 @@ from typing import TypeVar
 
 from . import sql
 from .base import (
+    Ask,
+    Batch,
+    BudgetAsk,
     ClientExists,
     ClientNotFound,
     ClientRecord,
@@ -41,9 +44,11 @@ from .common import (
     last_used_of,
     new_id,
     periods,
+    reserve_in_turn,
     row_from_values,
     row_values,
     series_of,
+    settle_in_turn,
     window_wait,
 )
 
@@ -69,6 +74,8 @@ CREATE TABLE IF NOT EXISTS ledger (time REAL NOT NULL, request_id TEXT NOT NULL,
     latency_ms REAL NOT NULL, overhead_ms REAL NOT NULL, stream INTEGER NOT NULL, cache_hit INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time);
 CREATE INDEX IF NOT EXISTS ledger_client_time ON ledger (client_id, time);
+CREATE TABLE IF NOT EXISTS pins (id TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pins_expires ON pins (expires);
 """
 
 
@@ -177,6 +184,12 @@ class SqliteStore:
             await self._call(lambda c: c.execute("UPDATE windows SET amount = ? WHERE win = ? AND entry = ?",
                                                  (actual, *key)))
 
+    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch:
+        return await reserve_in_turn(self, asks, budget)
+
+    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None:
+        await settle_in_turn(self, settles)
+
     # marks
     async def set_mark(self, name: str, ttl_s: float) -> float:
         def run(conn: Conn) -> float:
@@ -232,6 +245,23 @@ class SqliteStore:
     async def release_spend(self, hold: Hold) -> None:
         await self._call(lambda c: c.execute("DELETE FROM holds WHERE client_id = ? AND hold_id = ?",
                                              (hold.client_id, hold.hold_id)))
+
+    # object pins
+    async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None:
+        def run(conn: Conn) -> None:
+            now = time.time()
+            conn.execute("DELETE FROM pins WHERE expires <= ?", (now,))  # by the index: what expired since
+            conn.execute("INSERT INTO pins VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+                         "value = excluded.value, expires = excluded.expires", (object_id, value, now + ttl_s))
+        await self._call(run)
+
+    async def get_pin(self, object_id: str) -> str | None:
+        row = await self._call(lambda c: c.execute("SELECT value FROM pins WHERE id = ? AND expires > ?",
+                                                   (object_id, time.time())).fetchone(), write=False)
+        return None if row is None else str(row[0])
+
+    async def clear_pin(self, object_id: str) -> None:
+        await self._call(lambda c: c.execute("DELETE FROM pins WHERE id = ?", (object_id,)))
 
     # client directory
     async def create_client(self, record: ClientRecord) -> ClientRecord:

@@ -11,17 +11,12 @@ import pytest
 from tests.conftest import MASTER_KEY, Gateway
 from tests.fake_upstream import FakeUpstream
 from tests.integration.test_admin_api import CHAT, admin_config, wait_until
-from tests.store.servers import RedisServer, redis_available
+from tests.store.servers import RedisServer, running_redis
 
 
 @pytest.fixture(scope="module")
 def redis() -> Iterator[RedisServer]:
-    reason = redis_available()
-    if reason:
-        pytest.skip(reason)
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    yield from running_redis()
 
 
 def test_a_client_made_on_one_replica_works_and_stops_on_the_other(

@@ -232,3 +232,7 @@ def test_what_gemini_cannot_take_is_a_clear_400_and_nothing_is_sent(gateway, gem
             {"type": "image_url", "image_url": {"url": "http://insecure.test/cat.png"}}]}])
     assert "data: URLs (base64) or https URLs" in str(info.value)
     assert gemini.requests == []
+    # One refusal, not one per key: the translation fails the same way on every key.
+    attempts = [line for line in gateway.metrics().splitlines()
+                if line.startswith("gateway_upstream_attempts_total{") and 'provider="gemini"' in line]
+    assert attempts == [], attempts

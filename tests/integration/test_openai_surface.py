@@ -278,3 +278,20 @@ def test_assistants_and_threads_reach_the_key_that_created_them(gw: Gateway, fak
     for _ in range(3):
         beta.threads.messages.create(thread.id, role="user", content="hi")
         assert fake.surface.calls[-1].api_key == thread_key
+
+
+def test_pins_survive_a_restart_in_the_default_sqlite_store(gw: Gateway, fake: FakeUpstream) -> None:
+    """The pins live in the configured store (here the default SQLite file), not in the worker."""
+    client = sdk(gw)
+    created = {}
+    for n in range(2):  # key one, then key two
+        uploaded = client.files.create(file=(f"f{n}.jsonl", b'{"n": 1}\n'), purpose="batch")
+        created[uploaded.id] = fake.surface.calls[-1].api_key
+    assert set(created.values()) == {KEY_A, KEY_B}
+    gw.stop()
+    gw.start()
+    client = sdk(gw)
+    # the restarted worker's rotation starts at key one again: asked first, key two's file would miss
+    for file_id, key in reversed(created.items()):
+        assert client.files.retrieve(file_id).id == file_id
+        assert fake.surface.calls[-1].api_key == key

@@ -16,7 +16,12 @@ import pytest
 from tests.conftest import Gateway, basic_config
 from tests.fake_upstream import FakeUpstream
 from tests.integration.test_store_wiring import chat, ledger_rows
-from tests.store.servers import PostgresServer, RedisServer, postgres_available, redis_available
+from tests.store.servers import (
+    PostgresServer,
+    RedisServer,
+    running_postgres,
+    running_redis,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -24,24 +29,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own: it is stopped and started again."""
-    reason = redis_available()
-    if reason:
-        pytest.skip(reason)
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    yield from running_redis()
 
 
 @pytest.fixture
 def postgres() -> Iterator[PostgresServer]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer().start()
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE gw")
-    yield server
-    server.cleanup()
+    yield from running_postgres("gw")
 
 
 class Load:

@@ -10,7 +10,10 @@ that leaves while the upstream works (its request must be aborted upstream).
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 
@@ -120,3 +123,12 @@ def until(check: Callable[[], bool], timeout: float) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def test_an_unknown_transport_is_a_clear_error_not_a_traceback(tmp_path):
+    env = {**os.environ, "GATEWAY_HTTP_TRANSPORT": "curl", "GATEWAY_ENV_FILE": str(tmp_path / "none.env")}
+    done = subprocess.run([sys.executable, "-m", "gateway", "listen"], env=env, capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode != 0
+    assert "GATEWAY_HTTP_TRANSPORT: Input should be 'lean', 'aiohttp', 'reqwest' or 'httpx'" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -17,7 +17,7 @@ from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
 
-from .servers import PostgresServer, RedisServer, postgres_available, redis_available
+from .servers import PostgresServer, RedisServer, running_postgres, running_redis
 
 BACKENDS = ["memory", "sqlite", "redis", "postgres"]
 SHARED = ["sqlite", "redis", "postgres"]  # backends that several processes share
@@ -32,24 +32,12 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    reason = redis_available()
-    if reason:
-        pytest.skip(reason)
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    yield from running_redis()
 
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer().start()
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE gw")
-    yield server
-    server.cleanup()
+    yield from running_postgres("gw")
 
 
 PG_TABLES = "windows, marks, spend, holds, clients, ledger"

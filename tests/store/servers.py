@@ -14,7 +14,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import psycopg
+import pytest
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 PG_BIN = Path(os.environ.get("GATEWAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -126,3 +130,30 @@ class PostgresServer:
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _unavailable(reason: str | None) -> None:
+    """Skip on a developer's machine without the server; in CI (``CI`` set) that is a failure."""
+    if reason:
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}: .ci/run installs it")
+        pytest.skip(reason)
+
+
+def running_redis() -> Iterator[RedisServer]:
+    """A throwaway redis-server on loopback for a fixture's life (``yield from running_redis()``)."""
+    _unavailable(redis_available())
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+def running_postgres(database: str | None = None) -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL cluster on loopback (with ``database`` created) for a fixture's life."""
+    _unavailable(postgres_available())
+    server = PostgresServer().start()
+    if database is not None:
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {database}")
+    yield server
+    server.cleanup()

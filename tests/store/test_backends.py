@@ -4,6 +4,7 @@ back, unreachable addresses, concurrent migrations, and the ``storage`` config a
 from __future__ import annotations
 
 import asyncio
+import signal
 import subprocess
 import sys
 import textwrap
@@ -14,10 +15,11 @@ from pathlib import Path
 import anyio
 import psycopg
 import pytest
+import redis.asyncio as redis
 import yaml
 
 from gateway.config.schema import GatewayConfig
-from gateway.store.base import ClientRecord, LedgerRow, Store, StoreUnavailable
+from gateway.store.base import Ask, ClientRecord, LedgerRow, Store, StoreUnavailable
 from gateway.store.config import Storage
 from gateway.store.factory import open_backend, open_stores
 from gateway.store.memory import AsyncMemoryStore
@@ -26,7 +28,13 @@ from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
 
 from .conftest import SHARED, OpenStore
-from .servers import PostgresServer, RedisServer, free_port, postgres_available, redis_available
+from .servers import (
+    PostgresServer,
+    RedisServer,
+    free_port,
+    running_postgres,
+    running_redis,
+)
 
 pytestmark = pytest.mark.anyio
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,22 +129,12 @@ async def test_an_unwritable_sqlite_path_is_a_clear_error(tmp_path: Path) -> Non
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
-    reason = redis_available()
-    if reason:
-        pytest.skip(reason)
-    server = RedisServer().start()
-    yield server
-    server.cleanup()
+    yield from running_redis()
 
 
 @pytest.fixture
 def own_postgres() -> Iterator[PostgresServer]:
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    server = PostgresServer().start()
-    yield server
-    server.cleanup()
+    yield from running_postgres()
 
 
 async def _until_up(store: Store, timeout: float = 15.0) -> None:
@@ -177,6 +175,45 @@ async def test_redis_lost_while_serving_and_back(own_redis: RedisServer) -> None
         await _lose_and_recover(store, own_redis.stop, own_redis.start)
         # redis-server in the tests keeps nothing on disk: only the rows written after its return remain
         assert (await store.usage_totals("c", 0, 2e9)).total_requests == 2
+    finally:
+        await store.close()
+
+
+async def test_redis_request_path_survives_a_flushed_script_cache_and_long_replies(redis_server: RedisServer) -> None:
+    """The request path's connection runs scripts by SHA: after SCRIPT FLUSH (a restarted or failed-over
+    server) it sends them again; a reply larger than one read arrives whole; replies stay in order."""
+    store = await RedisStore.open(redis_server.addr, prefix=f"flush{time.monotonic_ns()}:")
+    try:
+        assert (await store.reserve_all([Ask("w", 3, 1, 30.0)])).ok
+        admin = redis.Redis.from_url(f"redis://{redis_server.addr}")
+        await admin.script_flush()
+        await admin.aclose()
+        assert (await store.reserve_all([Ask("w", 3, 1, 30.0)])).ok
+        names = [f"k{i}" for i in range(5000)]
+        left, version, counted = await asyncio.gather(store.marks_remaining(names), store.directory_version(),
+                                                      store.check_and_reserve("w", 3, 1, 30.0))
+        assert left == [0.0] * 5000 and version == 0 and counted.ok and counted.used == 3
+    finally:
+        await store.close()
+
+
+async def test_a_stalled_redis_fails_the_request_path_within_its_timeout_and_recovers(own_redis: RedisServer) -> None:
+    """A server that stops answering (paused, not closed): waiting calls fail after ``timeout_s`` with
+    StoreUnavailable, not for ever; once it answers again the next call reconnects."""
+    store = RedisStore(own_redis.addr, timeout_s=0.5)
+    await store.ping()
+    assert own_redis.proc is not None
+    own_redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable) as err:
+            await asyncio.gather(store.check_and_reserve("w", 10, 1, 60.0), store.ping())
+        assert "TimeoutError" in str(err.value) and time.monotonic() - started < 3.0
+    finally:
+        own_redis.proc.send_signal(signal.SIGCONT)
+    try:
+        await _until_up(store)
+        assert (await store.check_and_reserve("w", 10, 1, 60.0)).ok
     finally:
         await store.close()
 

@@ -15,7 +15,7 @@ import anyio
 import pytest
 
 from gateway.config.schema import Budget, Limits
-from gateway.store.base import ClientExists, ClientNotFound, ClientRecord, LedgerRow, Store
+from gateway.store.base import Ask, BudgetAsk, ClientExists, ClientNotFound, ClientRecord, LedgerRow, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -100,6 +100,78 @@ async def test_two_handles_share_one_window(store: Store, other: Store) -> None:
     assert (await other.check_and_reserve("shared", 2, 1, 30.0)).ok
     assert not (await store.check_and_reserve("shared", 2, 1, 30.0)).ok
     assert not (await other.check_and_reserve("shared", 2, 1, 30.0)).ok
+
+
+# --- one request's windows and budget hold in one step (reserve_all, settle_all) --------------
+
+
+def this_month(day: int, hour: int) -> float:
+    """A time in the current UTC month (spend of long past months has expired in Redis)."""
+    t = time.gmtime()
+    return utc(t.tm_year, t.tm_mon, day, hour)
+
+
+def budget_ask(need: float, daily: float | None = 10.0, monthly: float | None = None) -> BudgetAsk:
+    return BudgetAsk("c", this_month(2, 12), daily, monthly, "c:held", need, 60.0)
+
+
+async def test_reserve_all_counts_in_every_window_or_in_none(store: Store) -> None:
+    asks = [Ask("a", 2, 1, 30.0), Ask("b", 1, 1, 30.0)]
+    first = await store.reserve_all(asks)
+    assert first.ok and [r.used for r in first.results] == [1, 1]
+    assert all(r.reservation is not None for r in first.results)
+    second = await store.reserve_all(asks)  # b is full: a is not counted either
+    assert second.refused and len(second.results) == 2
+    assert all(r.reservation is None for r in second.results)
+    assert second.results[0].used == 2  # what a would have held
+    assert 25.0 < second.results[1].wait_s <= 30.0
+    assert (await store.check_and_reserve("a", 2, 1, 30.0)).ok  # a still had room for one
+    third = await store.reserve_all([Ask("a", 2, 1, 30.0), Ask("b", 1, 1, 30.0)])
+    assert third.refused and len(third.results) == 1  # stops at the first that does not fit
+
+
+async def test_a_budget_hold_admits_what_the_budget_has_left(store: Store) -> None:
+    await store.add_spend("c", 8.0, at=this_month(2, 9))
+    first = await store.reserve_all([], budget_ask(1.5))
+    assert first.ok and first.spend is not None and first.spend.day == pytest.approx(8.0)
+    assert first.results[0].reservation is not None and first.results[0].used == pytest.approx(1.5)
+    assert (await store.reserve_all([], budget_ask(0.6))).ok  # 1.5 held is under the 2 left: admitted
+    refused = await store.reserve_all([Ask("c:req", 10, 1, 30.0)], budget_ask(0.01))  # 2.1 held: no more
+    assert refused.refused and len(refused.results) == 1 and refused.results[0].used == pytest.approx(2.1)
+    assert (await store.check_and_reserve("c:req", 1, 1, 30.0)).ok  # the request was not counted
+    assert first.results[0].reservation is not None
+    await store.settle_all([(first.results[0].reservation, 0.0)])
+    assert (await store.reserve_all([], budget_ask(0.2))).ok  # the 1.5 given back makes room
+
+
+async def test_the_tighter_budget_decides_and_a_spent_one_refuses_everything(store: Store) -> None:
+    await store.add_spend("c", 9.0, at=this_month(1, 9))  # the day before
+    await store.add_spend("c", 0.5, at=this_month(2, 9))
+    both = await store.reserve_all([Ask("c:req", 10, 1, 30.0)], budget_ask(1.0, daily=10.0, monthly=9.6))
+    assert both.ok and both.spend is not None and (both.spend.day, both.spend.month) == pytest.approx((0.5, 9.5))
+    assert (await store.reserve_all([], budget_ask(1.0, daily=10.0, monthly=9.6))).refused  # 1.0 held, 0.1 left
+    assert (await store.reserve_all([], budget_ask(1.0, daily=10.0, monthly=None))).ok  # the day has room
+    spent = await store.reserve_all([Ask("c:req", 10, 1, 30.0)], budget_ask(0.0, daily=None, monthly=9.5))
+    assert spent.refused and len(spent.results) == 1
+
+
+async def test_settle_all_settles_each_reservation(store: Store) -> None:
+    got = await store.reserve_all([Ask("x", 100, 80, 30.0), Ask("y", 100, 50, 30.0)])
+    x, y = (r.reservation for r in got.results)
+    assert x is not None and y is not None
+    await store.settle_all([(x, 10.0), (y, 0.0)])
+    assert (await store.check_and_reserve("x", 100, 90, 30.0)).used == 100
+    assert (await store.check_and_reserve("y", 100, 100, 30.0)).ok
+
+
+async def test_concurrent_admissions_never_exceed_a_limit_or_a_budget(store: Store, other: Store) -> None:
+    """200 admissions at once from two handles: a request limit of 50 and a budget with room for 40."""
+    handles = [store, other]
+    await store.add_spend("c", 6.0, at=this_month(2, 9))
+    batches = await asyncio.gather(*(handles[i % 2].reserve_all([Ask("c:req", 50, 1, 30.0)], budget_ask(0.1))
+                                     for i in range(200)))
+    assert sum(b.ok for b in batches) == 40  # admitted while under the 4 left: 40 holds of 0.1
+    assert (await store.reserve_all([Ask("c:req", 50, 10, 30.0)])).ok  # only the 40 were counted
 
 
 # --- expiring marks --------------------------------------------------------------------------

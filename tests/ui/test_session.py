@@ -274,3 +274,15 @@ def test_admin_api_refuses_the_session_after_logout(admin_api: Gateway) -> None:
         assert client.post("/ui/api/logout", headers={"x-csrf-token": csrf}).status_code == 200
     response = httpx.get(admin_api.base_url + "/admin/v1/status", cookies={"gw_session": token}, timeout=10)
     assert response.status_code == 401
+
+
+def test_an_admin_client_created_through_the_admin_api_can_sign_in(admin_api: Gateway) -> None:
+    created = httpx.post(admin_api.base_url + "/admin/v1/clients", headers={"authorization": f"Bearer {MASTER_KEY}"},
+                         json={"client_id": "ops-console", "admin": True}, timeout=10)
+    assert created.status_code == 201, created.text
+    response = login(admin_api, {"key": created.json()["api_key"]})
+    assert response.status_code == 200, response.text
+    assert response.json()["who"] == "client:ops-console"
+    plain = httpx.post(admin_api.base_url + "/admin/v1/clients", headers={"authorization": f"Bearer {MASTER_KEY}"},
+                       json={"client_id": "plain-app"}, timeout=10)
+    assert login(admin_api, {"key": plain.json()["api_key"]}).status_code == 403

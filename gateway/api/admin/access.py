@@ -12,9 +12,13 @@ import logging
 
 import falcon.asgi
 
-from ...auth import Caller, authenticate_any, presented_key, require_admin
+from ...auth import Caller, authenticate_any, presented_key, require_admin, session_caller
+from ...config.snapshot import ClientSpec
 from ...errors import AdminRequired, AuthenticationError
 from ...runtime import Runtime
+from ...store.base import StoreUnavailable
+from ...store.directory import client_spec
+from ...ui_session import require_session
 
 audit_log = logging.getLogger("gateway.audit")
 NOT_ADMIN = "This endpoint needs the master key or the key of a client with 'admin: true'."
@@ -24,8 +28,12 @@ async def admin_caller(runtime: Runtime, req: falcon.asgi.Request) -> Caller:
     """The admin calling, or AuthenticationError (401) / AdminRequired (403)."""
     snap = runtime.snapshot
     authorization, x_api_key = req.get_header("authorization"), req.get_header("x-api-key")
+    if presented_key(authorization, x_api_key) is None:
+        signed_in = await require_session(req, snap)  # a dashboard session (a mutating call: with its CSRF token)
+        if signed_in is not None:
+            return session_caller(snap, signed_in, await _directory_client(runtime, signed_in))
     try:
-        return require_admin(snap, authorization, x_api_key, req)
+        return require_admin(snap, authorization, x_api_key)
     except AuthenticationError:
         if presented_key(authorization, x_api_key) is None:
             raise
@@ -33,6 +41,18 @@ async def admin_caller(runtime: Runtime, req: falcon.asgi.Request) -> Caller:
     if not caller.client.admin:
         raise AdminRequired(NOT_ADMIN)
     return caller
+
+
+async def _directory_client(runtime: Runtime, signed_in: str) -> ClientSpec | None:
+    """The directory's admin client a ``client:<id>`` session stands for, if it is not in the config."""
+    client_id = signed_in.removeprefix("client:")
+    if not signed_in.startswith("client:") or any(c.id == client_id for c in runtime.snapshot.clients.values()):
+        return None
+    try:
+        record = await runtime.directory.store.get_client(client_id)
+    except StoreUnavailable:
+        return None
+    return client_spec(record) if record is not None and record.admin else None
 
 
 def who(caller: Caller) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from ..dialects import as_dict, pipeline_error, sse_data
+from ..dialects import ChunkTranslator, as_dict, pipeline_error, sse_data
 from .errors import error_type
 from .render import message_id, stop_reason
 
@@ -29,7 +29,7 @@ def error_event(error: dict[str, Any]) -> bytes:
                                                         "message": str(error.get("message") or "")}})
 
 
-class MessageEvents:
+class MessageEvents(ChunkTranslator):
     """Feed it the pipeline's OpenAI-shape SSE items; it returns Anthropic's events."""
 
     def __init__(self, model: str):
@@ -43,24 +43,8 @@ class MessageEvents:
         self.input_tokens = 0
         self.output_tokens = 0
 
-    def feed(self, item: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        for data in sse_data(item):
-            if data == b"[DONE]":
-                out += self.finish()
-                continue
-            error = pipeline_error(data)
-            if error is not None:
-                self.ended = True
-                out.append(error_event(error))
-                continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(chunk, dict):
-                out += self._chunk(chunk)
-        return out
+    def _error(self, error: dict[str, Any]) -> bytes:
+        return error_event(error)
 
     def end(self) -> list[bytes]:
         """Nothing more comes (the pipeline ends a stream that broke off with an error event)."""

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from ..dialects import as_dict, pipeline_error, sse_data
+from ..dialects import ChunkTranslator, as_dict, pipeline_error, sse_data
 from .errors import error_object
 from .render import finish_reason, function_call, usage_metadata
 
@@ -32,7 +32,7 @@ class _Candidate:
     finish: str | None = None
 
 
-class ResponseChunks:
+class ResponseChunks(ChunkTranslator):
     """Feed it the pipeline's OpenAI-shape SSE items; it returns Google's responses as JSON (bytes)."""
 
     def __init__(self, model: str):
@@ -42,24 +42,8 @@ class ResponseChunks:
         self.usage = (0, 0)
         self.ended = False
 
-    def feed(self, item: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        for data in sse_data(item):
-            if data == b"[DONE]":
-                out += self.finish()
-                continue
-            error = pipeline_error(data)
-            if error is not None:
-                self.ended = True
-                out.append(error_json(error))
-                continue
-            try:
-                chunk = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                continue
-            if isinstance(chunk, dict):
-                out += self._chunk(chunk)
-        return out
+    def _error(self, error: dict[str, Any]) -> bytes:
+        return error_json(error)
 
     def finish(self) -> list[bytes]:
         if self.ended:

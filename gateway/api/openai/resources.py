@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import falcon.asgi
 
 from ...errors import GatewayError
+from ...observability.ids import new_request_id
 from ...pipeline import Pipeline
 from ..common import DisconnectGuard, read_json
 from .parse import Endpoint, parse_call
@@ -20,7 +19,7 @@ class OpenAIResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline = self.pipeline
-        request_id = req.get_header("x-request-id") or os.urandom(8).hex()
+        request_id = req.get_header("x-request-id") or new_request_id()
         resp.set_header("x-request-id", request_id)
         ex = await pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
                                   req.get_header("x-api-key"))
@@ -31,4 +30,7 @@ class OpenAIResource:
             raise
         for name, value in (await pipeline.admit(ex, call)).items():
             resp.set_header(name, value)
-        render(resp, await pipeline.dispatch(ex, DisconnectGuard(req)))
+        result = await pipeline.dispatch(ex, DisconnectGuard(req), req.get_header("cache-control"))
+        if ex.outcome.cache is not None:  # issue 10: the response cache applied (hit | miss)
+            resp.set_header("x-cache", ex.outcome.cache)
+        render(resp, result)

@@ -85,6 +85,12 @@ def read_candidate(candidate: dict[str, Any], position: int) -> Reading:
     reading = Reading(index if isinstance(index, int) else position, finish=candidate.get("finishReason"))
     content = candidate.get("content")
     parts = content.get("parts") if isinstance(content, dict) else None
+    if type(parts) is list and len(parts) == 1:  # the usual streamed piece: one text part, read at once
+        part = parts[0]
+        if type(part) is dict and type(text := part.get("text")) is str and "functionCall" not in part \
+                and part.get("thought") is not True:
+            reading.text = text
+            return reading
     texts = []
     for part in parts if isinstance(parts, list) else ():
         if not isinstance(part, dict) or part.get("thought") is True:

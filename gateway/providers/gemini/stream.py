@@ -28,6 +28,9 @@ from .response import (
 )
 
 DONE = b"data: [DONE]\n\n"
+# ``GeminiRelay._fast``'s chunk: its head, then (chat, text completion) around the text as a JSON string
+_FAST = {True: (b'[{"index":0,"delta":{"content":', b'},"logprobs":null,"finish_reason":null}]}\n\n'),
+         False: (b'[{"index":0,"text":', b',"logprobs":null,"finish_reason":null}]}\n\n')}
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
@@ -59,6 +62,7 @@ class GeminiRelay:
         self.done = False
         self._buffer = b""
         self._id = ""
+        self._head = b""  # a chunk's bytes up to its choices (the same in every chunk of the stream)
         self._created = int(time.time())
         self._meta: dict[str, Any] = {}
         self._started: set[int] = set()  # candidates whose first chunk (with the role) went out
@@ -81,17 +85,26 @@ class GeminiRelay:
             return []
         if not isinstance(data, dict):
             return []
-        error = error_of(data)
+        error = error_of(data) if "error" in data else None
         if error is not None:
             message = scrub(str(error.get("message") or "The provider reported an error mid-stream."), None)
             return [sse({"error": {"message": message, "type": "provider_error", "code": "stream_interrupted"}})]
-        self._id = self._id or new_id("chatcmpl-" if self.chat else "cmpl-", data)
-        if isinstance(data.get("usageMetadata"), dict):
-            self._meta = data["usageMetadata"]
-        blocked = block_reason(data)
+        if not self._id:
+            self._id = new_id("chatcmpl-" if self.chat else "cmpl-", data)
+            kind = "chat.completion.chunk" if self.chat else "text_completion"
+            head = {"id": self._id, "object": kind, "created": self._created, "model": self.model}
+            self._head = b"data: " + orjson.dumps(head)[:-1] + b',"choices":'
+        meta = data.get("usageMetadata")
+        if isinstance(meta, dict):
+            self._meta = meta
+        if "promptFeedback" not in data:
+            fast = self._fast(data)
+            if fast is not None:
+                return [fast]
+        blocked = block_reason(data) if "promptFeedback" in data else None
         choices = [self._blocked_choice(blocked)] if blocked else [
             c for c in (self._choice(r) for r in candidates_of(data)) if c is not None]
-        out = [self._chunk({"choices": choices})] if choices else []
+        out = [self._head + orjson.dumps(choices) + b"}\n\n"] if choices else []
         if blocked or (self._started and self._finished >= self._started):
             self.done = True
             if self.wants_usage:
@@ -99,6 +112,28 @@ class GeminiRelay:
                 out.append(self._chunk({"choices": [], "usage": usage_dict(self._meta, usage)}))
             out.append(DONE)
         return out
+
+    def _fast(self, data: dict[str, Any]) -> bytes | None:
+        """The usual streamed piece, as bytes at once: one candidate (0, already started, not finishing)
+        whose one part is ``{"text": ...}``. None for anything else (``_choice`` reads it)."""
+        candidates = data.get("candidates")
+        if type(candidates) is not list or len(candidates) != 1:
+            return None
+        candidate = candidates[0]
+        if (type(candidate) is not dict or 0 not in self._started or candidate.get("index", 0) != 0
+                or candidate.get("finishReason") is not None):
+            return None
+        content = candidate.get("content")
+        parts = content.get("parts") if type(content) is dict else None
+        if type(parts) is not list or len(parts) != 1:
+            return None
+        part = parts[0]
+        text = part.get("text") if type(part) is dict and len(part) == 1 else None
+        if type(text) is not str or not text:
+            return None
+        self._text.append(text)
+        before, after = _FAST[self.chat]
+        return self._head + before + orjson.dumps(text) + after
 
     def _chunk(self, fields: dict[str, Any]) -> bytes:
         kind = "chat.completion.chunk" if self.chat else "text_completion"

@@ -1,7 +1,16 @@
-"""OpenAI-shape SSE streams relayed event by event."""
+"""OpenAI-shape SSE streams relayed event by event.
+
+Most events are content deltas that need one change: ``model`` becomes the model the client
+asked for. Those are rewritten as bytes (``_fast``: two regular expressions, no JSON parse and
+dump per event); an event the byte scan is not sure about (``model`` not a plain string at the
+top level, a ``usage`` other than ``null``, anything odd) takes the JSON path (``_parsed``),
+which gives the same answer. The usage chunk always takes the JSON path: that is where the
+exact usage is read.
+"""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -9,44 +18,97 @@ import orjson
 from ..base import Usage, estimate_prompt_tokens, estimate_tokens
 from .response import usage_from
 
+DONE = b"data: [DONE]\n\n"
+_CONTENT = re.compile(rb'"content"[ \t]*:[ \t]*"([^"\\]*(?:\\.[^"\\]*)*)"')  # a string value, still escaped
+_NO_USAGE = re.compile(rb'"usage"[ \t]*:[ \t]*null')
+_USAGE = b'"usage"'
+
+
+def _unescape(part: bytes) -> str:
+    """A JSON string's contents as text (a broken escape still counts, as its raw characters)."""
+    try:
+        text = orjson.loads(b'"' + part + b'"')
+    except orjson.JSONDecodeError:
+        return part.decode("utf-8", "replace")
+    return text if isinstance(text, str) else ""
+
 
 class StreamRelay:
     """Turns upstream SSE bytes into client SSE bytes, event by event (a ``Relay``).
 
-    Feed it raw chunks; it yields complete events. It rewrites ``model``, keeps the usage,
+    Feed it raw chunks; it returns the complete events. It rewrites ``model``, keeps the usage,
     drops the usage-only chunk when the client did not ask for it, and notices ``[DONE]``.
     """
 
     def __init__(self, requested_model: str, client_wants_usage: bool, request_body: dict[str, Any]):
         self.requested_model = requested_model
+        self._model_raw = orjson.dumps(requested_model)[1:-1]  # as written inside a JSON string
         self.client_wants_usage = client_wants_usage
         self.request_body = request_body
         self.usage: Usage | None = None
         self.done = False
         self._buffer = b""
-        self._text_parts: list[str] = []
+        self._text: list[bytes] = []  # the deltas' content, still JSON-escaped (for a local estimate)
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buffer = self._buffer + chunk
-        if b"\r\n" in buffer:
+        if (not self._buffer and chunk.startswith(b"data: {") and chunk.endswith(b"\n\n")
+                and chunk.find(b"\n") == len(chunk) - 2):  # one read, one whole event: the common case
+            fast = self._fast(chunk, 6)
+            if fast is not None:
+                return [fast]
+        buffer = self._buffer + chunk if self._buffer else chunk
+        if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
         events = buffer.split(b"\n\n")
         self._buffer = events.pop()
         out = []
         for event in events:
-            translated = self._event(event)
+            if event.startswith(b"data:") and b"\n" not in event:
+                data = event[5:].lstrip()
+            else:
+                lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
+                if not lines:
+                    continue  # comments / keep-alives
+                data = b"\n".join(lines)
+            translated = self._event(data)
             if translated is not None:
                 out.append(translated)
         return out
 
-    def _event(self, event: bytes) -> bytes | None:
-        data_lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
-        if not data_lines:
-            return None  # comments / keep-alives
-        data = b"\n".join(data_lines)
+    def _event(self, data: bytes) -> bytes | None:
         if data == b"[DONE]":
             self.done = True
-            return b"data: [DONE]\n\n"
+            return DONE
+        if data[:1] == b"{":
+            fast = self._fast(b"data: " + data + b"\n\n", 6)
+            if fast is not None:
+                return fast
+        return self._parsed(data)
+
+    def _fast(self, event: bytes, at: int) -> bytes | None:
+        """``event`` (its JSON object from ``at``) with ``model`` rewritten as bytes; None when only
+        the JSON path is sure what to do."""
+        if _USAGE in event:  # only a lone ``"usage": null`` (OpenAI's on every chunk) stays here
+            found = _NO_USAGE.search(event, at)
+            if found is None or event.count(_USAGE) != 1:
+                return None
+        key = event.find(b'"model":"', at)
+        if key < 0:
+            if b'"model"' in event:
+                return None  # written some other way
+        else:
+            start = key + 9
+            end = event.find(b'"', start)
+            # the top level's key (no brace but the first, no array before it; not inside a string), a plain string
+            if (event.find(b"{", at + 1, key) >= 0 or event.find(b"[", at, key) >= 0 or event[key - 1] == 0x5C
+                    or end < 0 or event.find(b"\\", start, end) >= 0):
+                return None
+            if event[start:end] != self._model_raw:
+                event = event[:start] + self._model_raw + event[end:]
+        self._text += _CONTENT.findall(event, at)
+        return event
+
+    def _parsed(self, data: bytes) -> bytes | None:
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -62,18 +124,15 @@ class StreamRelay:
                 if not chunk.get("choices"):
                     return None
                 chunk.pop("usage", None)
-        self._collect_text(chunk)
-        return b"data: " + orjson.dumps(chunk) + b"\n\n"
-
-    def _collect_text(self, chunk: dict[str, Any]) -> None:
         for choice in chunk.get("choices") or ():
             if isinstance(choice, dict):
                 delta = choice.get("delta")
-                if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-                    self._text_parts.append(delta["content"])
+                if isinstance(delta, dict) and isinstance(delta.get("content"), str) and delta["content"]:
+                    self._text.append(orjson.dumps(delta["content"])[1:-1])
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def final_usage(self) -> Usage:
         if self.usage is not None:
             return self.usage
-        return Usage(estimate_prompt_tokens(self.request_body.get("messages")),
-                     estimate_tokens("".join(self._text_parts)), exact=False)
+        text = "".join(_unescape(part) for part in self._text)
+        return Usage(estimate_prompt_tokens(self.request_body.get("messages")), estimate_tokens(text), exact=False)

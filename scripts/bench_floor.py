@@ -1,0 +1,55 @@
+"""The server floor for ``scripts/bench``: Granian embedded, as the gateway runs it with one worker
+(``gateway/embedded.py``), serving a Falcon app that reads the body and answers a fixed
+completion: what any Falcon-on-Granian service pays before the gateway's own work.
+
+    python scripts/bench_floor.py PORT        (scripts/bench starts it, pinned like the gateway)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from typing import Any
+
+ANSWER = (b'{"id":"chatcmpl-floor","object":"chat.completion","created":1700000000,"model":"m","choices":'
+          b'[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],'
+          b'"usage":{"prompt_tokens":5,"completion_tokens":5,"total_tokens":10}}')
+
+
+def make_app() -> Any:
+    import falcon
+    import falcon.asgi
+
+    class Chat:
+        async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+            await req.stream.read()
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = ANSWER
+
+    class Health:
+        async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+            resp.text = "ok"
+
+    app = falcon.asgi.App()
+    app.add_route("/v1/chat/completions", Chat())
+    app.add_route("/health", Health())
+    return app
+
+
+async def serve(port: int) -> None:
+    from granian.constants import Interfaces
+    from granian.server.embed import Server
+
+    server = Server(make_app, address="127.0.0.1", port=port, interface=Interfaces.ASGI, factory=True,
+                    websockets=False, backlog=1024)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, server.stop)
+    await server.serve()
+
+
+if __name__ == "__main__":
+    import uvloop
+
+    uvloop.run(serve(int(sys.argv[1])))
