@@ -379,6 +379,30 @@ def _all_healthy(*ports: int) -> bool:
     return all(http_call(p, "GET", "/health", timeout=1)[0] == 200 for p in ports)
 
 
+def nginx_preamble(root: Path) -> str:
+    """An nginx.conf up to the servers of its ``http`` block (which the caller adds, then closes):
+    one worker in the foreground, files under ``root``, long keep-alive, no access log."""
+    return textwrap.dedent(f"""\
+        worker_processes 1;
+        daemon off;
+        master_process on;
+        pid {root}/nginx.pid;
+        error_log {root}/error.log warn;
+        events {{ worker_connections 2048; multi_accept on; }}
+        http {{
+            access_log off;
+            client_body_temp_path {root}/client_body;
+            proxy_temp_path {root}/proxy;
+            fastcgi_temp_path {root}/fastcgi;
+            uwsgi_temp_path {root}/uwsgi;
+            scgi_temp_path {root}/scgi;
+            keepalive_requests 10000000;
+            keepalive_timeout 300s;
+            client_body_buffer_size 64k;
+            server_tokens off;
+        """)
+
+
 def start_nginx(procs: Processes, nginx: str, tmp: Path) -> Fake:
     root = tmp / "nginx"
     root.mkdir()
@@ -387,24 +411,7 @@ def start_nginx(procs: Processes, nginx: str, tmp: Path) -> Fake:
         if json_port == sse_port:
             continue
         completion, sse = nginx_string(completion_json()), nginx_string(sse_body())
-        conf = textwrap.dedent(f"""\
-            worker_processes 1;
-            daemon off;
-            master_process on;
-            pid {root}/nginx.pid;
-            error_log {root}/error.log warn;
-            events {{ worker_connections 2048; multi_accept on; }}
-            http {{
-                access_log off;
-                client_body_temp_path {root}/client_body;
-                proxy_temp_path {root}/proxy;
-                fastcgi_temp_path {root}/fastcgi;
-                uwsgi_temp_path {root}/uwsgi;
-                scgi_temp_path {root}/scgi;
-                keepalive_requests 10000000;
-                keepalive_timeout 300s;
-                client_body_buffer_size 64k;
-                server_tokens off;
+        conf = nginx_preamble(root) + textwrap.dedent(f"""\
                 server {{
                     listen 127.0.0.1:{json_port} backlog=4096;
                     location = /v1/chat/completions {{ default_type application/json; return 200 {completion}; }}
@@ -1985,25 +1992,7 @@ def start_protocol_nginx(procs: Processes, nginx: str, tmp: Path) -> tuple[Popen
     servers.append(f"server {{ listen 127.0.0.1:{ports['gemini']} backlog=4096; "
                    f"{answer('~ :generateContent$', 'gemini')}{answer('~ :streamGenerateContent$', 'gemini-sse')}"
                    f"{health} }}")
-    conf = textwrap.dedent(f"""\
-        worker_processes 1;
-        daemon off;
-        master_process on;
-        pid {root}/nginx.pid;
-        error_log {root}/error.log warn;
-        events {{ worker_connections 2048; multi_accept on; }}
-        http {{
-            access_log off;
-            client_body_temp_path {root}/client_body;
-            proxy_temp_path {root}/proxy;
-            fastcgi_temp_path {root}/fastcgi;
-            uwsgi_temp_path {root}/uwsgi;
-            scgi_temp_path {root}/scgi;
-            keepalive_requests 10000000;
-            keepalive_timeout 300s;
-            client_body_buffer_size 64k;
-            server_tokens off;
-        """) + "".join(f"    {s}\n" for s in servers) + "}\n"
+    conf = nginx_preamble(root) + "".join(f"    {s}\n" for s in servers) + "}\n"
     conf_path = root / "nginx.conf"
     conf_path.write_text(conf)
     with (root / "stderr.log").open("ab") as out:

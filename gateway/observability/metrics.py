@@ -138,13 +138,29 @@ class Renamed(Collector):
         return renamed
 
 
-def render() -> tuple[bytes, str]:
-    source: Collector = REGISTRY
+def _every_worker() -> Collector:
+    """This process's metrics, or every worker's when several run (prometheus multiprocess mode)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         # prometheus_client leaves MultiProcessCollector.__init__ unannotated.
-        source = multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+        return multiprocess.MultiProcessCollector(None)  # type: ignore[no-untyped-call]
+    return REGISTRY
+
+
+def cache_lookups() -> dict[str, int]:
+    """Response-cache lookups since start by result (``hit``, ``miss``), summed over the workers."""
+    found = {"hit": 0, "miss": 0}
+    for family in _every_worker().collect():
+        if family.name == "gateway_cache_lookups":
+            for sample in family.samples:
+                if sample.name.endswith("_total") and sample.labels.get("result") in found:
+                    found[sample.labels["result"]] += int(sample.value)
+    return found
+
+
+def render() -> tuple[bytes, str]:
+    source = _every_worker()
     if _namespace != DEFINED_NAMESPACE:
         source = Renamed(source, _namespace)
     return generate_latest(source), CONTENT_TYPE_LATEST

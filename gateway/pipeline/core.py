@@ -46,7 +46,7 @@ from ..runtime import Runtime
 from .context import CLIENT_CLOSED, Disconnect, EventStream, Exchange, Whole
 from .estimate import cost_hold, input_tokens, output_tokens
 from .sse import completion_as_sse
-from .stream import relay, whole_as_stream
+from .stream import one_send, relay, whole_as_stream
 
 
 class Pipeline:
@@ -175,21 +175,7 @@ class Pipeline:
             return Answer(orjson.loads(entry.payload), usage)
         payload = entry.payload if entry.form == SSE else completion_as_sse(orjson.loads(entry.payload),
                                                                              call.wants_usage)
-        return EventStream(self._replay(ex, payload, entry, usage, guard))
-
-    async def _replay(self, ex: Exchange, payload: bytes, entry: Entry, usage: Usage,
-                      guard: Disconnect) -> AsyncGenerator[bytes, None]:
-        try:
-            yield payload
-        except asyncio.CancelledError:
-            if not guard.absorb():
-                raise
-            ex.outcome.status = CLIENT_CLOSED
-        finally:
-            guard.close()
-            if guard.fired and ex.outcome.status == 200:
-                ex.outcome.status = CLIENT_CLOSED
-            await asyncio.shield(self._settle_hit(ex, entry, usage))
+        return EventStream(one_send(ex, payload, guard, lambda: self._settle_hit(ex, entry, usage)))
 
     async def _settle_hit(self, ex: Exchange, entry: Entry, usage: Usage) -> None:
         """The client's tokens settled at the answer's usage, nothing spent; recorded with the cost saved."""

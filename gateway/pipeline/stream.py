@@ -57,12 +57,20 @@ async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
         await asyncio.shield(settle(ex, opened, translator.final_usage()))
 
 
-async def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
-                          settle: Settle) -> AsyncGenerator[bytes, None]:
+def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
+                    settle: Settle) -> AsyncGenerator[bytes, None]:
     """A whole answer to a stream request, sent as the events of a stream."""
     ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started
+    return one_send(ex, completion_as_sse(answer.data, call.wants_usage), guard,
+                    lambda: settle(ex, opened, answer.usage))
+
+
+async def one_send(ex: Exchange, events: bytes, guard: Disconnect,
+                   settle: Callable[[], Awaitable[None]]) -> AsyncGenerator[bytes, None]:
+    """Events the gateway has whole (a whole answer, a cache hit) sent as one stream, settled
+    however the sending ends (the client may leave meanwhile)."""
     try:
-        yield completion_as_sse(answer.data, call.wants_usage)
+        yield events
     except asyncio.CancelledError:
         if not guard.absorb():
             raise
@@ -71,4 +79,4 @@ async def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answ
         guard.close()
         if guard.fired and ex.outcome.status == 200:
             ex.outcome.status = CLIENT_CLOSED
-        await asyncio.shield(settle(ex, opened, answer.usage))
+        await asyncio.shield(settle())

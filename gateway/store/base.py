@@ -173,6 +173,11 @@ class LedgerRow:
     def ok(self) -> bool:
         return self.status < 400
 
+    @property
+    def spent_usd(self) -> float:
+        """What the request cost: nothing for a response-cache hit (its ``cost_usd`` is what it saved)."""
+        return 0.0 if self.cache_hit else self.cost_usd
+
 
 @dataclass(frozen=True, slots=True)
 class UsageTotals:
@@ -195,9 +200,11 @@ class UsageGroup:
     requests: int
     tokens_in: int
     tokens_out: int
-    cost: float
+    cost: float  # spent: response-cache hits cost nothing
     errors: int
     avg_latency: float  # milliseconds
+    cache_hits: int = 0  # requests answered from the response cache
+    saved_usd: float = 0.0  # what those answers cost when they were fetched
 
 
 class Counters(Protocol):

@@ -130,7 +130,7 @@ def totals_of(client_id: str, rows: Iterable[LedgerRow]) -> UsageTotals:
         count += 1
         ok += row.ok
         tokens += row.tokens_in + row.tokens_out
-        cost += row.cost_usd
+        cost += row.spent_usd
         latency += row.latency_ms
         last = row.time if last is None else max(last, row.time)
     return UsageTotals(client_id, count, tokens, cost, ok / count if count else 0.0,
@@ -141,14 +141,17 @@ def groups_of(group_by: GroupBy, rows: Iterable[LedgerRow]) -> list[UsageGroup]:
     column = GROUP_COLUMNS[group_by]
     acc: dict[str, list[float]] = {}
     for row in rows:
-        a = acc.setdefault(str(getattr(row, column)), [0, 0, 0, 0.0, 0, 0.0])
+        a = acc.setdefault(str(getattr(row, column)), [0, 0, 0, 0.0, 0, 0.0, 0, 0.0])
         a[0] += 1
         a[1] += row.tokens_in
         a[2] += row.tokens_out
-        a[3] += row.cost_usd
+        a[3] += row.spent_usd
         a[4] += not row.ok
         a[5] += row.latency_ms
-    return [UsageGroup(k, int(a[0]), int(a[1]), int(a[2]), a[3], int(a[4]), a[5] / a[0])
+        if row.cache_hit:
+            a[6] += 1
+            a[7] += row.cost_usd
+    return [UsageGroup(k, int(a[0]), int(a[1]), int(a[2]), a[3], int(a[4]), a[5] / a[0], int(a[6]), a[7])
             for k, a in sorted(acc.items())]
 
 
@@ -264,7 +267,7 @@ def series_of(rows: Iterable[LedgerRow], bucket_s: float, group_by: GroupBy | No
         overheads = sorted(r.overhead_ms for r in members)
         points.append(SeriesPoint(
             key=key, t=t, requests=len(members), errors=sum(not r.ok for r in members),
-            tokens=sum(r.tokens_in + r.tokens_out for r in members), cost=sum(r.cost_usd for r in members),
+            tokens=sum(r.tokens_in + r.tokens_out for r in members), cost=sum(r.spent_usd for r in members),
             p50_ms=nearest_rank(latencies, 0.5), p99_ms=nearest_rank(latencies, 0.99),
             overhead_p50_ms=nearest_rank(overheads, 0.5)))
     return points

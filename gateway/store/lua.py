@@ -13,7 +13,25 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-RESERVE = _NOW + """
+# When enough of a window's oldest entries (KEYS: entry -> time, entry -> amount) will have aged
+# out for ``excess`` more to fit: seconds from ``now`` (``span`` if they never will).
+_FREE_AFTER = """
+local function free_after(times, amounts, excess, span, now)
+  local start = 0
+  while excess > 1e-9 do
+    local page = redis.call('ZRANGE', times, start, start + 99, 'WITHSCORES')
+    if #page == 0 then break end
+    for i = 1, #page, 2 do
+      excess = excess - tonumber(redis.call('HGET', amounts, page[i]) or '0')
+      if excess <= 1e-9 then return math.max(0, tonumber(page[i + 1]) + span - now) end
+    end
+    start = start + 100
+  end
+  return span
+end
+"""
+
+RESERVE = _NOW + _FREE_AFTER + """
 local limit, need, span = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local cutoff = now - span
 local total = tonumber(redis.call('GET', KEYS[3]) or '0')
@@ -35,21 +53,7 @@ if total + need <= limit then
   total = total + need
   ok = 1
 else
-  local excess = total + need - limit
-  wait = span
-  local start = 0
-  while excess > 1e-9 do
-    local page = redis.call('ZRANGE', KEYS[1], start, start + 99, 'WITHSCORES')
-    if #page == 0 then break end
-    for i = 1, #page, 2 do
-      excess = excess - tonumber(redis.call('HGET', KEYS[2], page[i]) or '0')
-      if excess <= 1e-9 then
-        wait = math.max(0, tonumber(page[i + 1]) + span - now)
-        break
-      end
-    end
-    start = start + 100
-  end
+  wait = free_after(KEYS[1], KEYS[2], total + need - limit, span, now)
 end
 if total <= 1e-9 and ok == 0 and redis.call('ZCARD', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
@@ -83,7 +87,7 @@ return 1
 # Then three keys per window (as RESERVE) and four arguments: limit, need, span, entry id.
 # Returns {refused (0, or the 1-based window that did not fit), now, day, month, then per window
 # checked: wait, used, reset}.
-RESERVE_ALL = _NOW + """
+RESERVE_ALL = _NOW + _FREE_AFTER + """
 local b = 0
 local day, month = 0, 0
 if ARGV[1] == '1' then
@@ -140,21 +144,7 @@ for i = 0, (#ARGV - 3) / 4 - 1 do
     out[#out + 1] = tostring(total + need)
     out[#out + 1] = tostring(reset)
   else
-    local excess = total + need - limit
-    local wait = span
-    local start = 0
-    while excess > 1e-9 do
-      local page = redis.call('ZRANGE', w.k1, start, start + 99, 'WITHSCORES')
-      if #page == 0 then break end
-      for j = 1, #page, 2 do
-        excess = excess - tonumber(redis.call('HGET', w.k2, page[j]) or '0')
-        if excess <= 1e-9 then
-          wait = math.max(0, tonumber(page[j + 1]) + span - now)
-          break
-        end
-      end
-      start = start + 100
-    end
+    local wait = free_after(w.k1, w.k2, total + need - limit, span, now)
     out[1] = i + 1
     out[#out + 1] = tostring(wait)
     out[#out + 1] = tostring(total)

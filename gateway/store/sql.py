@@ -16,8 +16,10 @@ INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
 TOUCH_CLIENT = "UPDATE clients SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)"
 PRUNE_LEDGER = "DELETE FROM ledger WHERE time < ?"
 
+# a response-cache hit's cost_usd is what it saved, not what it spent
+SPENT = "CASE WHEN cache_hit THEN 0 ELSE cost_usd END"
 TOTALS = ("SELECT count(*), coalesce(sum(CASE WHEN status < 400 THEN 1 ELSE 0 END), 0), "
-          "coalesce(sum(tokens_in + tokens_out), 0), coalesce(sum(cost_usd), 0), coalesce(avg(latency_ms), 0), "
+          f"coalesce(sum(tokens_in + tokens_out), 0), coalesce(sum({SPENT}), 0), coalesce(avg(latency_ms), 0), "
           "max(time) FROM ledger WHERE client_id = ? AND time >= ? AND time <= ?")
 
 
@@ -25,8 +27,10 @@ def stats_query(group_by: GroupBy, client_id: str | None) -> str:
     column = GROUP_COLUMNS[group_by]  # from a fixed table: never caller text
     where = "time >= ? AND time <= ?" + (" AND client_id = ?" if client_id is not None else "")
     return (f"SELECT {column}, count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
-            "coalesce(sum(cost_usd), 0), coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
-            f"coalesce(avg(latency_ms), 0) FROM ledger WHERE {where} GROUP BY {column} ORDER BY {column}")
+            f"coalesce(sum({SPENT}), 0), coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
+            "coalesce(avg(latency_ms), 0), coalesce(sum(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0), "
+            "coalesce(sum(CASE WHEN cache_hit THEN cost_usd ELSE 0 END), 0) "
+            f"FROM ledger WHERE {where} GROUP BY {column} ORDER BY {column}")
 
 
 def stats_params(start: float, end: float, client_id: str | None) -> tuple[Any, ...]:
@@ -41,8 +45,8 @@ def totals_from(client_id: str, row: Sequence[Any]) -> UsageTotals:
 
 
 def groups_from(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
-    return [UsageGroup(str(k), int(n), int(tin), int(tout), float(cost), int(err), float(lat))
-            for k, n, tin, tout, cost, err, lat in rows]
+    return [UsageGroup(str(k), int(n), int(tin), int(tout), float(cost), int(err), float(lat), int(hits), float(saved))
+            for k, n, tin, tout, cost, err, lat, hits, saved in rows]
 
 
 # --- admin queries (issue 10) -----------------------------------------------------------------------

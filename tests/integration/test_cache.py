@@ -240,9 +240,17 @@ def test_the_ledger_marks_a_hit_with_the_cost_it_saved(gw: Gateway, fake: FakeUp
     assert got["miss"]["cache_hit"] is False and got["hit"]["cache_hit"] is True
     usage = miss.json()["usage"]
     expected = (usage["prompt_tokens"] * 0.5 + usage["completion_tokens"] * 1.5) / 1000  # basic_config's pricing
-    assert got["miss"]["cost"] == pytest.approx(expected) and got["hit"]["cost"] == pytest.approx(expected)
+    assert got["miss"]["cost"] == pytest.approx(expected) and got["miss"]["saved_usd"] == 0
+    assert got["hit"]["cost"] == 0 and got["hit"]["saved_usd"] == pytest.approx(expected)  # spent nothing
     assert got["hit"]["key_label"] == "" and got["miss"]["key_label"].startswith("fake#")  # no key used
     assert (got["hit"]["provider"], got["hit"]["tokens_in"]) == ("fake", usage["prompt_tokens"])
+    with gw.client(MASTER_KEY) as api:  # the client's spend counts the miss only; the hit is saved
+        spent = api.get("/admin/v1/metrics/clients/own").json()["total_cost"]
+        [group] = api.get("/admin/v1/stats", params={"group_by": "client", "client_key": "own"}).json()["groups"]
+        summary = api.get("/admin/metrics").json()
+    assert spent == pytest.approx(group["cost"]) and group["cache_hits"] >= 1
+    assert group["saved_usd"] >= expected * 0.999 and group["cost"] < group["requests"] * expected
+    assert summary["cache_hits"] >= 1 and summary["cache_saved_usd"] >= expected * 0.999
 
 
 def test_the_metrics_count_hits_and_misses(gw: Gateway, fake: FakeUpstream) -> None:
@@ -254,6 +262,10 @@ def test_the_metrics_count_hits_and_misses(gw: Gateway, fake: FakeUpstream) -> N
     after = lookups(gw)
     assert after.get("hit", 0) - before.get("hit", 0) == 2
     assert after.get("miss", 0) - before.get("miss", 0) == 1
+    with gw.client(MASTER_KEY) as api:  # what the dashboard shows: the hit rate since start
+        cache = api.get("/admin/v1/status").json()["cache"]
+    assert (cache["hits"], cache["misses"]) == (after["hit"], after["miss"])
+    assert cache["hit_rate"] == pytest.approx(after["hit"] / (after["hit"] + after["miss"]), abs=1e-6)
     text = gw.metrics()
     assert re.search(r"^gateway_cache_bytes \d", text, re.M) and "gateway_cache_saved_usd_total" in text
 

@@ -396,6 +396,16 @@ async def test_usage_totals_of_a_client_over_a_period(store: Store) -> None:
     assert (empty.total_requests, empty.success_rate, empty.last_request_time) == (0, 0.0, None)
 
 
+async def test_a_cache_hit_is_not_spend(store: Store) -> None:
+    store.record(row(0, cost_usd=0.5))
+    store.record(row(1, cost_usd=0.5, cache_hit=True))
+    await store.flush()
+    assert (await store.usage_totals("c1", 0, 2e9)).total_cost == pytest.approx(0.5)
+    [group] = await store.usage_stats("client", 0, 2e9)
+    assert (group.requests, group.cache_hits) == (2, 1)
+    assert group.cost == pytest.approx(0.5) and group.saved_usd == pytest.approx(0.5)
+
+
 async def test_usage_stats_group_by_provider_model_client_and_key(store: Store) -> None:
     store.record(row(0))
     store.record(row(1, provider="groq", model="llama", key_label="groq#2", status=429,
@@ -405,7 +415,10 @@ async def test_usage_stats_group_by_provider_model_client_and_key(store: Store) 
     by_provider = await store.usage_stats("provider", 0, 2e9)
     assert [(g.key, g.requests, g.errors) for g in by_provider] == [("groq", 1, 1), ("openai-prod", 2, 0)]
     openai = by_provider[1]
-    assert (openai.tokens_in, openai.tokens_out) == (20, 10) and openai.cost == pytest.approx(0.02)
+    assert (openai.tokens_in, openai.tokens_out) == (20, 10)
+    # the cache hit's 0.01 is what it saved: it spent nothing
+    assert openai.cost == pytest.approx(0.01) and openai.cache_hits == 1 and openai.saved_usd == pytest.approx(0.01)
+    assert (by_provider[0].cache_hits, by_provider[0].saved_usd) == (0, 0.0)
     assert openai.avg_latency == pytest.approx(100.0)
     assert [g.key for g in await store.usage_stats("model", 0, 2e9)] == ["gpt-4o", "llama"]
     assert [(g.key, g.requests) for g in await store.usage_stats("client", 0, 2e9)] == [("c1", 2), ("c2", 1)]
@@ -421,7 +434,7 @@ async def test_ledger_rows_keep_every_field(store: Store) -> None:
     await store.flush()
     [group] = await store.usage_stats("client", 0, 2e9)
     assert (group.errors, group.tokens_in, group.tokens_out, group.avg_latency) == (1, 7, 3, 30000.0)
-    assert group.cost == pytest.approx(0.003)
+    assert (group.cost, group.cache_hits) == (0.0, 1) and group.saved_usd == pytest.approx(0.003)
 
 
 async def test_retention_deletes_old_rows(store: Store) -> None:

@@ -26,7 +26,9 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
 def start_ui_gateway(workdir: Path, fake: FakeUpstream, password: str = UI_PASSWORD) -> Gateway:
-    gw = Gateway(workdir, basic_config(fake, ADMIN_CLIENT))
+    cached = "  cached: {targets: [fake:fake-gpt-4o], cache: {ttl_s: 600, max_mb: 1}}\n"  # an alias with a cache
+    config = basic_config(fake, ADMIN_CLIENT).replace("model_aliases:\n", "model_aliases:\n" + cached, 1)
+    gw = Gateway(workdir, config)
     gw.env_path.write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\nUI_USERNAME={UI_USER}\nUI_PASSWORD={password}\n")
     return gw.start()
 

@@ -163,6 +163,26 @@ def test_numbers_change_after_requests_are_sent(admin_gateway: Gateway, page: An
     shot(page, "overview-with-traffic")
 
 
+def test_the_overview_shows_the_cache_hit_rate(admin_gateway: Gateway, page: Any) -> None:
+    signed_in(page, admin_gateway, "overview")
+    sync_api.expect(page.locator(".status-strip")).to_contain_text("no lookups yet", timeout=15_000)
+    with admin_gateway.client(CLIENT_KEY) as client:
+        answers = [client.post("/v1/chat/completions", json={**CHAT, "model": "cached"}) for _ in range(2)]
+    assert [a.headers.get("x-cache") for a in answers] == ["miss", "hit"]
+    page.reload()
+    sync_api.expect(page.get_by_test_id("cache-hit-rate")).to_have_text("50.0%", timeout=15_000)
+    sync_api.expect(page.get_by_test_id("cache-lookups")).to_contain_text("1 hits, 1 misses")
+    header = page.get_by_role("columnheader", name="Cache hits")  # the breakdown, once the ledger has the rows
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not header.is_visible():
+        time.sleep(1)
+        page.reload()
+        sync_api.expect(page.get_by_test_id("kpis")).to_be_visible(timeout=15_000)
+    sync_api.expect(header).to_be_visible()
+    shot(page, "overview-cache")
+    assert page.problems == []
+
+
 def test_create_a_client_in_the_browser_and_use_its_key_with_the_openai_sdk(admin_gateway: Gateway,
                                                                            page: Any) -> None:
     openai = pytest.importorskip("openai")

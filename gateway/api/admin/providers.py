@@ -47,7 +47,16 @@ class StatusResource(AdminResource):
             "providers": len(snap.providers), "clients": len(config_clients(rt)) + len(directory),
             "store": {"runtime": rt.stores.runtime.name, "ledger": rt.stores.ledger.name},
             "warnings": list(snap.warnings),
+            "cache": _cache_view(),
         })
+
+
+def _cache_view() -> dict[str, Any]:
+    """The response cache's lookups since this gateway started (all its workers; each replica its own)."""
+    lookups = metrics.cache_lookups()
+    total = lookups["hit"] + lookups["miss"]
+    return {"hits": lookups["hit"], "misses": lookups["miss"],
+            "hit_rate": round(lookups["hit"] / total, 6) if total else None}
 
 
 async def _key_views(rt: Runtime, provider: ProviderSpec, served: dict[str, int]) -> list[dict[str, Any]]:

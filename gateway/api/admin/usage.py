@@ -48,7 +48,8 @@ class ClientMetricsResource(AdminResource):
 def group_view(group: UsageGroup) -> dict[str, Any]:
     return {"key": group.key, "requests": group.requests, "tokens": group.tokens_in + group.tokens_out,
             "tokens_in": group.tokens_in, "tokens_out": group.tokens_out, "cost": round(group.cost, 8),
-            "errors": group.errors, "avg_latency_ms": _ms(group.avg_latency)}
+            "errors": group.errors, "avg_latency_ms": _ms(group.avg_latency),
+            "cache_hits": group.cache_hits, "saved_usd": round(group.saved_usd, 8)}
 
 
 class StatsResource(AdminResource):
@@ -147,5 +148,7 @@ class SummaryResource(AdminResource):
             "active_clients": len(clients), "active_providers": len([g for g in providers if g.key]),
             "configured_providers": len(snap.providers),
             "configured_clients": len(config_clients(self.runtime)) + len(directory),
+            "cache_hits": sum(g.cache_hits for g in providers),
+            "cache_saved_usd": round(sum(g.saved_usd for g in providers), 8),
             "start": start, "end": end,
         })

@@ -66,7 +66,8 @@ def row_view(row: LedgerRow) -> dict[str, Any]:
     return {
         "time": row.time, "request_id": row.request_id, "client_id": row.client_id, "provider": row.provider,
         "model": row.model, "key_label": row.key_label, "status": row.status, "error_code": row.error_code,
-        "tokens_in": row.tokens_in, "tokens_out": row.tokens_out, "cost": row.cost_usd,
+        "tokens_in": row.tokens_in, "tokens_out": row.tokens_out, "cost": row.spent_usd,
+        "saved_usd": row.cost_usd if row.cache_hit else 0.0,
         "latency_ms": round(row.latency_ms, 3), "overhead_ms": round(row.overhead_ms, 3), "stream": row.stream,
         "cache_hit": row.cache_hit,
     }

@@ -38,7 +38,16 @@ function statusStrip(status) {
       " ", reload.at ? fmtDateTime(reload.at) : ""),
     h("div", {}, h("span", { class: "muted" }, "Up "), fmtDuration(status.uptime_s),
       h("span", { class: "muted" }, ` · ${status.providers ?? "–"} providers · ${status.clients ?? "–"} clients`)),
+    cacheLine(status.cache),
     !ok && reload.error ? h("pre", { class: "reload-error", "data-testid": "reload-error" }, reload.error) : null);
+}
+
+// The response cache's hit rate since the gateway started (its lookups: hits and misses).
+function cacheLine(cache) {
+  if (!cache || !(cache.hits + cache.misses)) return h("div", {}, h("span", { class: "muted" }, "Response cache "), "no lookups yet");
+  return h("div", {}, h("span", { class: "muted" }, "Cache hit rate "),
+    h("strong", { "data-testid": "cache-hit-rate" }, fmtPercent(cache.hit_rate)),
+    h("span", { class: "muted", "data-testid": "cache-lookups" }, ` · ${fmtNumber(cache.hits)} hits, ${fmtNumber(cache.misses)} misses since start`));
 }
 
 function kpis(points, rangeSeconds) {
@@ -60,11 +69,12 @@ function statsTable(stats) {
   const groups = (stats && stats.groups) || [];
   const rows = groups.map((g) => h("tr", {},
     h("td", {}, g.key), h("td", { class: "num" }, fmtNumber(g.requests)), h("td", { class: "num" }, fmtNumber(g.errors)),
+    h("td", { class: "num" }, fmtNumber(g.cache_hits || 0)), h("td", { class: "num" }, fmtUsd(g.saved_usd || 0)),
     h("td", { class: "num" }, g.requests ? fmtPercent((g.requests - (g.errors || 0)) / g.requests) : "–"),
     h("td", { class: "num" }, fmtNumber(g.tokens)), h("td", { class: "num" }, fmtUsd(g.cost)),
     h("td", { class: "num" }, fmtMs(g.p50_latency_ms ?? g.avg_latency_ms)), h("td", { class: "num" }, fmtMs(g.p99_latency_ms))));
   if (!rows.length) return h("p", { class: "empty" }, "No requests in this period.");
-  return tableWrap([stats.group_by || "", "Requests", "Errors", "Success", "Tokens", "Cost", "p50", "p99"], rows);
+  return tableWrap([stats.group_by || "", "Requests", "Errors", "Cache hits", "Saved", "Success", "Tokens", "Cost", "p50", "p99"], rows);
 }
 
 export function mountOverview(page, { banner }) {
