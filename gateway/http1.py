@@ -201,8 +201,14 @@ class _Connection(asyncio.Protocol):
                 await self._wait(read_timeout, "no response from the upstream")
 
     def take(self) -> bytes:
-        """The next body chunk received (``_chunks`` is not empty)."""
-        chunk = self._chunks.popleft()
+        """All the body received and not yet taken, as one chunk (``_chunks`` is not empty).
+
+        Chunks pile up only while the reader lags behind (a busy loop): handing them over at
+        once lets it relay them in one send instead of one per upstream read, adding no wait.
+        At most ``HIGH_WATER`` and one read are buffered (reading pauses past it)."""
+        chunks = self._chunks
+        chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
+        chunks.clear()
         self._buffered -= len(chunk)
         if self._paused and self._buffered < LOW_WATER and self.transport is not None:
             self._paused = False

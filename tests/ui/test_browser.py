@@ -165,7 +165,7 @@ def test_numbers_change_after_requests_are_sent(admin_gateway: Gateway, page: An
 
 def test_the_overview_shows_the_cache_hit_rate(admin_gateway: Gateway, page: Any) -> None:
     signed_in(page, admin_gateway, "overview")
-    sync_api.expect(page.locator(".status-strip")).to_contain_text("no lookups yet", timeout=15_000)
+    sync_api.expect(page.get_by_test_id("cache-lookups")).to_have_text("no lookups yet", timeout=15_000)
     with admin_gateway.client(CLIENT_KEY) as client:
         answers = [client.post("/v1/chat/completions", json={**CHAT, "model": "cached"}) for _ in range(2)]
     assert [a.headers.get("x-cache") for a in answers] == ["miss", "hit"]
@@ -179,6 +179,7 @@ def test_the_overview_shows_the_cache_hit_rate(admin_gateway: Gateway, page: Any
         page.reload()
         sync_api.expect(page.get_by_test_id("kpis")).to_be_visible(timeout=15_000)
     sync_api.expect(header).to_be_visible()
+    sync_api.expect(page.get_by_test_id("cache-saved")).to_contain_text("saved by 1 hits in this period")
     shot(page, "overview-cache")
     assert page.problems == []
 

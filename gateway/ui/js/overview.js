@@ -38,19 +38,23 @@ function statusStrip(status) {
       " ", reload.at ? fmtDateTime(reload.at) : ""),
     h("div", {}, h("span", { class: "muted" }, "Up "), fmtDuration(status.uptime_s),
       h("span", { class: "muted" }, ` · ${status.providers ?? "–"} providers · ${status.clients ?? "–"} clients`)),
-    cacheLine(status.cache),
     !ok && reload.error ? h("pre", { class: "reload-error", "data-testid": "reload-error" }, reload.error) : null);
 }
 
-// The response cache's hit rate since the gateway started (its lookups: hits and misses).
-function cacheLine(cache) {
-  if (!cache || !(cache.hits + cache.misses)) return h("div", {}, h("span", { class: "muted" }, "Response cache "), "no lookups yet");
-  return h("div", {}, h("span", { class: "muted" }, "Cache hit rate "),
-    h("strong", { "data-testid": "cache-hit-rate" }, fmtPercent(cache.hit_rate)),
-    h("span", { class: "muted", "data-testid": "cache-lookups" }, ` · ${fmtNumber(cache.hits)} hits, ${fmtNumber(cache.misses)} misses since start`));
+// The response cache: its hit rate since the gateway started (lookups: hits and misses, from the
+// status) and what its hits saved in the period shown (from the ledger, via /stats).
+function cacheTile(cache, stats) {
+  const groups = (stats && stats.groups) || [];
+  const saved = `${fmtUsd(sum(groups, "saved_usd"))} saved by ${fmtNumber(sum(groups, "cache_hits"))} hits in this period`;
+  const lookups = cache ? cache.hits + cache.misses : 0;
+  return h("div", { class: "kpi", "data-testid": "cache-tile" }, h("span", { class: "kpi-label" }, "Cache hit rate"),
+    h("span", { class: "kpi-value", "data-testid": "cache-hit-rate" }, lookups ? fmtPercent(cache.hit_rate) : "–"),
+    h("span", { class: "kpi-detail", "data-testid": "cache-lookups" },
+      lookups ? `${fmtNumber(cache.hits)} hits, ${fmtNumber(cache.misses)} misses since start` : "no lookups yet"),
+    h("span", { class: "kpi-detail", "data-testid": "cache-saved" }, saved));
 }
 
-function kpis(points, rangeSeconds) {
+function kpis(points, rangeSeconds, cache) {
   const requests = sum(points, "requests");
   const errors = sum(points, "errors");
   const recent = points.filter((p) => p.t >= Date.now() / 1000 - 5 * 60);
@@ -62,7 +66,8 @@ function kpis(points, rangeSeconds) {
     kpi("Latency p50 / p99", `${fmtMs(last.p50_ms)} / ${fmtMs(last.p99_ms)}`, "latest bucket"),
     kpi("Gateway overhead p50", fmtMs(last.overhead_p50_ms), "latest bucket"),
     kpi("Tokens", fmtNumber(sum(points, "tokens"))),
-    kpi("Cost", fmtUsd(sum(points, "cost"))));
+    kpi("Cost", fmtUsd(sum(points, "cost")), "spent; cache hits cost nothing"),
+    cache);
 }
 
 function statsTable(stats) {
@@ -78,7 +83,10 @@ function statsTable(stats) {
 }
 
 export function mountOverview(page, { banner }) {
-  const state = { range: "hour", group: "provider" };
+  const state = { range: "hour", group: "provider", cache: null, stats: null };
+  let tile = cacheTile(null, null);
+  // Either load may finish first: each redraws the cache tile with what both have fetched so far.
+  const redrawTile = () => { const next = cacheTile(state.cache, state.stats); tile.replaceWith(next); tile = next; };
   const charts = [];
   let timer = null;
   let alive = true;
@@ -95,7 +103,12 @@ export function mountOverview(page, { banner }) {
     statusBox, kpiBox, chartBox, h("h2", {}, "Breakdown"), tableBox);
 
   async function loadStatus() {
-    try { replace(statusBox, statusStrip(await admin.get("/status"))); }
+    try {
+      const status = await admin.get("/status");
+      replace(statusBox, statusStrip(status));
+      state.cache = status.cache;
+      redrawTile();
+    }
     catch (err) { replace(statusBox, h("p", { class: "error" }, "Gateway status: " + explain(err))); }
   }
 
@@ -113,8 +126,10 @@ export function mountOverview(page, { banner }) {
     if (!alive) return;
     banner(errors.length ? "Some numbers are missing: " + explain(errors[0]) : "");
     const { xs, points } = totals(all.series || []);
-    replace(kpiBox, all.unavailable ? h("div", { class: "kpis", "data-testid": "kpis" }, kpi("Requests / min", "–"), kpi("Success rate", "–"))
-      : kpis(points, range.seconds));
+    state.stats = stats;
+    tile = cacheTile(state.cache, stats);
+    replace(kpiBox, all.unavailable ? h("div", { class: "kpis", "data-testid": "kpis" }, kpi("Requests / min", "–"), kpi("Success rate", "–"), tile)
+      : kpis(points, range.seconds, tile));
     for (const chart of charts.splice(0)) chart.destroy();
     replace(chartBox);
     const perMin = 60 / range.bucket;
