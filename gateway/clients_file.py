@@ -112,13 +112,16 @@ def _add_client(settings: Settings, *, client_id: str | None, providers: str, rp
 
 
 def write_atomically(path: Path, text: str) -> None:
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Replace the file at ``path`` with ``text`` by a rename, keeping its mode; a symlinked config
+    (a ConfigMap mount, a re-pointed link) has its target replaced and stays a link."""
+    target = path.resolve()
+    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)

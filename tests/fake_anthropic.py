@@ -105,11 +105,7 @@ class FakeAnthropic(FakeUpstream):
     """Fake Anthropic upstream; scripting, recording and counting as ``FakeUpstream`` (count = /v1/messages)."""
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        raw = await request.read() if request.body_exists else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        _, body = await self._json_body(request)
         key = request.headers.get("x-api-key")
         messages = request.method == "POST" and request.path == MESSAGES_PATH
         with self._cond:

@@ -83,11 +83,7 @@ class FakeGemini(FakeUpstream):
     """A fake Gemini API, scriptable like ``FakeUpstream`` (``count()`` counts generate requests)."""
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
-        raw = await request.read() if request.body_exists else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        _, body = await self._json_body(request)
         key = request.headers.get("x-goog-api-key")
         match = _PATH.match(request.path) if request.method == "POST" else None
         generate = match is not None and match["method"] in ("generateContent", "streamGenerateContent")

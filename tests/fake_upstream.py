@@ -315,16 +315,21 @@ class FakeUpstream:
             with self._cond:
                 self._in_flight -= 1
 
+    @staticmethod
+    async def _json_body(request: web.BaseRequest) -> tuple[bytes, Any]:
+        """The request's body, and its JSON (None when it has none or it is not JSON)."""
+        raw = await request.read() if request.body_exists else b""
+        try:
+            return raw, json.loads(raw) if raw else None
+        except ValueError:
+            return raw, None
+
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         path, method = request.path, request.method
         surface = await self.surface.handle(request)  # the rest of the OpenAI surface (section below)
         if surface is not None:
             return surface
-        raw = await request.read() if request.body_exists else b""
-        try:
-            body: Any = json.loads(raw) if raw else None
-        except ValueError:
-            body = None
+        raw, body = await self._json_body(request)
         key = api_key_of(request.headers)
         chat = _CHAT_RE.match(path) if method == "POST" else None
         with self._cond:

@@ -6,10 +6,7 @@ a ConfigMap) has its target replaced, so the link stays."""
 from __future__ import annotations
 
 import io
-import os
 import re
-import stat
-import tempfile
 from typing import Any
 
 from ruamel.yaml import YAML
@@ -86,22 +83,3 @@ def remove_keys(text: str, index: int, positions: set[int]) -> str:
 def referenced_variables(text: str) -> set[str]:
     """Every ``${VAR}`` (or ``${VAR:-default}``) the text names."""
     return set(VARIABLE.findall(text))
-
-
-def write_atomic(path: str, text: str) -> None:
-    """Replace the file at ``path`` (its target, if a symlink) with ``text``, keeping its mode."""
-    target = os.path.realpath(path)
-    try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        mode = 0o644
-    fd, tmp = tempfile.mkstemp(prefix=".config.", suffix=".tmp", dir=os.path.dirname(target))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

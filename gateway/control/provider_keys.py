@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
+from ..clients_file import write_atomically
 from ..config.guard import reload_refusals
 from ..config.loader import ConfigError, LoadedConfig, environment_from, parse_config
 from ..config.schema import ProviderConfig
@@ -124,7 +125,7 @@ def _write(files: Files, old: _Texts, new: _Texts, env_first: bool) -> None:
             if private:
                 write_private(str(path), after)
             else:
-                configfile.write_atomic(str(path), after)
+                write_atomically(path, after)
 
 
 def _series_base(raw: Iterable[str], provider_id: str) -> str:

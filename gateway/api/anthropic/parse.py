@@ -16,10 +16,10 @@ import orjson
 
 from ...errors import InvalidRequest
 from ...pipeline import CHAT, Call
+from ..openai.parse import model_of
 
 ANTHROPIC = "anthropic"  # the dialect's name: equal to the Anthropic providers' protocol (pass-through)
 MESSAGES = "messages"  # the endpoint's name in the access log
-MAX_MODEL_CHARS = 256
 _SKIPPED_BLOCKS = frozenset({"thinking", "redacted_thinking"})
 
 
@@ -40,15 +40,6 @@ def parse_messages(body: dict[str, Any]) -> Call:
     # wants_usage: the usage chunk is what message_delta's usage is made of
     return Call(CHAT, "/chat/completions", chat, model, stream=stream is True, wants_usage=True, dialect=ANTHROPIC,
                 native_body=body)
-
-
-def model_of(body: dict[str, Any]) -> str:
-    model = body.get("model")
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("The 'model' field is required and must be a non-empty string.", param="model")
-    if len(model) > MAX_MODEL_CHARS:
-        raise InvalidRequest(f"'model' is longer than {MAX_MODEL_CHARS} characters.", param="model")
-    return model
 
 
 def chat_body(body: dict[str, Any], model: str) -> dict[str, Any]:

@@ -19,10 +19,10 @@ import orjson
 
 from ...errors import InvalidRequest
 from ...pipeline import CHAT, Call
+from ..openai.parse import MAX_MODEL_CHARS
 
 GEMINI = "gemini"  # the dialect's name: equal to the Gemini providers' protocol (pass-through)
 GENERATE = "generate_content"  # the endpoint's name in the access log
-MAX_MODEL_CHARS = 256
 _CONFIG = {"temperature": "temperature", "topP": "top_p", "maxOutputTokens": "max_tokens", "candidateCount": "n",
            "presencePenalty": "presence_penalty", "frequencyPenalty": "frequency_penalty", "seed": "seed"}
 _MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"}

@@ -26,7 +26,7 @@ EMBEDDINGS_ENDPOINT = Endpoint(EMBEDDINGS, "/embeddings", "input", False)
 
 def parse_call(body: dict[str, Any], endpoint: Endpoint) -> Call:
     """The checked body as a ``Call``; ``InvalidRequest`` (400) naming the field that is wrong."""
-    model = _model(body)
+    model = model_of(body)
     value = body.get(endpoint.required)
     if value is None:
         raise InvalidRequest(f"The '{endpoint.required}' field is required.", param=endpoint.required)
@@ -48,7 +48,8 @@ def parse_call(body: dict[str, Any], endpoint: Endpoint) -> Call:
     return Call(endpoint.name, endpoint.path, body, model, stream is True, wants_usage)
 
 
-def _model(body: dict[str, Any]) -> str:
+def model_of(body: dict[str, Any]) -> str:
+    """The body's ``model``: a non-empty string of at most ``MAX_MODEL_CHARS`` (every dialect's check)."""
     model = body.get("model")
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("The 'model' field is required and must be a non-empty string.", param="model")

@@ -34,7 +34,7 @@ from ...pipeline import (
 from ...pipeline.affinity import AffinityStore
 from ..common import DisconnectGuard, read_json
 from .multipart import UploadBody, open_upload
-from .parse import MAX_MODEL_CHARS
+from .parse import model_of as checked_model
 from .render import render
 from .responses_chat import as_response_events, chat_to_response, responses_to_chat
 
@@ -74,14 +74,10 @@ async def begin(pipeline: SurfacePipeline, name: str, req: falcon.asgi.Request,
 
 
 def model_of(fields: dict[str, Any], required: bool) -> str | None:
-    model = fields.get("model")
-    if model is None and not required:
+    """The checked ``model`` of a form or body; None when it is absent and not ``required``."""
+    if fields.get("model") is None and not required:
         return None
-    if not isinstance(model, str) or not model.strip():
-        raise InvalidRequest("The 'model' field is required and must be a non-empty string.", param="model")
-    if len(model) > MAX_MODEL_CHARS:
-        raise InvalidRequest(f"'model' is longer than {MAX_MODEL_CHARS} characters.", param="model")
-    return model
+    return checked_model(fields)
 
 
 def render_raw(resp: falcon.asgi.Response, result: RawWhole | ByteStream | None) -> None:
@@ -100,6 +96,14 @@ async def _admit(pipeline: SurfacePipeline, ex: Exchange, resp: falcon.asgi.Resp
                  route: Any) -> None:
     for name, value in (await pipeline.admit(ex, call, route)).items():
         resp.set_header(name, value)
+
+
+def _refused(pipeline: SurfacePipeline, ex: Exchange, error: GatewayError, upload: UploadBody | None) -> None:
+    """A request refused before dispatch: its upload closed, and recorded (``admit`` records its own)."""
+    if upload is not None:
+        upload.close()
+    if ex.call is None:
+        pipeline.refuse(ex, error)
 
 
 class _NoGuard:
@@ -160,10 +164,7 @@ class UploadResource:
             call = Call(endpoint.family, endpoint.path, {}, model, upload=upload)
             await _admit(pipeline, ex, resp, call, route)
         except GatewayError as exc:
-            if upload is not None:
-                upload.close()
-            if ex.call is None:
-                pipeline.refuse(ex, exc)
+            _refused(pipeline, ex, exc, upload)
             raise
         try:
             render_raw(resp, await pipeline.dispatch_raw(ex, _NoGuard()))
@@ -265,10 +266,7 @@ class StatefulResource:
                         query=req.query_string, upload=upload, headers=(("openai-beta", beta),) if beta else ())
             await _admit(pipeline, ex, resp, call, route)
         except GatewayError as exc:
-            if upload is not None:
-                upload.close()
-            if ex.call is None:
-                pipeline.refuse(ex, exc)
+            _refused(pipeline, ex, exc, upload)
             raise
         try:
             result = await pipeline.dispatch_raw(ex, _NoGuard() if upload is not None else DisconnectGuard(req))
