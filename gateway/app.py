@@ -19,6 +19,7 @@ from .errors import GatewayError, InvalidRequest, NotFound, error_body
 from .observability.logging import setup_logging
 from .pipeline import SurfacePipeline
 from .runtime import Runtime
+from .sched import LoopFirst
 from .settings import Settings, load_settings
 from .store.base import StoreError
 
@@ -32,16 +33,20 @@ class Lifecycle:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
         self.watcher: Any = None
+        self.loop_first = LoopFirst()
 
     async def process_startup(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
         from .config.watcher import ConfigWatcher
 
         await open_configured_stores(self.runtime)
+        if self.runtime.settings.batch_helper_threads:
+            self.loop_first.start()
         if self.runtime.settings.watch:
             self.watcher = ConfigWatcher(self.runtime)
             self.watcher.start()
 
     async def process_shutdown(self, scope: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        await self.loop_first.stop()
         if self.watcher is not None:
             await self.watcher.stop()
         try:

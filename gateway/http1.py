@@ -19,7 +19,7 @@ import os
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import cast
 
 import httptools
@@ -404,6 +404,19 @@ def request_head(request: httpx.Request) -> bytes:
     return head
 
 
+MAX_HEADS = 4096  # request heads kept by send_bytes (one per provider key and endpoint in use)
+
+
+class _Head:
+    """A checked request line and headers without ``Content-Length`` and the closing blank line."""
+
+    __slots__ = ("headers", "pool", "prefix", "request", "counts")
+
+    def __init__(self, headers: Mapping[str, str], pool: _Pool, prefix: bytes, request: httpx.Request,
+                 counts: bool):
+        self.headers, self.pool, self.prefix, self.request, self.counts = headers, pool, prefix, request, counts
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     def __init__(self, limit_per_origin: int = 1024, keepalive_s: float = 30.0, verify: bool = True,
                  connect: Connector = tcp_connect):
@@ -414,6 +427,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
         self._keepalive = keepalive_s
         self._verify = verify
         self._tls: ssl.SSLContext | None = None
+        self._heads: dict[tuple[str, str, int], _Head] = {}  # see send_bytes
 
     def _tls_context(self) -> ssl.SSLContext:
         if self._tls is None:
@@ -445,19 +459,50 @@ class LeanTransport(httpx.AsyncBaseTransport):
         return pool
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        timeouts = request.extensions.get("timeout", {})
         try:
-            return await self._exchange(request)
+            return await self._exchange(self._pool(request.url), request_head(request) + request.content,
+                                        request, timeouts)
         except httpx.TransportError as exc:
             if getattr(exc, "_request", None) is None:
                 exc.request = request
             raise
 
-    async def _exchange(self, request: httpx.Request) -> httpx.Response:
-        timeouts = request.extensions.get("timeout", {})
+    async def send_bytes(self, method: str, url: str, headers: Mapping[str, str], content: bytes,
+                         timeouts: Mapping[str, float | None]) -> httpx.Response:
+        """``handle_async_request`` without an ``httpx.Request`` per call (issue 12): the request
+        line and headers are checked and joined once per (method, URL, headers object: the
+        adapters share one per key) and kept with a request that stands for them in responses
+        and errors (its body is not kept); each call adds only ``Content-Length`` and the body."""
+        head = self._heads.get((method, url, id(headers)))
+        if head is None or head.headers is not headers:
+            head = self._head(method, url, headers)
+        data = head.prefix + (b"content-length: %d\r\n\r\n" % len(content)) + content \
+            if head.counts else head.prefix + b"\r\n" + content
+        try:
+            return await self._exchange(head.pool, data, head.request, timeouts)
+        except httpx.TransportError as exc:
+            if getattr(exc, "_request", None) is None:
+                exc.request = head.request
+            raise
+
+    def _head(self, method: str, raw_url: str, headers: Mapping[str, str]) -> _Head:
+        if len(self._heads) >= MAX_HEADS:
+            self._heads.clear()
+        url = httpx.URL(raw_url)
+        with_host = httpx.Headers(headers)
+        if "host" not in with_host:
+            with_host["Host"] = url.netloc.decode("ascii")
+        request = httpx.Request(method, url, headers=with_host, stream=httpx.ByteStream(b""))  # adds no header
+        counts = "content-length" not in with_host and method in ("POST", "PUT", "PATCH")
+        head = _Head(headers, self._pool(url), request_head(request)[:-2], request, counts)
+        self._heads[(method, raw_url, id(headers))] = head
+        return head
+
+    async def _exchange(self, pool: _Pool, data: bytes, request: httpx.Request,
+                        timeouts: Mapping[str, float | None]) -> httpx.Response:
         read_timeout, connect_timeout = timeouts.get("read"), timeouts.get("connect")
         write_timeout = timeouts.get("write")
-        pool = self._pool(request.url)
-        data = request_head(request) + request.content
         for attempt in (1, 2):
             conn, reused = await pool.acquire(connect_timeout)
             try:
@@ -477,6 +522,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
                               request=request, extensions={"http_version": b"HTTP/1.1"})
 
     async def aclose(self) -> None:
+        self._heads.clear()
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()

@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     watch: bool = True
     http_transport: TransportName | None = None  # None: the default (transports.py), proxy-aware
+    batch_helper_threads: bool = True  # sched.py: the event loop's thread is not preempted by helpers
 
 
 def load_settings() -> Settings:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from .http1 import LeanTransport
 from .transports import TransportName, build_transport, choose_transport
 
 MAX_CONNECTIONS = 1024
@@ -178,6 +179,9 @@ class UpstreamRequest:
     headers: Mapping[str, str]  # an httpx.Headers from the adapters
     content: bytes
     body_stream: AsyncIterable[bytes] | None = None  # sent instead of ``content``: an upload streamed through
+    # ``headers`` is one object shared by every request with this method and URL (``request_headers``
+    # keeps one per provider key): the lean transport joins and checks the head once (``send_bytes``)
+    shared_head: bool = False
 
 
 def _headers(request: UpstreamRequest, url: httpx.URL) -> httpx.Headers:
@@ -221,6 +225,9 @@ class Upstream:
             built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
                                   content=request.body_stream, extensions={"timeout": timeout})
             return await self._upload_transport().handle_async_request(built)
+        if request.shared_head and isinstance(self._transport, LeanTransport):  # no httpx.Request per call
+            return await self._transport.send_bytes(request.method, request.url, request.headers, request.content,
+                                                    timeout)
         url = self._url(request.url)
         built = httpx.Request(request.method, url, headers=_headers(request, url),
                               stream=httpx.ByteStream(request.content), extensions={"timeout": timeout})

@@ -33,4 +33,4 @@ class AzureAdapter(OpenAIAdapter):
         headers = request_headers(target.provider, auth, streams)
         body = chat_body(target, call.body, streams) if streams else with_model(target, call.body)
         body.pop("model", None)  # the deployment in the path names it
-        return UpstreamRequest("POST", deployment_url(target, call.path), headers, orjson.dumps(body))
+        return UpstreamRequest("POST", deployment_url(target, call.path), headers, orjson.dumps(body), shared_head=True)

@@ -431,3 +431,53 @@ def test_scripted_a_body_never_closed_gives_its_pool_slot_back(caplog: pytest.Lo
         assert asyncio.run(go()) == (200, b"hello")
     assert network.transports[0].closed  # the abandoned connection was aborted, not reused
     assert "dropped without being closed" in caplog.text
+
+
+def sent_as_bytes(network: ScriptedNetwork, *calls: tuple[str, str, object, bytes]) -> list[tuple[int, bytes]]:
+    """``LeanTransport.send_bytes`` for each (method, url, headers, body), one after the other."""
+    async def go() -> list[tuple[int, bytes]]:
+        transport = LeanTransport(8, connect=network.connect)
+        out = []
+        for method, url, headers, body in calls:
+            response = await transport.send_bytes(method, url, headers, body,  # type: ignore[arg-type]
+                                                  {"read": 5.0, "write": 5.0, "connect": 1.0, "pool": 0.5})
+            assert response.request.url == httpx.URL(url)  # a request stands for it, errors included
+            out.append((response.status_code, await response.aread()))
+            await response.aclose()
+        await transport.aclose()
+        return out
+    return asyncio.run(go())
+
+
+def test_send_bytes_writes_one_content_length_and_the_same_head_each_time():
+    shared = httpx.Headers({"content-type": "application/json", "authorization": "Bearer k"})
+    network = ScriptedNetwork([[OK5], [OK5], [OK5]])
+    answers = sent_as_bytes(network, ("POST", "http://upstream.test/v1/x", shared, b"{}"),
+                            ("POST", "http://upstream.test/v1/x", shared, b'{"a":1}'),
+                            ("POST", "http://upstream.test/v1/x", shared, b""))
+    assert answers == [(200, b"hello")] * 3
+    assert len(network.transports) == 1  # kept alive
+    head = (b"POST /v1/x HTTP/1.1\r\ncontent-type: application/json\r\nauthorization: Bearer k\r\n"
+            b"Host: upstream.test\r\n")
+    assert network.written == [head + b"content-length: 2\r\n\r\n{}", head + b"content-length: 7\r\n\r\n{\"a\":1}",
+                               head + b"content-length: 0\r\n\r\n"]
+    for data in network.written:
+        assert data.lower().count(b"content-length") == 1
+
+
+def test_send_bytes_refuses_cr_lf_in_a_header_before_sending():
+    network = ScriptedNetwork([[OK5]])
+    bad = httpx.Headers({"x-evil": "a\r\nX-Smuggled: 1"})
+    with pytest.raises(httpx.LocalProtocolError):
+        sent_as_bytes(network, ("POST", "http://upstream.test/v1/x", bad, b"{}"))
+    assert network.written == []
+
+
+def test_send_bytes_keeps_a_given_content_length_and_errors_carry_a_request():
+    own = httpx.Headers({"content-length": "2"})
+    network = ScriptedNetwork([[OK5], [b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", CLOSE]])
+    assert sent_as_bytes(network, ("POST", "http://upstream.test/v1/y", own, b"{}")) == [(200, b"hello")]
+    assert network.written == [b"POST /v1/y HTTP/1.1\r\ncontent-length: 2\r\nHost: upstream.test\r\n\r\n{}"]
+    with pytest.raises(httpx.TransportError) as caught:
+        sent_as_bytes(network, ("POST", "http://upstream.test/v1/y", own, b"{}"))
+    assert caught.value.request.url == httpx.URL("http://upstream.test/v1/y")

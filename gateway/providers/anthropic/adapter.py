@@ -61,7 +61,7 @@ class AnthropicAdapter:
         if key is not None:
             auth["x-api-key"] = key.secret
         headers = request_headers(provider, auth, call.stream)
-        return UpstreamRequest("POST", provider.api_root + path, headers, orjson.dumps(body))
+        return UpstreamRequest("POST", provider.api_root + path, headers, orjson.dumps(body), shared_head=True)
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
         if _native(call):

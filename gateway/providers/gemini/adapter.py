@@ -54,7 +54,7 @@ class GeminiAdapter:
         else:
             raise InvalidRequest(f"Provider '{target.provider.id}' (type gemini) cannot serve {call.path}.")
         headers = request_headers(target.provider, auth, streams)
-        return UpstreamRequest("POST", model_url(target, method), headers, orjson.dumps(body))
+        return UpstreamRequest("POST", model_url(target, method), headers, orjson.dumps(body), shared_head=True)
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
         if call.operation == EMBEDDINGS:

@@ -51,7 +51,8 @@ class OpenAIAdapter:
         streams = call.stream and call.operation in (CHAT, COMPLETIONS)
         headers = request_headers(target.provider, auth_headers(key), streams)
         body = chat_body(target, call.body, streams) if streams else with_model(target, call.body)
-        return UpstreamRequest("POST", target.provider.api_root + call.path, headers, orjson.dumps(body))
+        return UpstreamRequest("POST", target.provider.api_root + call.path, headers, orjson.dumps(body),
+                               shared_head=True)
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
         if call.operation in SURFACE:
