@@ -1,19 +1,27 @@
-"""A Linux scheduling hint: the event loop's thread is not preempted by the server's own helper threads.
+"""An opt-in Linux scheduling hint for a worker with a core to itself: the event loop's thread is
+not preempted by the worker's own helper threads.
 
 A worker is one Python thread running the event loop (every request's Python work) beside
 Granian's Rust threads (socket I/O, handing requests over) and a few pool threads. With
 default scheduling, every time a helper thread wakes up (a request arrived, a response is
 ready to write) it preempts the loop's thread on a busy core: on one core that was about six
 context switches a request. Helper threads under ``SCHED_BATCH`` still get their fair share of
-the CPU and run at once on an idle core, but a wake-up no longer preempts the loop: it runs when
+the CPU and run at once on an idle core, but a wake-up no longer preempts: the helper runs when
 the loop waits for I/O, which at load hands over many requests per switch. Measured with
-``scripts/bench`` (one worker pinned to one core, c=16): 6.4 → 0.6 context switches a request,
-286 → 235 µs of CPU a request, 3,500 → 4,240 req/s (README, issue 12).
+``scripts/bench`` (one worker pinned to one core, nothing else on it, c=16): 6.4 → 0.6 context
+switches a request, about 50 µs less CPU a request, 3,800 → 4,700 req/s (README, issue 12).
+
+Why it is off by default (``GATEWAY_BATCH_HELPER_THREADS=true`` turns it on): a batched thread
+never preempts anything, another process's busy thread included, so when the worker shares its
+core every hand-off waits for the other process's time slice. With a CPU-bound process of
+another session on the gateway's core, one connection at 500 req/s went from +0.44-0.47 ms added p50
+to over a second (the worker fell behind). Turn it on only where the worker's core is its own
+(pinned workers, a container with dedicated CPUs); by the same reasoning (not measured) it
+should stay off where several workers share cores.
 
 Threads appear over the life of a worker (pools grow on demand), so the hint is applied again
-every ``SWEEP_S`` seconds. ``GATEWAY_BATCH_HELPER_THREADS=false`` turns it off; elsewhere than
-Linux it does nothing. No privileges are needed: lowering one's own threads to ``SCHED_BATCH``
-is always allowed.
+every ``SWEEP_S`` seconds. Elsewhere than Linux it does nothing. No privileges are needed:
+lowering one's own threads to ``SCHED_BATCH`` is always allowed.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     log_level: str = "info"
     watch: bool = True
     http_transport: TransportName | None = None  # None: the default (transports.py), proxy-aware
-    batch_helper_threads: bool = True  # sched.py: the event loop's thread is not preempted by helpers
+    batch_helper_threads: bool = False  # sched.py: opt-in, for a worker with a core to itself
 
 
 def load_settings() -> Settings:

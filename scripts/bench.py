@@ -94,6 +94,7 @@ QUICK_LIMITS: dict[str, tuple[float, bool]] = {  # key: (limit, higher is better
     "streams_errors": (0.0, False),
     "streams_rss_mib": (300.0, False),
 }
+GATEWAY_ENV: dict[str, str] = {}  # set for every gateway this run starts (--batch-helper-threads)
 GATEWAY_PIN: list[str] = []  # "taskset -c 0" when the machine has two cores or more (set in main)
 T = TypeVar("T")
 
@@ -519,6 +520,7 @@ def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers:
         "PYTHONPATH": str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
         "PATH": str(Path(python).parent) + os.pathsep + env.get("PATH", ""),
     })
+    env.update(GATEWAY_ENV)
     if transport:
         env["GATEWAY_HTTP_TRANSPORT"] = transport
     log_path = work / "gateway.log"
@@ -1156,7 +1158,8 @@ def render(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult]
     lines = ["## Benchmark", ""]
     lines.append(
         f"{meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
-        f"Granian {meta['granian']}, {args.workers} gateway worker(s), upstream transport: {meta['main_transport']}. "
+        f"Granian {meta['granian']}, {args.workers} gateway worker(s), upstream transport: {meta['main_transport']}, "
+        f"helper threads: {'SCHED_BATCH (--batch-helper-threads)' if GATEWAY_ENV else 'default scheduling'}. "
         f"Fake upstream: {meta['fake']}. wrk: 1 thread, {args.duration:g} s per run, "
         f"direct and gateway runs interleaved per concurrency level. "
         f"CPU busy before the run: {meta['cpu_busy_before_run_percent']:.0f}%.")
@@ -1282,6 +1285,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
+    p.add_argument("--batch-helper-threads", action="store_true",
+                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/sched.py: for a worker "
+                        "with a core to itself, as the pinned gateway here has)")
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; workers; issue 9)")
     p.add_argument("--protocols", action="store_true",
@@ -1592,7 +1598,11 @@ ISSUE12_TARGETS: list[tuple[str, str, float, bool]] = [  # metric, label, limit,
      TARGET_CPU_PER_REQUEST_US, False),
     ("paced_added_p50_ms", f"paced added p50 ≤ {TARGET_PACED_P50_MS:g} ms (worst rate)", TARGET_PACED_P50_MS, False),
     ("paced_added_p99_ms", f"paced added p99 ≤ {TARGET_PACED_P99_MS:g} ms (worst rate)", TARGET_PACED_P99_MS, False),
-    ("cpu_us_per_event", f"CPU per streamed event ≤ {TARGET_CPU_PER_EVENT_US:g} µs", TARGET_CPU_PER_EVENT_US, False),
+    # the relay's cost per event is the CPU of one more event (the split); "in all" also spreads the
+    # stream request's own CPU over its 20 events, which the issue counts apart ("per event on top of
+    # ... per request")
+    ("cpu_us_per_event_marginal", f"CPU of one more streamed event ≤ {TARGET_CPU_PER_EVENT_US:g} µs",
+     TARGET_CPU_PER_EVENT_US, False),
     ("streams_ratio", f"concurrent streams ≥ {TARGET_STREAMS_RATIO:g} × direct's streams/s", TARGET_STREAMS_RATIO,
      True),
     ("streams_added_ttfb_p50_ms", f"streams added TTFB p50 ≤ {TARGET_STREAMS_TTFB_P50_MS:g} ms",
@@ -1769,6 +1779,7 @@ def store_gateway(b: Bench, tag: str, storage: str, workers: int, pinned: bool) 
     env.update({"GATEWAY_CONFIG": str(work / "config" / "config.yaml"), "GATEWAY_ENV_FILE": str(work / ".env"),
                 "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": str(workers),
                 "GATEWAY_DATA_DIR": str(work / "data"), "PYTHONPATH": str(REPO)})
+    env.update(GATEWAY_ENV)
     log_path = work / "gateway.log"
     with log_path.open("ab") as out:
         proc = b.procs.start("gateway", [*(GATEWAY_PIN if pinned else []), b.python, "-m", "gateway", "serve"],
@@ -2029,6 +2040,7 @@ def protocol_gateway(args: argparse.Namespace, procs: Processes, tmp: Path, port
     env.update({"GATEWAY_CONFIG": str(work / "config" / "config.yaml"), "GATEWAY_ENV_FILE": str(work / ".env"),
                 "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": "1",
                 "GATEWAY_DATA_DIR": str(work / "data"), "PYTHONPATH": str(REPO)})
+    env.update(GATEWAY_ENV)
     if args.main_transport:
         env["GATEWAY_HTTP_TRANSPORT"] = args.main_transport
     log_path = work / "gateway.log"
@@ -2182,6 +2194,9 @@ def main(argv: list[str] | None = None) -> int:
         print("scripts/bench: Linux only (reads /proc)", file=sys.stderr)
         return 2
     pin_cpus(not args.no_pin)
+    if args.batch_helper_threads:
+        GATEWAY_ENV["GATEWAY_BATCH_HELPER_THREADS"] = "true"
+        os.environ["GATEWAY_BATCH_HELPER_THREADS"] = "true"  # the server floor (bench_floor.py) the same way
     raise_fd_limit()
 
     def on_term(signum: int, _frame: Any) -> None:

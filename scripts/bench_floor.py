@@ -8,8 +8,10 @@ completion: what any Falcon-on-Granian service pays before the gateway's own wor
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
+import threading
 from typing import Any
 
 ANSWER = (b'{"id":"chatcmpl-floor","object":"chat.completion","created":1700000000,"model":"m","choices":'
@@ -46,6 +48,12 @@ async def serve(port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
+    if os.environ.get("GATEWAY_BATCH_HELPER_THREADS") == "true":  # scripts/bench --batch-helper-threads
+        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+        from gateway.sched import batch_other_threads
+
+        for delay in (0.5, 1.5, 3.0):  # once Granian's threads are up
+            loop.call_later(delay, batch_other_threads, threading.get_native_id())
     await server.serve()
 
 

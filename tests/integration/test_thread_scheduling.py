@@ -1,8 +1,8 @@
-"""Issue 12: the worker's event loop thread is not preempted by its helper threads (gateway/sched.py).
+"""Issue 12: the opt-in scheduling hint (gateway/sched.py), checked on the running process via /proc.
 
-Checked on the running process through /proc: every thread but the loop's (the main thread of
-a one-worker gateway) ends up under SCHED_BATCH, the loop's stays SCHED_OTHER, and
-``GATEWAY_BATCH_HELPER_THREADS=false`` leaves all of them alone.
+By default every thread keeps the default policy. With ``GATEWAY_BATCH_HELPER_THREADS=true``
+every thread but the loop's (the main thread of a one-worker gateway) ends up under
+SCHED_BATCH, and the loop's stays SCHED_OTHER.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def chat(gateway: Gateway) -> None:
 
 def test_helper_threads_are_batched_and_the_loop_thread_is_not(start_gateway: Callable[..., Gateway],
                                                              fake: FakeUpstream) -> None:
-    gateway = start_gateway(basic_config(fake))
+    gateway = start_gateway(basic_config(fake), env={"GATEWAY_BATCH_HELPER_THREADS": "true"})
     assert gateway.proc is not None
     pid = gateway.proc.pid
     chat(gateway)
@@ -57,8 +57,8 @@ def test_helper_threads_are_batched_and_the_loop_thread_is_not(start_gateway: Ca
     chat(gateway)  # and it still serves
 
 
-def test_the_hint_can_be_turned_off(start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> None:
-    gateway = start_gateway(basic_config(fake), env={"GATEWAY_BATCH_HELPER_THREADS": "false"})
+def test_by_default_no_thread_is_batched(start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> None:
+    gateway = start_gateway(basic_config(fake))
     assert gateway.proc is not None
     chat(gateway)
     time.sleep(1.5)  # past the first sweeps the hint would make
