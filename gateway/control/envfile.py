@@ -14,12 +14,13 @@ NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def write_private(path: str, text: str) -> None:
-    """Replace ``path`` with ``text``: a mode-600 temp file in the same directory, renamed over it."""
-    old_umask = os.umask(0o077)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".env.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
-    finally:
-        os.umask(old_umask)
+    """Replace ``path`` with ``text``: a mode-600 temp file in the same directory, renamed over it.
+
+    ``mkstemp`` creates the file 0600 whatever the umask (a umask only takes bits away), so the
+    secret is never readable by others, and the process-wide umask is left alone: this runs on a
+    worker thread of the admin API while other threads may create files.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=".env.", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)

@@ -1,4 +1,4 @@
-"""Pure routing pieces: sliding windows, upstream rate-limit headers, target order, key state."""
+"""Pure routing pieces: upstream rate-limit headers, target order, key state."""
 
 from __future__ import annotations
 
@@ -17,52 +17,12 @@ from gateway.providers.base import Usage, parse_duration, retry_after_seconds
 from gateway.routing.dispatch import RateLimitedHere, _give_up
 from gateway.routing.keys import MAX_WINDOW_SHARE, Blocked, KeyBoard, Reservation
 from gateway.routing.strategies import TargetStats, order_targets
-from gateway.store.memory import AsyncMemoryStore, MemoryStore, SlidingWindow
+from gateway.store.memory import AsyncMemoryStore
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-# ------------------------------------------------------------------------ SlidingWindow
-def test_wait_until_fits_by_count():
-    window = SlidingWindow()
-    assert window.wait_until_fits(0.0, 10.0, 2, 1, True) == 0.0
-    window.add(0.0)
-    window.add(1.0)
-    assert window.wait_until_fits(5.0, 10.0, 2, 1, True) == pytest.approx(5.0)  # the oldest leaves at 10
-    assert window.wait_until_fits(5.0, 10.0, 3, 1, True) == 0.0
-    assert window.wait_until_fits(10.0, 10.0, 2, 1, True) == 0.0  # expired exactly at the edge
-    assert window.count(10.0, 10.0) == 1
-
-
-def test_wait_until_fits_by_amount_waits_for_enough_to_leave():
-    window = SlidingWindow()
-    window.add(0.0, 30)
-    window.add(1.0, 30)
-    assert window.wait_until_fits(2.0, 10.0, 100, 40, False) == 0.0
-    assert window.wait_until_fits(2.0, 10.0, 50, 10, False) == pytest.approx(8.0)  # one entry must go
-    assert window.wait_until_fits(2.0, 10.0, 50, 40, False) == pytest.approx(9.0)  # both must go
-    assert window.wait_until_fits(2.0, 10.0, 50, 60, False) == 10.0  # never fits: a whole span
-
-
-def test_adjust_settles_an_estimate_only_while_counted():
-    window = SlidingWindow()
-    entry = window.add(0.0, 7)
-    window.adjust(entry, 64 - 7)
-    assert window.total(1.0, 10.0) == 64
-    window.add(20.0, 1)  # the first entry has expired
-    window.adjust(entry, 100)
-    assert window.total(20.0, 10.0) == 1
-
-
-def test_store_drops_windows():
-    store = MemoryStore()
-    window = store.window("a")
-    store.drop_window("a")
-    store.drop_window("missing")
-    assert store.window("a") is not window
 
 
 # ------------------------------------------------------------------- retry-after parsing
