@@ -11,6 +11,7 @@ import falcon.asgi
 import orjson
 
 from ..errors import GatewayError, InvalidRequest, RequestTimeout, RequestTooLarge
+from ..observability.ids import new_request_id
 
 log = logging.getLogger("gateway.http")
 
@@ -23,6 +24,13 @@ MAX_JSON_DEPTH = 128
 
 # An ASGI ``receive`` callable: Granian's returns a future, other servers' are coroutine functions.
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def request_id_of(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> str:
+    """The client's ``X-Request-Id``, or a new one; echoed on the response whatever it ends in."""
+    request_id = req.get_header("x-request-id") or new_request_id()
+    resp.set_header("x-request-id", request_id)
+    return request_id
 
 
 async def read_json(req: falcon.asgi.Request, limit: int) -> dict[str, Any]:

@@ -5,8 +5,6 @@ The key comes as ``x-api-key`` (what Anthropic's SDKs send) or ``Authorization: 
 
 from __future__ import annotations
 
-import os
-
 import falcon
 import falcon.asgi
 import orjson
@@ -15,7 +13,7 @@ from ...errors import GatewayError
 from ...pipeline import CLIENT_CLOSED, EventStream, Pipeline, Whole
 from ...pipeline.estimate import input_tokens
 from ...routing.resolve import resolve
-from ..common import DisconnectGuard, read_json
+from ..common import DisconnectGuard, read_json, request_id_of
 from ..dialects import TranslatedStream
 from .parse import MESSAGES, parse_messages
 from .render import to_message
@@ -28,8 +26,7 @@ class MessagesResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline = self.pipeline
-        request_id = req.get_header("x-request-id") or os.urandom(8).hex()
-        resp.set_header("x-request-id", request_id)
+        request_id = request_id_of(req, resp)
         ex = await pipeline.begin(MESSAGES, request_id, req.get_header("authorization"), req.get_header("x-api-key"))
         try:
             call = parse_messages(await read_json(req, ex.snap.max_body_bytes))

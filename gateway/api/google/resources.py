@@ -7,15 +7,13 @@ array, as Google's own API does.
 
 from __future__ import annotations
 
-import os
-
 import falcon
 import falcon.asgi
 import orjson
 
 from ...errors import GatewayError
 from ...pipeline import CLIENT_CLOSED, EventStream, Pipeline, Whole
-from ..common import DisconnectGuard, read_json
+from ..common import DisconnectGuard, read_json, request_id_of
 from ..dialects import TranslatedStream
 from .parse import GENERATE, parse_generate
 from .render import to_response
@@ -29,8 +27,7 @@ class GenerateContentResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, model: str) -> None:
         pipeline = self.pipeline
-        request_id = req.get_header("x-request-id") or os.urandom(8).hex()
-        resp.set_header("x-request-id", request_id)
+        request_id = request_id_of(req, resp)
         key = req.get_header("x-goog-api-key") or req.get_param("key")
         ex = await pipeline.begin(GENERATE, request_id, req.get_header("authorization"), key)
         try:

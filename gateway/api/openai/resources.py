@@ -5,9 +5,8 @@ from __future__ import annotations
 import falcon.asgi
 
 from ...errors import GatewayError
-from ...observability.ids import new_request_id
 from ...pipeline import Pipeline
-from ..common import DisconnectGuard, read_json
+from ..common import DisconnectGuard, read_json, request_id_of
 from .parse import Endpoint, parse_call
 from .render import render
 
@@ -19,8 +18,7 @@ class OpenAIResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline = self.pipeline
-        request_id = req.get_header("x-request-id") or new_request_id()
-        resp.set_header("x-request-id", request_id)
+        request_id = request_id_of(req, resp)
         ex = await pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
                                   req.get_header("x-api-key"))
         try:

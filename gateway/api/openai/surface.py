@@ -7,7 +7,6 @@ sent it. Calls that name an object created earlier go to the provider key that c
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +31,7 @@ from ...pipeline import (
     is_object_id,
 )
 from ...pipeline.affinity import AffinityStore
-from ..common import DisconnectGuard, read_json
+from ..common import DisconnectGuard, read_json, request_id_of
 from .multipart import UploadBody, open_upload
 from .parse import model_of as checked_model
 from .render import render
@@ -59,12 +58,6 @@ MODERATIONS_ENDPOINT = SurfaceEndpoint("moderations", "moderations", "/moderatio
 SPEECH_ENDPOINT = SurfaceEndpoint("audio.speech", AUDIO, "/audio/speech", binary_stream=True)
 TRANSCRIPTIONS_ENDPOINT = SurfaceEndpoint("audio.transcriptions", AUDIO, "/audio/transcriptions")
 TRANSLATIONS_ENDPOINT = SurfaceEndpoint("audio.translations", AUDIO, "/audio/translations")
-
-
-def request_id_of(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> str:
-    request_id = req.get_header("x-request-id") or os.urandom(8).hex()
-    resp.set_header("x-request-id", request_id)
-    return request_id
 
 
 async def begin(pipeline: SurfacePipeline, name: str, req: falcon.asgi.Request,
