@@ -34,6 +34,29 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 log = logging.getLogger("gateway.upstream")
 
 
+def _carry(exc: httpx.TransportError, request: httpx.Request) -> None:
+    """Give ``exc`` its request unless it has one: every transport error names its request."""
+    if getattr(exc, "_request", None) is None:
+        exc.request = request
+
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+def with_host(headers: Mapping[str, str], url: httpx.URL) -> httpx.Headers:
+    """A copy of ``headers`` with the ``Host`` header httpx's request preparation would add."""
+    out = httpx.Headers(headers)
+    if "host" not in out:
+        out["Host"] = url.netloc.decode("ascii")
+    return out
+
+
+def sends_length(has_length: bool, method: str, content: bytes) -> bool:
+    """Whether a ``Content-Length`` must be added, as httpx adds it: none given, and a body or a
+    method that carries one."""
+    return not has_length and (bool(content) or method in BODY_METHODS)
+
+
 def _expire(future: asyncio.Future[None], error: Exception) -> None:
     if not future.done():
         future.set_exception(error)
@@ -365,8 +388,7 @@ class _Body(httpx.AsyncByteStream):
                     raise conn._error
                 await conn.body_waiter(self._timeout)
         except httpx.TransportError as exc:
-            if getattr(exc, "_request", None) is None:
-                exc.request = self._request
+            _carry(exc, self._request)
             raise
 
     def _release(self) -> None:
@@ -410,11 +432,12 @@ MAX_HEADS = 4096  # request heads kept by send_bytes (one per provider key and e
 class _Head:
     """A checked request line and headers without ``Content-Length`` and the closing blank line."""
 
-    __slots__ = ("headers", "pool", "prefix", "request", "counts")
+    __slots__ = ("headers", "pool", "prefix", "request", "has_length")
 
     def __init__(self, headers: Mapping[str, str], pool: _Pool, prefix: bytes, request: httpx.Request,
-                 counts: bool):
-        self.headers, self.pool, self.prefix, self.request, self.counts = headers, pool, prefix, request, counts
+                 has_length: bool):
+        self.headers, self.pool, self.prefix, self.request = headers, pool, prefix, request
+        self.has_length = has_length  # the headers give a Content-Length: none is added
 
 
 class LeanTransport(httpx.AsyncBaseTransport):
@@ -464,8 +487,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             return await self._exchange(self._pool(request.url), request_head(request) + request.content,
                                         request, timeouts)
         except httpx.TransportError as exc:
-            if getattr(exc, "_request", None) is None:
-                exc.request = request
+            _carry(exc, request)
             raise
 
     async def send_bytes(self, method: str, url: str, headers: Mapping[str, str], content: bytes,
@@ -477,25 +499,27 @@ class LeanTransport(httpx.AsyncBaseTransport):
         head = self._heads.get((method, url, id(headers)))
         if head is None or head.headers is not headers:
             head = self._head(method, url, headers)
-        data = head.prefix + (b"content-length: %d\r\n\r\n" % len(content)) + content \
-            if head.counts else head.prefix + b"\r\n" + content
+        if sends_length(head.has_length, method, content):
+            data = head.prefix + (b"content-length: %d\r\n\r\n" % len(content)) + content
+        else:
+            data = head.prefix + b"\r\n" + content
         try:
             return await self._exchange(head.pool, data, head.request, timeouts)
         except httpx.TransportError as exc:
-            if getattr(exc, "_request", None) is None:
-                exc.request = head.request
+            _carry(exc, head.request)
             raise
 
     def _head(self, method: str, raw_url: str, headers: Mapping[str, str]) -> _Head:
         if len(self._heads) >= MAX_HEADS:
             self._heads.clear()
         url = httpx.URL(raw_url)
-        with_host = httpx.Headers(headers)
-        if "host" not in with_host:
-            with_host["Host"] = url.netloc.decode("ascii")
-        request = httpx.Request(method, url, headers=with_host, stream=httpx.ByteStream(b""))  # adds no header
-        counts = "content-length" not in with_host and method in ("POST", "PUT", "PATCH")
-        head = _Head(headers, self._pool(url), request_head(request)[:-2], request, counts)
+        sent = with_host(headers, url)
+        request = httpx.Request(method, url, headers=sent, stream=httpx.ByteStream(b""))  # adds no header
+        try:
+            head = _Head(headers, self._pool(url), request_head(request)[:-2], request, "content-length" in sent)
+        except httpx.TransportError as exc:  # a scheme this transport does not speak, a CR/LF in a header
+            _carry(exc, request)
+            raise
         self._heads[(method, raw_url, id(headers))] = head
         return head
 

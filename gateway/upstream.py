@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .http1 import LeanTransport
+from .http1 import LeanTransport, sends_length, with_host
 from .transports import TransportName, build_transport, choose_transport
 
 MAX_CONNECTIONS = 1024
@@ -187,10 +187,8 @@ class UpstreamRequest:
 def _headers(request: UpstreamRequest, url: httpx.URL) -> httpx.Headers:
     """The headers httpx would send (``Host``, ``Content-Length``) without its per-request preparation:
     ``httpx.Request(content=...)`` costs about three times more, a share of every request (issue 12)."""
-    headers = httpx.Headers(request.headers)
-    if "host" not in headers:
-        headers["Host"] = url.netloc.decode("ascii")
-    if "content-length" not in headers and (request.content or request.method in ("POST", "PUT", "PATCH")):
+    headers = with_host(request.headers, url)
+    if sends_length("content-length" in headers, request.method, request.content):
         headers["Content-Length"] = str(len(request.content))
     return headers
 

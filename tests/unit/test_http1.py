@@ -481,3 +481,11 @@ def test_send_bytes_keeps_a_given_content_length_and_errors_carry_a_request():
     with pytest.raises(httpx.TransportError) as caught:
         sent_as_bytes(network, ("POST", "http://upstream.test/v1/y", own, b"{}"))
     assert caught.value.request.url == httpx.URL("http://upstream.test/v1/y")
+
+
+def test_send_bytes_to_a_scheme_it_does_not_speak_is_an_error_that_carries_a_request():
+    network = ScriptedNetwork([[OK5]])
+    with pytest.raises(httpx.UnsupportedProtocol) as caught:
+        sent_as_bytes(network, ("POST", "ftp://upstream.test/v1/x", httpx.Headers({}), b"{}"))
+    assert caught.value.request.url == httpx.URL("ftp://upstream.test/v1/x")
+    assert network.written == []
