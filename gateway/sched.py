@@ -32,6 +32,8 @@ import logging
 import os
 import threading
 
+from .tasks import cancel_and_wait
+
 SWEEP_S = 5.0
 FIRST_SWEEPS_S = (0.0, 0.2, 1.0)
 TASKS = "/proc/self/task"
@@ -81,8 +83,5 @@ class LoopFirst:
             batch_other_threads(loop_thread)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None

@@ -503,24 +503,32 @@ def gateway_config(port: int, fake: Fake, log_requests: bool = False) -> str:
         """)
 
 
-def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers: int,
-                  transport: str | None, tag: str, log_requests: bool = False) -> Gateway:
-    work = tmp / f"gateway-{tag}"
+def gateway_workdir(work: Path, config: str, port: int, workers: int, python: str) -> dict[str, str]:
+    """``work`` with ``config/config.yaml`` and a mode-600 ``.env`` (the master key); the environment
+    a gateway serving from there runs with: nothing inherited named GATEWAY_* or OPENAI_*, then
+    ``GATEWAY_ENV`` (--batch-helper-threads)."""
     (work / "config").mkdir(parents=True)
-    port = free_port()
-    config = work / "config" / "config.yaml"
-    config.write_text(gateway_config(port, fake, log_requests))
+    config_path = work / "config" / "config.yaml"
+    config_path.write_text(config)
     env_file = work / ".env"
     env_file.write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\n")
     env_file.chmod(0o600)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OPENAI_"))}
     env.update({
-        "GATEWAY_CONFIG": str(config), "GATEWAY_ENV_FILE": str(env_file), "GATEWAY_HOST": "127.0.0.1",
+        "GATEWAY_CONFIG": str(config_path), "GATEWAY_ENV_FILE": str(env_file), "GATEWAY_HOST": "127.0.0.1",
         "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": str(workers), "GATEWAY_DATA_DIR": str(work / "data"),
         "PYTHONPATH": str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else ""),
         "PATH": str(Path(python).parent) + os.pathsep + env.get("PATH", ""),
     })
     env.update(GATEWAY_ENV)
+    return env
+
+
+def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers: int,
+                  transport: str | None, tag: str, log_requests: bool = False) -> Gateway:
+    work = tmp / f"gateway-{tag}"
+    port = free_port()
+    env = gateway_workdir(work, gateway_config(port, fake, log_requests), port, workers, python)
     if transport:
         env["GATEWAY_HTTP_TRANSPORT"] = transport
     log_path = work / "gateway.log"
@@ -1770,16 +1778,9 @@ def store_gateway(b: Bench, tag: str, storage: str, workers: int, pinned: bool) 
     """A gateway whose client has limits and a budget (so every request goes through the store's
     windows and spend), on ``storage``; pinned to CPU 0 like the main run, or free on every core."""
     work = b.tmp / f"gateway-store-{tag}"
-    (work / "config").mkdir(parents=True)
     port = free_port()
     config = gateway_config(port, b.fake).replace(f"  - {{id: bench, key: {CLIENT_KEY}}}\n", STORE_CLIENT)
-    (work / "config" / "config.yaml").write_text(config + storage)
-    (work / ".env").write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OPENAI_"))}
-    env.update({"GATEWAY_CONFIG": str(work / "config" / "config.yaml"), "GATEWAY_ENV_FILE": str(work / ".env"),
-                "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": str(workers),
-                "GATEWAY_DATA_DIR": str(work / "data"), "PYTHONPATH": str(REPO)})
-    env.update(GATEWAY_ENV)
+    env = gateway_workdir(work, config + storage, port, workers, b.python)
     log_path = work / "gateway.log"
     with log_path.open("ab") as out:
         proc = b.procs.start("gateway", [*(GATEWAY_PIN if pinned else []), b.python, "-m", "gateway", "serve"],
@@ -2032,15 +2033,8 @@ def protocol_config(port: int, ports: dict[str, int]) -> str:
 
 def protocol_gateway(args: argparse.Namespace, procs: Processes, tmp: Path, ports: dict[str, int]) -> Gateway:
     work = tmp / "gateway-protocols"
-    (work / "config").mkdir(parents=True)
     port = free_port()
-    (work / "config" / "config.yaml").write_text(protocol_config(port, ports))
-    (work / ".env").write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GATEWAY_", "OPENAI_"))}
-    env.update({"GATEWAY_CONFIG": str(work / "config" / "config.yaml"), "GATEWAY_ENV_FILE": str(work / ".env"),
-                "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(port), "GATEWAY_WORKERS": "1",
-                "GATEWAY_DATA_DIR": str(work / "data"), "PYTHONPATH": str(REPO)})
-    env.update(GATEWAY_ENV)
+    env = gateway_workdir(work, protocol_config(port, ports), port, 1, sys.executable)
     if args.main_transport:
         env["GATEWAY_HTTP_TRANSPORT"] = args.main_transport
     log_path = work / "gateway.log"

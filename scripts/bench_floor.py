@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import sys
-import threading
 from typing import Any
 
 ANSWER = (b'{"id":"chatcmpl-floor","object":"chat.completion","created":1700000000,"model":"m","choices":'
@@ -50,10 +49,10 @@ async def serve(port: int) -> None:
         loop.add_signal_handler(sig, server.stop)
     if os.environ.get("GATEWAY_BATCH_HELPER_THREADS") == "true":  # scripts/bench --batch-helper-threads
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-        from gateway.sched import batch_other_threads
+        from gateway.sched import LoopFirst
 
-        for delay in (0.5, 1.5, 3.0):  # once Granian's threads are up
-            loop.call_later(delay, batch_other_threads, threading.get_native_id())
+        sweeper = LoopFirst()  # held while serving (the loop keeps only a weak reference to its task)
+        sweeper.start()  # as the gateway's start-up does, from this loop's thread
     await server.serve()
 
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config.schema import Budget, Limits
+from ..tasks import cancel_and_wait
 from .base import (
     GROUP_COLUMNS,
     Ask,
@@ -234,11 +235,8 @@ class LedgerBuffer:
         return written
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self.flush()
 
 

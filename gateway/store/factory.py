@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..tasks import cancel_and_wait
 from .base import Store, StoreError
 from .config import DEFAULT_SQLITE_PATH, Backend, Storage
 from .memory import AsyncMemoryStore
@@ -73,11 +73,8 @@ class Stores:
             await asyncio.sleep(PRUNE_EVERY_S)
 
     async def close(self) -> None:
-        if self._pruner is not None:
-            self._pruner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pruner
-            self._pruner = None
+        await cancel_and_wait(self._pruner)
+        self._pruner = None
         await self.runtime.close()
         if self.ledger is not self.runtime:
             await self.ledger.close()

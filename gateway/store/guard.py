@@ -24,6 +24,7 @@ from typing import Literal, TypeVar
 
 from ..errors import StoreUnavailable as Refused
 from ..observability import metrics
+from ..tasks import cancel_and_wait
 from .base import Ask, Batch, BudgetAsk, Counters, Hold, Reservation, Spend, StoreUnavailable, WindowResult
 from .common import reserve_in_turn
 from .memory import AsyncMemoryStore
@@ -185,8 +186,5 @@ class GuardedCounters:
 
     async def close(self) -> None:
         self.down_since = None
-        if self._probe is not None:
-            self._probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._probe
-            self._probe = None
+        await cancel_and_wait(self._probe)
+        self._probe = None
