@@ -87,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         metrics_dir.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     if workers == 1 and os.environ.get("GATEWAY_EMBEDDED", "1") != "0":
-        from .embedded import run
+        from .server.embedded import run
 
         run(host, port, settings.log_level.lower())
         return 0
@@ -112,7 +112,7 @@ def _storage_problem(settings: Settings, workers: int) -> str | None:
 
 
 def cmd_add_client(args: argparse.Namespace) -> int:
-    from .clients_file import add_client
+    from .control.clients import add_client
 
     settings = load_settings()
     key = add_client(settings, client_id=args.id, providers=args.providers, rpm=args.rpm, tpm=args.tpm,

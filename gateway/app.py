@@ -18,8 +18,8 @@ from .config.snapshot import load_snapshot
 from .errors import GatewayError, InvalidRequest, NotFound, error_body
 from .observability.logging import setup_logging
 from .pipeline import SurfacePipeline
-from .runtime import Runtime
-from .sched import LoopFirst
+from .server.runtime import Runtime
+from .server.sched import LoopFirst
 from .settings import Settings, load_settings
 from .store.base import StoreError
 

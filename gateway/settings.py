@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .transports import TransportName
+from .upstream.transports.choice import TransportName
 
 
 class Settings(BaseSettings):
@@ -28,8 +28,8 @@ class Settings(BaseSettings):
     workers: int = 1
     log_level: str = "info"
     watch: bool = True
-    http_transport: TransportName | None = None  # None: the default (transports.py), proxy-aware
-    batch_helper_threads: bool = False  # sched.py: opt-in, for a worker with a core to itself
+    http_transport: TransportName | None = None  # None: the default (upstream/transports/choice.py), proxy-aware
+    batch_helper_threads: bool = False  # server/sched.py: opt-in, for a worker with a core to itself
 
 
 def load_settings() -> Settings:

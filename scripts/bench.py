@@ -1294,7 +1294,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
     p.add_argument("--batch-helper-threads", action="store_true",
-                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/sched.py: for a worker "
+                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/server/sched.py: for a worker "
                         "with a core to itself, as the pinned gateway here has)")
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; workers; issue 9)")

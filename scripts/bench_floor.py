@@ -1,5 +1,5 @@
 """The server floor for ``scripts/bench``: Granian embedded, as the gateway runs it with one worker
-(``gateway/embedded.py``), serving a Falcon app that reads the body and answers a fixed
+(``gateway/server/embedded.py``), serving a Falcon app that reads the body and answers a fixed
 completion: what any Falcon-on-Granian service pays before the gateway's own work.
 
     python scripts/bench_floor.py PORT        (scripts/bench starts it, pinned like the gateway)
@@ -49,7 +49,7 @@ async def serve(port: int) -> None:
         loop.add_signal_handler(sig, server.stop)
     if os.environ.get("GATEWAY_BATCH_HELPER_THREADS") == "true":  # scripts/bench --batch-helper-threads
         sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
-        from gateway.sched import LoopFirst
+        from gateway.server.sched import LoopFirst
 
         sweeper = LoopFirst()  # held while serving (the loop keeps only a weak reference to its task)
         sweeper.start()  # as the gateway's start-up does, from this loop's thread

@@ -12,7 +12,7 @@ PID_FILE="$ROOT/run/gateway.pid"
 LOG_FILE="$ROOT/logs/gateway.log"
 COMPOSE_FILE="$ROOT/compose/compose.yaml"
 # The operator lock (flock) that serializes start/stop/virtual-key and setup's writes of .env and
-# config/config.yaml. The gateway's Python side takes the same file: gateway/oplock.py resolves
+# config/config.yaml. The gateway's Python side takes the same file: gateway/server/oplock.py resolves
 # it the same way ($GATEWAY_LOCK_FILE, else run/gateway.lock under the checkout's root).
 LOCK_FILE="${GATEWAY_LOCK_FILE:-$ROOT/run/gateway.lock}"
 LOCK_FD=9  # the descriptor the lock is held on (literal 9 in lock_operator/unlock_operator)

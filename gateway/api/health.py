@@ -14,9 +14,9 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ..auth import is_admin
 from ..errors import GatewayError
-from ..runtime import Runtime
+from ..pipeline.auth import is_admin
+from ..server.runtime import Runtime
 
 READY = b'{"status":"ready"}'
 

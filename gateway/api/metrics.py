@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import falcon.asgi
 
-from ..auth import require_admin
 from ..observability.metrics import render
-from ..runtime import Runtime
+from ..pipeline.auth import require_admin
+from ..server.runtime import Runtime
 
 
 class MetricsResource:

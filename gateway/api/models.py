@@ -6,9 +6,9 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ..auth import authenticate_any
+from ..pipeline.auth import authenticate_any
 from ..routing.resolve import visible_models
-from ..runtime import Runtime
+from ..server.runtime import Runtime
 
 
 class ModelsResource:

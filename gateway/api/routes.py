@@ -18,7 +18,7 @@ from typing import Any
 import falcon.asgi
 
 from ..pipeline import Pipeline, SurfacePipeline
-from ..runtime import Runtime
+from ..server.runtime import Runtime
 from .admin import register_admin
 from .anthropic.resources import CountTokensResource, MessagesResource
 from .dialects import ANTHROPIC, GEMINI, OPENAI
@@ -43,7 +43,7 @@ from .openai.surface import (
     UploadResource,
 )
 from .openapi import DocsResource, OpenAPIResource
-from .ui import register_ui
+from .ui.resources import register_ui
 
 # who may call an operation (``Operation.auth``)
 PUBLIC = "public"

@@ -27,7 +27,7 @@ from pathlib import Path
 import watchfiles
 
 from ..observability import metrics
-from ..runtime import Runtime
+from ..server.runtime import Runtime
 from .guard import reload_refusals
 from .loader import ConfigError, ConfigIssue, LoadedConfig, environment_from, parse_config, read_environment
 from .settle import FileState, Stamp, read_settled, stamp_of

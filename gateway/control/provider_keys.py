@@ -1,7 +1,7 @@
 """Add or remove one provider key in the operator's files, validated like a reload.
 
 Blocking (files, the operator lock): the admin API runs these on a thread. Each edit holds the
-operator lock (``gateway/oplock.py``, the lock ``virtual-key.sh`` takes) from the first read to
+operator lock (``gateway/server/oplock.py``, the lock ``virtual-key.sh`` takes) from the first read to
 the last write, builds the snapshot the edited files give and refuses the edit, writing nothing,
 unless it is valid and passes the reload guard. A new key's secret always goes to ``.env``
 (mode 600) as a new numbered variable:
@@ -27,14 +27,14 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from ..clients_file import write_atomically
 from ..config.guard import reload_refusals
 from ..config.loader import ConfigError, LoadedConfig, environment_from, parse_config
 from ..config.schema import ProviderConfig
 from ..config.snapshot import ProviderKey, Snapshot, build_snapshot
-from ..oplock import operator_lock
 from ..providers.registry import TYPES, entry
+from ..server.oplock import operator_lock
 from . import configfile
+from .clients import write_atomically
 from .envfile import next_numbered, remove_value, set_value, write_private
 
 LOCK_TIMEOUT_S = 10.0  # an HTTP caller waits this long for the operator lock (scripts wait longer)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ..config.snapshot import ClientSpec, Route, Snapshot
-from ..limits import Admission
+from ..limits.admission import Admission
 from ..observability.usage import Outcome
 from ..providers.base import Answer, Call
 

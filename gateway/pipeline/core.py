@@ -33,16 +33,16 @@ from collections.abc import AsyncGenerator
 
 import orjson
 
-from ..auth import authenticate_any
 from ..cache import JSON, SSE, CachePlan, Entry
 from ..config.snapshot import Route, Target
 from ..errors import GatewayError, ProviderError
-from ..limits import cost_usd
+from ..limits.admission import cost_usd
 from ..observability.usage import HIT, Outcome, record
 from ..providers.base import Answer, Call, Usage
 from ..routing.dispatch import Opened
 from ..routing.resolve import resolve
-from ..runtime import Runtime
+from ..server.runtime import Runtime
+from .auth import authenticate_any
 from .context import CLIENT_CLOSED, Disconnect, EventStream, Exchange, Whole
 from .estimate import cost_hold, input_tokens, output_tokens
 from .sse import completion_as_sse

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..config.snapshot import Route
-from ..limits import DEFAULT_OUTPUT_TOKENS, estimated_cost
+from ..limits.admission import DEFAULT_OUTPUT_TOKENS, estimated_cost
 from ..providers.base import CHAT, EMBEDDINGS, Call, estimate_prompt_tokens, estimate_tokens
 
 # the body field each operation's input is in

@@ -11,7 +11,7 @@ import httpx
 
 from ..providers.base import Answer, Call, Usage
 from ..routing.dispatch import Opened
-from ..upstream import async_stream
+from ..upstream.client import async_stream
 from .context import CLIENT_CLOSED, Disconnect, Exchange
 from .sse import completion_as_sse, error_event
 

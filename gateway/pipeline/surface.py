@@ -43,8 +43,8 @@ from ..providers.base import (
 )
 from ..routing.dispatch import Opened
 from ..routing.resolve import resolve
-from ..runtime import Runtime
-from ..upstream import async_stream
+from ..server.runtime import Runtime
+from ..upstream.client import async_stream
 from .affinity import AffinityStore, Pin, StoreAffinity
 from .context import CLIENT_CLOSED, Disconnect, Exchange
 from .core import Pipeline

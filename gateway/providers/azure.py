@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 import orjson
 
-from ..upstream import UpstreamRequest
+from ..upstream.client import UpstreamRequest
 from .base import CHAT, COMPLETIONS, Call
 from .openai import OpenAIAdapter
 from .openai.request import chat_body, request_headers, with_model

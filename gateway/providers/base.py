@@ -23,7 +23,7 @@ import orjson
 
 if TYPE_CHECKING:  # the snapshot imports the registry, which imports the adapters: types only here
     from ..config.snapshot import ProviderKey, Target
-    from ..upstream import UpstreamRequest
+    from ..upstream.client import UpstreamRequest
 
 
 @dataclass(slots=True)

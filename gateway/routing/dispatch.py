@@ -39,7 +39,7 @@ from ..errors import (
 from ..observability import metrics
 from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, Answer, Call, ProviderAdapter
 from ..providers.registry import adapter_for
-from ..upstream import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
+from ..upstream.client import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
 from .keys import Blocked, KeyBoard, KeyState, Reservation
 from .strategies import TargetStats, order_targets, rotate_keys
 

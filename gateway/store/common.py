@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config.schema import Budget, Limits
-from ..tasks import cancel_and_wait
+from ..server.tasks import cancel_and_wait
 from .base import (
     GROUP_COLUMNS,
     Ask,

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..tasks import cancel_and_wait
+from ..server.tasks import cancel_and_wait
 from .base import Store, StoreError
 from .config import DEFAULT_SQLITE_PATH, Backend, Storage
 from .memory import AsyncMemoryStore

@@ -24,7 +24,7 @@ from typing import Literal, TypeVar
 
 from ..errors import StoreUnavailable as Refused
 from ..observability import metrics
-from ..tasks import cancel_and_wait
+from ..server.tasks import cancel_and_wait
 from .base import Ask, Batch, BudgetAsk, Counters, Hold, Reservation, Spend, StoreUnavailable, WindowResult
 from .common import reserve_in_turn
 from .memory import AsyncMemoryStore

@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 
 from gateway.app import build_falcon_app
 from gateway.config.snapshot import load_snapshot
-from gateway.runtime import Runtime
+from gateway.server.runtime import Runtime
 from gateway.settings import Settings
 from tests.conftest import CLIENT_KEY, MASTER_KEY, Gateway, basic_config
 from tests.fake_upstream import FakeUpstream

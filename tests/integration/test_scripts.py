@@ -32,7 +32,7 @@ import openai
 import pytest
 import yaml
 
-from gateway.oplock import operator_lock
+from gateway.server.oplock import operator_lock
 from tests.fake_upstream import DEFAULT_TEXT, FakeUpstream
 
 REPO = Path(__file__).resolve().parents[2]

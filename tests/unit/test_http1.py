@@ -16,7 +16,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from gateway.http1 import LeanTransport
+from gateway.upstream.transports.lean import LeanTransport
 
 
 class Server:

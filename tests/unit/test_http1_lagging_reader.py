@@ -8,7 +8,7 @@ import asyncio
 
 import httpx
 
-from gateway.http1 import LeanTransport
+from gateway.upstream.transports.lean import LeanTransport
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 EVENTS = [f"data: {i}\n\n".encode() for i in range(3)]

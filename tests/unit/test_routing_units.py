@@ -12,7 +12,7 @@ import pytest
 from gateway.config.schema import Budget, Limits, Pricing, Routing
 from gateway.config.snapshot import ClientSpec, ProviderKey, ProviderSpec, Route, Target
 from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable, RateLimited
-from gateway.limits import HOLD_TTL_S, ClientLimiter, estimated_cost
+from gateway.limits.admission import HOLD_TTL_S, ClientLimiter, estimated_cost
 from gateway.providers.base import Usage, parse_duration, retry_after_seconds
 from gateway.routing.dispatch import RateLimitedHere, _give_up
 from gateway.routing.keys import MAX_WINDOW_SHARE, Blocked, KeyBoard, Reservation

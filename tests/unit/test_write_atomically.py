@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from gateway.clients_file import write_atomically
+from gateway.control.clients import write_atomically
 
 
 def test_a_plain_file_is_replaced_keeping_its_mode(tmp_path: Path) -> None:

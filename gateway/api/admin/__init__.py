@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...runtime import Runtime
+from ...server.runtime import Runtime
 from .clients import ClientListResource, ClientResource, ClientsResource, RotateResource
 from .feed import FeedHub, StreamResource
 from .providers import ProviderKeyResource, ProviderKeysResource, ProvidersResource, StatusResource

@@ -12,13 +12,13 @@ import logging
 
 import falcon.asgi
 
-from ...auth import Caller, authenticate_any, presented_key, require_admin, session_caller
 from ...config.snapshot import ClientSpec
 from ...errors import AdminRequired, AuthenticationError
-from ...runtime import Runtime
+from ...pipeline.auth import Caller, authenticate_any, presented_key, require_admin, session_caller
+from ...server.runtime import Runtime
 from ...store.base import StoreUnavailable
 from ...store.directory import client_spec
-from ...ui_session import require_session
+from ..ui.session import require_session
 
 audit_log = logging.getLogger("gateway.audit")
 NOT_ADMIN = "This endpoint needs the master key or the key of a client with 'admin: true'."

@@ -10,9 +10,9 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ...auth import Caller
 from ...errors import StoreUnavailable as Unavailable
-from ...runtime import Runtime
+from ...pipeline.auth import Caller
+from ...server.runtime import Runtime
 from ...store.base import StoreUnavailable
 from .access import admin_caller
 

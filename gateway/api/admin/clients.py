@@ -16,9 +16,9 @@ from typing import Any
 
 import falcon.asgi
 
-from ...auth import Caller
 from ...config.snapshot import key_digest
 from ...errors import Conflict, NotFound
+from ...pipeline.auth import Caller
 from ...store.base import ClientExists, ClientNotFound, ClientRecord
 from .access import audit
 from .base import AdminResource, reply, store_errors

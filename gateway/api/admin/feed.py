@@ -18,7 +18,7 @@ import falcon.asgi
 import orjson
 from prometheus_client import Counter
 
-from ...runtime import Runtime
+from ...server.runtime import Runtime
 from ...store.base import LedgerRow, StoreError
 from ..common import DisconnectGuard
 from .base import AdminResource, store_errors

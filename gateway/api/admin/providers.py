@@ -19,8 +19,8 @@ from ...control import provider_keys as pk
 from ...control.configfile import EditError
 from ...errors import Conflict, GatewayError, InvalidRequest, NotFound
 from ...observability import metrics
-from ...oplock import LockTimeout
-from ...runtime import Runtime
+from ...server.oplock import LockTimeout
+from ...server.runtime import Runtime
 from .access import audit, who
 from .base import AdminResource, reply, store_errors
 from .params import NewKey, read_model

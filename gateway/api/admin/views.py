@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from ...config.snapshot import ClientSpec
-from ...runtime import Runtime
+from ...server.runtime import Runtime
 from ...store.base import ClientRecord, LedgerRow, StoreError
 
 

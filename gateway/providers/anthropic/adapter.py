@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from ...errors import InvalidRequest
-from ...upstream import UpstreamRequest
+from ...upstream.client import UpstreamRequest
 from ..base import (
     CHAT,
     OK,

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import orjson
 
 from ...errors import InvalidRequest
-from ...upstream import UpstreamRequest
+from ...upstream.client import UpstreamRequest
 from ..base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, Relay, Verdict
 from ..openai.request import request_headers
 from . import embeddings, errors

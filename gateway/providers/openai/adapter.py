@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ...upstream import UpstreamRequest
+from ...upstream.client import UpstreamRequest
 from ..base import (
     CHAT,
     COMPLETIONS,

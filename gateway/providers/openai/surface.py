@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from ...upstream import UpstreamRequest
+from ...upstream.client import UpstreamRequest
 from ..base import (
     ASSISTANTS,
     AUDIO,

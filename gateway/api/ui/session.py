@@ -28,9 +28,9 @@ from typing import Protocol
 
 import orjson
 
-from .config.loader import read_environment
-from .config.snapshot import Snapshot
-from .errors import AuthenticationError, PermissionDenied
+from ...config.loader import read_environment
+from ...config.snapshot import Snapshot
+from ...errors import AuthenticationError, PermissionDenied
 
 log = logging.getLogger("gateway.ui")
 

@@ -7,7 +7,7 @@ served, so no request path can reach anything else on disk.
 
 Sign-in (``POST /ui/api/login``) takes ``{"key"}`` (the master key or an admin client key) or
 ``{"username", "password"}`` (``UI_USERNAME``/``UI_PASSWORD``) and sets the signed session
-cookie described in ``gateway/ui_session.py``; a wrong credential is answered after a delay.
+cookie described in ``session.py``; a wrong credential is answered after a delay.
 """
 
 from __future__ import annotations
@@ -25,12 +25,12 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ..auth import authenticate_any
-from ..errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied
-from ..runtime import Runtime
-from ..store.base import StoreUnavailable
-from ..ui_session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
-from .common import read_json
+from ...errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied
+from ...pipeline.auth import authenticate_any
+from ...server.runtime import Runtime
+from ...store.base import StoreUnavailable
+from ..common import read_json
+from .session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
 
 log = logging.getLogger("gateway.ui")
 

@@ -2,7 +2,7 @@
 
 ``GATEWAY_HTTP_TRANSPORT`` picks one:
 
-- ``lean`` (the default): the gateway's own HTTP/1.1 transport (``http1.py``); no proxies;
+- ``lean`` (the default): the gateway's own HTTP/1.1 transport (``lean.py``); no proxies;
 - ``aiohttp``: ``httpx-aiohttp``'s transport over one aiohttp session (``trust_env``: it
   honours ``HTTPS_PROXY``/``HTTP_PROXY``/``ALL_PROXY`` and ``NO_PROXY``);
 - ``reqwest``: ``pyreqwest`` (Rust reqwest/hyper; proxies from the environment too) behind a
@@ -62,7 +62,7 @@ def build_transport(name: TransportName, connect_timeout_s: float, max_connectio
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=256,
                               keepalive_expiry=keepalive_s)
         return httpx.AsyncHTTPTransport(limits=limits, trust_env=True)
-    from .http1 import LeanTransport
+    from .lean import LeanTransport
 
     return LeanTransport(max_connections, keepalive_s)
 

@@ -19,11 +19,11 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from .config.schema import Pricing
-from .config.snapshot import ClientSpec
-from .errors import BudgetExceeded, RateLimited
-from .providers.base import Usage
-from .store.base import Ask, BudgetAsk, Counters, Reservation, Spend
+from ..config.schema import Pricing
+from ..config.snapshot import ClientSpec
+from ..errors import BudgetExceeded, RateLimited
+from ..providers.base import Usage
+from ..store.base import Ask, BudgetAsk, Counters, Reservation, Spend
 
 # Output tokens assumed for a request that names no max_tokens, when its cost is held (see estimated_cost).
 DEFAULT_OUTPUT_TOKENS = 4096

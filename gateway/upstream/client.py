@@ -1,6 +1,6 @@
 """The one shared HTTP client to providers: httpx requests and responses over a transport.
 
-The transport under it is chosen once per process (``transports.py``: ``GATEWAY_HTTP_TRANSPORT``,
+The transport under it is chosen once per process (``transports/choice.py``: ``GATEWAY_HTTP_TRANSPORT``,
 and a proxy-capable one when a proxy is set). Requests go straight to the transport: the
 gateway needs none of ``AsyncClient``'s cookie, redirect or auth handling. Responses are
 always streams; closing one before its end aborts the upstream request.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from .http1 import LeanTransport, sends_length, with_host
-from .transports import TransportName, build_transport, choose_transport
+from .transports.choice import TransportName, build_transport, choose_transport
+from .transports.lean import LeanTransport, sends_length, with_host
 
 MAX_CONNECTIONS = 1024
 KEEPALIVE_S = 30.0

@@ -3,8 +3,8 @@
 asyncio protocols, the httptools parser, keep-alive pools per origin, connect, read and write
 timeouts, streaming bodies with flow control, aborting a request by closing its connection
 (also while it waits for the response headers). ``scripts/bench`` measured it at about half
-the CPU per request of ``httpx-aiohttp`` and ~17% below pyreqwest (transports.py, README).
-Proxies and HTTP/2 are not supported (a proxy in the environment replaces it, transports.py).
+the CPU per request of ``httpx-aiohttp`` and ~17% below pyreqwest (choice.py, docs/performance.md).
+Proxies and HTTP/2 are not supported (a proxy in the environment replaces it, choice.py).
 Header names and values with CR, LF or NUL are refused (``request_head``), response heads are
 capped at ``MAX_HEAD_BYTES``, dual-stack hosts are raced (happy eyeballs), every transport
 error carries its request, and a body dropped unclosed gives its pool slot back when collected.

@@ -27,7 +27,7 @@ async def _serve(host: str, port: int, log_level: str) -> None:
     from granian.log import LogLevels
     from granian.server.embed import Server
 
-    from .app import create_app
+    from ..app import create_app
 
     logging.getLogger("_granian").addFilter(lambda record: "is experimental" not in record.getMessage())
     server = Server(create_app, address=host, port=port, interface=Interfaces.ASGI, factory=True,

@@ -13,23 +13,23 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from .cache import ResponseCache
-from .cache.memory import MemoryBackend
-from .config.snapshot import Snapshot
-from .limits import ClientLimiter
-from .observability import metrics
-from .routing.dispatch import Dispatcher
-from .routing.keys import KeyBoard
-from .routing.strategies import TargetStats
-from .settings import Settings
-from .store.base import Counters
-from .store.config import Storage
-from .store.directory import ClientDirectory
-from .store.factory import Stores, open_stores
-from .store.guard import GuardedCounters, SplitCounters
-from .store.memory import AsyncMemoryStore
-from .transports import TransportName
-from .upstream import Upstream
+from ..cache import ResponseCache
+from ..cache.memory import MemoryBackend
+from ..config.snapshot import Snapshot
+from ..limits.admission import ClientLimiter
+from ..observability import metrics
+from ..routing.dispatch import Dispatcher
+from ..routing.keys import KeyBoard
+from ..routing.strategies import TargetStats
+from ..settings import Settings
+from ..store.base import Counters
+from ..store.config import Storage
+from ..store.directory import ClientDirectory
+from ..store.factory import Stores, open_stores
+from ..store.guard import GuardedCounters, SplitCounters
+from ..store.memory import AsyncMemoryStore
+from ..upstream.client import Upstream
+from ..upstream.transports.choice import TransportName
 
 
 @dataclass
@@ -83,7 +83,7 @@ class Runtime:
         self.directory = ClientDirectory(stores.ledger)
         runtime_backend = stores.storage.runtime_backend()
         if runtime_backend.type == "redis" and runtime_backend.addr:
-            from .cache.redis import RedisBackend
+            from ..cache.redis import RedisBackend
 
             self.cache = ResponseCache(RedisBackend(runtime_backend.addr, runtime_backend.prefix or "gw:"))
         stores.start_retention()

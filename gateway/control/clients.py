@@ -3,7 +3,7 @@
 The new entry is inserted as text at the top of the ``api_keys:`` list (or a new list is
 appended), the result is validated as a whole, then written atomically (temp file + rename)
 so the running gateway's watcher picks it up as one change. The read-modify-write runs under
-the operator lock (``gateway/oplock.py``, the ``run/gateway.lock`` that the scripts take), so
+the operator lock (``gateway/server/oplock.py``, the ``run/gateway.lock`` that the scripts take), so
 concurrent writers never drop each other's clients.
 """
 
@@ -16,10 +16,10 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .config.loader import ConfigError, parse_config, read_environment
-from .config.snapshot import build_snapshot, key_hash_text
-from .oplock import LockTimeout, operator_lock
-from .settings import Settings
+from ..config.loader import ConfigError, parse_config, read_environment
+from ..config.snapshot import build_snapshot, key_hash_text
+from ..server.oplock import LockTimeout, operator_lock
+from ..settings import Settings
 
 _TOP_KEY = re.compile(r"^api_keys\s*:\s*(\[\s*\])?\s*(#.*)?$")
 _ITEM = re.compile(r"^(\s*)- ")

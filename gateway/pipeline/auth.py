@@ -9,10 +9,10 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, replace
 
-from .config.schema import Budget, Limits
-from .config.snapshot import ClientSpec, Snapshot, key_digest
-from .errors import AdminRequired, AuthenticationError
-from .store.directory import ClientDirectory
+from ..config.schema import Budget, Limits
+from ..config.snapshot import ClientSpec, Snapshot, key_digest
+from ..errors import AdminRequired, AuthenticationError
+from ..store.directory import ClientDirectory
 
 MASTER = ClientSpec(id="master", digest=b"", allowed_providers=None, allowed_models=None,
                     limits=Limits(), budget=Budget(), admin=True)

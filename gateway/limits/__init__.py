@@ -1,0 +1,1 @@
+"""Client limits (requests and tokens per window) and budgets, counted in the store."""
