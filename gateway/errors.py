@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import orjson
 
 if TYPE_CHECKING:
-    from .config.snapshot import Target
+    from .core.targets import Target
 
 
 class GatewayError(Exception):

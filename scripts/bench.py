@@ -1294,8 +1294,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
     p.add_argument("--batch-helper-threads", action="store_true",
-                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/server/sched.py: for a worker "
-                        "with a core to itself, as the pinned gateway here has)")
+                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/server/sched.py: for a "
+                        "worker with a core to itself, as the pinned gateway here has)")
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; workers; issue 9)")
     p.add_argument("--protocols", action="store_true",
@@ -2111,7 +2111,7 @@ def relay_cpu_us(repeats: int = 5, streams: int = 1000) -> dict[str, float]:
     the canned stream (as one read) into the client's OpenAI chunks, the lowest of ``repeats``."""
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    from gateway.providers.base import CHAT, Call
+    from gateway.core.call import CHAT, Call
     from gateway.providers.registry import adapter_for
 
     body = json.loads(request_body(True, "bench"))

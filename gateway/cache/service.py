@@ -17,10 +17,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..config.schema import CacheConfig
-from ..config.snapshot import ClientSpec, Route, Snapshot
+from ..config.snapshot import Snapshot
+from ..core.call import CHAT, COMPLETIONS, Call
+from ..core.policy import CacheConfig
+from ..core.targets import ClientSpec, Route
+from ..core.usage import Usage
 from ..observability import metrics
-from ..providers.base import CHAT, COMPLETIONS, Call, Usage
 from .base import CacheBackend
 from .entry import JSON, SSE, Entry
 from .key import form_key, request_digest

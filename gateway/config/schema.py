@@ -10,7 +10,6 @@ import re
 from typing import Annotated, Any, Literal, Self, get_args
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Discriminator,
@@ -21,6 +20,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from ..core.policy import Budget, CacheConfig, Limits, Strict
+from ..core.pricing import Pricing
 from ..store.config import Storage
 
 # The provider types; each is described in ``providers/registry.py`` (a test keeps the two in step).
@@ -35,17 +36,6 @@ ProviderTypeName = Literal[
 EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio", "moderations", "responses",
                          "files", "assistants", "threads"]  # providers/base.py's operation names
 Strategy = Literal["fallback", "round_robin", "weighted", "least_busy", "latency", "cost"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Pricing(_Strict):
-    """USD per 1K tokens."""
-
-    input_token_cost: float = Field(0.0, ge=0)
-    output_token_cost: float = Field(0.0, ge=0)
 
 
 # --- per-model pricing (issue 8 item 4) ---------------------------------------------------------
@@ -68,7 +58,7 @@ class ProviderPricing(Pricing):
         return dict(self.__pydantic_extra__ or {})
 
 
-class ModelEntry(_Strict):
+class ModelEntry(Strict):
     """One of ``models:``, with its own price: ``{name: gpt-4o-mini, pricing: {...}}`` (or a plain name)."""
 
     name: str = Field(min_length=1)
@@ -83,19 +73,7 @@ def _model_entries(value: Any) -> Any:
 # --- end per-model pricing ----------------------------------------------------------------------
 
 
-class Limits(_Strict):
-    req_per_min: int | None = Field(None, ge=1)
-    tokens_per_min: int | None = Field(None, ge=1)
-
-
-class Budget(_Strict):
-    """USD a client may spend per calendar day / month (UTC)."""
-
-    daily_usd: float | None = Field(None, gt=0)
-    monthly_usd: float | None = Field(None, gt=0)
-
-
-class Server(_Strict):
+class Server(Strict):
     listen: str = ":2906"
     max_body_mb: float = Field(10.0, gt=0)
     body_timeout_s: float = Field(30.0, gt=0)  # the whole request body must arrive within this (408 after)
@@ -114,7 +92,7 @@ class Server(_Strict):
         return v
 
 
-class Routing(_Strict):
+class Routing(Strict):
     strategy: Strategy = "fallback"
     max_attempts: int = Field(4, ge=1, le=50)
     cooldown_s: float = Field(60.0, gt=0)
@@ -127,7 +105,7 @@ class Routing(_Strict):
     limit_window_s: float = Field(60.0, gt=0)  # the "minute" of req/tokens_per_min; shorten only to test
 
 
-class _ProviderBase(_Strict):
+class _ProviderBase(Strict):
     """What every provider type has; each type's class adds its own fields (see ``Provider``)."""
 
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
@@ -254,17 +232,9 @@ Provider = Annotated[
 ProviderConfig = OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
 
 
-# --- response cache (issue 10 item 6) -----------------------------------------------------------
-class CacheConfig(_Strict):
-    """``cache:`` on an alias or a client: answers to identical requests are kept ``ttl_s`` seconds,
-    at most ``max_mb`` of them (the least recently used go first). See gateway/cache/."""
-
-    ttl_s: float = Field(300.0, gt=0)
-    max_mb: float = Field(64.0, gt=0)
-# --- end response cache -------------------------------------------------------------------------
 
 
-class AliasSpec(_Strict):
+class AliasSpec(Strict):
     strategy: Strategy | None = None
     targets: list[str] = Field(min_length=1)
     weights: list[float] | None = None
@@ -289,7 +259,7 @@ def check_client_key(key: str) -> None:
                          "would never match")
 
 
-class Client(_Strict):
+class Client(Strict):
     id: str | None = None
     key: str | None = Field(None, min_length=8, repr=False)
     key_hash: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
@@ -315,7 +285,7 @@ class Client(_Strict):
 
 
 # --- metrics (issue 10 item 5) -----------------------------------------------------------------
-class MetricsConfig(_Strict):
+class MetricsConfig(Strict):
     """``metrics:``. ``namespace``: the prefix of every gateway metric on /metrics
     (``<namespace>_client_requests_total``, …); fixed when the gateway starts (a change takes a restart)."""
 
@@ -331,7 +301,7 @@ class MetricsConfig(_Strict):
 # --- end metrics --------------------------------------------------------------------------------
 
 
-class GatewayConfig(_Strict):
+class GatewayConfig(Strict):
     version: str = "1.0"
     server: Server = Server()
     routing: Routing = Routing()

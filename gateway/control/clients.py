@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..config.loader import ConfigError, parse_config, read_environment
-from ..config.snapshot import build_snapshot, key_hash_text
+from ..config.snapshot import build_snapshot
+from ..core.targets import key_hash_text
 from ..server.oplock import LockTimeout, operator_lock
 from ..settings import Settings
 

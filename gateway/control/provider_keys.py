@@ -30,7 +30,8 @@ from dotenv import dotenv_values
 from ..config.guard import reload_refusals
 from ..config.loader import ConfigError, LoadedConfig, environment_from, parse_config
 from ..config.schema import ProviderConfig
-from ..config.snapshot import ProviderKey, Snapshot, build_snapshot
+from ..config.snapshot import Snapshot, build_snapshot
+from ..core.targets import ProviderKey
 from ..providers.registry import TYPES, entry
 from ..server.oplock import operator_lock
 from . import configfile

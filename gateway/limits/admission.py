@@ -16,34 +16,19 @@ from __future__ import annotations
 import calendar
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..config.schema import Pricing
-from ..config.snapshot import ClientSpec
+from ..core.pricing import Pricing, cost_usd
+from ..core.targets import ClientSpec
+from ..core.usage import Usage
 from ..errors import BudgetExceeded, RateLimited
-from ..providers.base import Usage
 from ..store.base import Ask, BudgetAsk, Counters, Reservation, Spend
 
-# Output tokens assumed for a request that names no max_tokens, when its cost is held (see estimated_cost).
-DEFAULT_OUTPUT_TOKENS = 4096
 # Retry-After when the budget is only held by requests in flight: they end (and settle) soon.
 HELD_RETRY_AFTER_S = 1.0
 # A request's cost hold lapses by itself after this long (a crashed process's holds do not block for ever).
 HOLD_TTL_S = 900.0
-
-
-def cost_usd(pricing: Pricing, usage: Usage) -> float:
-    prompt, completion = usage.prompt_tokens, usage.completion_tokens
-    return (prompt * pricing.input_token_cost + completion * pricing.output_token_cost) / 1000.0
-
-
-def estimated_cost(pricings: Iterable[Pricing], prompt_tokens: int, output_tokens: int) -> float:
-    """What a request may cost before it is sent: the estimated prompt and ``output_tokens`` (its
-    ``max_tokens``, else ``DEFAULT_OUTPUT_TOKENS``) at the dearest pricing among the targets it
-    may be served by. The dearest, because failover or a strategy may serve it from any of them:
-    the hold must cover whichever does, or the budget's bound would not hold."""
-    return max((cost_usd(p, Usage(prompt_tokens, output_tokens)) for p in pricings), default=0.0)
 
 
 @dataclass(slots=True)

@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from ..config.snapshot import Target
-from ..providers.base import Usage
+from ..core.targets import Target
+from ..core.usage import Usage
 from ..store.base import LedgerRow
 from . import metrics
 

@@ -4,7 +4,7 @@ Dialects import what they need from here, never from ``providers``: ``Call`` (an
 is what a dialect's parser makes of a request.
 """
 
-from ..providers.base import (
+from ..core.call import (
     ASSISTANTS,
     AUDIO,
     CHAT,
@@ -17,8 +17,8 @@ from ..providers.base import (
     RESPONSES,
     THREADS,
     Call,
-    Usage,
 )
+from ..core.usage import Usage
 from .affinity import Pin, is_object_id
 from .context import CLIENT_CLOSED, Disconnect, EventStream, Exchange, Whole
 from .core import Pipeline

@@ -9,8 +9,9 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass, replace
 
-from ..config.schema import Budget, Limits
-from ..config.snapshot import ClientSpec, Snapshot, key_digest
+from ..config.snapshot import Snapshot
+from ..core.policy import Budget, Limits
+from ..core.targets import ClientSpec, key_digest
 from ..errors import AdminRequired, AuthenticationError
 from ..store.directory import ClientDirectory
 

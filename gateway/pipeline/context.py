@@ -6,10 +6,12 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..config.snapshot import ClientSpec, Route, Snapshot
+from ..config.snapshot import Snapshot
+from ..core.call import Call
+from ..core.targets import ClientSpec, Route
+from ..core.usage import Answer
 from ..limits.admission import Admission
 from ..observability.usage import Outcome
-from ..providers.base import Answer, Call
 
 CLIENT_CLOSED = 499  # nginx's status for a client that left before its answer
 

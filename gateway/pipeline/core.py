@@ -34,11 +34,12 @@ from collections.abc import AsyncGenerator
 import orjson
 
 from ..cache import JSON, SSE, CachePlan, Entry
-from ..config.snapshot import Route, Target
+from ..core.call import Call
+from ..core.pricing import cost_usd
+from ..core.targets import Route, Target
+from ..core.usage import Answer, Usage
 from ..errors import GatewayError, ProviderError
-from ..limits.admission import cost_usd
 from ..observability.usage import HIT, Outcome, record
-from ..providers.base import Answer, Call, Usage
 from ..routing.dispatch import Opened
 from ..routing.resolve import resolve
 from ..server.runtime import Runtime

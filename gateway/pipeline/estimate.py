@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from ..config.snapshot import Route
-from ..limits.admission import DEFAULT_OUTPUT_TOKENS, estimated_cost
-from ..providers.base import CHAT, EMBEDDINGS, Call, estimate_prompt_tokens, estimate_tokens
+from ..core.call import CHAT, EMBEDDINGS, Call
+from ..core.pricing import DEFAULT_OUTPUT_TOKENS, estimated_cost
+from ..core.targets import Route
+from ..core.tokens import estimate_prompt_tokens, estimate_tokens
 
 # the body field each operation's input is in
 _INPUT_FIELD = {"completions": "prompt", "embeddings": "input"}

@@ -9,7 +9,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx
 
-from ..providers.base import Answer, Call, Usage
+from ..core.call import Call
+from ..core.usage import Answer, Usage
 from ..routing.dispatch import Opened
 from ..upstream.client import async_stream
 from .context import CLIENT_CLOSED, Disconnect, Exchange

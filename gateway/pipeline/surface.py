@@ -26,21 +26,10 @@ from typing import Any
 import httpx
 import orjson
 
-from ..config.snapshot import ProviderSpec, Route, Target
+from ..core.call import ASSISTANTS, AUDIO, CHAT, COMPLETIONS, EMBEDDINGS, FILES, IMAGES, MODERATIONS, RESPONSES, THREADS
+from ..core.targets import ProviderSpec, Route, Target
+from ..core.usage import Usage
 from ..errors import InvalidRequest
-from ..providers.base import (
-    ASSISTANTS,
-    AUDIO,
-    CHAT,
-    COMPLETIONS,
-    EMBEDDINGS,
-    FILES,
-    IMAGES,
-    MODERATIONS,
-    RESPONSES,
-    THREADS,
-    Usage,
-)
 from ..routing.dispatch import Opened
 from ..routing.resolve import resolve
 from ..server.runtime import Runtime

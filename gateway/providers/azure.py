@@ -11,13 +11,13 @@ from urllib.parse import quote
 
 import orjson
 
-from ..upstream.client import UpstreamRequest
-from .base import CHAT, COMPLETIONS, Call
+from ..core.call import CHAT, COMPLETIONS, Call
+from ..core.request import UpstreamRequest
 from .openai import OpenAIAdapter
 from .openai.request import chat_body, request_headers, with_model
 
 if TYPE_CHECKING:
-    from ..config.snapshot import ProviderKey, Target
+    from ..core.targets import ProviderKey, Target
 
 
 def deployment_url(target: Target, path: str) -> str:

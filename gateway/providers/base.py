@@ -10,89 +10,17 @@ I/O and know nothing of the HTTP server; the registry (``registry.py``) is the o
 
 from __future__ import annotations
 
-import datetime
-import email.utils
-import math
 import re
-import time
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
 import orjson
 
-if TYPE_CHECKING:  # the snapshot imports the registry, which imports the adapters: types only here
-    from ..config.snapshot import ProviderKey, Target
-    from ..upstream.client import UpstreamRequest
-
-
-@dataclass(slots=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    exact: bool = True  # False when counted locally because the upstream gave none
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
-# What the pipeline asks of an upstream (``Call.operation``).
-CHAT = "chat"  # POST /chat/completions, streamed or whole
-COMPLETIONS = "completions"  # POST /completions, streamed or whole
-EMBEDDINGS = "embeddings"  # POST /embeddings, whole
-PASSTHROUGH = "passthrough"  # ``Call.path`` under the provider's root, body as given (only the model rewritten)
-# The rest of OpenAI's surface (issue 8 item 5): each also names the endpoint family a provider may
-# serve (``pipeline/surface.py`` refuses a provider that cannot, with a 400 naming it).
-IMAGES = "images"  # POST /images/generations (JSON in, JSON out)
-AUDIO = "audio"  # POST /audio/transcriptions|translations (``Call.upload``); /audio/speech (binary streamed back)
-MODERATIONS = "moderations"  # POST /moderations
-RESPONSES = "responses"  # POST /responses, whole or streamed (``response.*`` events)
-FILES = "files"  # stateful: ``Call.method`` and ``Call.path`` name the object (see pipeline/affinity.py)
-ASSISTANTS = "assistants"
-THREADS = "threads"
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One request as the pipeline hands it to an adapter, in OpenAI terms."""
-
-    operation: str  # CHAT | COMPLETIONS | EMBEDDINGS | PASSTHROUGH
-    path: str  # the OpenAI path ("/chat/completions"); for PASSTHROUGH the path under the provider's root
-    body: dict[str, Any]  # OpenAI-shape request body (never mutated)
-    model: str  # what the client asked for: answers carry it back
-    stream: bool = False
-    wants_usage: bool = False  # the client asked for a usage chunk (stream_options.include_usage)
-    dialect: str = "openai"  # the inbound dialect the body came in (see pipeline/core.py: pass-through)
-    # the rest of the surface (defaults: a JSON POST); adapters that serve only chat may ignore them
-    method: str = "POST"  # GET / DELETE for the stateful endpoints (``body`` is then empty)
-    query: str = ""  # the query string passed on as it came (list endpoints' limit, after, order)
-    upload: Upload | None = None  # a non-JSON body (multipart) streamed through instead of ``body``
-    headers: tuple[tuple[str, str], ...] = ()  # client headers passed on (OpenAI-Beta)
-    # Same-dialect pass-through (issue 8, item 6): for a dialect other than OpenAI, ``body`` is the
-    # request translated into OpenAI's shape (what every other adapter and the estimates read) and
-    # ``native_body`` the body exactly as the client sent it. An adapter whose protocol equals
-    # ``dialect`` sends ``native_body`` (only its model replaced by the target's) and hands the
-    # answer and stream back untranslated: see ``ProviderAdapter``.
-    native_body: dict[str, Any] | None = None
-
-
-class Upload(Protocol):
-    """A request body passed through as bytes (a multipart upload): one fresh pass per attempt."""
-
-    content_type: str
-    length: int | None  # bytes, when known (sent as Content-Length)
-
-    def chunks(self) -> AsyncIterator[bytes]: ...
-
-
-@dataclass(slots=True)
-class Answer:
-    """A whole upstream answer in the OpenAI shape, with what it used."""
-
-    data: dict[str, Any]
-    usage: Usage
-
+from ..core.call import Call
+from ..core.request import UpstreamRequest
+from ..core.targets import ProviderKey, Target
+from ..core.usage import Answer, Usage
 
 # What an upstream answer means for routing (``Verdict.kind``).
 OK = "ok"  # 2xx
@@ -172,65 +100,6 @@ def classify_status(status: int) -> str:
     return CLIENT_ERROR
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def _seconds(text: str) -> float | None:
-    """A plain, finite number of seconds (negative counts as 0); None if ``text`` is not one."""
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return max(0.0, value) if math.isfinite(value) else None
-
-
-def parse_duration(text: str) -> float | None:
-    """``"6m0s"``, ``"1.5s"``, ``"20ms"`` or plain seconds -> seconds (x-ratelimit-reset-* style)."""
-    text = text.strip()
-    if _NUMBER.fullmatch(text):
-        return _seconds(text)
-    parts = _DURATION.findall(text)
-    if not parts or "".join(a + b for a, b in parts) != text:
-        return None
-    return sum(float(n) * _UNIT[u] for n, u in parts)
-
-
-def _http_date_seconds(value: str, now: float | None) -> float | None:
-    """Seconds from now until an HTTP date (``Wed, 21 Oct 2015 07:28:00 GMT``); None if not one."""
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when.tzinfo is None:  # "-0000" and obsolete forms: HTTP dates are always UTC
-        when = when.replace(tzinfo=datetime.UTC)
-    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
-
-
-def retry_after_seconds(headers: Mapping[str, str], now: float | None = None) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date), else ``retry-after-ms``, else the
-    reset headers.
-
-    ``now`` is wall-clock time (for HTTP dates). Of ``x-ratelimit-reset-requests`` and
-    ``-tokens`` the longer wins: either limit may be the one that was hit.
-    """
-    value = (headers.get("retry-after") or "").strip()
-    if value:
-        seconds = _seconds(value) if _NUMBER.fullmatch(value) else _http_date_seconds(value, now)
-        if seconds is not None:
-            return seconds
-    millis = (headers.get("retry-after-ms") or "").strip()
-    if millis and _NUMBER.fullmatch(millis):
-        seconds = _seconds(millis)
-        if seconds is not None:
-            return seconds / 1000.0
-    parsed = (parse_duration(headers[h]) for h in ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
-              if headers.get(h))
-    resets = [r for r in parsed if r is not None]
-    return max(resets) if resets else None
-
-
 def error_message_from(body: bytes, secret: str | None) -> str:
     """The upstream's own error message, if any, with the key scrubbed out of it."""
     message = ""
@@ -253,22 +122,3 @@ def scrub(text: str, secret: str | None) -> str:
     return re.sub(r"\b(sk|rk|pk)-[A-Za-z0-9_\-*]{6,}", "[redacted]", text)
 
 
-def estimate_tokens(text: str) -> int:
-    """A local estimate (about 4 characters a token) for upstreams that report no usage."""
-    return (len(text) + 3) // 4 if text else 0
-
-
-def estimate_prompt_tokens(messages: object) -> int:
-    total = 0
-    if isinstance(messages, list):
-        for message in messages:
-            total += 4
-            if isinstance(message, dict):
-                content = message.get("content")
-                if isinstance(content, str):
-                    total += estimate_tokens(content)
-                elif isinstance(content, list):
-                    for part in content:
-                        if isinstance(part, dict) and isinstance(part.get("text"), str):
-                            total += estimate_tokens(part["text"])
-    return total + 2

@@ -26,7 +26,10 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from ..config.snapshot import ProviderKey, Route, Snapshot, Target
+from ..config.snapshot import Snapshot
+from ..core.call import Call
+from ..core.targets import ProviderKey, Route, Target
+from ..core.usage import Answer
 from ..errors import (
     AllKeysRateLimited,
     GatewayError,
@@ -37,7 +40,7 @@ from ..errors import (
     UpstreamTimeout,
 )
 from ..observability import metrics
-from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, Answer, Call, ProviderAdapter
+from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, ProviderAdapter
 from ..providers.registry import adapter_for
 from ..upstream.client import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
 from .keys import Blocked, KeyBoard, KeyState, Reservation

@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from ..config.schema import Routing
-from ..config.snapshot import ProviderKey, ProviderSpec
+from ..core.ratelimit import parse_duration
+from ..core.targets import ProviderKey, ProviderSpec
 from ..observability import metrics
-from ..providers.base import parse_duration
 from ..store.base import Ask, Counters
 from ..store.base import Reservation as WindowReservation
 

@@ -6,7 +6,8 @@ comes back holds only targets the caller may use.
 
 from __future__ import annotations
 
-from ..config.snapshot import ClientSpec, Route, Snapshot, Target
+from ..config.snapshot import Snapshot
+from ..core.targets import ClientSpec, Route, Target
 from ..errors import ModelNotFound, PermissionDenied
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-from ..config.snapshot import ProviderKey, ProviderSpec, Route, Target
+from ..core.targets import ProviderKey, ProviderSpec, Route, Target
 
 EWMA_ALPHA = 0.3
 LATENCY_PROBE_EVERY = 20

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, runtime_checkable
 
-from ..config.schema import Budget, Limits
+from ..core.policy import Budget, Limits
 
 GroupBy = Literal["provider", "model", "client", "key"]
 GROUP_COLUMNS: dict[GroupBy, str] = {"provider": "provider", "model": "model", "client": "client_id",

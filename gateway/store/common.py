@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from ..config.schema import Budget, Limits
+from ..core.policy import Budget, Limits
 from ..server.tasks import cancel_and_wait
 from .base import (
     GROUP_COLUMNS,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from ..config.snapshot import ClientSpec
+from ..core.targets import ClientSpec
 from ..errors import StoreUnavailable as Refused
 from .base import ClientRecord, Store, StoreUnavailable
 

@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
 from contextlib import aclosing
-from dataclasses import dataclass
 
 import httpx
 
+from ..core.request import UpstreamRequest
 from .transports.choice import TransportName, build_transport, choose_transport
 from .transports.lean import LeanTransport, sends_length, with_host
 
@@ -170,18 +170,6 @@ async def read_prefix(response: httpx.Response, limit: int) -> bytes:
     except UndecodableAnswer:
         pass
     return b"".join(parts)[:limit]
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    method: str
-    url: str
-    headers: Mapping[str, str]  # an httpx.Headers from the adapters
-    content: bytes
-    body_stream: AsyncIterable[bytes] | None = None  # sent instead of ``content``: an upload streamed through
-    # ``headers`` is one object shared by every request with this method and URL (``request_headers``
-    # keeps one per provider key): the lean transport joins and checks the head once (``send_bytes``)
-    shared_head: bool = False
 
 
 def _headers(request: UpstreamRequest, url: httpx.URL) -> httpx.Headers:

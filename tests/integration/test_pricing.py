@@ -15,7 +15,7 @@ import pytest
 
 from gateway.config.loader import ConfigError, parse_config
 from gateway.config.snapshot import build_snapshot
-from gateway.limits.admission import DEFAULT_OUTPUT_TOKENS
+from gateway.core.pricing import DEFAULT_OUTPUT_TOKENS
 from tests.conftest import CLIENT_KEY, Gateway
 from tests.fake_upstream import Behaviour, FakeUpstream
 

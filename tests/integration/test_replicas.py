@@ -12,7 +12,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateway.config.schema import Budget, Limits
+from gateway.core.policy import Budget, Limits
 from gateway.store.base import ClientRecord
 from gateway.store.redis import RedisStore
 from tests.conftest import CLIENT_KEY, Gateway, basic_config

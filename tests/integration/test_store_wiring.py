@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateway.config.schema import Budget, Limits
+from gateway.core.policy import Budget, Limits
 from gateway.store.base import ClientRecord
 from gateway.store.sqlite import SqliteStore
 from tests.conftest import CLIENT_KEY, Gateway, basic_config, free_port

@@ -14,7 +14,7 @@ import time
 import anyio
 import pytest
 
-from gateway.config.schema import Budget, Limits
+from gateway.core.policy import Budget, Limits
 from gateway.store.base import Ask, BudgetAsk, ClientExists, ClientNotFound, ClientRecord, LedgerRow, Store
 
 pytestmark = pytest.mark.anyio

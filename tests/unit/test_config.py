@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from gateway.config.loader import ConfigError, parse_config
-from gateway.config.snapshot import build_snapshot, key_hash_text
+from gateway.config.snapshot import build_snapshot
+from gateway.core.targets import key_hash_text
 
 REPO = Path(__file__).resolve().parents[2]
 

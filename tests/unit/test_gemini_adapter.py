@@ -12,20 +12,12 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.config.schema import Limits, Pricing
-from gateway.config.snapshot import ProviderKey, ProviderSpec, Target
+from gateway.core.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from gateway.core.policy import Limits
+from gateway.core.pricing import Pricing
+from gateway.core.targets import ProviderKey, ProviderSpec, Target
 from gateway.errors import InvalidRequest
-from gateway.providers.base import (
-    CHAT,
-    CLIENT_ERROR,
-    COMPLETIONS,
-    EMBEDDINGS,
-    KEY_REJECTED,
-    OK,
-    RATE_LIMITED,
-    SERVER_ERROR,
-    Call,
-)
+from gateway.providers.base import CLIENT_ERROR, KEY_REJECTED, OK, RATE_LIMITED, SERVER_ERROR
 from gateway.providers.registry import adapter_for
 
 PAYLOADS = Path(__file__).parent / "payloads" / "gemini"

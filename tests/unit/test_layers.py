@@ -50,4 +50,4 @@ def test_the_pipeline_reaches_adapters_only_through_the_protocol(path):
 
 def test_the_checks_see_real_imports():
     assert "gateway.pipeline.Pipeline" in imports_of(GATEWAY / "api" / "openai" / "resources.py")
-    assert "gateway.providers.base.Call" in imports_of(GATEWAY / "pipeline" / "core.py")
+    assert "gateway.core.call.Call" in imports_of(GATEWAY / "pipeline" / "core.py")

@@ -7,7 +7,8 @@ import json
 
 import orjson
 
-from gateway.providers.base import CHAT, Call, Relay
+from gateway.core.call import CHAT, Call
+from gateway.providers.base import Relay
 from gateway.providers.registry import adapter_for
 
 OPENAI = adapter_for("openai")

@@ -34,7 +34,7 @@ def test_every_served_type_has_an_adapter_that_satisfies_the_protocol(name):
         expected = inspect.signature(getattr(ProviderAdapter, method))
         actual = inspect.signature(getattr(type(adapter), method))
         assert list(actual.parameters) == list(expected.parameters), (name, method)
-    from gateway.providers.base import CHAT, Call
+    from gateway.core.call import CHAT, Call
     relay = adapter.stream_relay(Call(CHAT, "/chat/completions", {}, "m", True))
     assert isinstance(relay.done, bool) and callable(relay.feed) and callable(relay.final_usage)
     _relay: Relay = relay  # mypy checks the structural type

@@ -9,11 +9,14 @@ import random
 import httpx
 import pytest
 
-from gateway.config.schema import Budget, Limits, Pricing, Routing
-from gateway.config.snapshot import ClientSpec, ProviderKey, ProviderSpec, Route, Target
+from gateway.config.schema import Routing
+from gateway.core.policy import Budget, Limits
+from gateway.core.pricing import Pricing, estimated_cost
+from gateway.core.ratelimit import parse_duration, retry_after_seconds
+from gateway.core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target
+from gateway.core.usage import Usage
 from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable, RateLimited
-from gateway.limits.admission import HOLD_TTL_S, ClientLimiter, estimated_cost
-from gateway.providers.base import Usage, parse_duration, retry_after_seconds
+from gateway.limits.admission import HOLD_TTL_S, ClientLimiter
 from gateway.routing.dispatch import RateLimitedHere, _give_up
 from gateway.routing.keys import MAX_WINDOW_SHARE, Blocked, KeyBoard, Reservation
 from gateway.routing.strategies import TargetStats, order_targets

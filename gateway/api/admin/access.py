@@ -12,7 +12,7 @@ import logging
 
 import falcon.asgi
 
-from ...config.snapshot import ClientSpec
+from ...core.targets import ClientSpec
 from ...errors import AdminRequired, AuthenticationError
 from ...pipeline.auth import Caller, authenticate_any, presented_key, require_admin, session_caller
 from ...server.runtime import Runtime

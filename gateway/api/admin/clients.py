@@ -16,7 +16,7 @@ from typing import Any
 
 import falcon.asgi
 
-from ...config.snapshot import key_digest
+from ...core.targets import key_digest
 from ...errors import Conflict, NotFound
 from ...pipeline.auth import Caller
 from ...store.base import ClientExists, ClientNotFound, ClientRecord

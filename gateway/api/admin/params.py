@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import falcon.asgi
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ...config.schema import Budget, Limits, check_client_key
+from ...config.schema import check_client_key
+from ...core.policy import Budget, Limits
 from ...errors import InvalidRequest
 from ..common import parse_json_object, read_body
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import falcon.asgi
 
-from ...config.snapshot import ProviderSpec
 from ...control import provider_keys as pk
 from ...control.configfile import EditError
+from ...core.targets import ProviderSpec
 from ...errors import Conflict, GatewayError, InvalidRequest, NotFound
 from ...observability import metrics
 from ...server.oplock import LockTimeout

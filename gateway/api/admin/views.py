@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from ...config.snapshot import ClientSpec
+from ...core.targets import ClientSpec
 from ...server.runtime import Runtime
 from ...store.base import ClientRecord, LedgerRow, StoreError
 

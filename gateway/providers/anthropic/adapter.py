@@ -7,21 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from ...core.call import CHAT, Call
+from ...core.ratelimit import retry_after_seconds
+from ...core.request import UpstreamRequest
+from ...core.usage import Answer, Usage
 from ...errors import InvalidRequest
-from ...upstream.client import UpstreamRequest
-from ..base import (
-    CHAT,
-    OK,
-    RATE_LIMITED,
-    Answer,
-    Call,
-    Relay,
-    Usage,
-    Verdict,
-    classify_status,
-    retry_after_seconds,
-    scrub,
-)
+from ..base import OK, RATE_LIMITED, Relay, Verdict, classify_status, scrub
 from ..openai.request import request_headers
 from .limits import headroom
 from .request import json_mode, messages_body
@@ -29,7 +20,7 @@ from .response import parse_message, usage_of
 from .stream import AnthropicStreamRelay, NativeStreamRelay
 
 if TYPE_CHECKING:
-    from ...config.snapshot import ProviderKey, Target
+    from ...core.targets import ProviderKey, Target
 
 DEFAULT_VERSION = "2023-06-01"
 OVERLOADED = 529  # Anthropic's "overloaded_error": the key rests as after a 429

@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from ..base import Answer, Usage
+from ...core.usage import Answer, Usage
 
 # Anthropic's stop_reason -> OpenAI's finish_reason (anything else: "stop")
 FINISH_REASONS = {

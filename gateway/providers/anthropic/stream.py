@@ -14,7 +14,9 @@ from typing import Any
 
 import orjson
 
-from ..base import Usage, estimate_prompt_tokens, estimate_tokens, scrub
+from ...core.tokens import estimate_prompt_tokens, estimate_tokens
+from ...core.usage import Usage
+from ..base import scrub
 from .response import count, finish_reason, openai_usage, usage_of
 
 DONE = b"data: [DONE]\n\n"

@@ -13,9 +13,11 @@ from urllib.parse import quote
 
 import orjson
 
+from ...core.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from ...core.request import UpstreamRequest
+from ...core.usage import Answer
 from ...errors import InvalidRequest
-from ...upstream.client import UpstreamRequest
-from ..base import CHAT, COMPLETIONS, EMBEDDINGS, Answer, Call, Relay, Verdict
+from ..base import Relay, Verdict
 from ..openai.request import request_headers
 from . import embeddings, errors
 from .passthrough import DIALECT, NativeRelay, parse_native
@@ -24,7 +26,7 @@ from .response import parse_answer
 from .stream import GeminiRelay
 
 if TYPE_CHECKING:
-    from ...config.snapshot import ProviderKey, Target
+    from ...core.targets import ProviderKey, Target
 
 
 def model_url(target: Target, method: str) -> str:

@@ -13,8 +13,9 @@ from typing import Any
 
 import orjson
 
+from ...core.tokens import estimate_tokens
+from ...core.usage import Answer, Usage
 from ...errors import InvalidRequest
-from ..base import Answer, Usage, estimate_tokens
 
 
 def texts_of(body: dict[str, Any]) -> str | list[str]:

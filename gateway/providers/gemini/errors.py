@@ -13,17 +13,8 @@ from typing import Any
 
 import orjson
 
-from ..base import (
-    CLIENT_ERROR,
-    KEY_REJECTED,
-    OK,
-    RATE_LIMITED,
-    Verdict,
-    classify_status,
-    parse_duration,
-    retry_after_seconds,
-    scrub,
-)
+from ...core.ratelimit import parse_duration, retry_after_seconds
+from ..base import CLIENT_ERROR, KEY_REJECTED, OK, RATE_LIMITED, Verdict, classify_status, scrub
 from ..openai import limit_headers
 
 _KEY_REASONS = frozenset({"API_KEY_INVALID", "API_KEY_EXPIRED"})

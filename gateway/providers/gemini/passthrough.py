@@ -8,7 +8,9 @@ from typing import Any
 
 import orjson
 
-from ..base import Answer, Call, Usage, estimate_tokens
+from ...core.call import Call
+from ...core.tokens import estimate_tokens
+from ...core.usage import Answer, Usage
 from .response import block_reason, finish_reason, usage_of
 from .stream import split_events
 

@@ -16,7 +16,8 @@ from typing import Any
 
 import orjson
 
-from ..base import Answer, Usage, estimate_prompt_tokens, estimate_tokens
+from ...core.tokens import estimate_prompt_tokens, estimate_tokens
+from ...core.usage import Answer, Usage
 from .ids import new_call_id
 
 _FILTERED = frozenset({"SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"})

@@ -13,7 +13,10 @@ from typing import Any
 
 import orjson
 
-from ..base import CHAT, Call, Usage, estimate_tokens, scrub
+from ...core.call import CHAT, Call
+from ...core.tokens import estimate_tokens
+from ...core.usage import Usage
+from ..base import scrub
 from .errors import error_of
 from .response import (
     Reading,

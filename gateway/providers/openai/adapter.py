@@ -7,27 +7,18 @@ from typing import TYPE_CHECKING
 
 import orjson
 
-from ...upstream.client import UpstreamRequest
-from ..base import (
-    CHAT,
-    COMPLETIONS,
-    OK,
-    RATE_LIMITED,
-    RESPONSES,
-    Answer,
-    Call,
-    Verdict,
-    classify_status,
-    error_message_from,
-    retry_after_seconds,
-)
+from ...core.call import CHAT, COMPLETIONS, RESPONSES, Call
+from ...core.ratelimit import retry_after_seconds
+from ...core.request import UpstreamRequest
+from ...core.usage import Answer
+from ..base import OK, RATE_LIMITED, Verdict, classify_status, error_message_from
 from .request import auth_headers, chat_body, request_headers, with_model
 from .response import parse_answer
 from .stream import StreamRelay
 from .surface import SURFACE, ResponsesRelay, surface_answer, surface_request
 
 if TYPE_CHECKING:
-    from ...config.snapshot import ProviderKey, Target
+    from ...core.targets import ProviderKey, Target
 
 _LIMIT_PREFIXES = (b"x-ratelimit-", b"retry-after")
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from ...config.snapshot import ProviderKey, ProviderSpec, Target
+    from ...core.targets import ProviderKey, ProviderSpec, Target
 
 # identity: a compressed answer costs CPU to decode and hides its size (decoded anyway if sent)
 JSON_HEADERS = {"content-type": "application/json", "accept": "application/json", "accept-encoding": "identity"}

@@ -6,7 +6,8 @@ from typing import Any
 
 import orjson
 
-from ..base import Answer, Usage, estimate_prompt_tokens, estimate_tokens
+from ...core.tokens import estimate_prompt_tokens, estimate_tokens
+from ...core.usage import Answer, Usage
 
 
 def usage_from(data: dict[str, Any]) -> Usage | None:

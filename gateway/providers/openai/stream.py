@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from ..base import Usage, estimate_prompt_tokens, estimate_tokens
+from ...core.tokens import estimate_prompt_tokens, estimate_tokens
+from ...core.usage import Usage
 from .response import usage_from
 
 DONE = b"data: [DONE]\n\n"

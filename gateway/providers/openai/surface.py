@@ -14,25 +14,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from ...upstream.client import UpstreamRequest
-from ..base import (
-    ASSISTANTS,
-    AUDIO,
-    FILES,
-    IMAGES,
-    MODERATIONS,
-    RESPONSES,
-    THREADS,
-    Answer,
-    Call,
-    Usage,
-    estimate_tokens,
-)
+from ...core.call import ASSISTANTS, AUDIO, FILES, IMAGES, MODERATIONS, RESPONSES, THREADS, Call
+from ...core.request import UpstreamRequest
+from ...core.tokens import estimate_tokens
+from ...core.usage import Answer, Usage
 from .request import auth_headers, request_headers
 from .response import usage_from
 
 if TYPE_CHECKING:
-    from ...config.snapshot import ProviderKey, Target
+    from ...core.targets import ProviderKey, Target
 
 SURFACE = frozenset({IMAGES, AUDIO, MODERATIONS, RESPONSES, FILES, ASSISTANTS, THREADS})
 STATEFUL = frozenset({FILES, ASSISTANTS, THREADS})
