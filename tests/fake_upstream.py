@@ -565,6 +565,9 @@ class SurfaceFake:
         self.file_bytes: dict[str, bytes] = {}
         self.failures: deque[tuple[int, dict[str, str]]] = deque()
         self.speech_delay_s = 0.0
+        # False: responses streams as ``data:`` lines only (the kind in the JSON's "type", no ``event:``
+        # line), as several OpenAI-compatible servers send them
+        self.responses_event_lines = True
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
@@ -574,6 +577,7 @@ class SurfaceFake:
             self.file_bytes.clear()
             self.failures.clear()
             self.speech_delay_s = 0.0
+            self.responses_event_lines = True
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
         """The next surface request is answered ``status`` (after its body was read)."""
@@ -671,7 +675,8 @@ class SurfaceFake:
         events.append(("response.completed", {"response": self._response_object(body, "completed")}))
         for n, (kind, data) in enumerate(events):
             payload = json.dumps({"type": kind, "sequence_number": n, **data})
-            await resp.write(f"event: {kind}\ndata: {payload}\n\n".encode())
+            head = f"event: {kind}\n" if self.responses_event_lines else ""
+            await resp.write(f"{head}data: {payload}\n\n".encode())
         await resp.write_eof()
         return resp
 

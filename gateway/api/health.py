@@ -1,4 +1,4 @@
-"""Health endpoints. ``/health`` and ``/health/liveliness`` are open to anyone.
+"""Health endpoints. ``/health`` and ``/health/liveliness`` (also ``/health/liveness``) are open to anyone.
 
 ``/health/readiness`` answers every caller with the same status code; only the master key or an
 admin client's key gets the details (client counts, config path, key labels, reload errors).
@@ -19,6 +19,7 @@ from ..pipeline.auth import is_admin
 from ..server.runtime import Runtime
 
 READY = b'{"status":"ready"}'
+ALIVE = b"I'm alive!"
 
 
 class HealthResource:
@@ -28,9 +29,11 @@ class HealthResource:
 
 
 class LivelinessResource:
+    """``I'm alive!`` as plain text: LiteLLM's words, which existing probes and scripts compare."""
+
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        resp.content_type = falcon.MEDIA_JSON
-        resp.data = b'{"status":"alive"}'
+        resp.content_type = falcon.MEDIA_TEXT
+        resp.data = ALIVE
 
 
 def store_status(rt: Runtime) -> dict[str, Any]:

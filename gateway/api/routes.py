@@ -191,7 +191,7 @@ _OPS_ROUTES = (
                                                  auth=PUBLIC, errors=()),),
           lambda s: HealthResource()),
     Route(("/health/liveliness", "/health/liveness"), "Operations", (
-        Operation("GET", "Liveness probe", answer="Health", auth=PUBLIC, errors=()),),
+        Operation("GET", "Liveness probe: the text I'm alive!", media="text/plain", auth=PUBLIC, errors=()),),
         lambda s: LivelinessResource()),
     Route(("/health/readiness",), "Operations", (
         Operation("GET", "Readiness: config loaded, last reload; details only for the master or an admin key",

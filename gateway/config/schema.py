@@ -97,7 +97,10 @@ class Routing(Strict):
     max_attempts: int = Field(4, ge=1, le=50)
     cooldown_s: float = Field(60.0, gt=0)
     max_cooldown_s: float = Field(3600.0, gt=0)  # no upstream header rests a key (or is told to clients) longer
-    total_timeout_s: float | None = Field(None, gt=0)  # one deadline for all attempts; None: longest provider timeout
+    # One deadline for all attempts of a request. None: the timeout_s of the attempts the route can
+    # make (longest first, up to max_attempts) summed, capped at server.request_timeout_s, never
+    # shorter than the route's longest provider timeout (routing/deadline.py)
+    total_timeout_s: float | None = Field(None, gt=0)
     queue_timeout_s: float = Field(0.0, ge=0)
     circuit_breaker_failures: int = Field(3, ge=1)
     circuit_breaker_open_s: float = Field(30.0, gt=0)

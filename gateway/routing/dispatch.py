@@ -8,9 +8,10 @@ timeouts count towards the key's breaker and try the next key, then the next tar
 for one model may still answer the alias's next model. When nothing can be tried the client
 gets 429 with the soonest ``Retry-After`` (or waits up to ``routing.queue_timeout_s``).
 
-One deadline covers all attempts of a request (``routing.total_timeout_s``, by default the
-longest ``timeout_s`` of the route's providers): each attempt gets the lesser of its provider's
-timeout and the time left, so a hanging upstream costs one timeout, not ``max_attempts`` of them.
+One deadline covers all attempts of a request (``routing.total_timeout_s``; by default the
+attempts' timeouts summed, capped at ``server.request_timeout_s``: see deadline.py), so a key
+that times out leaves the next key its time, and a hanging pool costs at most the deadline.
+Each attempt gets the lesser of its provider's timeout and the time left.
 Once an upstream answered 2xx nothing is sent again: a body that breaks, stalls, is too large
 (``server.max_response_mb``) or cannot be decoded is a 502/504 for the client, because the
 provider may have processed (and billed) the request already.
@@ -43,6 +44,7 @@ from ..observability import metrics
 from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, ProviderAdapter
 from ..providers.registry import adapter_for
 from ..upstream.client import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
+from .deadline import request_budget
 from .keys import Blocked, KeyBoard, KeyState, Reservation
 from .strategies import TargetStats, order_targets, rotate_keys
 
@@ -107,8 +109,7 @@ class Dispatcher:
         routing = snap.routing
         now = self.clock()
         queue_until = now + routing.queue_timeout_s
-        budget = routing.total_timeout_s or max((t.provider.timeout_s for t in route.targets),
-                                                default=snap.server.request_timeout_s)
+        budget = request_budget(routing, snap.server.request_timeout_s, route)
         progress = _Progress(deadline=now + budget, budget_s=budget)
         try:
             return await self._open(snap, route, route_name, call, est_tokens, progress, queue_until)

@@ -18,8 +18,9 @@ import httpx
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, Gateway
+from tests.conftest import CLIENT_KEY, MASTER_KEY, Gateway
 from tests.fake_upstream import DEFAULT_TEXT, SURFACE_TEXT, FakeUpstream, speech_bytes
+from tests.integration.test_routing import metric
 
 # the Assistants API and translations' text format are deprecated in the SDK, and still served
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -209,6 +210,40 @@ def test_responses_pass_through_whole_and_streamed(gw: Gateway, fake: FakeUpstre
     assert completed.type == "response.completed" and completed.response.model == "main:fake-gpt-4o"
     line = last_access(gw, "responses")
     assert (line["stream"], line["prompt_tokens"], line["usage_exact"]) == (True, 2, True)
+
+
+@pytest.mark.parametrize("event_lines", [True, False], ids=["event_lines", "data_lines_only"])
+def test_a_responses_stream_is_accounted_whatever_its_framing(gw: Gateway, fake: FakeUpstream,
+                                                             event_lines: bool) -> None:
+    """The kind of a Responses event is its JSON "type"; an ``event:`` line is optional framing."""
+    fake.surface.responses_event_lines = event_lines
+    events = list(sdk(gw).responses.create(model="main:fake-gpt-4o", input="one two three", stream=True))
+    assert [e.type for e in events][-1] == "response.completed"
+    assert "".join(e.delta for e in events if e.type == "response.output_text.delta") == DEFAULT_TEXT
+    prompt, completion = 3, len(DEFAULT_TEXT.split())  # the fake's usage: words in, words out
+    cost = (prompt * 1.0 + completion * 2.0) / 1000
+    line = last_access(gw, "responses")
+    assert (line["error"], line["prompt_tokens"], line["completion_tokens"], line["usage_exact"]) == (
+        None, prompt, completion, True)
+    assert line["cost_usd"] == pytest.approx(cost)
+    row = recent_row(gw)
+    assert (row["status"], row["error_code"], row["tokens_in"], row["tokens_out"]) == (200, None, prompt, completion)
+    assert row["cost"] == pytest.approx(cost)
+    assert metric(gw, "gateway_client_errors_total", client_id="app") == 0
+    assert metric(gw, "gateway_client_cost_total", client_id="app") == pytest.approx(cost)
+
+
+def recent_row(gateway: Gateway, timeout: float = 10.0) -> dict[str, Any]:
+    """The newest ledger row of client ``app`` (rows are written in batches)."""
+    deadline = time.monotonic() + timeout
+    with gateway.client(MASTER_KEY) as api:
+        while time.monotonic() < deadline:
+            answer = api.get("/admin/v1/requests/recent", params={"client_id": "app", "limit": 1})
+            assert answer.status_code == 200, answer.text
+            if answer.json()["requests"]:
+                return answer.json()["requests"][0]
+            time.sleep(0.1)
+    raise AssertionError(f"no ledger row for app:\n{gateway.logs()[-3000:]}")
 
 
 def test_responses_are_translated_to_chat_for_a_chat_only_provider(gw: Gateway, fake2: FakeUpstream) -> None:

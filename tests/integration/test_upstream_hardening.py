@@ -6,7 +6,7 @@ compression nobody asked for, a whole JSON answer to a stream request, a 304. Th
 what it received, so "not sent again" is counted where it would be billed.
 
 Most tests share one gateway (``shared``), each through its own provider, so one test's key state
-cannot leak into another's; the deadline test has its own (``routing.total_timeout_s``).
+cannot leak into another's; the ``routing.total_timeout_s`` test has its own.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ MIB = 1 << 20
 MAX_COOLDOWN_S = 1
 MAX_RESPONSE_MB = 2
 HANG_TIMEOUT_S = 1.5
+REQUEST_TIMEOUT_S = 5  # server.request_timeout_s: caps the default deadline of a request
 RETRY_AFTER_CASES = {  # case: the 429's headers, each of which once benched a key for centuries
     "digits": {"Retry-After": "1" + "0" * 23},
     "exponent": {"Retry-After": "1e23"},  # not delta-seconds: the (60 s) cooldown_s applies, capped too
@@ -57,6 +58,7 @@ def shared_gateway(tmp_path_factory: pytest.TempPathFactory, fake_server: FakeUp
         *(provider(f"ra-{case}", fake_server, keys_for(f"ra-{case}", 1)) for case in RETRY_AFTER_CASES),
         provider("brk", fake_server, keys_for("brk", 4)),
         provider("hang", fake_server, keys_for("hang", 4), timeout_s=HANG_TIMEOUT_S),
+        provider("slowkey", fake_server, keys_for("slowkey", 2), timeout_s=HANG_TIMEOUT_S),
         provider("big", fake_server, keys_for("big", 2)),
         provider("enc", fake_server, keys_for("enc", 1)),
         provider("br", fake_server, keys_for("br", 2)),
@@ -67,6 +69,7 @@ def shared_gateway(tmp_path_factory: pytest.TempPathFactory, fake_server: FakeUp
     config = yaml.safe_load(make_config(providers, {"max_cooldown_s": MAX_COOLDOWN_S},
                                         {"smart": {"strategy": "fallback", "targets": ["one:m1", "one:m2"]}}))
     config["server"]["max_response_mb"] = MAX_RESPONSE_MB
+    config["server"]["request_timeout_s"] = REQUEST_TIMEOUT_S
     gateway = Gateway(tmp_path_factory.mktemp("gw-hardening"), yaml.safe_dump(config, sort_keys=False)).start()
     yield gateway
     gateway.stop()
@@ -116,20 +119,38 @@ def test_a_whole_answer_broken_after_200_is_a_502_and_not_sent_again(shared: Gat
 
 
 # --------------------------------------------------------- 7. one deadline for all attempts
-def test_a_hanging_upstream_costs_one_provider_timeout_not_one_per_attempt(shared: Gateway,
-                                                                           fake: FakeUpstream) -> None:
-    fake.set_default(Behaviour(hang=True))  # four keys, max_attempts 4: 4 x 1.5 s before
+def test_a_key_that_times_out_fails_over_to_the_next_key_by_default(shared: Gateway, fake: FakeUpstream) -> None:
+    slow, healthy = keys_for("slowkey", 2)  # a fresh provider's keys are tried in order
+    fake.set_default(Behaviour(hang=True), key=slow)
+    with shared.client() as client:
+        started = time.monotonic()
+        response = chat(client, "slowkey:m")
+        elapsed = time.monotonic() - started
+    assert answer_text(response) == DEFAULT_TEXT
+    assert HANG_TIMEOUT_S - 0.1 <= elapsed < HANG_TIMEOUT_S + 2.0, elapsed  # one timeout, then the answer
+    assert (fake.count(slow), fake.count(healthy)) == (1, 1)
+    assert fake.wait_for_disconnects(1)  # the hanging attempt was aborted, not left running
+    # the slow key had its whole timeout (its breaker counts it), the next key answered
+    assert metric(shared, "gateway_upstream_attempts_total", provider="slowkey", outcome="timeout") == 1
+    assert metric(shared, "gateway_upstream_attempts_total", provider="slowkey", outcome="ok") == 1
+
+
+def test_a_hanging_pool_costs_at_most_request_timeout_s_not_one_timeout_per_attempt(
+        shared: Gateway, fake: FakeUpstream) -> None:
+    fake.set_default(Behaviour(hang=True))  # four keys, max_attempts 4: 4 x 1.5 s > request_timeout_s
     with shared.client() as client:
         started = time.monotonic()
         response = chat(client, "hang:m")
         elapsed = time.monotonic() - started
     assert response.status_code == 504, response.text
     assert error_of(response)["code"] == "upstream_timeout"
-    assert HANG_TIMEOUT_S - 0.1 <= elapsed < HANG_TIMEOUT_S + 2.0, elapsed
-    assert fake.count() == 1
-    assert fake.wait_for_disconnects(1)  # the hanging attempt was aborted, not left running
-    # it had its provider's whole timeout: it counts towards the key's circuit breaker
-    assert metric(shared, "gateway_upstream_attempts_total", provider="hang", outcome="timeout") == 1
+    assert REQUEST_TIMEOUT_S - 0.1 <= elapsed < REQUEST_TIMEOUT_S + 2.0, elapsed
+    assert fake.count() == 4  # every key was tried
+    assert fake.wait_for_disconnects(4)  # each hanging attempt was aborted, not left running
+    # three attempts had their provider's whole timeout (each key's breaker counts it); the fourth
+    # had the 0.5 s left before the deadline, which says nothing about its key
+    assert metric(shared, "gateway_upstream_attempts_total", provider="hang", outcome="timeout") == 3
+    assert metric(shared, "gateway_upstream_attempts_total", provider="hang", outcome="deadline") == 1
 
 
 def test_total_timeout_s_is_one_deadline_each_attempt_gets_what_is_left(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import math
 import random
@@ -17,6 +18,7 @@ from gateway.core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, T
 from gateway.core.usage import Usage
 from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable, RateLimited
 from gateway.limits.admission import HOLD_TTL_S, ClientLimiter
+from gateway.routing.deadline import request_budget
 from gateway.routing.dispatch import RateLimitedHere, _give_up
 from gateway.routing.keys import MAX_WINDOW_SHARE, Blocked, KeyBoard, Reservation
 from gateway.routing.strategies import TargetStats, order_targets
@@ -244,6 +246,36 @@ async def test_headroom_from_remaining_headers():
     assert waits(await board.blocked(state, 1)) == (3.0, True)
     clock.now += 3.0
     assert await board.blocked(state, 1) is None
+
+
+# --------------------------------------------------------------------- a request's deadline
+def timed(pid: str, timeout_s: float, keys: int) -> Target:
+    return Target(dataclasses.replace(spec(pid, keys=keys), timeout_s=timeout_s, needs_key=keys > 0), "m")
+
+
+def budget(*targets: Target, max_attempts: int = 4, request_timeout_s: float = 600.0,
+           total_timeout_s: float | None = None) -> float:
+    routing = Routing(max_attempts=max_attempts, total_timeout_s=total_timeout_s)
+    return request_budget(routing, request_timeout_s, Route("fallback", targets, ()))
+
+
+def test_the_default_deadline_leaves_each_attempt_its_timeout():
+    assert budget(timed("a", 1.5, keys=2)) == 3.0  # a key that times out leaves the next its 1.5 s
+    assert budget(timed("a", 1.5, keys=9)) == 6.0  # max_attempts (4) of them
+    assert budget(timed("a", 1.0, keys=3), timed("b", 2.0, keys=2)) == 6.0  # the longest first: 2+2+1+1
+    assert budget(timed("a", 1.0, keys=3), max_attempts=2) == 2.0
+    assert budget(timed("local", 1.0, keys=0), timed("b", 2.0, keys=1)) == 3.0  # a keyless provider: one attempt
+
+
+def test_the_default_deadline_is_capped_at_request_timeout_s_but_not_below_a_provider_timeout():
+    assert budget(timed("a", 1.5, keys=4), request_timeout_s=5) == 5.0
+    assert budget(timed("a", 600, keys=4)) == 600.0  # default timeouts: one attempt's worth, as before
+    assert budget(timed("a", 900, keys=2), request_timeout_s=600) == 900.0  # the first attempt keeps its time
+
+
+def test_routing_total_timeout_s_overrides_the_default_deadline():
+    assert budget(timed("a", 1.5, keys=4), total_timeout_s=2.5) == 2.5
+    assert budget(timed("a", 1.5, keys=4), total_timeout_s=100) == 100.0
 
 
 # ------------------------------------------------------------------------------ giving up

@@ -4,7 +4,8 @@ Images, audio, moderations, responses, files, assistants and threads (issue 8 it
 request goes to ``Call.path`` under the provider's root with the client's method, query string,
 ``OpenAI-Beta`` header and body (a JSON body with only ``model`` replaced by the target's, or an
 upload streamed through byte for byte). Answers are read only for their usage; a responses
-stream is relayed event by event, its usage read from ``response.completed``.
+stream is relayed event by event, its usage read from ``response.completed`` (the kind of an event
+is its JSON ``type``, with or without ``event:`` lines).
 """
 
 from __future__ import annotations
@@ -68,7 +69,11 @@ def surface_answer(raw: bytes, call: Call) -> Answer:
 class ResponsesRelay:
     """Relays a ``/responses`` stream event by event (a ``Relay``): ``response.*`` events pass as
     they came, those carrying the response get its ``model`` set to what the client asked for, and
-    the usage is read from ``response.completed``."""
+    the usage is read from ``response.completed``.
+
+    An event's kind is the ``type`` of its JSON, as the SDKs read it; the ``event:`` line is
+    optional framing (several OpenAI-compatible servers send ``data:`` lines only) and names the
+    kind only of an event whose data has no ``type``. The framing is relayed as it came."""
 
     def __init__(self, requested_model: str, request_body: dict[str, Any]):
         self.requested_model = requested_model
@@ -97,21 +102,20 @@ class ResponsesRelay:
         if not data_lines:
             return None  # comments and keep-alives
         data = b"\n".join(data_lines)
-        if name in _FINAL:
+        parsed = _object(data)
+        kind = parsed.get("type") if parsed is not None else None
+        kind = kind.encode() if isinstance(kind, str) else name
+        if kind in _FINAL:
             self.done = True
-        if name == b"response.output_text.delta":
-            self._collect(data)
-        elif name in _WITH_RESPONSE:
-            data = self._with_model(data, name == b"response.completed")
+        if parsed is not None and kind == b"response.output_text.delta":
+            self._collect(parsed)
+        elif parsed is not None and kind in _WITH_RESPONSE:
+            data = self._with_model(parsed, data, kind == b"response.completed")
         head = b"event: " + name + b"\n" if name else b""
         return head + b"data: " + data + b"\n\n"
 
-    def _with_model(self, data: bytes, completed: bool) -> bytes:
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return data
-        response = parsed.get("response") if isinstance(parsed, dict) else None
+    def _with_model(self, parsed: dict[str, Any], data: bytes, completed: bool) -> bytes:
+        response = parsed.get("response")
         if not isinstance(response, dict):
             return data
         if completed:
@@ -120,11 +124,8 @@ class ResponsesRelay:
             response["model"] = self.requested_model
         return orjson.dumps(parsed)
 
-    def _collect(self, data: bytes) -> None:
-        try:
-            delta = orjson.loads(data).get("delta")
-        except (orjson.JSONDecodeError, AttributeError):
-            return
+    def _collect(self, parsed: dict[str, Any]) -> None:
+        delta = parsed.get("delta")
         if isinstance(delta, str):
             self._text.append(delta)
 
@@ -134,3 +135,12 @@ class ResponsesRelay:
         prompt = self.request_body.get("input")
         return Usage(estimate_tokens(prompt if isinstance(prompt, str) else str(prompt)),
                      estimate_tokens("".join(self._text)), exact=False)
+
+
+def _object(data: bytes) -> dict[str, Any] | None:
+    """An event's data as a JSON object; None when it is not one (relayed untouched)."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
