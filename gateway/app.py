@@ -13,7 +13,8 @@ import falcon.asgi
 
 from .api.common import bounded_body, wrap_receive
 from .api.dialects import error_body as dialect_error_body
-from .api.routes import Services, dialect_of, register
+from .api.routes import dialect_of, register
+from .api.table import Services
 from .config.snapshot import load_snapshot
 from .errors import GatewayError, InvalidRequest, NotFound, error_body
 from .observability.logging import setup_logging

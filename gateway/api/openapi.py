@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import falcon
 import falcon.asgi
 import orjson
 
 from .. import __version__
-
-if TYPE_CHECKING:  # routes.py imports this module's resources
-    from .routes import Mount, Operation, Route
+from .table import Mount, Operation, Route, routes
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -105,8 +103,6 @@ def openapi_path(template: str) -> str:
 
 
 def build_document(table: tuple[Route | Mount, ...]) -> dict[str, Any]:
-    from .routes import routes  # routes.py imports this module
-
     paths: dict[str, dict[str, Any]] = {}
     for route in routes(table):
         for template in route.paths:

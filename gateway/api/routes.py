@@ -5,21 +5,20 @@ from the same entries (``api/openapi.py``), so the served surface and its descri
 drift; ``tests/integration/test_openapi.py`` checks every route of the Falcon app against the
 document, both ways. A new endpoint is one ``Route`` here: its URI templates, the resource that
 serves them, what its operations take and answer (schema names from ``api/openapi.py``) and the
-dialect its errors are written in. A module that must build shared state for its routes (the
-dashboard) registers them itself through a ``Mount``, which still lists them.
+dialect its errors are written in (the entries' shape: ``table.py``). A module that must build
+shared state for its routes (the dashboard) registers them itself through a ``Mount``, which
+still lists them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import falcon.asgi
 
-from ..pipeline import Pipeline, SurfacePipeline
-from ..server.runtime import Runtime
-from .admin import register_admin
+from ..pipeline import SurfacePipeline
+from .admin import ADMIN_ROUTES
 from .anthropic.resources import CountTokensResource, MessagesResource
 from .dialects import ANTHROPIC, GEMINI, OPENAI
 from .google.resources import GenerateContentResource
@@ -43,84 +42,44 @@ from .openai.surface import (
     UploadResource,
 )
 from .openapi import DocsResource, OpenAPIResource
+from .table import (
+    ADMIN,
+    ANTHROPIC_PREFIXES,
+    PUBLIC,
+    Mount,
+    Operation,
+    Route,
+    Services,
+    prefixed,
+    routes,
+)
 from .ui.resources import register_ui
 
-# who may call an operation (``Operation.auth``)
-PUBLIC = "public"
-CLIENT = "client"  # any client key (or the master key)
-ADMIN = "admin"  # the master key or an ``admin: true`` client's key
-CLIENT_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
-OPENAI_PREFIXES = ("/v1", "/api/v1", "")  # also under /api/v1 and bare, as LiteLLM users call them
-ANTHROPIC_PREFIXES = ("/v1", "/api/v1")
-
-
-@dataclass(frozen=True, slots=True)
-class Services:
-    """What resources are made from."""
-
-    runtime: Runtime
-    pipeline: Pipeline
-
-
-@dataclass(frozen=True, slots=True)
-class Operation:
-    method: str  # GET | POST | HEAD | ...
-    summary: str
-    request: str | None = None  # the JSON request body's schema (a name in openapi.SCHEMAS)
-    answer: str | None = None  # the 200 answer's JSON schema; None: ``media`` with no schema
-    media: str = "application/json"  # the 200 answer's media type
-    streams: bool = False  # may answer text/event-stream (``"stream": true``, or the endpoint always streams)
-    auth: str = CLIENT  # PUBLIC | CLIENT | ADMIN
-    query: tuple[str, ...] = ()  # query parameters it reads
-    errors: tuple[int, ...] = CLIENT_ERRORS  # statuses it may answer with an error body
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    paths: tuple[str, ...]  # Falcon URI templates
-    tag: str
-    operations: tuple[Operation, ...]
-    make: Callable[[Services], object] | None  # the resource; None for the routes of a Mount
-    dialect: str = OPENAI  # the shape of its errors (``api/dialects.py``)
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """Routes a module adds itself (``register(app, services)``), listed for the document."""
-
-    register: Callable[[falcon.asgi.App[Any, Any], Services], None]
-    routes: tuple[Route, ...]
-
-
-def _prefixed(path: str, prefixes: tuple[str, ...] = OPENAI_PREFIXES) -> tuple[str, ...]:
-    return tuple(prefix + path for prefix in prefixes)
-
-
 _OPENAI_ROUTES = (
-    Route(_prefixed(CHAT_ENDPOINT.path), "OpenAI", (
+    Route(prefixed(CHAT_ENDPOINT.path), "OpenAI", (
         Operation("POST", "Chat completion, whole or streamed (SSE; stream_options.include_usage)",
                   "ChatCompletionRequest", "ChatCompletion", streams=True),),
         lambda s: OpenAIResource(s.pipeline, CHAT_ENDPOINT)),
-    Route(_prefixed(COMPLETIONS_ENDPOINT.path), "OpenAI", (
+    Route(prefixed(COMPLETIONS_ENDPOINT.path), "OpenAI", (
         Operation("POST", "Text completion (legacy), whole or streamed", "CompletionRequest", "TextCompletion",
                   streams=True),),
         lambda s: OpenAIResource(s.pipeline, COMPLETIONS_ENDPOINT)),
-    Route(_prefixed(EMBEDDINGS_ENDPOINT.path), "OpenAI", (
+    Route(prefixed(EMBEDDINGS_ENDPOINT.path), "OpenAI", (
         Operation("POST", "Embeddings", "EmbeddingRequest", "EmbeddingList"),),
         lambda s: OpenAIResource(s.pipeline, EMBEDDINGS_ENDPOINT)),
-    Route(_prefixed("/models"), "OpenAI", (
+    Route(prefixed("/models"), "OpenAI", (
         Operation("GET", "The models the calling key may use (aliases, provider:model ids, bare names)",
                   answer="ModelList", errors=(401,)),),
         lambda s: ModelsResource(s.runtime)),
 )
 
 _DIALECT_ROUTES = (
-    Route(_prefixed("/messages", ANTHROPIC_PREFIXES), "Anthropic", (
+    Route(prefixed("/messages", ANTHROPIC_PREFIXES), "Anthropic", (
         Operation("POST", "Anthropic Messages API, whole or streamed (SSE), routed to any provider; passed "
                   "through untranslated to Anthropic providers", "AnthropicMessagesRequest", "AnthropicMessage",
                   streams=True),),
         lambda s: MessagesResource(s.pipeline), ANTHROPIC),
-    Route(_prefixed("/messages/count_tokens", ANTHROPIC_PREFIXES), "Anthropic", (
+    Route(prefixed("/messages/count_tokens", ANTHROPIC_PREFIXES), "Anthropic", (
         Operation("POST", "Input tokens of a Messages request: the gateway's estimate (about 4 characters a "
                   "token), not the provider's count", "AnthropicCountTokensRequest", "AnthropicTokenCount",
                   errors=(400, 401, 403, 413)),),
@@ -143,12 +102,12 @@ def _surface(s: Services) -> SurfacePipeline:
 
 
 def _json_route(endpoint: SurfaceEndpoint, summary: str, media: str = "application/json") -> Route:
-    return Route(_prefixed(endpoint.path), "OpenAI", (Operation("POST", summary, media=media),),
+    return Route(prefixed(endpoint.path), "OpenAI", (Operation("POST", summary, media=media),),
                  lambda s: JsonSurfaceResource(_surface(s), endpoint))
 
 
 def _upload_route(endpoint: SurfaceEndpoint, summary: str) -> Route:
-    return Route(_prefixed(endpoint.path), "OpenAI", (Operation("POST", summary + " (multipart/form-data)"),),
+    return Route(prefixed(endpoint.path), "OpenAI", (Operation("POST", summary + " (multipart/form-data)"),),
                  lambda s: UploadResource(_surface(s), endpoint))
 
 
@@ -157,7 +116,7 @@ def _stateful(paths: tuple[str, ...], methods: tuple[str, ...], summary: str,
     ops = tuple(Operation(m, f"{summary}: passed through, pinned to the provider key holding the object",
                           media="application/json" if m != "GET" or "content" not in paths[0] else "*/*")
                 for m in methods)
-    return Route(tuple(p for path in paths for p in _prefixed(path)), "OpenAI stateful", ops,
+    return Route(tuple(p for path in paths for p in prefixed(path)), "OpenAI stateful", ops,
                  lambda s: make(_surface(s)))
 
 
@@ -168,7 +127,7 @@ _SURFACE_ROUTES = (
                 media="audio/mpeg"),
     _upload_route(TRANSCRIPTIONS_ENDPOINT, "Transcription, the upload streamed through"),
     _upload_route(TRANSLATIONS_ENDPOINT, "Translation to English, the upload streamed through"),
-    Route(_prefixed("/responses"), "OpenAI", (
+    Route(prefixed("/responses"), "OpenAI", (
         Operation("POST", "Responses API, whole or streamed (response.* events); translated to chat for providers "
                   "without it", streams=True),),
         lambda s: ResponsesResource(_surface(s))),
@@ -223,51 +182,8 @@ _UI = Mount(lambda app, s: register_ui(app, s.runtime), (
         Operation("GET", "The dashboard session", auth=PUBLIC, errors=(401,)),), None),
 ))
 
-# --- the admin API (issue 10): gateway/api/admin/ registers these itself (they share the live feed) ---
-ADMIN_PREFIXES = ("/admin/v1", "/api/admin/v1")
-ADMIN_ERRORS = (400, 401, 403, 404, 409, 503)
-
-
-def _admin(path: str, *operations: Operation) -> Route:
-    return Route(_prefixed(path, ADMIN_PREFIXES), "Admin", operations, None)
-
-
-def _op(method: str, summary: str, *query: str, media: str = "application/json") -> Operation:
-    return Operation(method, summary, auth=ADMIN, query=query, errors=ADMIN_ERRORS, media=media,
-                     streams=media == "text/event-stream")
-
-
-_PERIOD = ("start", "end")
-_ADMIN = Mount(lambda app, s: register_admin(app, s.runtime), (
-    _admin("/clients", _op("GET", "Every client: config.yaml's (read-only) and the directory's"),
-           _op("POST", "Create a client; its key (generated unless given) is answered once")),
-    _admin("/clients/list", _op("GET", "Every client (the client-management document's path)")),
-    _admin("/clients/{client_id}", _op("GET", "One client"), _op("PUT", "Change a client (the fields given)"),
-           _op("DELETE", "Delete a client")),
-    _admin("/clients/{client_id}/rotate", _op("POST", "A new key for the client, answered once; the old one stops")),
-    _admin("/metrics/clients/{client_id}", _op("GET", "One client's usage over a period", *_PERIOD)),
-    _admin("/stats", _op("GET", "Usage per provider, model, client or key", "group_by", "client_key", *_PERIOD)),
-    _admin("/timeseries", _op("GET", "Usage in time buckets", "bucket_s", "group_by", "client_id", *_PERIOD)),
-    _admin("/requests/recent", _op("GET", "The latest requests, newest first", "limit", "client_id")),
-    _admin("/requests/stream", _op("GET", "The live request log (SSE)", media="text/event-stream")),
-    _admin("/status", _op("GET", "Config version, last reload, uptime, counts")),
-    _admin("/providers", _op("GET", "Providers and the state of each key (labels, never keys)")),
-    _admin("/providers/{provider_id}/keys", _op("POST", "Add a provider key (.env, config.yaml), live at once")),
-    _admin("/providers/{provider_id}/keys/{label}", _op("DELETE", "Remove a provider key, live at once")),
-    Route(("/admin/metrics",), "Admin", (_op("GET", "Usage summary (the first-steps document's path)", *_PERIOD),),
-          None),
-))
-
-TABLE: tuple[Route | Mount, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_OPS_ROUTES, _UI, _ADMIN)
-
-
-def routes(table: tuple[Route | Mount, ...] = TABLE) -> Iterator[Route]:
-    """Every route of ``table``, those of its mounts included."""
-    for entry in table:
-        if isinstance(entry, Mount):
-            yield from entry.routes
-        else:
-            yield entry
+TABLE: tuple[Route | Mount, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_OPS_ROUTES, _UI,
+                                    *ADMIN_ROUTES)
 
 
 def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route | Mount, ...] = TABLE) -> None:
@@ -282,7 +198,7 @@ def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Ro
             app.add_route(path, resource)
 
 
-_DIALECT_OF = {path: route.dialect for route in routes() for path in route.paths}
+_DIALECT_OF = {path: route.dialect for route in routes(TABLE) for path in route.paths}
 _PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
 
 

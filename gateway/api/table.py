@@ -1,0 +1,73 @@
+"""The shape of the route table (``routes.py``): a route's paths, operations and resource, and who
+may call it. ``openapi.py`` turns a table of these into the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import falcon.asgi
+
+from ..pipeline import Pipeline
+from ..server.runtime import Runtime
+from .dialects import OPENAI
+
+# who may call an operation (``Operation.auth``)
+PUBLIC = "public"
+CLIENT = "client"  # any client key (or the master key)
+ADMIN = "admin"  # the master key or an ``admin: true`` client's key
+CLIENT_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
+OPENAI_PREFIXES = ("/v1", "/api/v1", "")  # also under /api/v1 and bare, as LiteLLM users call them
+ANTHROPIC_PREFIXES = ("/v1", "/api/v1")
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What resources are made from."""
+
+    runtime: Runtime
+    pipeline: Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str  # GET | POST | HEAD | ...
+    summary: str
+    request: str | None = None  # the JSON request body's schema (a name in openapi.SCHEMAS)
+    answer: str | None = None  # the 200 answer's JSON schema; None: ``media`` with no schema
+    media: str = "application/json"  # the 200 answer's media type
+    streams: bool = False  # may answer text/event-stream (``"stream": true``, or the endpoint always streams)
+    auth: str = CLIENT  # PUBLIC | CLIENT | ADMIN
+    query: tuple[str, ...] = ()  # query parameters it reads
+    errors: tuple[int, ...] = CLIENT_ERRORS  # statuses it may answer with an error body
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    paths: tuple[str, ...]  # Falcon URI templates
+    tag: str
+    operations: tuple[Operation, ...]
+    make: Callable[[Services], object] | None  # the resource; None for the routes of a Mount
+    dialect: str = OPENAI  # the shape of its errors (``api/dialects.py``)
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    """Routes a module adds itself (``register(app, services)``), listed for the document."""
+
+    register: Callable[[falcon.asgi.App[Any, Any], Services], None]
+    routes: tuple[Route, ...]
+
+
+def prefixed(path: str, prefixes: tuple[str, ...] = OPENAI_PREFIXES) -> tuple[str, ...]:
+    return tuple(prefix + path for prefix in prefixes)
+
+
+def routes(table: tuple[Route | Mount, ...]) -> Iterator[Route]:
+    """Every route of ``table``, those of its mounts included."""
+    for entry in table:
+        if isinstance(entry, Mount):
+            yield from entry.routes
+        else:
+            yield entry
