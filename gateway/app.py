@@ -23,6 +23,7 @@ from .server.runtime import Runtime
 from .server.sched import LoopFirst
 from .settings import Settings, load_settings
 from .store.base import StoreError
+from .store.directory import warn_shadowed
 
 log = logging.getLogger("gateway")
 
@@ -40,6 +41,7 @@ class Lifecycle:
         from .config.watcher import ConfigWatcher
 
         await open_configured_stores(self.runtime)
+        await warn_shadowed(self.runtime.stores.ledger, self.runtime.snapshot)
         if self.runtime.settings.batch_helper_threads:
             self.loop_first.start()
         if self.runtime.settings.watch:

@@ -76,6 +76,10 @@ if [[ "$rc" != 0 ]]; then
     sed "s/^/[$TAG]   /" "$errf" >&2
     die "could not create the client (exit $rc)"
 fi
+# a warning of add-client (say, the client directory could not be read to check the id)
+if [[ -s "$errf" ]]; then
+    sed "s/^/[$TAG]   /" "$errf" >&2
+fi
 KEY="$(printf '%s\n' "$KEY" | tail -n 1 | tr -d '[:space:]')"
 [[ "$KEY" == sk-* ]] || die "add-client printed no key"
 if [[ -z "$CLIENT_ID" ]]; then

@@ -17,6 +17,8 @@ import orjson
 from ..errors import GatewayError
 from ..pipeline.auth import is_admin
 from ..server.runtime import Runtime
+from ..store.base import StoreError
+from ..store.directory import shadowed_ids
 
 READY = b'{"status":"ready"}'
 ALIVE = b"I'm alive!"
@@ -58,6 +60,14 @@ async def key_status(rt: Runtime) -> list[dict[str, object]] | str:
         return "unknown: the store is unavailable"
 
 
+async def shadowed_status(rt: Runtime) -> list[str] | str:
+    """The directory clients whose ids config.yaml also holds (their keys are refused)."""
+    try:
+        return await shadowed_ids(rt.stores.ledger, rt.snapshot)
+    except StoreError:
+        return "unknown: the store is unavailable"
+
+
 async def readiness_details(rt: Runtime) -> dict[str, Any]:
     snap, reload = rt.snapshot, rt.reload
     return {
@@ -69,6 +79,7 @@ async def readiness_details(rt: Runtime) -> dict[str, Any]:
             "aliases": len(snap.aliases),
             "clients": len(snap.clients),
             "warnings": list(snap.warnings),
+            "shadowed_clients": await shadowed_status(rt),
         },
         "last_reload": {
             "result": reload.result,

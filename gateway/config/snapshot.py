@@ -36,6 +36,8 @@ class Snapshot:
     bare_models: Mapping[str, Route]
     clients: Mapping[bytes, ClientSpec]
     master_digest: bytes | None
+    # the ids of config.yaml's clients: they shadow a client of the store's directory with the same id
+    client_ids: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # issue 10: the Prometheus namespace
     # issue 10: the response cache of each alias that has one (``model_aliases.<name>.cache``)
@@ -84,6 +86,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         bare_models=MappingProxyType(bare_models),
         clients=MappingProxyType(clients),
         master_digest=key_digest(master) if master else None,
+        client_ids=frozenset(c.id for c in clients.values()),
         warnings=tuple(found.warnings),
         metrics=cfg.metrics,
         alias_cache=MappingProxyType({name: alias.cache for name, alias in cfg.model_aliases.items()

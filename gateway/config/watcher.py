@@ -28,6 +28,7 @@ import watchfiles
 
 from ..observability import metrics
 from ..server.runtime import Runtime
+from ..store.directory import warn_shadowed
 from .guard import reload_refusals
 from .loader import ConfigError, ConfigIssue, LoadedConfig, environment_from, parse_config, read_environment
 from .settle import FileState, Stamp, read_settled, stamp_of
@@ -161,6 +162,8 @@ class ConfigWatcher:
             if snapshot.version == current.version:
                 return False
             self._apply(current, snapshot, loaded.environ)
+            if snapshot.client_ids - current.client_ids:  # a new config client may shadow a directory one
+                await warn_shadowed(runtime.stores.ledger, snapshot)
             return True
 
     def _record_error(self, exc: ConfigError) -> None:

@@ -5,13 +5,20 @@ appended), the result is validated as a whole, then written atomically (temp fil
 so the running gateway's watcher picks it up as one change. The read-modify-write runs under
 the operator lock (``gateway/server/oplock.py``, the ``run/gateway.lock`` that the scripts take), so
 concurrent writers never drop each other's clients.
+
+An id belongs to config.yaml first: a client added here shadows a client of the store's directory
+(created through the admin API) with the same id, whose key the gateway then refuses. So the ids
+of the directory are read too, when the store can be reached: a chosen id is skipped, a given one
+refused. A store that cannot be read is a warning on stderr, not a failure.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import secrets
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +28,9 @@ from ..config.snapshot import build_snapshot
 from ..core.targets import key_hash_text
 from ..server.oplock import LockTimeout, operator_lock
 from ..settings import Settings
+from ..store.base import StoreError
+from ..store.config import Storage
+from ..store.factory import open_backend, sqlite_path
 
 _TOP_KEY = re.compile(r"^api_keys\s*:\s*(\[\s*\])?\s*(#.*)?$")
 _ITEM = re.compile(r"^(\s*)- ")
@@ -85,15 +95,22 @@ def _add_client(settings: Settings, *, client_id: str | None, providers: str, rp
     path = Path(settings.config)
     text = path.read_text(encoding="utf-8")
     environ = read_environment(Path(settings.env_file))
-    existing = build_snapshot(parse_config(text.encode(), str(path), environ), str(path))
-    taken = {c.id for c in existing.clients.values()}
+    loaded = parse_config(text.encode(), str(path), environ)
+    existing = build_snapshot(loaded, str(path))
+    taken = set(existing.client_ids)
+    in_directory = directory_ids(settings, loaded.config.storage) or set()
     if client_id is None:
+        taken |= in_directory
         n = len(taken) + 1
         while f"client-{n:03d}" in taken:
             n += 1
         client_id = f"client-{n:03d}"
     elif client_id in taken:
         raise SystemExit(f"error: a client with id '{client_id}' already exists in {path}")
+    elif client_id in in_directory:
+        raise SystemExit(f"error: a client with id '{client_id}' was created through the admin API; delete it "
+                         f"there first (DELETE /admin/v1/clients/{client_id}) or choose another --id (in "
+                         "config.yaml, the id would shadow that client and its key would stop working)")
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", client_id):
         raise SystemExit("error: --id may hold letters, digits, '.', '_' and '-' only")
     allowed = [p.strip() for p in providers.split(",") if p.strip()] or ["*"]
@@ -110,6 +127,28 @@ def _add_client(settings: Settings, *, client_id: str | None, providers: str, rp
         raise SystemExit(f"error: the config would not be valid after adding the client:\n{exc.render()}") from None
     write_atomically(path, new_text)
     return key
+
+
+def directory_ids(settings: Settings, storage: Storage) -> set[str] | None:
+    """The ids of the clients in the store's directory; None (and a warning) if it cannot be read."""
+    spec = storage.ledger_backend()
+    data_dir = Path(settings.data_dir)
+    if spec.type == "memory" or (spec.type == "sqlite" and not sqlite_path(spec, data_dir=data_dir).exists()):
+        return set()  # nothing kept outside the gateway's process, or no gateway has made the file yet
+
+    async def read() -> set[str]:
+        store = await open_backend(spec, data_dir=data_dir)
+        try:
+            return {record.id for record in await store.list_clients()}
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(read())
+    except StoreError as exc:
+        print(f"warning: cannot read the client directory to check the id ({exc}); a client created through "
+              "the admin API with the same id would be shadowed by this one (its key refused)", file=sys.stderr)
+        return None
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -51,8 +51,9 @@ def authenticate(snapshot: Snapshot, authorization: str | None, x_api_key: str |
 async def authenticate_any(snapshot: Snapshot, directory: ClientDirectory | None, authorization: str | None,
                            x_api_key: str | None) -> Caller:
     """``authenticate``, then the store's client directory (clients created at runtime) for a key
-    the snapshot does not know. Raises ``AuthenticationError`` (401), or ``StoreUnavailable`` (503)
-    when only the unreachable directory could tell."""
+    the snapshot does not know. A directory client whose id config.yaml also holds is shadowed
+    by the config's client: its key is refused. Raises ``AuthenticationError`` (401), or
+    ``StoreUnavailable`` (503) when only the unreachable directory could tell."""
     try:
         return authenticate(snapshot, authorization, x_api_key)
     except AuthenticationError:
@@ -61,7 +62,7 @@ async def authenticate_any(snapshot: Snapshot, directory: ClientDirectory | None
             raise
         digest = key_digest(key)
         client = await directory.find(digest)
-        if client is None or not hmac.compare_digest(client.digest, digest):
+        if client is None or client.id in snapshot.client_ids or not hmac.compare_digest(client.digest, digest):
             raise
         return Caller(client, False)
 

@@ -5,16 +5,24 @@ the store twice). The cache is dropped when ``directory_version()`` changes, pol
 every ``poll_s`` seconds: a client created, rotated or deleted through another process or
 replica takes effect here within about that long; ``changed()`` drops it at once (the process
 that made the change calls it).
+
+An id belongs to config.yaml first: a directory client whose id a config client also holds is
+*shadowed* (authentication refuses its key for as long as the config client exists; the admin
+API can still delete it). ``shadowed_ids`` names them, ``warn_shadowed`` logs them.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
+from ..config.snapshot import Snapshot
 from ..core.targets import ClientSpec
 from ..errors import StoreUnavailable as Refused
-from .base import ClientRecord, Store, StoreUnavailable
+from .base import ClientRecord, Store, StoreError, StoreUnavailable
+
+log = logging.getLogger("gateway.config")
 
 MAX_CACHED = 10_000
 
@@ -69,3 +77,24 @@ class ClientDirectory:
         if version != self._version:
             self._cache.clear()
             self._version = version
+
+
+async def shadowed_ids(store: Store, snapshot: Snapshot) -> list[str]:
+    """The ids of the directory's clients that a client of ``snapshot`` shadows (raises StoreError)."""
+    if not snapshot.client_ids:
+        return []
+    return sorted(r.id for r in await store.list_clients() if r.id in snapshot.client_ids)
+
+
+async def warn_shadowed(store: Store, snapshot: Snapshot) -> None:
+    """One warning naming the directory clients that config.yaml's clients shadow, if any."""
+    try:
+        ids = await shadowed_ids(store, snapshot)
+    except StoreError as exc:
+        log.warning("could not check the client directory for ids config.yaml also holds",
+                    extra={"error": str(exc)})
+        return
+    if ids:
+        log.warning("config.yaml holds the id of clients created through the admin API: their keys are "
+                    "refused while config.yaml has these ids (DELETE /admin/v1/clients/<id> removes them)",
+                    extra={"client_ids": ids})

@@ -18,6 +18,14 @@ log = logging.getLogger("gateway.store")
 PRUNE_EVERY_S = 3600.0
 
 
+def sqlite_path(spec: Backend, base_dir: Path | None = None, data_dir: Path | None = None) -> Path:
+    """The file of a SQLite backend (see ``open_backend``)."""
+    if spec.path is None and data_dir is not None:
+        return data_dir / "gateway.db"
+    path = Path(spec.path or DEFAULT_SQLITE_PATH)
+    return base_dir / path if not path.is_absolute() and base_dir is not None else path
+
+
 async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | None = None,
                        data_dir: Path | None = None) -> Store:
     """Connect one backend (and migrate its schema). Raises StoreUnavailable with a clear message.
@@ -29,12 +37,7 @@ async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | Non
     if spec.type == "sqlite":
         from .sqlite import SqliteStore
 
-        if spec.path is None and data_dir is not None:
-            return await SqliteStore.open(data_dir / "gateway.db", ledger_interval_s=flush_s)
-        path = Path(spec.path or DEFAULT_SQLITE_PATH)
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
-        return await SqliteStore.open(path, ledger_interval_s=flush_s)
+        return await SqliteStore.open(sqlite_path(spec, base_dir, data_dir), ledger_interval_s=flush_s)
     if spec.type == "redis":
         from .redis import RedisStore
 

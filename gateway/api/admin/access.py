@@ -46,7 +46,7 @@ async def admin_caller(runtime: Runtime, req: falcon.asgi.Request) -> Caller:
 async def _directory_client(runtime: Runtime, signed_in: str) -> ClientSpec | None:
     """The directory's admin client a ``client:<id>`` session stands for, if it is not in the config."""
     client_id = signed_in.removeprefix("client:")
-    if not signed_in.startswith("client:") or any(c.id == client_id for c in runtime.snapshot.clients.values()):
+    if not signed_in.startswith("client:") or client_id in runtime.snapshot.client_ids:
         return None
     try:
         record = await runtime.directory.store.get_client(client_id)

@@ -1,10 +1,13 @@
 """``/clients``: create, list, read, change, delete and rotate the clients of the store's directory.
 
 Clients of config.yaml are listed too (``"source": "config"``) but are read-only here: changing
-one, or creating a client with its id, is a 409. A new or rotated key (``sk-`` and 48 URL-safe
-characters unless one is given) is answered once; only its SHA-256 digest is stored. Every
-change drops this process's directory cache at once; other workers and replicas see it when
-they next poll the directory's version.
+one, or creating a client with its id, is a 409. An id belongs to config.yaml first: a client of
+the directory whose id config.yaml also holds (config.yaml took it later) is shadowed, its key
+refused (``auth.authenticate_any``); it is listed with ``"shadowed": true`` and may only be
+deleted, so no key stays that neither an API call nor a config edit can end. A new or rotated
+key (``sk-`` and 48 URL-safe characters unless one is given) is answered once; only its SHA-256
+digest is stored. Every change drops this process's directory cache at once; other workers and
+replicas see it when they next poll the directory's version.
 """
 
 from __future__ import annotations
@@ -30,8 +33,12 @@ def new_key() -> str:
     return "sk-" + secrets.token_urlsafe(36)  # 36 random bytes: 48 URL-safe characters
 
 
-def _read_only(client_id: str) -> Conflict:
-    return Conflict(f"Client '{client_id}' is defined in config.yaml; change it there (read-only here).")
+def _read_only(client_id: str, shadowing: bool = False) -> Conflict:
+    text = f"Client '{client_id}' is defined in config.yaml; change it there (read-only here)."
+    if shadowing:
+        text += (" It shadows the client created here with the same id, whose key is refused;"
+                 f" DELETE /clients/{client_id} removes that one.")
+    return Conflict(text)
 
 
 class _Clients(AdminResource):
@@ -42,9 +49,12 @@ class _Clients(AdminResource):
             raise Conflict("This key is already in use; choose another (or leave 'api_key' out).", param="api_key")
         return digest
 
-    def _writable(self, client_id: str) -> None:
-        if client_id in config_clients(self.runtime):
-            raise _read_only(client_id)
+    async def _writable(self, client_id: str) -> None:
+        """409 for an id of config.yaml (naming the shadowed directory client, if there is one)."""
+        if client_id in self.runtime.snapshot.client_ids:
+            async with store_errors():
+                shadowing = await self.runtime.stores.ledger.get_client(client_id) is not None
+            raise _read_only(client_id, shadowing)
 
     async def _record(self, client_id: str) -> ClientRecord:
         async with store_errors():
@@ -76,7 +86,7 @@ class ClientsResource(ClientListResource):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         caller = await self.caller(req)
         body, _ = await read_model(req, NewClient)
-        self._writable(body.client_id)
+        await self._writable(body.client_id)
         key = body.api_key or new_key()
         record = ClientRecord(
             id=body.client_id, key_digest=self._check_key_free(key), description=body.description,
@@ -108,7 +118,7 @@ class ClientResource(_Clients):
     async def on_put(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, client_id: str) -> None:
         caller = await self.caller(req)
         body, given = await read_model(req, ClientChanges)
-        self._writable(client_id)
+        await self._writable(client_id)
         old = await self._record(client_id)
         changes: dict[str, Any] = {name: getattr(body, name) for name in given}
         for name in ("allowed_providers", "allowed_models"):
@@ -124,13 +134,13 @@ class ClientResource(_Clients):
 
     async def on_delete(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, client_id: str) -> None:
         caller = await self.caller(req)
-        self._writable(client_id)
+        shadowed = client_id in self.runtime.snapshot.client_ids  # then only the directory's client goes
         async with store_errors():
             deleted = await self.runtime.stores.ledger.delete_client(client_id)
         if not deleted:
-            raise NotFound(f"No client '{client_id}'.")
+            raise _read_only(client_id) if shadowed else NotFound(f"No client '{client_id}'.")
         self._changed(caller, "client.delete", client_id)
-        reply(resp, {"deleted": client_id})
+        reply(resp, {"deleted": client_id, "shadowed": True} if shadowed else {"deleted": client_id})
 
 
 class RotateResource(_Clients):
@@ -139,7 +149,7 @@ class RotateResource(_Clients):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, client_id: str) -> None:
         caller = await self.caller(req)
         body, _ = await read_model(req, NewKey, optional=True)
-        self._writable(client_id)
+        await self._writable(client_id)
         key = body.api_key or new_key()
         digest = self._check_key_free(key)
         try:

@@ -49,6 +49,8 @@ async def record_view(runtime: Runtime, record: ClientRecord) -> dict[str, Any]:
         "limits": record.limits.model_dump(), "budget": record.budget.model_dump(), "admin": record.admin,
         "source": "api", "created_at": unix(record.created_at), "last_used": unix(record.last_used),
         "spend": await _spend(runtime, record.id),
+        # config.yaml holds this id too: its client wins, this one's key is refused (delete it here)
+        "shadowed": record.id in runtime.snapshot.client_ids,
     }
 
 
@@ -58,7 +60,7 @@ async def config_view(runtime: Runtime, spec: ClientSpec) -> dict[str, Any]:
         "client_id": spec.id, "description": "", "allowed_providers": _names(spec.allowed_providers),
         "allowed_models": _names(spec.allowed_models), "limits": spec.limits.model_dump(),
         "budget": spec.budget.model_dump(), "admin": spec.admin, "source": "config", "created_at": None,
-        "last_used": unix(last), "spend": spend,
+        "last_used": unix(last), "spend": spend, "shadowed": False,
     }
 
 

@@ -205,8 +205,8 @@ class SessionKeeper:
         elif who.startswith("client:"):
             client_id = who.removeprefix("client:")
             material = next((c.digest for c in snap.clients.values() if c.id == client_id and c.admin), None)
-            if material is None and self.directory_admin is not None:
-                material = await self.directory_admin(client_id)
+            if client_id not in snap.client_ids and self.directory_admin is not None:
+                material = await self.directory_admin(client_id)  # config.yaml's id shadows the directory's
         elif who.startswith("user:"):
             creds = self.credentials.current()
             name = who.removeprefix("user:")

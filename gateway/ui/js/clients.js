@@ -92,21 +92,24 @@ function clientForm(existing, providers, onSave, onCancel) {
 }
 
 function clientRow(c, actions) {
+  // a shadowed client (config.yaml holds its id too) has its key refused: it may only be deleted
   const readOnly = c.source === "config";
-  const why = readOnly ? "Defined in config.yaml: edit it there" : undefined;
+  const fixed = readOnly || c.shadowed;
+  const why = readOnly ? "Defined in config.yaml: edit it there"
+    : c.shadowed ? "config.yaml has a client with this id, so this one's key is refused: delete it, or remove the id from config.yaml" : undefined;
   const spend = c.spend || {};
   const budget = c.budget || {};
   return h("tr", { "data-client": c.client_id },
     h("td", {}, h("strong", {}, c.client_id), c.admin ? [" ", badge("admin", "warn")] : null,
       c.description ? h("div", { class: "small muted" }, c.description) : null),
-    h("td", {}, badge(c.source || "api", readOnly ? "muted" : "ok")),
+    h("td", {}, badge(c.source || "api", readOnly ? "muted" : "ok"), c.shadowed ? [" ", h("span", { title: why }, badge("shadowed", "warn"))] : null),
     h("td", {}, listText(c.allowed_providers)),
     h("td", {}, limitsText(c.limits)),
     h("td", { class: "spend-cell" }, spendBar("today", spend.day_usd, budget.daily_usd), spendBar("month", spend.month_usd, budget.monthly_usd)),
     h("td", { class: "small" }, fmtDateTime(c.last_used)),
     h("td", {}, h("div", { class: "row-actions" },
-      h("button", { type: "button", class: "small", disabled: readOnly, title: why, onclick: () => actions.edit(c) }, "Edit"),
-      h("button", { type: "button", class: "small", disabled: readOnly, title: why, onclick: () => actions.rotate(c) }, "Rotate"),
+      h("button", { type: "button", class: "small", disabled: fixed, title: why, onclick: () => actions.edit(c) }, "Edit"),
+      h("button", { type: "button", class: "small", disabled: fixed, title: why, onclick: () => actions.rotate(c) }, "Rotate"),
       h("button", { type: "button", class: "small danger", disabled: readOnly, title: why, onclick: () => actions.remove(c) }, "Delete"))));
 }
 
