@@ -1,4 +1,4 @@
-"""Command line: ``python -m gateway serve | check-config | listen | add-client``."""
+"""Command line: ``python -m gateway serve | check-config | listen | add-client | hash-password``."""
 
 from __future__ import annotations
 
@@ -121,6 +121,20 @@ def cmd_add_client(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    """A PBKDF2 value for ``UI_PASSWORD`` (asked without echo on a terminal, else one line of stdin)."""
+    import getpass
+
+    from .api.ui.session import hash_password
+
+    password = getpass.getpass("Dashboard password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not password:
+        print("error: an empty password", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def _has(module: str) -> bool:
     try:
         __import__(module)
@@ -148,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("--tpm", type=int)
     add.add_argument("--admin", action="store_true")
     add.set_defaults(func=cmd_add_client)
+    hashed = sub.add_parser("hash-password", help="print a hashed value for UI_PASSWORD (the password is not kept)")
+    hashed.set_defaults(func=cmd_hash_password)
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.func
     return command(args)

@@ -2,8 +2,9 @@
 
 No operation awaits anything between its check and its write, so on one event loop a check
 followed by a reservation is atomic. The store is bounded: windows exist only for configured
-keys and clients, spend is kept for the current day and month only, and spend held for requests
-in flight only while they run.
+keys and clients and for the sign-in throttle's fixed set of buckets (``api/ui/throttle.py``), spend
+is kept for the current day and month only, and spend held for requests in flight only while
+they run.
 """
 
 from __future__ import annotations

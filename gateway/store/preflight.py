@@ -43,5 +43,6 @@ def workers_note(storage: Storage, workers: int) -> str:
     kind = storage.runtime_backend().type
     if kind == "memory":
         return (f"warning: {workers} workers with storage type 'memory' each keep their own limit windows, "
-                "cooldowns and spend: limits and budgets apply per worker (use sqlite or redis to share them)")
+                "cooldowns, spend and dashboard sign-outs: limits and budgets apply per worker, and a session "
+                "signed out in one worker stays valid in the others (use redis to share them)")
     return f"{workers} workers share limits, cooldowns and spend through the {kind} store"

@@ -25,10 +25,12 @@ ADMIN_CLIENT = f"""# one more client (basic_config dedents this; the comment kee
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 
 
-def start_ui_gateway(workdir: Path, fake: FakeUpstream, password: str = UI_PASSWORD) -> Gateway:
+def start_ui_gateway(workdir: Path, fake: FakeUpstream, password: str = UI_PASSWORD, storage: str = "",
+                     workers: int = 1) -> Gateway:
+    """``storage``: a top-level ``storage:`` line of YAML (default: the default store, SQLite)."""
     cached = "  cached: {targets: [fake:fake-gpt-4o], cache: {ttl_s: 600, max_mb: 1}}\n"  # an alias with a cache
-    config = basic_config(fake, ADMIN_CLIENT).replace("model_aliases:\n", "model_aliases:\n" + cached, 1)
-    gw = Gateway(workdir, config)
+    config = basic_config(fake, ADMIN_CLIENT).replace("model_aliases:\n", "model_aliases:\n" + cached, 1) + storage
+    gw = Gateway(workdir, config, workers=workers)
     gw.env_path.write_text(f"GATEWAY_MASTER_KEY={MASTER_KEY}\nUI_USERNAME={UI_USER}\nUI_PASSWORD={password}\n")
     return gw.start()
 
@@ -44,6 +46,13 @@ def ui_gateway(tmp_path_factory: pytest.TempPathFactory, fake_server: FakeUpstre
 
 def login(gw: Gateway, body: dict[str, str], headers: dict[str, str] | None = None) -> httpx.Response:
     return httpx.post(gw.base_url + "/ui/api/login", json=body, headers=headers or {}, timeout=15)
+
+
+def session_of(gw: Gateway, cookie: str) -> dict[str, object]:
+    """``GET /ui/api/session`` with ``cookie`` as the session cookie."""
+    response = httpx.get(gw.base_url + "/ui/api/session", cookies={"gw_session": cookie}, timeout=10)
+    assert response.status_code == 200
+    return response.json()
 
 
 @contextmanager

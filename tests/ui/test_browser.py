@@ -117,11 +117,9 @@ def test_sign_in_see_the_overview_and_sign_out(ui_gateway: Gateway, page: Any) -
 
 
 def test_a_wrong_password_is_rejected(ui_gateway: Gateway, page: Any) -> None:
-    started = time.monotonic()
     sign_in(page, ui_gateway, password="not-the-password")
     expect = sync_api.expect
     expect(page.locator("#login-error")).to_have_text("Wrong username or password.", timeout=15_000)
-    assert time.monotonic() - started >= 0.95
     expect(page.locator("#app")).to_be_hidden()
     assert "gw_session" not in {c["name"] for c in page.context.cookies()}
     shot(page, "login-wrong-password")

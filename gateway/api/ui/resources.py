@@ -7,7 +7,10 @@ served, so no request path can reach anything else on disk.
 
 Sign-in (``POST /ui/api/login``) takes ``{"key"}`` (the master key or an admin client key) or
 ``{"username", "password"}`` (``UI_USERNAME``/``UI_PASSWORD``) and sets the signed session
-cookie described in ``session.py``; a wrong credential is answered after a delay.
+cookie described in ``session.py``. Password attempts are throttled per remote address
+and per username before the password is checked (``throttle.py``); a wrong credential is
+answered at once (the throttle, not a delay, bounds the guesses). Sign-out
+(``POST /ui/api/logout``) ends the session in every worker and replica (``signout.py``).
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ import falcon.asgi
 import orjson
 
 from ...errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied
+from ...errors import StoreUnavailable as Refused
 from ...pipeline.auth import authenticate_any
 from ...server.runtime import Runtime
 from ...store.base import StoreUnavailable
 from ..common import read_json
 from .session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
+from .signout import SignOuts
+from .throttle import SignInThrottle, peer_address
 
 log = logging.getLogger("gateway.ui")
 
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
-FAILED_LOGIN_DELAY_S = 1.0
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LOGIN_BODY = 16 * 1024
 CONTENT_TYPES = {
@@ -116,6 +121,7 @@ class UISessionAPI:
     def __init__(self, runtime: Runtime, keeper: SessionKeeper):
         self.runtime = runtime
         self.keeper = keeper
+        self.throttle = SignInThrottle(lambda: runtime.limiter.store)
 
     async def session_body(self, req: falcon.asgi.Request) -> dict[str, Any]:
         session = await self.keeper.from_request(req)
@@ -154,21 +160,21 @@ class LoginResource(UISessionAPI):
             raise InvalidRequest("Send the sign-in as JSON: {\"key\"} or {\"username\", \"password\"}.")
         body = await read_json(req, MAX_LOGIN_BODY)
         snap = self.runtime.snapshot
+        remote = peer_address(req.scope)
         try:
-            who = await self._who(body)
+            who = await self._who(body, remote)
         except (AuthenticationError, AdminRequired) as exc:
             log.warning("dashboard sign-in refused", extra={
-                "method": "key" if "key" in body else "password", "reason": exc.code, "remote": req.remote_addr})
-            await asyncio.sleep(FAILED_LOGIN_DELAY_S)  # never blocks the event loop
+                "method": "key" if "key" in body else "password", "reason": exc.code, "remote": remote})
             raise
         token, session = await self.keeper.issue(who, snap)
         resp.set_cookie(COOKIE, token, max_age=self.keeper.ttl_s, path="/", secure=_is_https(req),
                         http_only=True, same_site="Strict")
-        log.info("dashboard sign-in", extra={"who": who, "remote": req.remote_addr})
+        log.info("dashboard sign-in", extra={"who": who, "remote": remote})
         _json(resp, {"signed_in": True, "csrf_token": self.keeper.csrf_token(session), "who": who,
                      "expires_at": session.expires})
 
-    async def _who(self, body: dict[str, Any]) -> str:
+    async def _who(self, body: dict[str, Any], remote: str) -> str:
         key, username, password = body.get("key"), body.get("username"), body.get("password")
         if isinstance(key, str) and key:
             caller = await authenticate_any(self.runtime.snapshot, self.runtime.directory, f"Bearer {key}", None)
@@ -176,9 +182,11 @@ class LoginResource(UISessionAPI):
                 raise AdminRequired("The dashboard needs the master key or the key of a client with 'admin: true'.")
             return "master" if caller.is_master else f"client:{caller.client.id}"
         if isinstance(username, str) and isinstance(password, str) and username and password:
+            slots = await self.throttle.take(remote, username)  # 429 before the password is looked at
             creds = self.keeper.credentials.current()
             # the password may be a PBKDF2 hash: checked off the event loop
             if creds is not None and await asyncio.to_thread(creds.matches, username, password):
+                await self.throttle.give_back(slots)
                 return f"user:{creds.username}"
             raise AuthenticationError("Wrong username or password.")
         raise InvalidRequest("Send {\"key\": ...} or {\"username\": ..., \"password\": ...}.")
@@ -187,15 +195,26 @@ class LoginResource(UISessionAPI):
 class LogoutResource(UISessionAPI):
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         _check_origin(req)
-        session = await self.keeper.from_request(req)
+        try:
+            session = await self.keeper.from_request(req)
+        except Refused:  # the store is out of reach (on_unavailable: closed): the browser forgets it all the same
+            _forget_cookie(req, resp)
+            raise
+        if session is not None and not self.keeper.csrf_ok(req, session):
+            raise PermissionDenied("Sign-out needs the 'x-csrf-token' header of the session.")
+        _forget_cookie(req, resp)
         if session is not None:
-            if not self.keeper.csrf_ok(req, session):
-                raise PermissionDenied("Sign-out needs the 'x-csrf-token' header of the session.")
-            self.keeper.revoke(session)
+            kept = await self.keeper.revoke(session)
             log.info("dashboard sign-out", extra={"who": session.who})
-        resp.set_cookie(COOKIE, "", max_age=0, expires=_EPOCH, path="/", secure=_is_https(req), http_only=True,
-                        same_site="Strict")
+            if not kept:
+                raise Refused("Signed out in this browser and this process, but the gateway's store is unreachable: "
+                              "elsewhere a copy of the session's cookie stays valid until it expires.")
         _json(resp, {"signed_in": False})
+
+
+def _forget_cookie(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
+    resp.set_cookie(COOKIE, "", max_age=0, expires=_EPOCH, path="/", secure=_is_https(req), http_only=True,
+                    same_site="Strict")
 
 
 class SessionResource(UISessionAPI):
@@ -220,7 +239,8 @@ def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
             return None
         return record.key_digest if record is not None and record.admin else None
 
-    keeper = SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file),
+    signouts = SignOuts(lambda: runtime.stores.runtime, lambda: runtime.guard)
+    keeper = SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file), signouts,
                            directory_admin=directory_admin)
     install(keeper)
     static = StaticResource(load_static())

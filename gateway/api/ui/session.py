@@ -9,6 +9,10 @@ credential, so rotating the master key, rotating or demoting the admin client, o
 ``UI_USERNAME``/``UI_PASSWORD`` ends the sessions it opened. The CSRF token is
 HMAC(secret, ``csrf:`` + sid): every call other than GET/HEAD/OPTIONS must send it in the
 ``x-csrf-token`` header. Nothing here ever holds a key or password longer than one call.
+
+Signing out ends the session everywhere for the rest of its lifetime: the sign-out is kept in
+the runtime store (``signout.py``), which every worker and replica reads and which outlives
+a restart, and each session check consults it.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import orjson
 from ...config.loader import read_environment
 from ...config.snapshot import Snapshot
 from ...errors import AuthenticationError, PermissionDenied
+from .signout import SignOuts
 
 log = logging.getLogger("gateway.ui")
 
@@ -183,14 +188,14 @@ class SessionKeeper:
     """Issues and checks session cookies for one worker."""
 
     def __init__(self, secret: bytes, snapshot: Callable[[], Snapshot], credentials: CredentialsFile,
-                 ttl_s: int = TTL_S, directory_admin: DirectoryAdmin | None = None):
+                 signouts: SignOuts, ttl_s: int = TTL_S, directory_admin: DirectoryAdmin | None = None):
         self.secret = secret
         # the key digest of an ``admin: true`` client of the store's directory, by id (or None)
         self.directory_admin = directory_admin
         self.snapshot = snapshot
         self.credentials = credentials
         self.ttl_s = ttl_s
-        self._revoked: dict[str, int] = {}  # sid -> expiry, for sessions signed out in this worker
+        self.signouts = signouts  # sessions signed out, in the runtime store
 
     def _mac(self, message: str) -> bytes:
         return hmac.new(self.secret, message.encode(), hashlib.sha256).digest()
@@ -237,17 +242,18 @@ class SessionKeeper:
             session = Session(str(data["sid"]), str(data["who"]), str(data["fp"]), int(data["exp"]))
         except (ValueError, KeyError, TypeError):
             return None
-        if session.expires <= time.time() or session.sid in self._revoked:
+        if session.expires <= time.time():
             return None
         current = await self.fingerprint(session.who, snap)
         if current is None or not hmac.compare_digest(current, session.fingerprint):
             return None
+        if await self.signouts.ended(session.sid):  # last: a forged or stale cookie costs no store read
+            return None
         return session
 
-    def revoke(self, session: Session) -> None:
-        now = time.time()
-        self._revoked = {sid: exp for sid, exp in self._revoked.items() if exp > now}
-        self._revoked[session.sid] = session.expires
+    async def revoke(self, session: Session) -> bool:
+        """Sign ``session`` out everywhere; False when that could only be kept in this process."""
+        return await self.signouts.record(session.sid, session.expires)
 
     async def from_request(self, req: SessionRequest, snap: Snapshot | None = None) -> Session | None:
         for token in req.get_cookie_values(COOKIE) or ():
