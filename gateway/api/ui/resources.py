@@ -40,7 +40,7 @@ from .throttle import SignInThrottle, peer_address
 
 log = logging.getLogger("gateway.ui")
 
-UI_DIR = Path(__file__).resolve().parent.parent / "ui"
+UI_DIR = Path(__file__).resolve().parents[2] / "ui"  # gateway/ui: the static files
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_LOGIN_BODY = 16 * 1024
 CONTENT_TYPES = {
