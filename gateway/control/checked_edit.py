@@ -78,9 +78,11 @@ def _commit(files: Sequence[EditedFile], seen: Sequence[bytes | None], new: Sequ
             if text != _text(before):
                 swap.replace_if_unchanged(file.path, before, text, file.mode)
                 written.append((file, before, text))
-    except swap.Changed:
+    except BaseException as exc:  # changed under us, or a write failed (disk full): no half edit stays
         _undo(written)
-        return [file.path.name]
+        if isinstance(exc, swap.Changed):
+            return [file.path.name]
+        raise
     return []
 
 

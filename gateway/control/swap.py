@@ -85,21 +85,31 @@ def _put_back(tmp: Path, target: Path, ours: bytes) -> None:
         log.warning("two writes raced an edit of %s; the later one is kept as %s", target, kept.name)
 
 
+def _create(tmp: Path, target: Path) -> None:
+    """Give ``target`` (missing when read) the temp file's content, only if it is still missing."""
+    try:
+        os.link(tmp, target)  # fails if the name exists: create-if-missing in one step
+    except FileExistsError:
+        raise Changed(str(target)) from None
+    except OSError:  # no hard links on this filesystem: check, then rename
+        if read(target) is not None:
+            raise Changed(str(target)) from None
+        os.replace(tmp, target)
+
+
 def _install(tmp: Path, target: Path, seen: bytes | None, ours: bytes) -> None:
     if read(target) != seen:
         raise Changed(str(target))
     if seen is None:
-        try:
-            os.link(tmp, target)  # creates the file only if it is still missing
-            return
-        except FileExistsError:
-            raise Changed(str(target)) from None
-        except OSError:
-            pass  # no hard links here: a plain rename below
-    if seen is None or not _exchange(tmp, target):
-        os.replace(tmp, target)
+        _create(tmp, target)
         return
-    if read(tmp) != seen:  # tmp now holds what the swap displaced
+    try:
+        swapped = _exchange(tmp, target)
+    except FileNotFoundError:  # removed since the check
+        raise Changed(str(target)) from None
+    if not swapped:
+        os.replace(tmp, target)  # no exchange here: the window is the microseconds since the check
+    elif read(tmp) != seen:  # tmp now holds what the swap displaced: an edit made since the check
         _put_back(tmp, target, ours)
         raise Changed(str(target))
 

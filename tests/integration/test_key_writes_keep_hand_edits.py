@@ -1,10 +1,12 @@
-"""Provider keys written through the admin API while someone edits ``config.yaml`` and ``.env`` by
-hand: no hand edit is ever reverted, and every API change is either made (2xx) or refused with 409
-"changed while editing" and nothing written. Through the real gateway (two workers, so the writes
-of both are in play) and a hand editor in its own process (tests/hand_editor.py)."""
+"""Keys written while someone edits ``config.yaml`` and ``.env`` by hand: provider keys through the
+admin API, clients through ``python -m gateway add-client`` (what ``virtual-key.sh`` runs). No hand
+edit is ever reverted, and every change is either made or refused ("changed while editing", 409
+from the API) with nothing written. Through the real gateway (two workers, so the writes of both
+are in play), the real command, and a hand editor in its own process (tests/hand_editor.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
@@ -13,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import yaml
@@ -144,3 +147,29 @@ def test_a_file_that_keeps_changing_gets_409_and_nothing_written(gw: Gateway) ->
     with gw.client(MASTER_KEY) as api:  # once the file is left alone, the same request goes through
         again = api.post("/admin/v1/providers/fake/keys", json={"api_key": "sk-never-written-55555555"})
     assert again.status_code == 201, again.text
+
+
+def test_clients_added_while_the_config_is_edited_by_hand_never_revert_it(tmp_path: Path, fake: FakeUpstream) -> None:
+    files = Gateway(tmp_path, config_with_more_providers(fake))  # the files only: add-client needs no gateway
+    with files.env_path.open("a") as handle:
+        handle.write(f"OPENAI_API_KEY={ENV_KEY}\n")
+    editor = hand_editor(files, seconds=8, pause_ms=40, kinds="append-config,model")
+    outcomes: dict[str, subprocess.CompletedProcess[str]] = {}
+    while editor.poll() is None:
+        client_id = f"hand-race-{len(outcomes) + 1}"
+        outcomes[client_id] = subprocess.run([sys.executable, "-m", "gateway", "add-client", "--id", client_id],
+                                             cwd=files.workdir, env=files.env, capture_output=True, text=True,
+                                             timeout=120)
+    out, _ = editor.communicate(timeout=30)
+    made = json.loads(out)
+    lost = lost_hand_edits(files, made)
+    counts = {kind: f"{len(lost[kind])} of {len(made[kind])}" for kind in made}
+    assert not any(lost.values()), f"hand edits lost: {counts}: {lost}"
+    clients = {c["id"]: c for c in yaml.safe_load(files.config_path.read_text())["api_keys"]}
+    for client_id, run in outcomes.items():
+        if run.returncode == 0:
+            key_hash = "sha256:" + hashlib.sha256(run.stdout.strip().encode()).hexdigest()
+            assert clients[client_id]["key_hash"] == key_hash, run.stdout
+        else:
+            assert "Changed while editing" in run.stderr and client_id not in clients, run.stderr
+    assert sum(run.returncode == 0 for run in outcomes.values()) >= 3, {i: r.stderr for i, r in outcomes.items()}
