@@ -2,9 +2,11 @@
 
 The new entry is inserted as text at the top of the ``api_keys:`` list (or a new list is
 appended), the result is validated as a whole, then written atomically (temp file + rename)
-so the running gateway's watcher picks it up as one change. The read-modify-write runs under
-the operator lock (``gateway/server/oplock.py``, the ``run/gateway.lock`` that the scripts take), so
-concurrent writers never drop each other's clients.
+so the running gateway's watcher picks it up as one change. The read-modify-write goes through
+``checked_edit.py``: under the operator lock (``gateway/server/oplock.py``, the
+``run/gateway.lock`` that the scripts take), so concurrent writers never drop each other's
+clients, and written only over the file it read, so an edit made by hand meanwhile is never
+reverted (the client is added on top of it instead).
 
 An id belongs to config.yaml first: a client added here shadows a client of the store's directory
 (created through the admin API) with the same id, whose key the gateway then refuses. So the ids
@@ -15,22 +17,21 @@ refused. A store that cannot be read is a warning on stderr, not a failure.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import secrets
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from ..config.loader import ConfigError, parse_config, read_environment
 from ..config.snapshot import build_snapshot
 from ..core.targets import key_hash_text
-from ..server.oplock import LockTimeout, operator_lock
+from ..server.oplock import DEFAULT_TIMEOUT_S, LockTimeout
 from ..settings import Settings
 from ..store.base import StoreError
 from ..store.config import Storage
 from ..store.factory import open_backend, sqlite_path
+from .checked_edit import ChangedWhileEditing, EditedFile, edit_files
 
 _TOP_KEY = re.compile(r"^api_keys\s*:\s*(\[\s*\])?\s*(#.*)?$")
 _ITEM = re.compile(r"^(\s*)- ")
@@ -79,24 +80,41 @@ def check_limits(rpm: int | None, tpm: int | None) -> None:
             raise SystemExit(f"error: {flag} must be at least 1, not {value} (to set no limit, leave {flag} out)")
 
 
+class _Refused(Exception):
+    """The request cannot be met (the message says why); nothing was written."""
+
+
 def add_client(settings: Settings, *, client_id: str | None, providers: str, rpm: int | None,
                tpm: int | None, admin: bool = False) -> str:
     """Add a client (under the operator lock) and return its new key; SystemExit on a bad request."""
     check_limits(rpm, tpm)
+    path = Path(settings.config)
+
+    def change(texts: list[str]) -> tuple[list[str], str]:
+        new_text, key = _with_client(texts[0], settings, client_id=client_id, providers=providers, rpm=rpm,
+                                     tpm=tpm, admin=admin)
+        return [new_text], key
+
     try:
-        with operator_lock("python -m gateway add-client"):
-            return _add_client(settings, client_id=client_id, providers=providers, rpm=rpm, tpm=tpm, admin=admin)
+        return edit_files([EditedFile(path)], change, "python -m gateway add-client", DEFAULT_TIMEOUT_S)
+    except _Refused as exc:
+        raise SystemExit(f"error: {exc}") from None
     except LockTimeout as exc:
         raise SystemExit(f"error: another writer holds the config: {exc}") from None
+    except ChangedWhileEditing as exc:
+        raise SystemExit(f"error: {path}: {exc}") from None
 
 
-def _add_client(settings: Settings, *, client_id: str | None, providers: str, rpm: int | None,
-                tpm: int | None, admin: bool) -> str:
+def _with_client(text: str, settings: Settings, *, client_id: str | None, providers: str, rpm: int | None,
+                 tpm: int | None, admin: bool) -> tuple[str, str]:
+    """``text`` with a new client in it, and the client's key."""
     path = Path(settings.config)
-    text = path.read_text(encoding="utf-8")
     environ = read_environment(Path(settings.env_file))
-    loaded = parse_config(text.encode(), str(path), environ)
-    existing = build_snapshot(loaded, str(path))
+    try:
+        loaded = parse_config(text.encode(), str(path), environ)
+        existing = build_snapshot(loaded, str(path))
+    except ConfigError as exc:
+        raise _Refused(f"the config does not load; fix it first:\n{exc.render()}") from None
     taken = set(existing.client_ids)
     in_directory = directory_ids(settings, loaded.config.storage) or set()
     if client_id is None:
@@ -106,27 +124,26 @@ def _add_client(settings: Settings, *, client_id: str | None, providers: str, rp
             n += 1
         client_id = f"client-{n:03d}"
     elif client_id in taken:
-        raise SystemExit(f"error: a client with id '{client_id}' already exists in {path}")
+        raise _Refused(f"a client with id '{client_id}' already exists in {path}")
     elif client_id in in_directory:
-        raise SystemExit(f"error: a client with id '{client_id}' was created through the admin API; delete it "
-                         f"there first (DELETE /admin/v1/clients/{client_id}) or choose another --id (in "
-                         "config.yaml, the id would shadow that client and its key would stop working)")
+        raise _Refused(f"a client with id '{client_id}' was created through the admin API; delete it there first "
+                       f"(DELETE /admin/v1/clients/{client_id}) or choose another --id (in config.yaml, the id "
+                       "would shadow that client and its key would stop working)")
     if not re.fullmatch(r"[A-Za-z0-9_.\-]+", client_id):
-        raise SystemExit("error: --id may hold letters, digits, '.', '_' and '-' only")
+        raise _Refused("--id may hold letters, digits, '.', '_' and '-' only")
     allowed = [p.strip() for p in providers.split(",") if p.strip()] or ["*"]
     unknown = [p for p in allowed if p != "*" and p not in existing.providers]
     if unknown:
-        raise SystemExit(f"error: unknown provider(s) {', '.join(unknown)}; configured: "
-                         f"{', '.join(existing.providers) or 'none'}")
+        raise _Refused(f"unknown provider(s) {', '.join(unknown)}; configured: "
+                       f"{', '.join(existing.providers) or 'none'}")
     key = new_client_key()
     new_text = insert_client(text, lambda indent: client_entry(client_id, key_hash_text(key), allowed, rpm, tpm,
                                                               admin, indent))
     try:
         build_snapshot(parse_config(new_text.encode(), str(path), environ), str(path))
     except ConfigError as exc:
-        raise SystemExit(f"error: the config would not be valid after adding the client:\n{exc.render()}") from None
-    write_atomically(path, new_text)
-    return key
+        raise _Refused(f"the config would not be valid after adding the client:\n{exc.render()}") from None
+    return new_text, key
 
 
 def directory_ids(settings: Settings, storage: Storage) -> set[str] | None:
@@ -150,19 +167,3 @@ def directory_ids(settings: Settings, storage: Storage) -> set[str] | None:
               "the admin API with the same id would be shadowed by this one (its key refused)", file=sys.stderr)
         return None
 
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace the file at ``path`` with ``text`` by a rename, keeping its mode; a symlinked config
-    (a ConfigMap mount, a re-pointed link) has its target replaced and stays a link."""
-    target = path.resolve()
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.chmod(tmp, mode)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

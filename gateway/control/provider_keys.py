@@ -3,8 +3,10 @@
 Blocking (files, the operator lock): the admin API runs these on a thread. Each edit holds the
 operator lock (``gateway/server/oplock.py``, the lock ``virtual-key.sh`` takes) from the first read to
 the last write, builds the snapshot the edited files give and refuses the edit, writing nothing,
-unless it is valid and passes the reload guard. A new key's secret always goes to ``.env``
-(mode 600) as a new numbered variable:
+unless it is valid and passes the reload guard. It writes a file only if that still holds what
+was read (``checked_edit.py``): an edit made by hand meanwhile is never reverted, the key edit is
+redone on top of it (or refused with ``ChangedWhileEditing`` when the files keep changing). A new
+key's secret always goes to ``.env`` (mode 600) as a new numbered variable:
 
 - a provider without ``api_keys`` in the config draws keys from its type's variables
   (``OPENAI_API_KEY``, ``OPENAI_API_KEY_2`` …): the next number is written to ``.env``;
@@ -21,7 +23,7 @@ from __future__ import annotations
 import io
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +35,9 @@ from ..config.schema import ProviderConfig
 from ..config.snapshot import Snapshot, build_snapshot
 from ..core.targets import ProviderKey
 from ..providers.registry import TYPES, entry
-from ..server.oplock import operator_lock
 from . import configfile
-from .clients import write_atomically
-from .envfile import next_numbered, remove_value, set_value, write_private
+from .checked_edit import EditedFile, edit_files
+from .envfile import next_numbered, remove_value, set_value
 
 LOCK_TIMEOUT_S = 10.0  # an HTTP caller waits this long for the operator lock (scripts wait longer)
 SECRET = re.compile(r"[A-Za-z0-9._~+/=:\-]{8,4096}")
@@ -91,11 +92,6 @@ def check_secret(secret: str) -> str | None:
     return None
 
 
-def _read(files: Files) -> _Texts:
-    env = files.env.read_text(encoding="utf-8") if files.env.is_file() else ""
-    return _Texts(files.config.read_text(encoding="utf-8"), env)
-
-
 def _build(texts: _Texts, filename: str) -> tuple[LoadedConfig, Snapshot]:
     try:
         loaded = parse_config(texts.config.encode(), filename, environment_from(texts.env))
@@ -119,14 +115,22 @@ def _validated(texts: _Texts, filename: str, current: Snapshot) -> Snapshot:
     return snapshot
 
 
-def _write(files: Files, old: _Texts, new: _Texts, env_first: bool) -> None:
-    writes = [(files.env, old.env, new.env, True), (files.config, old.config, new.config, False)]
-    for path, before, after, private in writes if env_first else reversed(writes):
-        if after != before:
-            if private:
-                write_private(str(path), after)
-            else:
-                write_atomically(path, after)
+def _edit(files: Files, who: str, lock_timeout_s: float, env_first: bool,
+          change: Callable[[_Texts], tuple[_Texts, KeyChange]]) -> KeyChange:
+    """Run ``change`` on the two files' texts and write what it gives (``checked_edit``: under the
+    operator lock, never over an edit made meanwhile). ``env_first``: write ``.env`` before the
+    config (a new variable exists before the config names it), else after (the config stops naming
+    a variable before it goes)."""
+    order = [EditedFile(files.env, private=True), EditedFile(files.config)]
+    if not env_first:
+        order.reverse()
+
+    def on_texts(texts: list[str]) -> tuple[list[str], KeyChange]:
+        env, config = texts if env_first else texts[::-1]
+        new, result = change(_Texts(config, env))
+        return ([new.env, new.config] if env_first else [new.config, new.env]), result
+
+    return edit_files(order, on_texts, who, lock_timeout_s)
 
 
 def _series_base(raw: Iterable[str], provider_id: str) -> str:
@@ -146,9 +150,9 @@ def _names_in_use(texts: _Texts) -> set[str]:
 def add_key(files: Files, current: Snapshot, provider_id: str, secret: str, who: str,
             lock_timeout_s: float = LOCK_TIMEOUT_S) -> KeyChange:
     """Write ``secret`` as a new key of ``provider_id`` (see the module docstring)."""
-    with operator_lock(f"admin API: add a key to {provider_id} ({who})", timeout=lock_timeout_s):
-        old = _read(files)
-        filename = str(files.config)
+    filename = str(files.config)
+
+    def change(old: _Texts) -> tuple[_Texts, KeyChange]:
         loaded, snapshot = _build(old, filename)
         index, provider = _provider(loaded, provider_id)
         ident = ProviderKey(provider_id, 0, secret).ident
@@ -167,8 +171,9 @@ def add_key(files: Files, current: Snapshot, provider_id: str, secret: str, who:
         if label is None:
             raise KeyConflict(f"the key would not join provider '{provider_id}''s pool "
                               f"({variable} is set in the gateway's process environment)")
-        _write(files, old, new, env_first=True)
-    return KeyChange(provider_id, label, (variable,), new.config != old.config, result)
+        return new, KeyChange(provider_id, label, (variable,), new.config != old.config, result)
+
+    return _edit(files, f"admin API: add a key to {provider_id} ({who})", lock_timeout_s, True, change)
 
 
 def _env_file_names(env_text: str) -> set[str]:
@@ -193,9 +198,9 @@ def _drop_env(old_env: str, variables: Iterable[str], provider_id: str) -> str:
 def remove_key(files: Files, current: Snapshot, provider_id: str, label: str, who: str,
                lock_timeout_s: float = LOCK_TIMEOUT_S) -> KeyChange:
     """Remove the key ``label`` (``provider#N``) of ``provider_id`` (see the module docstring)."""
-    with operator_lock(f"admin API: remove key {label} ({who})", timeout=lock_timeout_s):
-        old = _read(files)
-        filename = str(files.config)
+    filename = str(files.config)
+
+    def change(old: _Texts) -> tuple[_Texts, KeyChange]:
         loaded, snapshot = _build(old, filename)
         index, provider = _provider(loaded, provider_id)
         key = next((k for k in snapshot.providers[provider_id].keys if k.label == label), None)
@@ -216,5 +221,6 @@ def remove_key(files: Files, current: Snapshot, provider_id: str, label: str, wh
             variables = [n for n in sorted(orphans) if n in _env_file_names(old.env) and n not in os.environ]
             new = _Texts(config, _drop_env(old.env, variables, provider_id))
         result = _validated(new, filename, current)
-        _write(files, old, new, env_first=False)
-    return KeyChange(provider_id, label, tuple(variables), new.config != old.config, result)
+        return new, KeyChange(provider_id, label, tuple(variables), new.config != old.config, result)
+
+    return _edit(files, f"admin API: remove key {label} ({who})", lock_timeout_s, False, change)

@@ -2,8 +2,9 @@
 
 ``./start.sh``, ``./stop.sh``, ``./virtual-key.sh`` and ``./setup.sh`` (its writes of ``.env``
 and ``config/config.yaml``) take it with flock(1) through ``scripts/lib.sh``; Python code that
-writes those files (``python -m gateway add-client`` today, the admin API later) takes the
-same lock here, so two writers never interleave a read-modify-write of one file.
+writes those files (``python -m gateway add-client`` and the admin API's key edits, both through
+``control/checked_edit.py``) takes the same lock here, so two writers never interleave a
+read-modify-write of one file. Hand edits do not take it: ``checked_edit`` guards against those.
 
 The lock file is ``run/gateway.lock`` under the working directory (the checkout's root, as for
 ``config/config.yaml`` and ``.env``), or ``$GATEWAY_LOCK_FILE`` when that is set; lib.sh

@@ -15,6 +15,7 @@ from typing import Any
 import falcon.asgi
 
 from ...control import provider_keys as pk
+from ...control.checked_edit import ChangedWhileEditing
 from ...control.configfile import EditError
 from ...core.targets import ProviderSpec
 from ...errors import Conflict, GatewayError, InvalidRequest, NotFound
@@ -107,6 +108,8 @@ def _refused(exc: Exception) -> GatewayError:
         return Conflict(f"{str(exc).capitalize()}.")
     if isinstance(exc, LockTimeout):
         return Conflict(f"Another operator action holds the lock ({exc.holder or 'unknown'}); retry shortly.")
+    if isinstance(exc, ChangedWhileEditing):
+        return Conflict(f"{exc}.")
     return InvalidRequest(f"Refused: the config with this change would not load (nothing was written):\n{exc}")
 
 
@@ -128,7 +131,7 @@ class KeysEditor(AdminResource):
     async def edit(self, fn: Callable[[], pk.KeyChange]) -> pk.KeyChange:
         try:
             return await asyncio.to_thread(fn)
-        except (pk.KeyEditError, EditError, LockTimeout) as exc:
+        except (pk.KeyEditError, EditError, LockTimeout, ChangedWhileEditing) as exc:
             raise _refused(exc) from None
 
 
