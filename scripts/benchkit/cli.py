@@ -25,7 +25,9 @@ benchkit/targets.py): run it before a performance-sensitive change. Timing is no
 not run it.
 
 Instead of the main run: ``--stores`` (the same load through each store), ``--protocols`` (the
-Anthropic and Gemini adapters against the OpenAI pass-through).
+Anthropic and Gemini adapters against the OpenAI pass-through), ``--overhead`` (sequential added
+latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
+LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
 
 Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
 its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
@@ -47,6 +49,7 @@ from typing import Any
 
 from benchkit.common import GATEWAY_ENV, BenchError
 from benchkit.main_run import run
+from benchkit.overhead_run import run_overhead
 from benchkit.protocols import run_protocols
 from benchkit.stores import run_stores
 from benchkit.system import Processes, pin_cpus, raise_fd_limit
@@ -105,6 +108,15 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocols", action="store_true",
                    help="instead of the main run: one row per protocol (OpenAI pass-through, Anthropic and Gemini "
                         "adapters; whole and streamed), gateway CPU per request and per event")
+    p.add_argument("--overhead", action="store_true",
+                   help="instead of the main run: sequential added latency, direct and gateway in interleaved "
+                        "rounds (median of the round medians, IQR of the per-round differences)")
+    p.add_argument("--overhead-rounds", type=int, default=20, help="rounds of --overhead (default 20)")
+    p.add_argument("--overhead-requests", type=int, default=200,
+                   help="sequential requests per target in each --overhead round (default 200)")
+    p.add_argument("--with-litellm", action="store_true",
+                   help="with --overhead: LiteLLM proxy in the same rounds (installed once from PyPI into "
+                        "~/.cache/llm-gateway-bench/litellm-venv)")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -128,14 +140,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             or args.streams < 1 or args.event_streams < 1 or args.stream_events < 2):
         p.error("--duration >= 1, --warmup >= 0, --ttfb-requests, --workers, --rounds, --streams, "
                 "--event-streams >= 1, --stream-events >= 2")
-    if args.stores and args.protocols:
-        p.error("--stores and --protocols are separate runs: give one")
+    if args.overhead_rounds < 1 or args.overhead_requests < 1:
+        p.error("--overhead-rounds and --overhead-requests >= 1")
+    if sum((args.stores, args.protocols, args.overhead)) > 1:
+        p.error("--stores, --protocols and --overhead are separate runs: give one")
+    if args.with_litellm and not args.overhead:
+        p.error("--with-litellm goes with --overhead")
     return args
 
 
 def dispatch(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     if args.protocols:
         return run_protocols(args, procs, tmp)
+    if args.overhead:
+        return run_overhead(args, procs, tmp)
     return run_stores(args, procs, tmp) if args.stores else run(args, procs, tmp)
 
 
@@ -157,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGHUP, on_term)
     procs = Processes()
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
-    keep = args.keep_tmp
+    keep = False
     try:
         return dispatch(args, procs, tmp)
     except BenchError as exc:
@@ -175,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C again while stopping must not leave processes behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         procs.stop_all()
-        if keep:
+        if keep or args.keep_tmp:  # a run may ask to keep them (a helper that did not start)
             print(f"scripts/bench: configs and logs kept in {tmp}", file=sys.stderr)
         else:
             shutil.rmtree(tmp, ignore_errors=True)

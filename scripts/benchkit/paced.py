@@ -1,6 +1,6 @@
 """Open-loop latency on one keep-alive connection: requests due at a fixed rate, latency counted
 from each request's due time (no coordinated omission); and the raw-socket HTTP/1.1 response reader
-it uses."""
+it (and the sequential overhead rounds) use."""
 
 from __future__ import annotations
 
