@@ -1,8 +1,10 @@
-"""The server floor for ``scripts/bench``: Granian embedded, as the gateway runs it with one worker
+"""The server floor: Granian embedded, as the gateway runs it with one worker
 (``gateway/server/embedded.py``), serving a Falcon app that reads the body and answers a fixed
 completion: what any Falcon-on-Granian service pays before the gateway's own work.
 
-    python scripts/bench_floor.py PORT        (scripts/bench starts it, pinned like the gateway)
+    python scripts/benchkit --serve-floor PORT        (the run starts it, pinned like the gateway)
+
+It imports nothing else of the bench, so its process is the floor and no more.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import os
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 ANSWER = (b'{"id":"chatcmpl-floor","object":"chat.completion","created":1700000000,"model":"m","choices":'
@@ -48,7 +51,7 @@ async def serve(port: int) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.stop)
     if os.environ.get("GATEWAY_BATCH_HELPER_THREADS") == "true":  # scripts/bench --batch-helper-threads
-        sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
+        sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository
         from gateway.server.sched import LoopFirst
 
         sweeper = LoopFirst()  # held while serving (the loop keeps only a weak reference to its task)
@@ -56,7 +59,7 @@ async def serve(port: int) -> None:
     await server.serve()
 
 
-if __name__ == "__main__":
+def main(port: int) -> None:
     import uvloop
 
-    uvloop.run(serve(int(sys.argv[1])))
+    uvloop.run(serve(port))
