@@ -86,7 +86,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True, exist_ok=True)
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
-    if workers == 1 and os.environ.get("GATEWAY_EMBEDDED", "1") != "0":
+    if workers == 1 and settings.embedded:
         from .server.embedded import run
 
         run(host, port, settings.log_level.lower())

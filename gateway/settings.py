@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     watch: bool = True
     http_transport: TransportName | None = None  # None: the default (upstream/transports/choice.py), proxy-aware
     batch_helper_threads: bool = False  # server/sched.py: opt-in, for a worker with a core to itself
+    embedded: bool = True  # one worker runs Granian embedded (server/embedded.py); false: its supervisor process
+    lock_file: Path | None = None  # the operator lock (server/oplock.py); None: run/gateway.lock in the cwd
+    lock_fd: int | None = None  # set by a script that holds the operator lock on this inherited descriptor
 
 
 def load_settings() -> Settings:

@@ -7,7 +7,7 @@ duplicate ids) are checked when the snapshot is built (``snapshot.py``).
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, Self, get_args
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     BeforeValidator,
@@ -22,19 +22,11 @@ from pydantic_core import PydanticCustomError
 
 from ..core.policy import Budget, CacheConfig, Limits, Strict
 from ..core.pricing import Pricing
+from ..providers.registry import TYPES
 from ..store.config import Storage
 
-# The provider types; each is described in ``providers/registry.py`` (a test keeps the two in step).
-OpenAICompatibleType = Literal[
-    "openai", "groq", "mistral", "deepseek", "together", "perplexity", "xai", "openrouter", "ollama",
-    "lmstudio", "openai-compatible",
-]
-ProviderTypeName = Literal[
-    "openai", "azure", "anthropic", "gemini", "groq", "mistral", "deepseek", "together",
-    "perplexity", "xai", "openrouter", "ollama", "lmstudio", "openai-compatible",
-]
 EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio", "moderations", "responses",
-                         "files", "assistants", "threads"]  # providers/base.py's operation names
+                         "files", "assistants", "threads"]  # core/call.py's operation names
 Strategy = Literal["fallback", "round_robin", "weighted", "least_busy", "latency", "cost"]
 
 
@@ -173,8 +165,22 @@ class _ProviderBase(Strict):
         return []
 
 
+def _known_type(protocol: str | None) -> Any:
+    """A validator of ``type``: one of ``providers/registry.py``'s types (of ``protocol``, when given),
+    refused with the list of them in the words of a pydantic literal error."""
+    names = [name for name, kind in TYPES.items() if protocol is None or kind.protocol == protocol]
+    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
+
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in names:
+            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+        return value
+
+    return BeforeValidator(check)
+
+
 class OpenAICompatibleProvider(_ProviderBase):
-    type: OpenAICompatibleType
+    type: Annotated[str, _known_type("openai")]
 
 
 class AzureProvider(_ProviderBase):
@@ -206,13 +212,14 @@ class _UnknownTypeProvider(_ProviderBase):
     """Where a provider with a missing or unknown ``type`` is validated: its ``type`` fails with the
     list of known types, and its other fields are still checked (every type-specific field allowed)."""
 
-    type: ProviderTypeName
+    type: Annotated[str, _known_type(None)]
     api_version: str | None = None
     anthropic_version: str | None = None
 
 
-_TAGS: dict[str, str] = {name: "OpenAICompatibleProvider" for name in get_args(OpenAICompatibleType)}
-_TAGS.update(azure="AzureProvider", anthropic="AnthropicProvider", gemini="GeminiProvider")
+# The config class of each protocol (a provider type's protocol: ``providers/registry.py``).
+_TAGS: dict[str, str] = {"openai": "OpenAICompatibleProvider", "azure": "AzureProvider",
+                         "anthropic": "AnthropicProvider", "gemini": "GeminiProvider"}
 UNKNOWN_TYPE_TAG = "UnknownTypeProvider"
 # What pydantic puts in an error's location to name the union member (the loader drops them).
 PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG}
@@ -220,7 +227,8 @@ PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG}
 
 def _provider_tag(value: Any) -> str:
     type_ = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return _TAGS.get(type_, UNKNOWN_TYPE_TAG) if isinstance(type_, str) else UNKNOWN_TYPE_TAG
+    kind = TYPES.get(type_) if isinstance(type_, str) else None
+    return _TAGS.get(kind.protocol, UNKNOWN_TYPE_TAG) if kind is not None else UNKNOWN_TYPE_TAG
 
 
 # One provider entry: a discriminated union on ``type``.

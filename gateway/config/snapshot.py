@@ -145,7 +145,7 @@ def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Fin
             timeout_s=p.timeout_s or cfg.server.request_timeout_s,
             cooldown_s=p.cooldown_s or cfg.routing.cooldown_s,
             stream_usage=kind.stream_usage, needs_key=kind.needs_key, api_version=p.protocol_version(),
-            endpoints=frozenset(p.endpoints) if p.endpoints is not None else None,
+            families=kind.families & frozenset(p.endpoints) if p.endpoints is not None else kind.families,
         )
     return providers
 

@@ -1,7 +1,8 @@
 """Adding a client to the config file: a new ``sk-`` key, only its hash written, comments kept.
 
-The new entry is inserted as text at the top of the ``api_keys:`` list (or a new list is
-appended), the result is validated as a whole, then written atomically (temp file + rename)
+The new entry is inserted at the top of the ``api_keys:`` list through ruamel's round trip
+(``configfile.py``: comments and layout kept; a new list is made when there is none), the result
+is validated as a whole, then written atomically (temp file + rename)
 so the running gateway's watcher picks it up as one change. The read-modify-write goes through
 ``checked_edit.py``: under the operator lock (``gateway/server/oplock.py``, the
 ``run/gateway.lock`` that the scripts take), so concurrent writers never drop each other's
@@ -20,8 +21,8 @@ import asyncio
 import re
 import secrets
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..config.loader import ConfigError, parse_config, read_environment
 from ..config.snapshot import build_snapshot
@@ -32,9 +33,7 @@ from ..store.base import StoreError
 from ..store.config import Storage
 from ..store.factory import open_backend, sqlite_path
 from .checked_edit import ChangedWhileEditing, EditedFile, edit_files
-
-_TOP_KEY = re.compile(r"^api_keys\s*:\s*(\[\s*\])?\s*(#.*)?$")
-_ITEM = re.compile(r"^(\s*)- ")
+from .configfile import EditError, prepend_client
 
 
 def new_client_key() -> str:
@@ -42,35 +41,15 @@ def new_client_key() -> str:
 
 
 def client_entry(client_id: str, key_hash: str, providers: list[str], rpm: int | None, tpm: int | None,
-                 admin: bool, indent: str) -> list[str]:
-    quoted = ", ".join(f'"{p}"' for p in providers)
-    lines = [f"{indent}- id: {client_id}", f'{indent}  key_hash: "{key_hash}"',
-             f"{indent}  allowed_providers: [{quoted}]"]
+                 admin: bool) -> dict[str, Any]:
+    """The new client as config.yaml holds it (only the key's hash)."""
+    entry: dict[str, Any] = {"id": client_id, "key_hash": key_hash, "allowed_providers": providers}
     limits = {k: v for k, v in (("req_per_min", rpm), ("tokens_per_min", tpm)) if v is not None}
     if limits:
-        lines.append(f"{indent}  limits: {{" + ", ".join(f"{k}: {v}" for k, v in limits.items()) + "}")
+        entry["limits"] = limits
     if admin:
-        lines.append(f"{indent}  admin: true")
-    return lines
-
-
-def insert_client(text: str, entry_for_indent: Callable[[str], list[str]]) -> str:
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        match = _TOP_KEY.match(line)
-        if not match:
-            continue
-        indent = "  "
-        for following in lines[i + 1:]:
-            if not following.strip() or following.lstrip().startswith("#"):
-                continue
-            item = _ITEM.match(following)
-            if item:
-                indent = item.group(1)
-            break
-        head = "api_keys:" + (f"  {match.group(2)}" if match.group(2) else "")
-        return "\n".join(lines[:i] + [head] + entry_for_indent(indent) + lines[i + 1:]) + "\n"
-    return text.rstrip("\n") + "\n\napi_keys:\n" + "\n".join(entry_for_indent("  ")) + "\n"
+        entry["admin"] = True
+    return entry
 
 
 def check_limits(rpm: int | None, tpm: int | None) -> None:
@@ -137,8 +116,10 @@ def _with_client(text: str, settings: Settings, *, client_id: str | None, provid
         raise _Refused(f"unknown provider(s) {', '.join(unknown)}; configured: "
                        f"{', '.join(existing.providers) or 'none'}")
     key = new_client_key()
-    new_text = insert_client(text, lambda indent: client_entry(client_id, key_hash_text(key), allowed, rpm, tpm,
-                                                              admin, indent))
+    try:
+        new_text = prepend_client(text, client_entry(client_id, key_hash_text(key), allowed, rpm, tpm, admin))
+    except EditError as exc:
+        raise _Refused(str(exc)) from None
     try:
         build_snapshot(parse_config(new_text.encode(), str(path), environ), str(path))
     except ConfigError as exc:

@@ -80,6 +80,31 @@ def remove_keys(text: str, index: int, positions: set[int]) -> str:
     return _dump(doc)
 
 
+def prepend_client(text: str, entry: dict[str, Any]) -> str:
+    """``text`` with ``entry`` first in ``api_keys`` (the list made, in block style, when there is none).
+    Strings are written double-quoted except ``id``; lists and mappings inside the entry in flow style."""
+    doc = _load(text)
+    clients = doc.get("api_keys")
+    if clients is None:
+        clients = doc["api_keys"] = CommentedSeq()
+    if not isinstance(clients, CommentedSeq):
+        raise EditError("api_keys is not a list in the file")
+    clients.fa.set_block_style()  # "api_keys: []" grows into a block list
+    item = CommentedMap()
+    for name, value in entry.items():
+        if isinstance(value, list):
+            value = CommentedSeq(DoubleQuotedScalarString(v) if isinstance(v, str) else v for v in value)
+            value.fa.set_flow_style()
+        elif isinstance(value, dict):
+            value = CommentedMap(value)
+            value.fa.set_flow_style()
+        elif isinstance(value, str) and name != "id":
+            value = DoubleQuotedScalarString(value)
+        item[name] = value
+    clients.insert(0, item)
+    return _dump(doc)
+
+
 def referenced_variables(text: str) -> set[str]:
     """Every ``${VAR}`` (or ``${VAR:-default}``) the text names."""
     return set(VARIABLE.findall(text))

@@ -62,7 +62,8 @@ class ProviderSpec:
     api_version: str | None  # what the protocol sends as its version (Azure api-version, anthropic-version)
     # the models priced apart from ``pricing`` (``models: [{name, pricing}]`` or the ``pricing`` map)
     model_pricing: Mapping[str, Pricing] = field(default_factory=lambda: MappingProxyType({}), compare=False)
-    endpoints: frozenset[str] | None = None  # the endpoint families it may serve (None: all its type can)
+    # the endpoint families it serves: its protocol's, narrowed by its ``endpoints`` in the config
+    families: frozenset[str] = frozenset({"chat"})
 
     def price_of(self, model: str) -> Pricing:
         """What ``model`` costs on this provider: its own price, else the provider's default."""

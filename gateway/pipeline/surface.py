@@ -1,10 +1,10 @@
-"""The rest of OpenAI's surface on the one pipeline (issue 8 item 5).
+"""The rest of OpenAI's surface on the one pipeline.
 
 Images, audio, moderations, responses, files, assistants and threads run through the same
 auth → admit → dispatch → settle/record as chat; this module adds what they need beyond it:
 
-- which endpoint families a provider serves (``serves``): its protocol's (``FAMILIES``),
-  narrowed by the provider's ``endpoints`` in the config. A route is cut to the targets that
+- which endpoint families a provider serves (``serves``): its protocol's (the provider
+  type table's ``FAMILIES``), narrowed by the provider's ``endpoints`` in the config. A route is cut to the targets that
   serve the family; none left is a 400 naming the provider(s) (``UnsupportedEndpoint``);
 - routes for calls that name no model (a file upload, a thread): the first provider in the
   config the client may use that serves the family; and routes pinned to the one provider key
@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 import orjson
 
-from ..core.call import ASSISTANTS, AUDIO, CHAT, COMPLETIONS, EMBEDDINGS, FILES, IMAGES, MODERATIONS, RESPONSES, THREADS
+from ..core.call import CHAT, RESPONSES
 from ..core.targets import ProviderSpec, Route, Target
 from ..core.usage import Usage
 from ..errors import InvalidRequest
@@ -38,17 +38,6 @@ from .affinity import AffinityStore, Pin, StoreAffinity
 from .context import CLIENT_CLOSED, Disconnect, Exchange
 from .core import Pipeline
 
-ALL_FAMILIES = frozenset({CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, AUDIO, MODERATIONS, RESPONSES, FILES,
-                          ASSISTANTS, THREADS})
-# What each protocol's adapter can do. A protocol not listed serves chat only. The Gemini adapter
-# adds IMAGES here once it translates ``Call(operation=IMAGES)`` (until then: a 400 naming the provider).
-FAMILIES: dict[str, frozenset[str]] = {
-    "openai": ALL_FAMILIES,
-    "azure": frozenset({CHAT, COMPLETIONS, EMBEDDINGS}),
-    "anthropic": frozenset({CHAT}),
-    "gemini": frozenset({CHAT, EMBEDDINGS}),
-}
-
 
 class UnsupportedEndpoint(InvalidRequest):
     """No provider of the route can serve the endpoint (400, naming them)."""
@@ -58,8 +47,7 @@ class UnsupportedEndpoint(InvalidRequest):
 
 def serves(provider: ProviderSpec, family: str) -> bool:
     """Whether ``provider`` serves the endpoint ``family``: its protocol can, and its config allows it."""
-    allowed = provider.endpoints
-    return family in FAMILIES.get(provider.protocol, frozenset({CHAT})) and (allowed is None or family in allowed)
+    return family in provider.families
 
 
 def _described(providers: list[ProviderSpec]) -> str:

@@ -1,6 +1,7 @@
 """The one table of provider types: for each ``type`` in the config, its protocol and adapter,
-default API root, whether it needs keys, the environment variables its keys come from, and
-whether it reports usage in streams.
+default API root, whether it needs keys, the environment variables its keys come from, whether
+it reports usage in streams, and the endpoint families its protocol serves. The config schema
+accepts exactly these types (``config/schema.py`` reads ``TYPES``).
 
 Everything reaches an adapter through this module: the snapshot builder (``entry``, ``api_root``)
 and the dispatcher (``adapter_for``). A type whose adapter slot is empty is known to the schema
@@ -16,6 +17,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..core.call import (
+    ASSISTANTS,
+    AUDIO,
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    FILES,
+    IMAGES,
+    MODERATIONS,
+    RESPONSES,
+    THREADS,
+)
 from .anthropic import AnthropicAdapter
 from .azure import AzureAdapter
 from .base import ProviderAdapter
@@ -26,6 +39,17 @@ OPENAI: ProviderAdapter = OpenAIAdapter()
 AZURE: ProviderAdapter = AzureAdapter()
 ANTHROPIC: ProviderAdapter = AnthropicAdapter()
 GEMINI: ProviderAdapter = GeminiAdapter()
+
+# The endpoint families (``Call.operation``) each protocol's adapter can serve; a provider's
+# ``endpoints`` may narrow them.
+ALL_FAMILIES = frozenset({CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, AUDIO, MODERATIONS, RESPONSES, FILES,
+                          ASSISTANTS, THREADS})
+FAMILIES: dict[str, frozenset[str]] = {
+    "openai": ALL_FAMILIES,
+    "azure": frozenset({CHAT, COMPLETIONS, EMBEDDINGS}),
+    "anthropic": frozenset({CHAT}),
+    "gemini": frozenset({CHAT, EMBEDDINGS}),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +63,11 @@ class ProviderType:
     stream_usage: bool = True  # accepts stream_options.include_usage
     version_in_root: bool = False  # a base_url without /vN gets /v1
 
+    @property
+    def families(self) -> frozenset[str]:
+        """The endpoint families its protocol serves (chat only for a protocol not in ``FAMILIES``)."""
+        return FAMILIES.get(self.protocol, frozenset({CHAT}))
+
 
 def _env(name: str) -> tuple[str, ...]:
     """``openai-compatible`` -> ``("OPENAI_COMPATIBLE_API_KEY",)``."""
@@ -51,6 +80,11 @@ def _compatible(name: str, root: str | None, needs_key: bool = True) -> Provider
 
 TYPES: dict[str, ProviderType] = {t.name: t for t in (
     _compatible("openai", "https://api.openai.com/v1"),
+    ProviderType("azure", "azure", AZURE, None, _env("azure")),
+    ProviderType("anthropic", "anthropic", ANTHROPIC, "https://api.anthropic.com/v1",
+                 ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY"), version_in_root=True),
+    ProviderType("gemini", "gemini", GEMINI, "https://generativelanguage.googleapis.com/v1beta",
+                 ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
     _compatible("groq", "https://api.groq.com/openai/v1"),
     _compatible("mistral", "https://api.mistral.ai/v1"),
     _compatible("deepseek", "https://api.deepseek.com/v1"),
@@ -61,12 +95,6 @@ TYPES: dict[str, ProviderType] = {t.name: t for t in (
     _compatible("ollama", "http://127.0.0.1:11434/v1", needs_key=False),
     _compatible("lmstudio", "http://127.0.0.1:1234/v1", needs_key=False),
     _compatible("openai-compatible", None, needs_key=False),
-    ProviderType("azure", "azure", AZURE, None, _env("azure")),
-    # adapter slots filled by the Anthropic and Gemini adapters (issue 8, items 1 and 2)
-    ProviderType("anthropic", "anthropic", ANTHROPIC, "https://api.anthropic.com/v1",
-                 ("ANTHROPIC_API_KEY", "CLAUDE_API_KEY"), version_in_root=True),
-    ProviderType("gemini", "gemini", GEMINI, "https://generativelanguage.googleapis.com/v1beta",
-                 ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
 )}
 
 _BY_PROTOCOL: dict[str, ProviderAdapter] = {t.protocol: t.adapter for t in TYPES.values() if t.adapter is not None}

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-LOCK_FILE_ENV = "GATEWAY_LOCK_FILE"
-LOCK_FD_ENV = "GATEWAY_LOCK_FD"
+from ..settings import load_settings
+
 DEFAULT_LOCK_FILE = Path("run") / "gateway.lock"
 DEFAULT_TIMEOUT_S = 120.0
 _POLL_S = 0.05
@@ -44,18 +44,17 @@ class LockTimeout(Exception):
 
 def lock_path(root: Path | None = None) -> Path:
     """Where the lock lives: ``$GATEWAY_LOCK_FILE`` or ``<root or cwd>/run/gateway.lock``."""
-    override = os.environ.get(LOCK_FILE_ENV)
+    override = load_settings().lock_file
     if override:
-        return Path(override)
+        return override
     return (root or Path.cwd()) / DEFAULT_LOCK_FILE
 
 
 def _inherited_fd(path: Path) -> int | None:
     """The descriptor a parent script holds the lock on, if it is open on ``path`` itself."""
-    raw = os.environ.get(LOCK_FD_ENV, "")
-    if not raw.isdigit():
+    fd = load_settings().lock_fd
+    if fd is None:
         return None
-    fd = int(raw)
     try:
         held, wanted = os.fstat(fd), os.stat(path)
     except OSError:

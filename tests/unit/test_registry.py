@@ -4,20 +4,28 @@ satisfies the ``ProviderAdapter`` Protocol, and the types without an adapter are
 from __future__ import annotations
 
 import inspect
-from typing import get_args
 
 import pytest
+from pydantic import ValidationError
 
-from gateway.config.schema import OpenAICompatibleType, ProviderTypeName
+from gateway.config.schema import GatewayConfig
 from gateway.providers.base import ProviderAdapter, Relay
 from gateway.providers.registry import TYPES, adapter_for, api_root
 
 PROTOCOL_METHODS = ("build_request", "parse_response", "stream_relay", "error_message", "classify")
 
 
-def test_the_table_and_the_schema_name_the_same_types():
-    assert set(TYPES) == set(get_args(ProviderTypeName))
-    assert {t.name for t in TYPES.values() if t.protocol == "openai"} == set(get_args(OpenAICompatibleType))
+@pytest.mark.parametrize("name", sorted(TYPES))
+def test_the_schema_accepts_every_type_of_the_table(name):
+    extra = {"azure": {"api_version": "2024-10-21"}}.get(TYPES[name].protocol, {})
+    config = GatewayConfig.model_validate({"llm_providers": [{"id": "p", "type": name, **extra}]})
+    assert config.llm_providers[0].type == name
+
+
+def test_the_schema_refuses_a_type_the_table_does_not_have():
+    with pytest.raises(ValidationError) as caught:
+        GatewayConfig.model_validate({"llm_providers": [{"id": "p", "type": "not-a-type"}]})
+    assert all(repr(name) in str(caught.value) for name in TYPES)
 
 
 def test_the_protocol_stays_small():
