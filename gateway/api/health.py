@@ -55,7 +55,7 @@ def readiness_status(rt: Runtime) -> str:
 
 async def key_status(rt: Runtime) -> list[dict[str, object]] | str:
     try:
-        return await rt.keyboard.status()
+        return await rt.key_pool.status()
     except GatewayError:
         return "unknown: the store is unavailable"
 

@@ -36,7 +36,7 @@ class Verdict:
 
     kind: str  # OK | RATE_LIMITED | KEY_REJECTED | CLIENT_ERROR | SERVER_ERROR
     retry_after_s: float | None  # how long the key should rest (rate limited only); None: not said
-    headroom: Mapping[str, str]  # what the key has left, as x-ratelimit-* headers (what KeyBoard reads)
+    headroom: Mapping[str, str]  # what the key has left, as x-ratelimit-* headers (what KeyPool reads)
 
 
 class Relay(Protocol):

@@ -45,7 +45,7 @@ from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, ProviderA
 from ..providers.registry import adapter_for
 from ..upstream.client import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
 from .deadline import request_budget
-from .keys import Blocked, KeyBoard, KeyState, Reservation
+from .key_pool import Blocked, KeyPool, KeyState, Reservation
 from .strategies import TargetStats, order_targets, rotate_keys
 
 MAX_ERROR_BODY = 64 * 1024
@@ -71,6 +71,17 @@ class Opened:
     answer: Answer | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptFailure:
+    """Why one attempt got no answer, as the attempt loop reads it: ``error`` is what the client
+    gets when no later attempt answers; a rate-limited key frees up in ``rate_limited_s``; a
+    rejected key was quarantined (at most one per request)."""
+
+    error: GatewayError
+    rate_limited_s: float | None = None
+    key_rejected: bool = False
+
+
 @dataclass(slots=True)
 class _Progress:
     """What one request's attempt loop knows so far."""
@@ -80,7 +91,7 @@ class _Progress:
     attempts: int = 0
     tried: set[tuple[str, str]] = field(default_factory=set)  # (target, key): see the module doc
     quarantined: bool = False  # at most one key per request is quarantined (see _attempt)
-    last_error: GatewayError | None = None
+    last_failure: AttemptFailure | None = None
     out_of_time: bool = False
     soonest: float = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
     rate_limited: bool = False  # some key is blocked by a limit or cooldown, not only by a circuit
@@ -91,17 +102,17 @@ class _Progress:
         self.soonest = min(self.soonest, wait)
         self.rate_limited = self.rate_limited or by_limit
 
-    def failed(self, error: GatewayError) -> None:
-        self.quarantined = self.quarantined or isinstance(error, KeyRejectedHere)
-        self.last_error = error
-        if isinstance(error, RateLimitedHere):
-            self.blocked(error.retry_after, True)
+    def failed(self, failure: AttemptFailure) -> None:
+        self.quarantined = self.quarantined or failure.key_rejected
+        self.last_failure = failure
+        if failure.rate_limited_s is not None:
+            self.blocked(failure.rate_limited_s, True)
 
 
 class Dispatcher:
-    def __init__(self, upstream: Upstream, keyboard: KeyBoard, stats: TargetStats, clock: Callable[[], float]):
+    def __init__(self, upstream: Upstream, key_pool: KeyPool, stats: TargetStats, clock: Callable[[], float]):
         self.upstream = upstream
-        self.keyboard = keyboard
+        self.key_pool = key_pool
         self.stats = stats
         self.clock = clock
 
@@ -146,16 +157,16 @@ class Dispatcher:
         provider = target.provider
         keys = rotate_keys(provider, self.stats)
         if not keys:
-            progress.last_error = progress.last_error or ProviderUnavailable(
-                f"Provider '{provider.id}' has no API keys configured.")
+            progress.last_failure = progress.last_failure or AttemptFailure(ProviderUnavailable(
+                f"Provider '{provider.id}' has no API keys configured."))
         for key in keys:
             if progress.attempts >= snap.routing.max_attempts:
                 return None
-            state = self.keyboard.state(key, provider)
+            state = self.key_pool.state(key, provider)
             # Blocked keys count towards ``soonest`` even when this request already tried them (a
             # 429 here cooled them), so "all cooling" is still told as a 429.
             if (target.name, state.ident) in progress.tried:
-                blocked = await self.keyboard.blocked(state, est_tokens)
+                blocked = await self.key_pool.blocked(state, est_tokens)
                 if blocked is not None:
                     progress.blocked(blocked.wait_s, blocked.by_limit)
                 continue
@@ -163,7 +174,7 @@ class Dispatcher:
             if time_left <= 0:
                 progress.out_of_time = True
                 return None
-            got = await self.keyboard.acquire(state, provider, est_tokens)
+            got = await self.key_pool.acquire(state, provider, est_tokens)
             if isinstance(got, Blocked):
                 progress.blocked(got.wait_s, got.by_limit)
                 continue
@@ -178,8 +189,8 @@ class Dispatcher:
         return None
 
     async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, call: Call,
-                       reservation: Reservation, may_quarantine: bool, time_left: float) -> Opened | GatewayError:
-        """One try on a key ``reservation`` was counted against (``KeyBoard.acquire``)."""
+                       reservation: Reservation, may_quarantine: bool, time_left: float) -> Opened | AttemptFailure:
+        """One try on a key ``reservation`` was counted against (``KeyPool.acquire``)."""
         provider = target.provider
         adapter = adapter_for(provider.protocol)
         state = reservation.state
@@ -207,14 +218,14 @@ class Dispatcher:
             error = await self._lost(exc, snap, target, reservation, answered, cut_short)
             if answered:
                 raise error from None
-            return error
+            return AttemptFailure(error)
         except BaseException:
             await _close_quietly(response)
             await asyncio.shield(self._end(target, reservation))
             raise
         if answered:
             verdict = adapter.classify(response.status_code, response.headers.raw)
-            await self.keyboard.succeeded(state, verdict.headroom, snap.routing.max_cooldown_s)
+            await self.key_pool.succeeded(state, verdict.headroom, snap.routing.max_cooldown_s)
             metrics.attempts_by(provider.id, "ok").inc()
             return Opened(target, key, reservation, response, started, adapter, body, answer)
         await _close_quietly(response)
@@ -274,24 +285,25 @@ class Dispatcher:
 
     async def _refused(self, snap: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
                  reservation: Reservation, response: httpx.Response, raw: bytes,
-                 may_quarantine: bool, adapter: ProviderAdapter) -> GatewayError:
-        """Account an upstream answer other than 2xx; the error (raised if not worth retrying)."""
+                 may_quarantine: bool, adapter: ProviderAdapter) -> AttemptFailure:
+        """Account an upstream answer other than 2xx; why it failed (an error is raised instead
+        when no other attempt should be made)."""
         provider = target.provider
         status = response.status_code
         verdict = adapter.classify(status, response.headers.raw, raw)
         max_cooldown = snap.routing.max_cooldown_s
-        self.keyboard.note_headroom(state, verdict.headroom, max_cooldown)
+        self.key_pool.note_headroom(state, verdict.headroom, max_cooldown)
         if status < 400:
             await self._failed(target, reservation, snap, "redirect")
-            return ProviderError(f"Provider '{provider.id}' answered {status} (a redirect or cache answer, which "
-                                 "the gateway does not follow); check its base_url.")
+            return AttemptFailure(ProviderError(f"Provider '{provider.id}' answered {status} (a redirect or cache "
+                                                "answer, which the gateway does not follow); check its base_url."))
         kind = verdict.kind
         message = adapter.error_message(raw, key.secret if key else None)
         if kind == RATE_LIMITED:
             await self._end(target, reservation)
             metrics.attempts_by(provider.id, "rate_limited").inc()
-            cooldown = await self.keyboard.rate_limited(state, verdict.retry_after_s, provider.cooldown_s, max_cooldown)
-            return RateLimitedHere("Provider key rate limited.", retry_after=cooldown)
+            cooldown = await self.key_pool.rate_limited(state, verdict.retry_after_s, provider.cooldown_s, max_cooldown)
+            return AttemptFailure(ProviderUnavailable("Provider key rate limited."), rate_limited_s=cooldown)
         if kind == KEY_REJECTED:
             await self._end(target, reservation)
             metrics.attempts_by(provider.id, "key_rejected").inc()
@@ -301,66 +313,51 @@ class Dispatcher:
                 if status == 403:
                     raise UpstreamRejectedRequest(403, message or "The provider refused this request (403).")
                 raise ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
-            await self.keyboard.rejected(state, snap.routing.quarantine_s)
-            return KeyRejectedHere(f"Provider '{provider.id}' rejected its API key(s).")
+            await self.key_pool.rejected(state, snap.routing.quarantine_s)
+            return AttemptFailure(ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s)."),
+                                  key_rejected=True)
         if kind == CLIENT_ERROR:
             await self._end(target, reservation)
             metrics.attempts_by(provider.id, "client_error").inc()
             raise UpstreamRejectedRequest(status, message or f"The provider rejected the request ({status}).")
         await self._failed(target, reservation, snap, "server_error")
-        return ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500])
+        return AttemptFailure(ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500]))
 
     async def _failed(self, target: Target, reservation: Reservation, snap: Snapshot, outcome: str) -> None:
         await self._end(target, reservation)
-        await self.keyboard.failed(reservation.state, snap.routing)
+        await self.key_pool.failed(reservation.state, snap.routing)
         metrics.attempts_by(target.provider.id, outcome).inc()
 
     async def _end(self, target: Target, reservation: Reservation) -> None:
-        self.keyboard.release(reservation)
+        self.key_pool.release(reservation)
         self.stats.finished(target)
-        await self.keyboard.settle(reservation, 0)
+        await self.key_pool.settle(reservation, 0)
 
     async def finish(self, opened: Opened, total_tokens: float) -> None:
         """Settle a successful attempt: real tokens, latency, in-flight counters."""
-        self.keyboard.release(opened.reservation)
+        self.key_pool.release(opened.reservation)
         self.stats.finished(opened.target)
         self.stats.observe_latency(opened.target, self.clock() - opened.started)
-        await self.keyboard.settle(opened.reservation, total_tokens)
+        await self.key_pool.settle(opened.reservation, total_tokens)
 
 
-class KeyRejectedHere(ProviderUnavailable):
-    """An upstream 401/403 on one key (internal: the key is quarantined, the loop moves on)."""
-
-
-class RateLimitedHere(GatewayError):
-    """An upstream 429 on one key (internal: the loop moves on, the client never sees it)."""
-
-    status = 429
-    type = "rate_limit_error"
-    code = "all_keys_rate_limited"
-
-    def __init__(self, message: str, *, retry_after: float):
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def _give_up(last_error: GatewayError | None, soonest: float, rate_limited: bool) -> GatewayError:
+def _give_up(last: AttemptFailure | None, soonest: float, rate_limited: bool) -> GatewayError:
     """The error for a request no key could answer.
 
     Keys only waiting (nothing failed, or the last failure was a 429): 429 with the soonest
     ``Retry-After``, or 503 with it when every waiting key is behind an open circuit. A real
     failure (5xx, timeout, unreachable) is reported as itself.
     """
-    waiting = soonest < math.inf and (last_error is None or isinstance(last_error, RateLimitedHere))
+    waiting = soonest < math.inf and (last is None or last.rate_limited_s is not None)
     if waiting and rate_limited:
         return AllKeysRateLimited("All provider keys for this model are rate limited; retry later.",
                                   retry_after=soonest)
     if waiting:
         return ProviderUnavailable("Every provider key for this model is failing; retry later.",
                                    headers={"Retry-After": str(max(1, math.ceil(soonest)))})
-    if last_error is None or isinstance(last_error, RateLimitedHere):
+    if last is None or last.rate_limited_s is not None:
         return ProviderUnavailable("Every provider key for this model is unavailable.")
-    return last_error
+    return last.error
 
 
 def _final_error(progress: _Progress, max_wait_s: float) -> GatewayError:
@@ -370,7 +367,7 @@ def _final_error(progress: _Progress, max_wait_s: float) -> GatewayError:
         return UpstreamTimeout(f"No provider answered within the request's deadline of {progress.budget_s:g} s "
                                f"({progress.attempts} attempt(s)); see routing.total_timeout_s.")
     soonest = min(progress.soonest, max_wait_s) if progress.soonest < math.inf else math.inf
-    return _give_up(progress.last_error, soonest, progress.rate_limited)
+    return _give_up(progress.last_failure, soonest, progress.rate_limited)
 
 
 def _is_json(response: httpx.Response) -> bool:

@@ -19,7 +19,7 @@ from ..config.snapshot import Snapshot
 from ..limits.admission import ClientLimiter
 from ..observability import metrics
 from ..routing.dispatch import Dispatcher
-from ..routing.keys import KeyBoard
+from ..routing.key_pool import KeyPool
 from ..routing.strategies import TargetStats
 from ..settings import Settings
 from ..store.base import Counters
@@ -53,10 +53,10 @@ class Runtime:
         self.stores = Stores(memory, memory, Storage(type="memory"))
         self.guard: GuardedCounters | None = None  # set when the runtime store is shared (not memory)
         self.directory = ClientDirectory(memory)
-        self.keyboard = KeyBoard(memory, clock, snapshot.routing.limit_window_s)
+        self.key_pool = KeyPool(memory, clock, snapshot.routing.limit_window_s)
         self.stats = TargetStats()
         self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
-        self.dispatcher = Dispatcher(self.upstream, self.keyboard, self.stats, clock)
+        self.dispatcher = Dispatcher(self.upstream, self.key_pool, self.stats, clock)
         self.limiter = ClientLimiter(memory, clock, snapshot.routing.limit_window_s)
         # issue 10: the response cache; in this process, or in the runtime store's Redis (use_stores)
         self.cache = ResponseCache(MemoryBackend())
@@ -78,7 +78,7 @@ class Runtime:
         if runtime.name != "memory":
             counters = self.guard = GuardedCounters(counters, runtime.ping, runtime.name,
                                                     stores.storage.on_unavailable)
-        self.keyboard.store = counters
+        self.key_pool.store = counters
         self.limiter.store = counters
         self.directory = ClientDirectory(stores.ledger)
         runtime_backend = stores.storage.runtime_backend()
@@ -98,10 +98,10 @@ class Runtime:
     def swap(self, snapshot: Snapshot) -> None:
         """Make ``snapshot`` current; requests already running keep the one they took."""
         previous = self.snapshot
-        self.keyboard.window_s = snapshot.routing.limit_window_s
+        self.key_pool.window_s = snapshot.routing.limit_window_s
         self.limiter.window_s = snapshot.routing.limit_window_s
         self.snapshot = snapshot
-        self.keyboard.keep_only(snapshot.providers)
+        self.key_pool.keep_only(snapshot.providers)
         self.cache.keep_only(snapshot)
         self.stats.forget({t.name for r in (*snapshot.aliases.values(), *snapshot.bare_models.values())
                            for t in r.targets})

@@ -19,8 +19,8 @@ from gateway.core.usage import Usage
 from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable, RateLimited
 from gateway.limits.admission import HOLD_TTL_S, ClientLimiter
 from gateway.routing.deadline import request_budget
-from gateway.routing.dispatch import RateLimitedHere, _give_up
-from gateway.routing.keys import MAX_WINDOW_SHARE, Blocked, KeyBoard, Reservation
+from gateway.routing.dispatch import AttemptFailure, _give_up
+from gateway.routing.key_pool import MAX_WINDOW_SHARE, Blocked, KeyPool, Reservation
 from gateway.routing.strategies import TargetStats, order_targets
 from gateway.store.memory import AsyncMemoryStore
 
@@ -158,9 +158,9 @@ def waits(got: Blocked | None) -> tuple[float, bool] | None:
     return None if got is None else (round(got.wait_s, 6), got.by_limit)
 
 
-def board_on(clock: Clock, window_s: float = 60.0) -> tuple[KeyBoard, AsyncMemoryStore]:
+def board_on(clock: Clock, window_s: float = 60.0) -> tuple[KeyPool, AsyncMemoryStore]:
     store = AsyncMemoryStore(clock=clock)
-    return KeyBoard(store, clock, window_s=window_s), store
+    return KeyPool(store, clock, window_s=window_s), store
 
 
 async def window_total(store: AsyncMemoryStore, name: str, window_s: float = 60.0) -> float:
@@ -219,7 +219,7 @@ async def test_cooldown_quarantine_and_circuit():
 async def test_a_key_cooled_through_one_board_is_skipped_by_another_on_the_same_store():
     clock = Clock()
     one, store = board_on(clock)
-    other = KeyBoard(store, clock)  # another worker or replica: its own KeyBoard, the same store
+    other = KeyPool(store, clock)  # another worker or replica: its own KeyPool, the same store
     provider = spec("p")
     await one.rate_limited(one.state(provider.keys[0], provider), 7.0, 60.0)
     assert waits(await other.blocked(other.state(provider.keys[0], provider), 1)) == (7.0, True)
@@ -280,13 +280,13 @@ def test_routing_total_timeout_s_overrides_the_default_deadline():
 
 # ------------------------------------------------------------------------------ giving up
 def test_give_up_tells_waiting_from_failing():
-    limited = RateLimitedHere("x", retry_after=2.0)
+    limited = AttemptFailure(ProviderUnavailable("x"), rate_limited_s=2.0)
     assert isinstance(_give_up(None, 2.5, True), AllKeysRateLimited)
     assert _give_up(limited, 2.5, True).headers["Retry-After"] == "3"
     circuit = _give_up(None, 1.2, False)  # only open circuits in the way
     assert type(circuit) is ProviderUnavailable and circuit.headers["Retry-After"] == "2"
     failed = ProviderError("boom")
-    assert _give_up(failed, 2.5, True) is failed
+    assert _give_up(AttemptFailure(failed), 2.5, True) is failed
     assert type(_give_up(None, math.inf, False)) is ProviderUnavailable  # e.g. every key quarantined
     assert type(_give_up(limited, math.inf, True)) is ProviderUnavailable
 

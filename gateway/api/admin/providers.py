@@ -61,7 +61,7 @@ def _cache_view() -> dict[str, Any]:
 
 
 async def _key_views(rt: Runtime, provider: ProviderSpec, served: dict[str, int]) -> list[dict[str, Any]]:
-    board = rt.keyboard
+    board = rt.key_pool
     states = [board.state(key, provider) for key in provider.keys]
     left = await board.store.marks_remaining([m for s in states for m in s.marks])
     now = time.time()

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterable
 
 _PREFIXES = (b"anthropic-ratelimit-", b"retry-after", b"x-ratelimit-")
-# Anthropic's limit -> the name KeyBoard reads it under (first found wins)
+# Anthropic's limit -> the name KeyPool reads it under (first found wins)
 _LIMITS = (("requests", "requests"), ("tokens", "tokens"), ("input-tokens", "tokens"))
 
 

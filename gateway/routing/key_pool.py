@@ -5,7 +5,7 @@ that reorders or adds keys, and a removed key's state is dropped on the next rel
 
 What several processes must agree on lives in the store (``storage.runtime``): the key's RPM
 and TPM windows (``key:<ident>:req``, ``:tok``) and its marks with expiry: cooldown after a 429
-(``:cool``), quarantine after a 401/403 (``:dead``) and the open circuit (``:circuit``). A key
+(``:cool``), quarantine after a 401/403 (``:quarantine``) and the open circuit (``:circuit``). A key
 cooled by one replica is skipped by every other at once. What only steers this process stays
 local: requests in flight (``least_busy``), the failure count towards the breaker, and the
 headroom the upstream's ``x-ratelimit-remaining-*`` headers announced.
@@ -48,7 +48,7 @@ class KeyState:
     remaining_until: float = 0.0
 
     def __post_init__(self) -> None:
-        self.marks = (f"key:{self.ident}:cool", f"key:{self.ident}:dead", f"key:{self.ident}:circuit")
+        self.marks = (f"key:{self.ident}:cool", f"key:{self.ident}:quarantine", f"key:{self.ident}:circuit")
 
 
 @dataclass(slots=True)
@@ -67,7 +67,7 @@ class Blocked:
 
 
 @dataclass
-class KeyBoard:
+class KeyPool:
     store: Counters
     clock: Callable[[], float]
     window_s: float = 60.0
@@ -201,7 +201,7 @@ class KeyBoard:
     async def status(self) -> list[dict[str, object]]:
         states = list(self._states.values())
         left = await self.store.marks_remaining([m for s in states for m in s.marks])
-        return [{"key": s.label, "dead": left[3 * i + 1] > 0, "cooling_s": round(left[3 * i], 3),
+        return [{"key": s.label, "quarantined": left[3 * i + 1] > 0, "cooling_s": round(left[3 * i], 3),
                  "circuit_open_s": round(left[3 * i + 2], 3), "in_flight": s.in_flight}
                 for i, s in enumerate(states)]
 
