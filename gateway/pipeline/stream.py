@@ -9,7 +9,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx
 
-from ..providers.base import Answer, Call, Usage
+from ..providers.base import MAX_EVENT_BYTES, Answer, Call, EventTooLarge, Usage
 from ..routing.dispatch import Opened
 from ..upstream import async_stream
 from .context import CLIENT_CLOSED, Disconnect, Exchange
@@ -48,6 +48,9 @@ async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
     except httpx.HTTPError:
         outcome.error_code = "stream_interrupted"
         yield error_event("The provider's stream broke off.")
+    except EventTooLarge:
+        outcome.error_code = "stream_interrupted"
+        yield error_event(f"The provider sent an event larger than {MAX_EVENT_BYTES >> 20} MB.")
     finally:
         guard.close()
         if guard.fired and outcome.status == 200:

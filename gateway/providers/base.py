@@ -111,11 +111,29 @@ class Verdict:
     headroom: Mapping[str, str]  # what the key has left, as x-ratelimit-* headers (what KeyBoard reads)
 
 
+# The largest SSE event a relay waits for the end of: its only buffer that the upstream sizes.
+MAX_EVENT_BYTES = 32 << 20
+
+
+class EventTooLarge(ValueError):
+    """An upstream event passed ``MAX_EVENT_BYTES`` before it ended (the stream is given up)."""
+
+
+def unfinished(rest: bytes) -> bytes:
+    """``rest``, the start of an event not complete yet, for a relay to keep until its end comes;
+    ``EventTooLarge`` once it passes ``MAX_EVENT_BYTES``."""
+    if len(rest) > MAX_EVENT_BYTES:
+        raise EventTooLarge(f"an event passed {MAX_EVENT_BYTES >> 20} MB before it ended")
+    return rest
+
+
 class Relay(Protocol):
     """Fed the upstream's stream bytes as they come; yields OpenAI-shape SSE events (bytes).
 
     ``done`` turns true once the upstream said its stream is complete; ``final_usage()`` is the
-    usage to account (counted locally when the upstream reported none).
+    usage to account (counted locally when the upstream reported none). What it holds does not
+    grow with the answer: an unfinished event (``unfinished``) and counts; ``feed`` raises
+    ``EventTooLarge`` for an event it will not wait the end of.
     """
 
     done: bool
@@ -255,7 +273,13 @@ def scrub(text: str, secret: str | None) -> str:
 
 def estimate_tokens(text: str) -> int:
     """A local estimate (about 4 characters a token) for upstreams that report no usage."""
-    return (len(text) + 3) // 4 if text else 0
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    """``estimate_tokens`` of a text ``chars`` characters long: a stream's relay counts the
+    characters as they pass instead of keeping the text (which would grow with the answer)."""
+    return (chars + 3) // 4 if chars > 0 else 0
 
 
 def estimate_prompt_tokens(messages: object) -> int:
