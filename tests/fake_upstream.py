@@ -66,6 +66,10 @@ class Behaviour:
     # any other value is only announced in Content-Encoding (the body stays plain)
     encoding: str | None = None
     ignore_stream: bool = False  # answer a stream request with a whole JSON completion
+    # streams: about this many bytes of content events, made as they are sent (never held whole),
+    # written in pieces of about 64 KiB; ``text`` is then each event's delta (default about 40
+    # characters); ``chunks`` and ``cut_after`` do not apply
+    stream_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -461,6 +465,8 @@ class FakeUpstream:
 
     async def _stream(self, request: web.BaseRequest, body: dict[str, Any], model: str,
                       beh: Behaviour) -> web.StreamResponse:
+        if beh.stream_bytes is not None:
+            return await self._long_stream(request, body, model, beh)
         text = DEFAULT_TEXT if beh.text is None else beh.text
         base = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
@@ -491,6 +497,39 @@ class FakeUpstream:
                     request.transport.abort()  # abrupt close: no terminator, no [DONE]
                 return resp
             await resp.write(packer.pack(b"data: [DONE]\n\n") + packer.end())
+            await resp.write_eof()
+        except ConnectionResetError:
+            self._note_disconnect()
+        return resp
+
+
+    async def _long_stream(self, request: web.BaseRequest, body: dict[str, Any], model: str,
+                           beh: Behaviour) -> web.StreamResponse:
+        """``stream_bytes`` of content events (each one the delta ``text``), then the finish event,
+        the usage chunk (when asked for) and ``[DONE]``, made piece by piece."""
+        base = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk",
+                "created": int(time.time()), "model": model}
+        delta = beh.text or "lorem ipsum dolor sit amet consectetur "
+        event = b"data: " + json.dumps({**base, "choices": [{"index": 0, "delta": {"content": delta},
+                                                                    "finish_reason": None}]}).encode() + b"\n\n"
+        per_piece = max(1, (64 << 10) // len(event))
+        count = max(1, (beh.stream_bytes or 0) // len(event))
+        tail = [{**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}]
+        opts = body.get("stream_options")
+        if beh.usage and isinstance(opts, dict) and opts.get("include_usage"):
+            prompt, completion = prompt_tokens_of(body), count * len(delta.split())
+            usage = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+            tail.append({**base, "choices": [], "usage": usage})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **beh.headers})
+        try:
+            await resp.prepare(request)
+            for start in range(0, count, per_piece):
+                piece = event * min(per_piece, count - start)
+                await resp.write(piece)
+                with self._cond:
+                    self._body_bytes_sent += len(piece)
+            await resp.write(b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in tail)
+                             + b"data: [DONE]\n\n")
             await resp.write_eof()
         except ConnectionResetError:
             self._note_disconnect()

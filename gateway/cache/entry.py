@@ -9,6 +9,16 @@ import orjson
 JSON = "json"  # a whole answer: the OpenAI-shape JSON body
 SSE = "sse"  # a stream: its events as the client received them, ``data: [DONE]`` included
 ENTRY_OVERHEAD = 256  # bytes counted per entry beside its payload (key, bookkeeping)
+# The largest answer kept, whatever ``max_mb``: about 140k tokens as OpenAI-shape stream events,
+# more than any model writes in one answer. A stream being captured holds at most this (or its
+# cache's ``max_mb``, if smaller) before the capture stops.
+MAX_ENTRY_BYTES = 32 << 20
+
+
+def entry_limit(max_bytes: int) -> int:
+    """The largest payload kept in a cache of ``max_bytes``: the whole cache (an entry larger
+    than that could never be kept), at most ``MAX_ENTRY_BYTES``."""
+    return min(max_bytes, MAX_ENTRY_BYTES)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from ..core.targets import ClientSpec, Route
 from ..core.usage import Usage
 from ..observability import metrics
 from .base import CacheBackend
-from .entry import JSON, SSE, Entry
+from .entry import JSON, SSE, Entry, entry_limit
 from .key import form_key, request_digest
 
 CACHED_OPERATIONS = frozenset({CHAT, COMPLETIONS})
@@ -54,6 +54,11 @@ class CachePlan:
     @property
     def max_bytes(self) -> int:
         return int(self.config.max_mb * 1024 * 1024)
+
+    @property
+    def entry_limit(self) -> int:
+        """The largest answer (payload bytes) this cache keeps (``entry.entry_limit``)."""
+        return entry_limit(self.max_bytes)
 
 
 def _policy(alias_cache: Mapping[str, CacheConfig], client: ClientSpec, model: str) -> tuple[str, CacheConfig] | None:
@@ -96,7 +101,10 @@ class ResponseCache:
 
     async def keep(self, plan: CachePlan, form: str, payload: bytes, provider: str, model: str, usage: Usage,
                    cost_usd: float) -> None:
-        """Keep a complete 200 answer (``form`` JSON or SSE) for the plan's time to live."""
+        """Keep a complete 200 answer (``form`` JSON or SSE) for the plan's time to live, unless it
+        is larger than ``plan.entry_limit``."""
+        if len(payload) > plan.entry_limit:
+            return
         entry = Entry(form, payload, provider, model, usage.prompt_tokens, usage.completion_tokens, usage.exact,
                       cost_usd)
         key = form_key(plan.digest, form, plan.with_usage if form == SSE else False)

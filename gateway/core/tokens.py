@@ -5,7 +5,13 @@ from __future__ import annotations
 
 def estimate_tokens(text: str) -> int:
     """A local estimate (about 4 characters a token) for upstreams that report no usage."""
-    return (len(text) + 3) // 4 if text else 0
+    return tokens_for_chars(len(text))
+
+
+def tokens_for_chars(chars: int) -> int:
+    """``estimate_tokens`` of a text ``chars`` characters long: a stream's relay counts the
+    characters as they pass instead of keeping the text (which would grow with the answer)."""
+    return (chars + 3) // 4 if chars > 0 else 0
 
 
 def estimate_prompt_tokens(messages: object) -> int:

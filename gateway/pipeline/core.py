@@ -151,17 +151,27 @@ class Pipeline:
 
     async def _capture(self, ex: Exchange, plan: CachePlan, opened: Opened,
                        events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-        """``events`` passed on, and kept once the stream has ended cleanly (its usage settled)."""
-        seen: list[bytes] = []
+        """``events`` passed on, and kept once the stream has ended cleanly (its usage settled). The
+        capture stops (what it held dropped) the moment the stream passes ``plan.entry_limit``, so
+        it never holds more than that; the events are joined once, only for an answer kept."""
+        seen: list[bytes] | None = []
+        size, limit = 0, plan.entry_limit
         try:
             async for event in events:
-                seen.append(event)
+                if seen is not None:
+                    size += len(event)
+                    if size <= limit:
+                        seen.append(event)
+                    else:
+                        seen = None  # too large to keep: relayed from here on, not captured
                 yield event
         finally:
             await events.aclose()
         outcome = ex.outcome
-        if outcome.status == 200 and outcome.error_code is None and outcome.usage is not None:
-            await self._keep(plan, SSE, b"".join(seen), opened, outcome.usage)
+        if seen is not None and outcome.status == 200 and outcome.error_code is None and outcome.usage is not None:
+            payload = b"".join(seen)
+            seen = None
+            await self._keep(plan, SSE, payload, opened, outcome.usage)
 
     async def _hit(self, ex: Exchange, call: Call, entry: Entry, guard: Disconnect) -> Whole | EventStream:
         """The cached answer: no provider key is used; the client's limits count it (``admit``)."""

@@ -11,6 +11,7 @@ import httpx
 
 from ..core.call import Call
 from ..core.usage import Answer, Usage
+from ..providers.base import MAX_EVENT_BYTES, EventTooLarge
 from ..routing.dispatch import Opened
 from ..upstream.client import async_stream
 from .context import CLIENT_CLOSED, Disconnect, Exchange
@@ -49,6 +50,9 @@ async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
     except httpx.HTTPError:
         outcome.error_code = "stream_interrupted"
         yield error_event("The provider's stream broke off.")
+    except EventTooLarge:
+        outcome.error_code = "stream_interrupted"
+        yield error_event(f"The provider sent an event larger than {MAX_EVENT_BYTES >> 20} MB.")
     finally:
         guard.close()
         if guard.fired and outcome.status == 200:

@@ -14,9 +14,9 @@ from typing import Any
 
 import orjson
 
-from ...core.tokens import estimate_prompt_tokens, estimate_tokens
+from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
-from ..base import scrub
+from ..base import scrub, unfinished
 from .response import count, finish_reason, openai_usage, usage_of
 
 DONE = b"data: [DONE]\n\n"
@@ -33,7 +33,7 @@ class SSESplitter:
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
         events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
+        self._buffer = unfinished(events.pop())
         out = []
         for event in events:
             name, data = "", []
@@ -83,7 +83,7 @@ class AnthropicStreamRelay:
         self._id = ""
         self._created = int(time.time())
         self._tools: dict[int, int] = {}  # content block index -> OpenAI tool call index
-        self._text: list[str] = []
+        self._chars = 0  # characters of content relayed (for a local estimate; the text is not kept)
 
     def feed(self, chunk: bytes) -> list[bytes]:
         out: list[bytes] = []
@@ -142,7 +142,7 @@ class AnthropicStreamRelay:
     def _content(self, text: str) -> list[bytes]:
         if not text:
             return []
-        self._text.append(text)
+        self._chars += len(text)
         return [self._chunk({"content": text})]
 
     def _end(self) -> list[bytes]:
@@ -168,7 +168,7 @@ class AnthropicStreamRelay:
         if usage is not None:
             return usage
         return Usage(estimate_prompt_tokens(self.request_body.get("messages")),
-                     estimate_tokens("".join(self._text)), exact=False)
+                     tokens_for_chars(self._chars), exact=False)
 
 
 class NativeStreamRelay:

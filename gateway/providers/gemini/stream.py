@@ -14,9 +14,9 @@ from typing import Any
 import orjson
 
 from ...core.call import CHAT, Call
-from ...core.tokens import estimate_tokens
+from ...core.tokens import tokens_for_chars
 from ...core.usage import Usage
-from ..base import scrub
+from ..base import scrub, unfinished
 from .errors import error_of
 from .response import (
     Reading,
@@ -37,11 +37,12 @@ _FAST = {True: (b'[{"index":0,"delta":{"content":', b'},"logprobs":null,"finish_
 
 
 def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Complete SSE events' ``data`` payloads in ``buffer``, and the unfinished rest."""
+    """Complete SSE events' ``data`` payloads in ``buffer``, and the unfinished rest
+    (``EventTooLarge`` past ``MAX_EVENT_BYTES``)."""
     if b"\r" in buffer:
         buffer = buffer.replace(b"\r\n", b"\n")
     events = buffer.split(b"\n\n")
-    rest = events.pop()
+    rest = unfinished(events.pop())
     payloads = []
     for event in events:
         lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
@@ -71,7 +72,7 @@ class GeminiRelay:
         self._started: set[int] = set()  # candidates whose first chunk (with the role) went out
         self._finished: set[int] = set()
         self._calls: dict[int, int] = {}  # tool calls sent so far, per candidate
-        self._text: list[str] = []
+        self._chars = 0  # characters of text relayed (for a local estimate; the text is not kept)
 
     def feed(self, chunk: bytes) -> list[bytes]:
         payloads, self._buffer = split_events(self._buffer + chunk)
@@ -134,7 +135,7 @@ class GeminiRelay:
         text = part.get("text") if type(part) is dict and len(part) == 1 else None
         if type(text) is not str or not text:
             return None
-        self._text.append(text)
+        self._chars += len(text)
         before, after = _FAST[self.chat]
         return self._head + before + orjson.dumps(text) + after
 
@@ -145,7 +146,7 @@ class GeminiRelay:
     def _choice(self, reading: Reading) -> dict[str, Any] | None:
         index = reading.index
         self._started.add(index)
-        self._text.append(reading.text)
+        self._chars += len(reading.text)
         reason = finish_reason(reading.finish, bool(reading.calls) or bool(self._calls.get(index)))
         if reason is not None:
             self._finished.add(index)
@@ -177,4 +178,4 @@ class GeminiRelay:
         usage = usage_of(self._meta) if self._meta else None
         if usage is not None:
             return usage
-        return Usage(estimated_prompt(self.request_body), estimate_tokens("".join(self._text)), exact=False)
+        return Usage(estimated_prompt(self.request_body), tokens_for_chars(self._chars), exact=False)

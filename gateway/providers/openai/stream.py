@@ -6,6 +6,10 @@ dump per event); an event the byte scan is not sure about (``model`` not a plain
 top level, a ``usage`` other than ``null``, anything odd) takes the JSON path (``_parsed``),
 which gives the same answer. The usage chunk always takes the JSON path: that is where the
 exact usage is read.
+
+For a local estimate when no usage comes, the deltas' content is kept (still escaped, one
+``findall`` per event) only until about ``FOLD_BYTES`` of the stream have passed, then counted
+in characters and dropped: what is held does not grow with the answer.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ from typing import Any
 
 import orjson
 
-from ...core.tokens import estimate_prompt_tokens, estimate_tokens
+from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
+from ..base import unfinished
 from .response import usage_from
 
 DONE = b"data: [DONE]\n\n"
 _CONTENT = re.compile(rb'"content"[ \t]*:[ \t]*"([^"\\]*(?:\\.[^"\\]*)*)"')  # a string value, still escaped
 _NO_USAGE = re.compile(rb'"usage"[ \t]*:[ \t]*null')
 _USAGE = b'"usage"'
+FOLD_BYTES = 64 << 10  # stream bytes read before the content kept for the estimate is counted and dropped
 
 
 def _unescape(part: bytes) -> str:
@@ -32,6 +38,16 @@ def _unescape(part: bytes) -> str:
     except orjson.JSONDecodeError:
         return part.decode("utf-8", "replace")
     return text if isinstance(text, str) else ""
+
+
+def _chars(parts: list[bytes]) -> int:
+    """The characters of JSON string contents ``parts`` (one decode for all of them; each on its
+    own when one holds a broken escape, which counts as its raw characters)."""
+    try:
+        text = orjson.loads(b'"' + b"".join(parts) + b'"')
+    except orjson.JSONDecodeError:
+        return sum(len(_unescape(part)) for part in parts)
+    return len(text) if isinstance(text, str) else 0
 
 
 class StreamRelay:
@@ -49,9 +65,14 @@ class StreamRelay:
         self.usage: Usage | None = None
         self.done = False
         self._buffer = b""
-        self._text: list[bytes] = []  # the deltas' content, still JSON-escaped (for a local estimate)
+        self._text: list[bytes] = []  # the deltas' content, still JSON-escaped, since the last fold
+        self._chars = 0  # characters of content folded so far
+        self._unfolded = 0  # stream bytes read since the last fold
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        self._unfolded += len(chunk)
+        if self._unfolded > FOLD_BYTES:
+            self._fold()
         if (not self._buffer and chunk.startswith(b"data: {") and chunk.endswith(b"\n\n")
                 and chunk.find(b"\n") == len(chunk) - 2):  # one read, one whole event: the common case
             fast = self._fast(chunk, 6)
@@ -61,7 +82,7 @@ class StreamRelay:
         if b"\r" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
         events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
+        self._buffer = unfinished(events.pop())
         out = []
         for event in events:
             if event.startswith(b"data:") and b"\n" not in event:
@@ -135,5 +156,13 @@ class StreamRelay:
     def final_usage(self) -> Usage:
         if self.usage is not None:
             return self.usage
-        text = "".join(_unescape(part) for part in self._text)
-        return Usage(estimate_prompt_tokens(self.request_body.get("messages")), estimate_tokens(text), exact=False)
+        self._fold()
+        return Usage(estimate_prompt_tokens(self.request_body.get("messages")), tokens_for_chars(self._chars),
+                     exact=False)
+
+    def _fold(self) -> None:
+        """The content kept so far counted in characters, and dropped."""
+        if self._text:
+            self._chars += _chars(self._text)
+            self._text.clear()
+        self._unfolded = 0

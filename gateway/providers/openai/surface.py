@@ -17,8 +17,9 @@ import orjson
 
 from ...core.call import ASSISTANTS, AUDIO, FILES, IMAGES, MODERATIONS, RESPONSES, THREADS, Call
 from ...core.request import UpstreamRequest
-from ...core.tokens import estimate_tokens
+from ...core.tokens import estimate_tokens, tokens_for_chars
 from ...core.usage import Answer, Usage
+from ..base import unfinished
 from .request import auth_headers, request_headers
 from .response import usage_from
 
@@ -81,14 +82,14 @@ class ResponsesRelay:
         self.done = False
         self.usage: Usage | None = None
         self._buffer = b""
-        self._text: list[str] = []
+        self._chars = 0  # characters of output text relayed (for a local estimate; the text is not kept)
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buffer = self._buffer + chunk
         if b"\r\n" in buffer:
             buffer = buffer.replace(b"\r\n", b"\n")
         events = buffer.split(b"\n\n")
-        self._buffer = events.pop()
+        self._buffer = unfinished(events.pop())
         return [out for out in (self._event(event) for event in events) if out is not None]
 
     def _event(self, event: bytes) -> bytes | None:
@@ -127,14 +128,14 @@ class ResponsesRelay:
     def _collect(self, parsed: dict[str, Any]) -> None:
         delta = parsed.get("delta")
         if isinstance(delta, str):
-            self._text.append(delta)
+            self._chars += len(delta)
 
     def final_usage(self) -> Usage:
         if self.usage is not None:
             return self.usage
         prompt = self.request_body.get("input")
         return Usage(estimate_tokens(prompt if isinstance(prompt, str) else str(prompt)),
-                     estimate_tokens("".join(self._text)), exact=False)
+                     tokens_for_chars(self._chars), exact=False)
 
 
 def _object(data: bytes) -> dict[str, Any] | None:

@@ -27,8 +27,12 @@ import httpx
 
 MAX_HEAD_BYTES = 64 << 10  # a response whose status line and headers pass this is refused
 HAPPY_EYEBALLS_DELAY_S = 0.25  # dual-stack hosts: the next address family starts after this (RFC 8305)
-HIGH_WATER = 1 << 20  # pause reading from the upstream when this much body is unread
-LOW_WATER = 1 << 18
+# Pause reading from the upstream when this much body is unread (resume below LOW_WATER). With
+# one socket read on top (256 KiB at most) it bounds what a relay that falls behind is handed at
+# once, and so each send a slow client holds in the server's queue: a stream's memory is these
+# buffers, whatever the answer's size.
+HIGH_WATER = 1 << 16
+LOW_WATER = 1 << 14
 STALE_CLOSE_WINDOW_S = 0.05  # a reused connection lost this soon after the write was stale
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 log = logging.getLogger("gateway.upstream")
