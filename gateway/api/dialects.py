@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ..core.sse import data_of
 from ..errors import GatewayError
 from ..pipeline import EventStream
 from .anthropic.errors import error_body as anthropic_error
@@ -36,18 +37,6 @@ def as_dict(value: object) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def sse_data(item: bytes) -> list[bytes]:
-    """The ``data`` of each SSE event in ``item`` (one or more whole events, as the pipeline yields them)."""
-    if b"\r\n" in item:
-        item = item.replace(b"\r\n", b"\n")
-    out = []
-    for event in item.split(b"\n\n"):
-        lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
-        if lines:
-            out.append(b"\n".join(lines))
-    return out
-
-
 def pipeline_error(data: bytes) -> dict[str, Any] | None:
     """The error of an error event the pipeline made itself (OpenAI's shape: ``error.type``), else None."""
     if not data.startswith(b'{"error"'):
@@ -70,7 +59,7 @@ class ChunkTranslator:
 
     def feed(self, item: bytes) -> list[bytes]:
         out: list[bytes] = []
-        for data in sse_data(item):
+        for data in data_of(item):
             if data == b"[DONE]":
                 out += self.finish()
                 continue

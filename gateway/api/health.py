@@ -38,48 +38,48 @@ class LivelinessResource:
         resp.data = ALIVE
 
 
-def store_status(rt: Runtime) -> dict[str, Any]:
+def store_status(runtime: Runtime) -> dict[str, Any]:
     """Which stores serve, and whether the shared one is reachable (never an address or password)."""
-    guard = rt.guard
-    out: dict[str, Any] = {"kind": rt.stores.runtime.name, "ledger": rt.stores.ledger.name,
+    guard = runtime.guard
+    out: dict[str, Any] = {"kind": runtime.stores.runtime.name, "ledger": runtime.stores.ledger.name,
                            "reachable": guard is None or not guard.degraded}
     if guard is not None and guard.degraded:
         out.update(on_unavailable=guard.mode, down_s=round(time.time() - (guard.down_since or time.time()), 1))
     return out
 
 
-def readiness_status(rt: Runtime) -> str:
+def readiness_status(runtime: Runtime) -> str:
     """"ready", or "degraded" while the shared store cannot be reached."""
-    return "degraded" if rt.guard is not None and rt.guard.degraded else "ready"
+    return "degraded" if runtime.guard is not None and runtime.guard.degraded else "ready"
 
 
-async def key_status(rt: Runtime) -> list[dict[str, object]] | str:
+async def key_status(runtime: Runtime) -> list[dict[str, object]] | str:
     try:
-        return await rt.key_pool.status()
+        return await runtime.key_pool.status()
     except GatewayError:
         return "unknown: the store is unavailable"
 
 
-async def shadowed_status(rt: Runtime) -> list[str] | str:
+async def shadowed_status(runtime: Runtime) -> list[str] | str:
     """The directory clients whose ids config.yaml also holds (their keys are refused)."""
     try:
-        return await shadowed_ids(rt.stores.ledger, rt.snapshot)
+        return await shadowed_ids(runtime.stores.ledger, runtime.snapshot)
     except StoreError:
         return "unknown: the store is unavailable"
 
 
-async def readiness_details(rt: Runtime) -> dict[str, Any]:
-    snap, reload = rt.snapshot, rt.reload
+async def readiness_details(runtime: Runtime) -> dict[str, Any]:
+    snapshot, reload = runtime.snapshot, runtime.reload
     return {
-        "status": readiness_status(rt),
+        "status": readiness_status(runtime),
         "config": {
-            "version": snap.version,
-            "path": snap.source_path,
-            "providers": len(snap.providers),
-            "aliases": len(snap.aliases),
-            "clients": len(snap.clients),
-            "warnings": list(snap.warnings),
-            "shadowed_clients": await shadowed_status(rt),
+            "version": snapshot.version,
+            "path": snapshot.source_path,
+            "providers": len(snapshot.providers),
+            "aliases": len(snapshot.aliases),
+            "clients": len(snapshot.clients),
+            "warnings": list(snapshot.warnings),
+            "shadowed_clients": await shadowed_status(runtime),
         },
         "last_reload": {
             "result": reload.result,
@@ -87,9 +87,9 @@ async def readiness_details(rt: Runtime) -> dict[str, Any]:
             "error": reload.error,
             "restart_needed": reload.restart_needed,
         },
-        "store": store_status(rt),
-        "keys": await key_status(rt),  # labels such as "openai#2", never the keys
-        "uptime_s": round(time.time() - rt.started_at, 1),
+        "store": store_status(runtime),
+        "keys": await key_status(runtime),  # labels such as "openai#2", never the keys
+        "uptime_s": round(time.time() - runtime.started_at, 1),
     }
 
 
@@ -99,11 +99,11 @@ class ReadinessResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         resp.content_type = falcon.MEDIA_JSON
-        rt = self.runtime
-        status = readiness_status(rt)
-        if status != "ready" and rt.guard is not None and rt.guard.mode == "closed":
+        runtime = self.runtime
+        status = readiness_status(runtime)
+        if status != "ready" and runtime.guard is not None and runtime.guard.mode == "closed":
             resp.status = 503  # every request would be refused: take this replica out of rotation
-        if is_admin(rt.snapshot, req.get_header("authorization"), req.get_header("x-api-key")):
-            resp.data = orjson.dumps(await readiness_details(rt))
+        if is_admin(runtime.snapshot, req.get_header("authorization"), req.get_header("x-api-key")):
+            resp.data = orjson.dumps(await readiness_details(runtime))
         else:
             resp.data = READY if status == "ready" else orjson.dumps({"status": status})

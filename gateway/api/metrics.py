@@ -18,9 +18,9 @@ class MetricsResource:
         self.runtime = runtime
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        snap = self.runtime.snapshot
-        if not snap.server.public_metrics:
-            require_admin(snap, req.get_header("authorization"), req.get_header("x-api-key"))
+        snapshot = self.runtime.snapshot
+        if not snapshot.server.public_metrics:
+            require_admin(snapshot, req.get_header("authorization"), req.get_header("x-api-key"))
         data, content_type = render()
         resp.content_type = content_type
         resp.data = data

@@ -16,11 +16,11 @@ class ModelsResource:
         self.runtime = runtime
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        snap = self.runtime.snapshot
-        caller = await authenticate_any(snap, self.runtime.directory, req.get_header("authorization"),
+        snapshot = self.runtime.snapshot
+        caller = await authenticate_any(snapshot, self.runtime.directory, req.get_header("authorization"),
                                         req.get_header("x-api-key"))
         created = int(self.runtime.started_at)
         data = [{"id": name, "object": "model", "created": created, "owned_by": owner}
-                for name, owner in visible_models(snap, caller.client)]
+                for name, owner in visible_models(snapshot, caller.client)]
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps({"object": "list", "data": data})

@@ -72,14 +72,14 @@ class ResponseCache:
     def __init__(self, backend: CacheBackend):
         self.backend = backend
 
-    def plan(self, snap: Snapshot, client: ClientSpec, call: Call, route: Route,
+    def plan(self, snapshot: Snapshot, client: ClientSpec, call: Call, route: Route,
              cache_control: str | None) -> CachePlan | None:
         """The request's plan, or None when it is not cached (not opted in, or not a request the
         cache serves: OpenAI chat and completions bodies, in the OpenAI dialect)."""
         if call.operation not in CACHED_OPERATIONS or call.dialect != "openai" or call.native_body is not None \
                 or call.upload is not None:
             return None
-        policy = _policy(snap.alias_cache, client, call.model)
+        policy = _policy(snapshot.alias_cache, client, call.model)
         if policy is None:
             return None
         try:
@@ -113,10 +113,10 @@ class ResponseCache:
         if held is not None:
             metrics.CACHE_BYTES.set(held)
 
-    def keep_only(self, snap: Snapshot) -> None:
+    def keep_only(self, snapshot: Snapshot) -> None:
         """Drop the caches of aliases and clients ``snap`` no longer gives one (on a reload)."""
-        names = {"alias:" + name for name in snap.alias_cache}
-        names.update("client:" + c.id for c in snap.clients.values() if c.cache is not None)
+        names = {"alias:" + name for name in snapshot.alias_cache}
+        names.update("client:" + c.id for c in snapshot.clients.values() if c.cache is not None)
         self.backend.keep_only(names)
         held = self.backend.bytes_held()
         if held is not None:

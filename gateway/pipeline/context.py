@@ -24,7 +24,7 @@ class Exchange:
     what gets recorded (metrics and the access log line) exactly once, however the request ends.
     """
 
-    snap: Snapshot
+    snapshot: Snapshot
     client: ClientSpec
     outcome: Outcome
     call: Call | None = None

@@ -59,88 +59,88 @@ class Pipeline:
         """Authenticate on the current snapshot (kept to the end) or the store's client directory;
         errors here are not recorded."""
         started = time.perf_counter()
-        snap = self.runtime.snapshot
-        caller = await authenticate_any(snap, self.runtime.directory, authorization, x_api_key)
-        return Exchange(snap, caller.client, Outcome(request_id, caller.client.id, endpoint, "", 200, started))
+        snapshot = self.runtime.snapshot
+        caller = await authenticate_any(snapshot, self.runtime.directory, authorization, x_api_key)
+        return Exchange(snapshot, caller.client, Outcome(request_id, caller.client.id, endpoint, "", 200, started))
 
-    def refuse(self, ex: Exchange, error: GatewayError) -> None:
+    def refuse(self, exchange: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""
-        ex.outcome.status, ex.outcome.error_code = error.status, error.code
-        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
+        exchange.outcome.status, exchange.outcome.error_code = error.status, error.code
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
 
-    async def admit(self, ex: Exchange, call: Call, route: Route | None = None) -> dict[str, str]:
+    async def admit(self, exchange: Exchange, call: Call, route: Route | None = None) -> dict[str, str]:
         """Resolve the model and admit the request under the client's limits and budget; the headers
         (the client's rate-limit headers) every answer from here on carries, errors included.
         ``route``: one already resolved (the rest of the OpenAI surface: ``surface.py``)."""
-        outcome = ex.outcome
+        outcome = exchange.outcome
         outcome.model, outcome.stream = call.model, call.stream
-        ex.call = call
+        exchange.call = call
         try:
-            route = ex.route = route or resolve(ex.snap, call.model, ex.client)
+            route = exchange.route = route or resolve(exchange.snapshot, call.model, exchange.client)
             prompt = input_tokens(call)
-            ex.est_tokens = prompt + (output_tokens(call) or 0)
-            admission = ex.admission = await self.runtime.limiter.admit(ex.client, ex.est_tokens,
+            exchange.est_tokens = prompt + (output_tokens(call) or 0)
+            admission = exchange.admission = await self.runtime.limiter.admit(exchange.client, exchange.est_tokens,
                                                                         cost_hold(call, route, prompt))
         except GatewayError as exc:
-            self.refuse(ex, exc)
+            self.refuse(exchange, exc)
             raise
         return admission.headers
 
-    async def dispatch(self, ex: Exchange, guard: Disconnect,
+    async def dispatch(self, exchange: Exchange, guard: Disconnect,
                        cache_control: str | None = None) -> Whole | EventStream | None:
         """Find an upstream answer (see the module docstring for what comes back), or the response
         cache's (issue 10: gateway/cache/; ``cache_control`` is the request's ``Cache-Control``)."""
-        call, route = ex.call, ex.route
+        call, route = exchange.call, exchange.route
         assert call is not None and route is not None, "admit() first"
-        plan = self.runtime.cache.plan(ex.snap, ex.client, call, route, cache_control)
+        plan = self.runtime.cache.plan(exchange.snapshot, exchange.client, call, route, cache_control)
         if plan is not None:
-            ex.outcome.cache = "miss"
+            exchange.outcome.cache = "miss"
             entry = await self.runtime.cache.lookup(plan) if plan.lookup else None
             if entry is not None:
-                return await self._hit(ex, call, entry, guard)
+                return await self._hit(exchange, call, entry, guard)
             plan = plan if plan.keep else None
-        opened = await self.open(ex, guard)
+        opened = await self.open(exchange, guard)
         if opened is None:
             return None
         # same-dialect pass-through: the adapter answered in the client's own protocol (see below)
-        ex.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
+        exchange.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
         if opened.answer is not None:
             if plan is not None:
                 await self._keep(plan, JSON, orjson.dumps(opened.answer.data), opened, opened.answer.usage)
-            return EventStream(whole_as_stream(ex, call, opened, opened.answer, guard, self._settle))
+            return EventStream(whole_as_stream(exchange, call, opened, opened.answer, guard, self._settle))
         if call.stream:
-            events = relay(ex, call, opened, guard, self._settle)
-            return EventStream(events if plan is None else self._capture(ex, plan, opened, events))
+            events = relay(exchange, call, opened, guard, self._settle)
+            return EventStream(events if plan is None else self._capture(exchange, plan, opened, events))
         guard.close()
-        answer = await self._whole(ex, call, opened)
+        answer = await self._whole(exchange, call, opened)
         if plan is not None:
             await self._keep(plan, JSON, orjson.dumps(answer.data), opened, answer.usage)
         return answer
 
-    async def open(self, ex: Exchange, guard: Disconnect) -> Opened | None:
+    async def open(self, exchange: Exchange, guard: Disconnect) -> Opened | None:
         """An upstream answer opened on some target and key; None if the client left meanwhile.
         A request that gets none is settled and recorded here (and the error raised)."""
-        call, route = ex.call, ex.route
+        call, route = exchange.call, exchange.route
         assert call is not None and route is not None, "admit() first"
         try:
-            opened = await self.runtime.dispatcher.open(ex.snap, route, call.model, call, ex.est_tokens)
+            opened = await self.runtime.dispatcher.open(exchange.snapshot, route, call.model, call, exchange.est_tokens)
         except asyncio.CancelledError:
             guard.close()
             if not guard.absorb():
                 raise
-            await asyncio.shield(self._fail(ex, CLIENT_CLOSED, None))
+            await asyncio.shield(self._fail(exchange, CLIENT_CLOSED, None))
             return None
         except GatewayError as exc:
             guard.close()
             if exc.tried is not None:  # the provider and key the request failed on, for the record
-                ex.outcome.target, ex.outcome.key_label = exc.tried
-            await self._fail(ex, exc.status, exc.code)
+                exchange.outcome.target, exchange.outcome.key_label = exc.tried
+            await self._fail(exchange, exc.status, exc.code)
             raise
         except Exception:
             guard.close()
-            await self._fail(ex, 500, "internal_error")
+            await self._fail(exchange, 500, "internal_error")
             raise
-        ex.outcome.target, ex.outcome.key_label = opened.target, opened.reservation.state.label
+        exchange.outcome.target, exchange.outcome.key_label = opened.target, opened.reservation.state.label
         return opened
 
     # --- the response cache (issue 10 item 6) ---------------------------------------------------
@@ -149,7 +149,7 @@ class Pipeline:
         await self.runtime.cache.keep(plan, form, payload, target.provider.id, target.model, usage,
                                       cost_usd(target.pricing, usage))
 
-    async def _capture(self, ex: Exchange, plan: CachePlan, opened: Opened,
+    async def _capture(self, exchange: Exchange, plan: CachePlan, opened: Opened,
                        events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         """``events`` passed on, and kept once the stream has ended cleanly (its usage settled). The
         capture stops (what it held dropped) the moment the stream passes ``plan.entry_limit``, so
@@ -167,59 +167,59 @@ class Pipeline:
                 yield event
         finally:
             await events.aclose()
-        outcome = ex.outcome
+        outcome = exchange.outcome
         if seen is not None and outcome.status == 200 and outcome.error_code is None and outcome.usage is not None:
             payload = b"".join(seen)
             seen = None
             await self._keep(plan, SSE, payload, opened, outcome.usage)
 
-    async def _hit(self, ex: Exchange, call: Call, entry: Entry, guard: Disconnect) -> Whole | EventStream:
+    async def _hit(self, exchange: Exchange, call: Call, entry: Entry, guard: Disconnect) -> Whole | EventStream:
         """The cached answer: no provider key is used; the client's limits count it (``admit``)."""
-        outcome = ex.outcome
+        outcome = exchange.outcome
         outcome.cache = HIT
-        spec = ex.snap.providers.get(entry.provider)
+        spec = exchange.snapshot.providers.get(entry.provider)
         outcome.target = Target(spec, entry.model) if spec is not None else None
         usage = Usage(entry.prompt_tokens, entry.completion_tokens, entry.usage_exact)
         if not call.stream:
             guard.close()
-            await self._settle_hit(ex, entry, usage)
+            await self._settle_hit(exchange, entry, usage)
             return Answer(orjson.loads(entry.payload), usage)
         payload = entry.payload if entry.form == SSE else completion_as_sse(orjson.loads(entry.payload),
                                                                              call.wants_usage)
-        return EventStream(one_send(ex, payload, guard, lambda: self._settle_hit(ex, entry, usage)))
+        return EventStream(one_send(exchange, payload, guard, lambda: self._settle_hit(exchange, entry, usage)))
 
-    async def _settle_hit(self, ex: Exchange, entry: Entry, usage: Usage) -> None:
+    async def _settle_hit(self, exchange: Exchange, entry: Entry, usage: Usage) -> None:
         """The client's tokens settled at the answer's usage, nothing spent; recorded with the cost saved."""
-        if ex.admission is not None:
-            await self.runtime.limiter.settle(ex.admission, usage, None)
-        ex.outcome.usage, ex.outcome.cost_usd = usage, entry.cost_usd
-        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
+        if exchange.admission is not None:
+            await self.runtime.limiter.settle(exchange.admission, usage, None)
+        exchange.outcome.usage, exchange.outcome.cost_usd = usage, entry.cost_usd
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
     # --- end response cache ---------------------------------------------------------------------
 
-    async def _whole(self, ex: Exchange, call: Call, opened: Opened) -> Answer:
-        ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started
+    async def _whole(self, exchange: Exchange, call: Call, opened: Opened) -> Answer:
+        exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
         try:
             answer = opened.adapter.parse_response(opened.body or b"", call)
         except (ValueError, TypeError):
             await self.runtime.dispatcher.finish(opened, 0)
             error = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
-            await self._fail(ex, error.status, error.code)
+            await self._fail(exchange, error.status, error.code)
             raise error from None
-        await self._settle(ex, opened, answer.usage)
+        await self._settle(exchange, opened, answer.usage)
         return answer
 
-    async def _settle(self, ex: Exchange, opened: Opened, usage: Usage) -> None:
+    async def _settle(self, exchange: Exchange, opened: Opened, usage: Usage) -> None:
         """A request that got an answer: the key's and the client's real usage and cost; the record."""
-        rt = self.runtime
-        await rt.dispatcher.finish(opened, usage.total_tokens)
-        ex.outcome.usage = usage
-        if ex.admission is not None:
-            ex.outcome.cost_usd = await rt.limiter.settle(ex.admission, usage, opened.target.pricing)
-        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
+        runtime = self.runtime
+        await runtime.dispatcher.finish(opened, usage.total_tokens)
+        exchange.outcome.usage = usage
+        if exchange.admission is not None:
+            exchange.outcome.cost_usd = await runtime.limiter.settle(exchange.admission, usage, opened.target.pricing)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
 
-    async def _fail(self, ex: Exchange, status: int, code: str | None) -> None:
+    async def _fail(self, exchange: Exchange, status: int, code: str | None) -> None:
         """A request that got no answer: release what was held; record it."""
-        if ex.admission is not None:
-            await self.runtime.limiter.settle(ex.admission, None, None)
-        ex.outcome.status, ex.outcome.error_code = status, code
-        record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
+        if exchange.admission is not None:
+            await self.runtime.limiter.settle(exchange.admission, None, None)
+        exchange.outcome.status, exchange.outcome.error_code = status, code
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)

@@ -10,8 +10,8 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 import httpx
 
 from ..core.call import Call
+from ..core.sse import MAX_EVENT_BYTES, EventTooLarge
 from ..core.usage import Answer, Usage
-from ..providers.base import MAX_EVENT_BYTES, EventTooLarge
 from ..routing.dispatch import Opened
 from ..upstream.client import async_stream
 from .context import CLIENT_CLOSED, Disconnect, Exchange
@@ -20,14 +20,14 @@ from .sse import completion_as_sse, error_event
 Settle = Callable[[Exchange, Opened, Usage], Awaitable[None]]
 
 
-async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
+async def relay(exchange: Exchange, call: Call, opened: Opened, guard: Disconnect,
                 settle: Settle) -> AsyncGenerator[bytes, None]:
     """The upstream's stream through the adapter's relay; an error event if it breaks off.
 
     One item per upstream read that completed events (the send Falcon makes per item costs more
     than the relaying itself); nothing per event but the adapter's ``feed`` (issue 12).
     """
-    outcome = ex.outcome
+    outcome = exchange.outcome
     translator = opened.adapter.stream_relay(call)
     feed = translator.feed
     try:
@@ -59,18 +59,18 @@ async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
             outcome.status = CLIENT_CLOSED  # the client left while the server was sending
         with contextlib.suppress(Exception):
             await opened.response.aclose()
-        await asyncio.shield(settle(ex, opened, translator.final_usage()))
+        await asyncio.shield(settle(exchange, opened, translator.final_usage()))
 
 
-def whole_as_stream(ex: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
+def whole_as_stream(exchange: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
                     settle: Settle) -> AsyncGenerator[bytes, None]:
     """A whole answer to a stream request, sent as the events of a stream."""
-    ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started
-    return one_send(ex, completion_as_sse(answer.data, call.wants_usage), guard,
-                    lambda: settle(ex, opened, answer.usage))
+    exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
+    return one_send(exchange, completion_as_sse(answer.data, call.wants_usage), guard,
+                    lambda: settle(exchange, opened, answer.usage))
 
 
-async def one_send(ex: Exchange, events: bytes, guard: Disconnect,
+async def one_send(exchange: Exchange, events: bytes, guard: Disconnect,
                    settle: Callable[[], Awaitable[None]]) -> AsyncGenerator[bytes, None]:
     """Events the gateway has whole (a whole answer, a cache hit) sent as one stream, settled
     however the sending ends (the client may leave meanwhile)."""
@@ -79,9 +79,9 @@ async def one_send(ex: Exchange, events: bytes, guard: Disconnect,
     except asyncio.CancelledError:
         if not guard.absorb():
             raise
-        ex.outcome.status = CLIENT_CLOSED
+        exchange.outcome.status = CLIENT_CLOSED
     finally:
         guard.close()
-        if guard.fired and ex.outcome.status == 200:
-            ex.outcome.status = CLIENT_CLOSED
+        if guard.fired and exchange.outcome.status == 200:
+            exchange.outcome.status = CLIENT_CLOSED
         await asyncio.shield(settle())

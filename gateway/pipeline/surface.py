@@ -106,14 +106,14 @@ class SurfacePipeline(Pipeline):
         self.affinity: AffinityStore = affinity if affinity is not None else StoreAffinity(
             lambda: runtime.stores.runtime, lambda: runtime.guard is not None and runtime.guard.degraded)
 
-    def route_for(self, ex: Exchange, model: str, family: str, what: str) -> Route:
+    def route_for(self, exchange: Exchange, model: str, family: str, what: str) -> Route:
         """The client's route for ``model``, cut to the targets that serve ``family``."""
-        return only_serving(resolve(ex.snap, model, ex.client), family, what)
+        return only_serving(resolve(exchange.snapshot, model, exchange.client), family, what)
 
-    def responses_route(self, ex: Exchange, model: str) -> tuple[bool, Route]:
+    def responses_route(self, exchange: Exchange, model: str) -> tuple[bool, Route]:
         """(native, route) for ``/v1/responses``: passed through when every target serves it, else
         translated to chat for all of them (the route then cut to the targets that serve chat)."""
-        route = resolve(ex.snap, model, ex.client)
+        route = resolve(exchange.snapshot, model, exchange.client)
         if all(serves(t.provider, RESPONSES) for t in route.targets):
             return True, route
         return False, only_serving(route, CHAT, "/v1/responses")
@@ -123,25 +123,25 @@ class SurfacePipeline(Pipeline):
         """The route's providers, for an error: ``'a' (type anthropic), 'b' (type openai)``."""
         return "provider " + _described(list({t.provider.id: t.provider for t in route.targets}.values()))
 
-    def default_route(self, ex: Exchange, family: str, what: str) -> Route:
+    def default_route(self, exchange: Exchange, family: str, what: str) -> Route:
         """For a call naming no model: the first provider in the config the client may use that
         serves ``family`` (its model in the route is the family's name: it is never sent)."""
-        allowed = ex.client.allowed_providers
-        usable = [p for p in ex.snap.providers.values() if allowed is None or p.id in allowed]
+        allowed = exchange.client.allowed_providers
+        usable = [p for p in exchange.snapshot.providers.values() if allowed is None or p.id in allowed]
         for provider in usable:
             if serves(provider, family):
-                return Route(ex.snap.routing.strategy, (Target(provider, family),), (provider.weight,))
+                return Route(exchange.snapshot.routing.strategy, (Target(provider, family),), (provider.weight,))
         if not usable:
             raise InvalidRequest(f"This key may use no provider, so it cannot call {what}.")
         raise UnsupportedEndpoint(f"None of the providers this key may use can serve {what}: "
                                   f"{_described(usable)}.")
 
-    def pinned_route(self, ex: Exchange, pin: Pin, object_id: str, model: str | None, family: str,
+    def pinned_route(self, exchange: Exchange, pin: Pin, object_id: str, model: str | None, family: str,
                      what: str) -> Route:
         """A route to exactly the provider key that holds ``object_id`` (``model``: one the body
         names, which that provider must serve)."""
-        provider = ex.snap.providers.get(pin.provider_id)
-        allowed = ex.client.allowed_providers
+        provider = exchange.snapshot.providers.get(pin.provider_id)
+        allowed = exchange.client.allowed_providers
         if provider is None or (allowed is not None and provider.id not in allowed):
             raise InvalidRequest(f"'{object_id}' lives on provider '{pin.provider_id}', which this key may not "
                                  "use or which is no longer configured.", param="id")
@@ -153,7 +153,7 @@ class SurfacePipeline(Pipeline):
                                  "longer configured; only that key can reach it.", param="id")
         upstream_model = family
         if model is not None:
-            targets = [t for t in resolve(ex.snap, model, ex.client).targets if t.provider.id == provider.id]
+            targets = [t for t in resolve(exchange.snapshot, model, exchange.client).targets if t.provider.id == provider.id]
             if not targets:
                 raise InvalidRequest(f"The model '{model}' is not served by provider '{provider.id}', where "
                                      f"'{object_id}' lives.", param="model")
@@ -161,19 +161,19 @@ class SurfacePipeline(Pipeline):
         pinned = dataclasses.replace(provider, keys=keys) if keys else provider
         return Route("fallback", (Target(pinned, upstream_model),), (1.0,))
 
-    async def dispatch_raw(self, ex: Exchange, guard: Disconnect) -> RawWhole | ByteStream | None:
+    async def dispatch_raw(self, exchange: Exchange, guard: Disconnect) -> RawWhole | ByteStream | None:
         """Like ``dispatch``, for answers the client gets as they came: a whole answer (JSON read
         for its usage) or, for a stream call, the bytes as they arrive. None: the client left."""
-        opened = await self.open(ex, guard)
+        opened = await self.open(exchange, guard)
         if opened is None:
             return None
-        call = ex.call
+        call = exchange.call
         assert call is not None
         content_type = opened.response.headers.get("content-type") or "application/octet-stream"
         if call.stream:
-            return ByteStream(self._relay_bytes(ex, opened, guard), content_type)
+            return ByteStream(self._relay_bytes(exchange, opened, guard), content_type)
         guard.close()
-        ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started
+        exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
         raw = opened.body or b""
         data: dict[str, Any] | None = None
         usage = Usage(0, 0, exact=False)
@@ -182,14 +182,14 @@ class SurfacePipeline(Pipeline):
                 answer = opened.adapter.parse_response(raw, call)
                 data, usage = answer.data, answer.usage
                 raw = orjson.dumps(data)
-        await self._settle(ex, opened, usage)
+        await self._settle(exchange, opened, usage)
         pin = Pin(opened.target.provider.id, opened.key.ident if opened.key is not None else None)
         return RawWhole(content_type, raw, usage, data, pin)
 
-    async def _relay_bytes(self, ex: Exchange, opened: Opened, guard: Disconnect) -> AsyncGenerator[bytes, None]:
+    async def _relay_bytes(self, exchange: Exchange, opened: Opened, guard: Disconnect) -> AsyncGenerator[bytes, None]:
         """The upstream's body as it comes. A body that breaks off is not ended cleanly: the error
         is raised, so the server aborts the connection and the client sees a cut answer."""
-        outcome = ex.outcome
+        outcome = exchange.outcome
         first = True
         try:
             async for chunk in async_stream(opened.response):
@@ -210,4 +210,4 @@ class SurfacePipeline(Pipeline):
                 outcome.status = CLIENT_CLOSED
             with contextlib.suppress(Exception):
                 await opened.response.aclose()
-            await asyncio.shield(self._settle(ex, opened, Usage(0, 0, exact=False)))
+            await asyncio.shield(self._settle(exchange, opened, Usage(0, 0, exact=False)))

@@ -39,29 +39,13 @@ class Verdict:
     headroom: Mapping[str, str]  # what the key has left, as x-ratelimit-* headers (what KeyPool reads)
 
 
-# The largest SSE event a relay waits for the end of: its only buffer that the upstream sizes.
-MAX_EVENT_BYTES = 32 << 20
-
-
-class EventTooLarge(ValueError):
-    """An upstream event passed ``MAX_EVENT_BYTES`` before it ended (the stream is given up)."""
-
-
-def unfinished(rest: bytes) -> bytes:
-    """``rest``, the start of an event not complete yet, for a relay to keep until its end comes;
-    ``EventTooLarge`` once it passes ``MAX_EVENT_BYTES``."""
-    if len(rest) > MAX_EVENT_BYTES:
-        raise EventTooLarge(f"an event passed {MAX_EVENT_BYTES >> 20} MB before it ended")
-    return rest
-
-
 class Relay(Protocol):
     """Fed the upstream's stream bytes as they come; yields OpenAI-shape SSE events (bytes).
 
     ``done`` turns true once the upstream said its stream is complete; ``final_usage()`` is the
     usage to account (counted locally when the upstream reported none). What it holds does not
-    grow with the answer: an unfinished event (``unfinished``) and counts; ``feed`` raises
-    ``EventTooLarge`` for an event it will not wait the end of.
+    grow with the answer: one unfinished event (its ``core.sse.SSEDecoder``) and counts; ``feed``
+    raises ``core.sse.EventTooLarge`` for an event it will not wait the end of.
     """
 
     done: bool

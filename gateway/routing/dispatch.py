@@ -116,25 +116,25 @@ class Dispatcher:
         self.stats = stats
         self.clock = clock
 
-    async def open(self, snap: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float) -> Opened:
-        routing = snap.routing
+    async def open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float) -> Opened:
+        routing = snapshot.routing
         now = self.clock()
         queue_until = now + routing.queue_timeout_s
-        budget = request_budget(routing, snap.server.request_timeout_s, route)
+        budget = request_budget(routing, snapshot.server.request_timeout_s, route)
         progress = _Progress(deadline=now + budget, budget_s=budget)
         try:
-            return await self._open(snap, route, route_name, call, est_tokens, progress, queue_until)
+            return await self._open(snapshot, route, route_name, call, est_tokens, progress, queue_until)
         except GatewayError as exc:
             exc.tried = progress.last
             raise
 
-    async def _open(self, snap: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float,
+    async def _open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float,
                     progress: _Progress, queue_until: float) -> Opened:
-        routing = snap.routing
+        routing = snapshot.routing
         while True:
             progress.soonest, progress.rate_limited, progress.progressed = math.inf, False, False
             for target in order_targets(route, route_name, self.stats):
-                opened = await self._try_target(snap, target, call, est_tokens, progress)
+                opened = await self._try_target(snapshot, target, call, est_tokens, progress)
                 if opened is not None:
                     return opened
                 if progress.attempts >= routing.max_attempts or progress.out_of_time:
@@ -151,7 +151,7 @@ class Dispatcher:
             break
         raise _final_error(progress, routing.max_cooldown_s)
 
-    async def _try_target(self, snap: Snapshot, target: Target, call: Call, est_tokens: float,
+    async def _try_target(self, snapshot: Snapshot, target: Target, call: Call, est_tokens: float,
                           progress: _Progress) -> Opened | None:
         """Try the target's keys in turn; an answer, or None (``progress`` tells why not)."""
         provider = target.provider
@@ -160,7 +160,7 @@ class Dispatcher:
             progress.last_failure = progress.last_failure or AttemptFailure(ProviderUnavailable(
                 f"Provider '{provider.id}' has no API keys configured."))
         for key in keys:
-            if progress.attempts >= snap.routing.max_attempts:
+            if progress.attempts >= snapshot.routing.max_attempts:
                 return None
             state = self.key_pool.state(key, provider)
             # Blocked keys count towards ``soonest`` even when this request already tried them (a
@@ -182,13 +182,13 @@ class Dispatcher:
             progress.last = (target, state.label)
             progress.attempts += 1
             progress.progressed = True
-            outcome = await self._attempt(snap, target, key, call, got, not progress.quarantined, time_left)
+            outcome = await self._attempt(snapshot, target, key, call, got, not progress.quarantined, time_left)
             if isinstance(outcome, Opened):
                 return outcome
             progress.failed(outcome)
         return None
 
-    async def _attempt(self, snap: Snapshot, target: Target, key: ProviderKey | None, call: Call,
+    async def _attempt(self, snapshot: Snapshot, target: Target, key: ProviderKey | None, call: Call,
                        reservation: Reservation, may_quarantine: bool, time_left: float) -> Opened | AttemptFailure:
         """One try on a key ``reservation`` was counted against (``KeyPool.acquire``)."""
         provider = target.provider
@@ -207,7 +207,7 @@ class Dispatcher:
                     raw = await read_prefix(response, MAX_ERROR_BODY)
                 else:
                     answered = True
-                    body, answer = await self._answer_body(snap, target, key, response, call, adapter)
+                    body, answer = await self._answer_body(snapshot, target, key, response, call, adapter)
         except InvalidRequest:  # the adapter cannot translate this request: no other key would either
             await _close_quietly(response)
             await self._end(target, reservation)
@@ -215,7 +215,7 @@ class Dispatcher:
         except (TimeoutError, httpx.TransportError, AnswerTooLarge, UndecodableAnswer, GatewayError) as exc:
             await _close_quietly(response)
             cut_short = time_left < provider.timeout_s - FULL_TIME_SLACK_S
-            error = await self._lost(exc, snap, target, reservation, answered, cut_short)
+            error = await self._lost(exc, snapshot, target, reservation, answered, cut_short)
             if answered:
                 raise error from None
             return AttemptFailure(error)
@@ -225,18 +225,18 @@ class Dispatcher:
             raise
         if answered:
             verdict = adapter.classify(response.status_code, response.headers.raw)
-            await self.key_pool.succeeded(state, verdict.headroom, snap.routing.max_cooldown_s)
+            await self.key_pool.succeeded(state, verdict.headroom, snapshot.routing.max_cooldown_s)
             metrics.attempts_by(provider.id, "ok").inc()
             return Opened(target, key, reservation, response, started, adapter, body, answer)
         await _close_quietly(response)
-        return await self._refused(snap, target, key, state, reservation, response, raw, may_quarantine, adapter)
+        return await self._refused(snapshot, target, key, state, reservation, response, raw, may_quarantine, adapter)
 
-    async def _answer_body(self, snap: Snapshot, target: Target, key: ProviderKey | None,
+    async def _answer_body(self, snapshot: Snapshot, target: Target, key: ProviderKey | None,
                            response: httpx.Response, call: Call,
                            adapter: ProviderAdapter) -> tuple[bytes | None, Answer | None]:
         """The body of a 2xx answer: (bytes, None) read whole; (None, None) for a stream, whose
         ``response.stream`` is readied; (None, answer) for a whole answer to a stream request."""
-        limit = int(snap.server.max_response_mb * MB)
+        limit = int(snapshot.server.max_response_mb * MB)
         if not call.stream:
             return await read_answer(response, limit), None
         if _is_json(response):  # an upstream that ignored "stream": true, or an error in a 200
@@ -245,7 +245,7 @@ class Dispatcher:
         decode_stream(response)
         return None, None
 
-    async def _lost(self, exc: BaseException, snap: Snapshot, target: Target, reservation: Reservation,
+    async def _lost(self, exc: BaseException, snapshot: Snapshot, target: Target, reservation: Reservation,
               answered: bool, cut_short: bool) -> GatewayError:
         """Account an attempt that ended in an exception; the error for the client.
 
@@ -261,7 +261,7 @@ class Dispatcher:
             await self._end(target, reservation)
             metrics.attempts_by(pid, "too_large").inc()
             return ProviderError(f"Provider '{pid}' sent an answer larger than server.max_response_mb "
-                                 f"({snap.server.max_response_mb:g} MB): {exc}; it was not read further.")
+                                 f"({snapshot.server.max_response_mb:g} MB): {exc}; it was not read further.")
         if isinstance(exc, UndecodableAnswer):
             await self._end(target, reservation)
             metrics.attempts_by(pid, "undecodable").inc()
@@ -271,19 +271,19 @@ class Dispatcher:
             metrics.attempts_by(pid, "deadline").inc()
             return UpstreamTimeout(f"Provider '{pid}' did not answer within the request's deadline.")
         if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
-            await self._failed(target, reservation, snap, "timeout")
+            await self._failed(target, reservation, snapshot, "timeout")
             if answered:
                 return UpstreamTimeout(f"Provider '{pid}' stopped sending its answer in time; it is not "
                                        "sent again (the provider may have processed it).")
             return UpstreamTimeout(f"Provider '{pid}' did not answer in time.")
         if answered:
-            await self._failed(target, reservation, snap, "broken_answer")
+            await self._failed(target, reservation, snapshot, "broken_answer")
             return ProviderError(f"Provider '{pid}' broke off its answer ({type(exc).__name__}); it is not "
                                  "sent again (the provider may have processed it).")
-        await self._failed(target, reservation, snap, "connect_error")
+        await self._failed(target, reservation, snapshot, "connect_error")
         return ProviderError(f"Provider '{pid}' could not be reached ({type(exc).__name__}).")
 
-    async def _refused(self, snap: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
+    async def _refused(self, snapshot: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
                  reservation: Reservation, response: httpx.Response, raw: bytes,
                  may_quarantine: bool, adapter: ProviderAdapter) -> AttemptFailure:
         """Account an upstream answer other than 2xx; why it failed (an error is raised instead
@@ -291,10 +291,10 @@ class Dispatcher:
         provider = target.provider
         status = response.status_code
         verdict = adapter.classify(status, response.headers.raw, raw)
-        max_cooldown = snap.routing.max_cooldown_s
+        max_cooldown = snapshot.routing.max_cooldown_s
         self.key_pool.note_headroom(state, verdict.headroom, max_cooldown)
         if status < 400:
-            await self._failed(target, reservation, snap, "redirect")
+            await self._failed(target, reservation, snapshot, "redirect")
             return AttemptFailure(ProviderError(f"Provider '{provider.id}' answered {status} (a redirect or cache "
                                                 "answer, which the gateway does not follow); check its base_url."))
         kind = verdict.kind
@@ -313,19 +313,19 @@ class Dispatcher:
                 if status == 403:
                     raise UpstreamRejectedRequest(403, message or "The provider refused this request (403).")
                 raise ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
-            await self.key_pool.rejected(state, snap.routing.quarantine_s)
+            await self.key_pool.rejected(state, snapshot.routing.quarantine_s)
             return AttemptFailure(ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s)."),
                                   key_rejected=True)
         if kind == CLIENT_ERROR:
             await self._end(target, reservation)
             metrics.attempts_by(provider.id, "client_error").inc()
             raise UpstreamRejectedRequest(status, message or f"The provider rejected the request ({status}).")
-        await self._failed(target, reservation, snap, "server_error")
+        await self._failed(target, reservation, snapshot, "server_error")
         return AttemptFailure(ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500]))
 
-    async def _failed(self, target: Target, reservation: Reservation, snap: Snapshot, outcome: str) -> None:
+    async def _failed(self, target: Target, reservation: Reservation, snapshot: Snapshot, outcome: str) -> None:
         await self._end(target, reservation)
-        await self.key_pool.failed(reservation.state, snap.routing)
+        await self.key_pool.failed(reservation.state, snapshot.routing)
         metrics.attempts_by(target.provider.id, outcome).inc()
 
     async def _end(self, target: Target, reservation: Reservation) -> None:

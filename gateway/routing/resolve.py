@@ -11,17 +11,17 @@ from ..core.targets import ClientSpec, Route, Target
 from ..errors import ModelNotFound, PermissionDenied
 
 
-def resolve(snap: Snapshot, model: str, client: ClientSpec) -> Route:
-    route = snap.aliases.get(model)
+def resolve(snapshot: Snapshot, model: str, client: ClientSpec) -> Route:
+    route = snapshot.aliases.get(model)
     if route is None:
-        route = snap.bare_models.get(model)
+        route = snapshot.bare_models.get(model)
     if route is None:
         provider_id, sep, upstream_model = model.partition(":")
-        provider = snap.providers.get(provider_id) if sep else None
+        provider = snapshot.providers.get(provider_id) if sep else None
         if provider is None or not upstream_model:
             raise ModelNotFound(f"The model '{model}' does not exist on this gateway. "
                                 "GET /v1/models lists the models this key may use.")
-        route = Route(snap.routing.strategy, (Target(provider, upstream_model),), (provider.weight,))
+        route = Route(snapshot.routing.strategy, (Target(provider, upstream_model),), (provider.weight,))
     if client.allowed_models is not None and model not in client.allowed_models:
         raise PermissionDenied(f"This key may not use the model '{model}'.")
     if client.allowed_providers is None:
@@ -37,7 +37,7 @@ def resolve(snap: Snapshot, model: str, client: ClientSpec) -> Route:
     return Route(route.strategy, allowed, weights)
 
 
-def visible_models(snap: Snapshot, client: ClientSpec) -> list[tuple[str, str]]:
+def visible_models(snapshot: Snapshot, client: ClientSpec) -> list[tuple[str, str]]:
     """(model id, owner) pairs this client may use: aliases, provider:model ids, bare models."""
     def may(route: Route, name: str) -> bool:
         if client.allowed_models is not None and name not in client.allowed_models:
@@ -46,10 +46,10 @@ def visible_models(snap: Snapshot, client: ClientSpec) -> list[tuple[str, str]]:
             t.provider.id in client.allowed_providers for t in route.targets)
 
     out: list[tuple[str, str]] = []
-    for name, route in snap.aliases.items():
+    for name, route in snapshot.aliases.items():
         if may(route, name):
             out.append((name, "gateway-alias"))
-    for name, route in snap.bare_models.items():
+    for name, route in snapshot.bare_models.items():
         if may(route, name):
             out.append((name, route.targets[0].provider.id))
         for target in route.targets:

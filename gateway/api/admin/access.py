@@ -26,18 +26,18 @@ NOT_ADMIN = "This endpoint needs the master key or the key of a client with 'adm
 
 async def admin_caller(runtime: Runtime, req: falcon.asgi.Request) -> Caller:
     """The admin calling, or AuthenticationError (401) / AdminRequired (403)."""
-    snap = runtime.snapshot
+    snapshot = runtime.snapshot
     authorization, x_api_key = req.get_header("authorization"), req.get_header("x-api-key")
     if presented_key(authorization, x_api_key) is None:
-        signed_in = await require_session(req, snap)  # a dashboard session (a mutating call: with its CSRF token)
+        signed_in = await require_session(req, snapshot)  # a dashboard session (a mutating call: with its CSRF token)
         if signed_in is not None:
-            return session_caller(snap, signed_in, await _directory_client(runtime, signed_in))
+            return session_caller(snapshot, signed_in, await _directory_client(runtime, signed_in))
     try:
-        return require_admin(snap, authorization, x_api_key)
+        return require_admin(snapshot, authorization, x_api_key)
     except AuthenticationError:
         if presented_key(authorization, x_api_key) is None:
             raise
-    caller = await authenticate_any(snap, runtime.directory, authorization, x_api_key)
+    caller = await authenticate_any(snapshot, runtime.directory, authorization, x_api_key)
     if not caller.client.admin:
         raise AdminRequired(NOT_ADMIN)
     return caller

@@ -44,8 +44,8 @@ def _read_only(client_id: str, shadowing: bool = False) -> Conflict:
 class _Clients(AdminResource):
     def _check_key_free(self, key: str) -> bytes:
         digest = key_digest(key)
-        snap = self.runtime.snapshot
-        if digest in snap.clients or digest == snap.master_digest:
+        snapshot = self.runtime.snapshot
+        if digest in snapshot.clients or digest == snapshot.master_digest:
             raise Conflict("This key is already in use; choose another (or leave 'api_key' out).", param="api_key")
         return digest
 

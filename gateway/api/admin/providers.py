@@ -36,18 +36,18 @@ class StatusResource(AdminResource):
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await self.caller(req)
-        rt = self.runtime
-        snap, reload = rt.snapshot, rt.reload
+        runtime = self.runtime
+        snapshot, reload = runtime.snapshot, runtime.reload
         async with store_errors():
-            directory = await rt.stores.ledger.list_clients()
+            directory = await runtime.stores.ledger.list_clients()
         reply(resp, {
-            "config_version": snap.version,
+            "config_version": snapshot.version,
             "last_reload": {"result": reload.result, "at": int(reload.at), "error": reload.error,
                             "restart_needed": reload.restart_needed},
-            "started_at": int(rt.started_at), "uptime_s": round(time.time() - rt.started_at, 1),
-            "providers": len(snap.providers), "clients": len(config_clients(rt)) + len(directory),
-            "store": {"runtime": rt.stores.runtime.name, "ledger": rt.stores.ledger.name},
-            "warnings": list(snap.warnings),
+            "started_at": int(runtime.started_at), "uptime_s": round(time.time() - runtime.started_at, 1),
+            "providers": len(snapshot.providers), "clients": len(config_clients(runtime)) + len(directory),
+            "store": {"runtime": runtime.stores.runtime.name, "ledger": runtime.stores.ledger.name},
+            "warnings": list(snapshot.warnings),
             "cache": _cache_view(),
         })
 
@@ -60,8 +60,8 @@ def _cache_view() -> dict[str, Any]:
             "hit_rate": round(lookups["hit"] / total, 6) if total else None}
 
 
-async def _key_views(rt: Runtime, provider: ProviderSpec, served: dict[str, int]) -> list[dict[str, Any]]:
-    board = rt.key_pool
+async def _key_views(runtime: Runtime, provider: ProviderSpec, served: dict[str, int]) -> list[dict[str, Any]]:
+    board = runtime.key_pool
     states = [board.state(key, provider) for key in provider.keys]
     left = await board.store.marks_remaining([m for s in states for m in s.marks])
     now = time.time()
@@ -83,17 +83,17 @@ class ProvidersResource(AdminResource):
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         await self.caller(req)
-        rt = self.runtime
+        runtime = self.runtime
         now = time.time()
         async with store_errors():
-            served = {g.key: g.requests for g in await rt.stores.ledger.usage_stats("key", now - HOUR_S, now)}
+            served = {g.key: g.requests for g in await runtime.stores.ledger.usage_stats("key", now - HOUR_S, now)}
             providers = [{"id": p.id, "type": p.type, "models": sorted(p.models), "api_root": p.api_root,
-                          "keys": await _key_views(rt, p, served)} for p in rt.snapshot.providers.values()]
+                          "keys": await _key_views(runtime, p, served)} for p in runtime.snapshot.providers.values()]
         reply(resp, {"providers": providers})
 
 
-def _files(rt: Runtime) -> pk.Files:
-    return pk.Files(Path(os.path.abspath(rt.settings.config)), Path(os.path.abspath(rt.settings.env_file)))
+def _files(runtime: Runtime) -> pk.Files:
+    return pk.Files(Path(os.path.abspath(runtime.settings.config)), Path(os.path.abspath(runtime.settings.env_file)))
 
 
 def _label(provider_id: str, raw: str) -> str:
@@ -118,12 +118,12 @@ class KeysEditor(AdminResource):
         """Make the files just written live in this process now (the snapshot built from them under
         the lock); the config watchers of other workers load them within about a second, and this
         process's watcher then finds nothing new."""
-        rt = self.runtime
-        if rt.snapshot.version == change.snapshot.version:
+        runtime = self.runtime
+        if runtime.snapshot.version == change.snapshot.version:
             return
-        previous = rt.snapshot.version
-        rt.swap(change.snapshot)
-        rt.reload.result, rt.reload.error, rt.reload.at = "ok", None, time.time()
+        previous = runtime.snapshot.version
+        runtime.swap(change.snapshot)
+        runtime.reload.result, runtime.reload.error, runtime.reload.at = "ok", None, time.time()
         metrics.CONFIG_RELOADS.labels("ok").inc()
         log.info("config reloaded (admin API)", extra={"config_version": change.snapshot.version,
                                                         "previous": previous})
@@ -145,8 +145,8 @@ class ProviderKeysResource(KeysEditor):
         problem = "is required" if secret is None else pk.check_secret(secret)
         if secret is None or problem is not None:
             raise InvalidRequest(f"Invalid 'api_key': {problem}.", param="api_key")
-        snap, files = self.runtime.snapshot, _files(self.runtime)
-        change = await self.edit(lambda: pk.add_key(files, snap, provider_id, secret, who(caller)))
+        snapshot, files = self.runtime.snapshot, _files(self.runtime)
+        change = await self.edit(lambda: pk.add_key(files, snapshot, provider_id, secret, who(caller)))
         self.apply(change)
         audit(caller, "provider_key.add", change.label, provider=provider_id, variables=list(change.variables))
         reply(resp, {"provider_id": provider_id, "label": change.label, "env_variables": list(change.variables),
@@ -160,8 +160,8 @@ class ProviderKeyResource(KeysEditor):
                         label: str) -> None:
         caller = await self.caller(req)
         wanted = _label(provider_id, label)
-        snap, files = self.runtime.snapshot, _files(self.runtime)
-        change = await self.edit(lambda: pk.remove_key(files, snap, provider_id, wanted, who(caller)))
+        snapshot, files = self.runtime.snapshot, _files(self.runtime)
+        change = await self.edit(lambda: pk.remove_key(files, snapshot, provider_id, wanted, who(caller)))
         self.apply(change)
         audit(caller, "provider_key.remove", wanted, provider=provider_id, variables=list(change.variables))
         reply(resp, {"provider_id": provider_id, "deleted": wanted, "env_variables": list(change.variables),

@@ -137,7 +137,7 @@ class SummaryResource(AdminResource):
             directory = await ledger.list_clients()
         total = sum(g.requests for g in providers)
         errors = sum(g.errors for g in providers)
-        snap = self.runtime.snapshot
+        snapshot = self.runtime.snapshot
         reply(resp, {
             "total_requests": total, "successful_requests": total - errors, "failed_requests": errors,
             "success_rate": round((total - errors) / total, 6) if total else 0.0,
@@ -146,7 +146,7 @@ class SummaryResource(AdminResource):
             "cost_by_provider": {g.key: round(g.cost, 8) for g in providers if g.key},
             "requests_by_provider": {g.key: g.requests for g in providers if g.key},
             "active_clients": len(clients), "active_providers": len([g for g in providers if g.key]),
-            "configured_providers": len(snap.providers),
+            "configured_providers": len(snapshot.providers),
             "configured_clients": len(config_clients(self.runtime)) + len(directory),
             "cache_hits": sum(g.cache_hits for g in providers),
             "cache_saved_usd": round(sum(g.saved_usd for g in providers), 8),

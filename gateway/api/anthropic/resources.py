@@ -27,16 +27,16 @@ class MessagesResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline = self.pipeline
         request_id = request_id_of(req, resp)
-        ex = await pipeline.begin(MESSAGES, request_id, req.get_header("authorization"), req.get_header("x-api-key"))
+        exchange = await pipeline.begin(MESSAGES, request_id, req.get_header("authorization"), req.get_header("x-api-key"))
         try:
-            call = parse_messages(await read_json(req, ex.snap.max_body_bytes))
+            call = parse_messages(await read_json(req, exchange.snapshot.max_body_bytes))
         except GatewayError as exc:
-            pipeline.refuse(ex, exc)
+            pipeline.refuse(exchange, exc)
             raise
-        for name, value in (await pipeline.admit(ex, call)).items():
+        for name, value in (await pipeline.admit(exchange, call)).items():
             resp.set_header(name, value)
-        result = await pipeline.dispatch(ex, DisconnectGuard(req))
-        render(resp, result, call.model, ex.native)
+        result = await pipeline.dispatch(exchange, DisconnectGuard(req))
+        render(resp, result, call.model, exchange.native)
 
 
 def render(resp: falcon.asgi.Response, result: Whole | EventStream | None, model: str, native: bool) -> None:
@@ -62,11 +62,11 @@ class CountTokensResource:
         self.pipeline = pipeline
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        ex = await self.pipeline.begin("count_tokens", "", req.get_header("authorization"), req.get_header("x-api-key"))
-        body = await read_json(req, ex.snap.max_body_bytes)
+        exchange = await self.pipeline.begin("count_tokens", "", req.get_header("authorization"), req.get_header("x-api-key"))
+        body = await read_json(req, exchange.snapshot.max_body_bytes)
         body.setdefault("max_tokens", 1)  # not needed to count
         call = parse_messages(body)
-        resolve(ex.snap, call.model, ex.client)  # 400 for a model this client cannot use
+        resolve(exchange.snapshot, call.model, exchange.client)  # 400 for a model this client cannot use
         tools = call.body.get("tools")
         count = input_tokens(call) + (len(orjson.dumps(tools)) + 3) // 4 if tools else input_tokens(call)
         resp.content_type = falcon.MEDIA_JSON

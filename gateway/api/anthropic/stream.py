@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-from ..dialects import ChunkTranslator, as_dict, pipeline_error, sse_data
+from ...core.sse import data_of
+from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_type
 from .render import message_id, stop_reason
 
@@ -136,7 +137,7 @@ class NativeEvents:
         if b'data: {"error"' not in item:
             return [item]
         out = []
-        for data in sse_data(item):
+        for data in data_of(item):
             error = pipeline_error(data)
             out.append(error_event(error) if error is not None else b"data: " + data + b"\n\n")
         return out

@@ -29,16 +29,16 @@ class GenerateContentResource:
         pipeline = self.pipeline
         request_id = request_id_of(req, resp)
         key = req.get_header("x-goog-api-key") or req.get_param("key")
-        ex = await pipeline.begin(GENERATE, request_id, req.get_header("authorization"), key)
+        exchange = await pipeline.begin(GENERATE, request_id, req.get_header("authorization"), key)
         try:
-            call = parse_generate(await read_json(req, ex.snap.max_body_bytes), model, self.stream)
+            call = parse_generate(await read_json(req, exchange.snapshot.max_body_bytes), model, self.stream)
         except GatewayError as exc:
-            pipeline.refuse(ex, exc)
+            pipeline.refuse(exchange, exc)
             raise
-        for name, value in (await pipeline.admit(ex, call)).items():
+        for name, value in (await pipeline.admit(exchange, call)).items():
             resp.set_header(name, value)
-        result = await pipeline.dispatch(ex, DisconnectGuard(req))
-        render(resp, result, call.model, ex.native, req.get_param("alt") == "sse")
+        result = await pipeline.dispatch(exchange, DisconnectGuard(req))
+        render(resp, result, call.model, exchange.native, req.get_param("alt") == "sse")
 
 
 def render(resp: falcon.asgi.Response, result: Whole | EventStream | None, model: str, native: bool,

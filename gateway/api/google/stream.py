@@ -14,7 +14,8 @@ from typing import Any
 
 import orjson
 
-from ..dialects import ChunkTranslator, as_dict, pipeline_error, sse_data
+from ...core.sse import data_of
+from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_object
 from .render import finish_reason, function_call, usage_metadata
 
@@ -105,7 +106,7 @@ class NativeChunks:
 
     def feed(self, item: bytes) -> list[bytes]:
         out = []
-        for data in sse_data(item):
+        for data in data_of(item):
             error = pipeline_error(data)
             out.append(error_json(error) if error is not None else data)
         return out

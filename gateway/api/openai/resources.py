@@ -19,16 +19,16 @@ class OpenAIResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline = self.pipeline
         request_id = request_id_of(req, resp)
-        ex = await pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
+        exchange = await pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
                                   req.get_header("x-api-key"))
         try:
-            call = parse_call(await read_json(req, ex.snap.max_body_bytes), self.endpoint)
+            call = parse_call(await read_json(req, exchange.snapshot.max_body_bytes), self.endpoint)
         except GatewayError as exc:
-            pipeline.refuse(ex, exc)
+            pipeline.refuse(exchange, exc)
             raise
-        for name, value in (await pipeline.admit(ex, call)).items():
+        for name, value in (await pipeline.admit(exchange, call)).items():
             resp.set_header(name, value)
-        result = await pipeline.dispatch(ex, DisconnectGuard(req), req.get_header("cache-control"))
-        if ex.outcome.cache is not None:  # issue 10: the response cache applied (hit | miss)
-            resp.set_header("x-cache", ex.outcome.cache)
+        result = await pipeline.dispatch(exchange, DisconnectGuard(req), req.get_header("cache-control"))
+        if exchange.outcome.cache is not None:  # issue 10: the response cache applied (hit | miss)
+            resp.set_header("x-cache", exchange.outcome.cache)
         render(resp, result)

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ...core.sse import SSEDecoder
 from ...errors import InvalidRequest
 
 _ROLES = frozenset({"user", "assistant", "system", "developer"})
@@ -190,12 +191,8 @@ class ChatToResponseEvents:
         shell = _shell(self.request, self.response_id, self.created, "in_progress")
         return [self._event("response.created", response=shell), self._event("response.in_progress", response=shell)]
 
-    def feed(self, event: bytes) -> list[bytes]:
-        """One chat SSE event (``data: {...}``) -> the Responses events it makes."""
-        data = event.strip()
-        if not data.startswith(b"data:"):
-            return []
-        payload = data[5:].strip()
+    def feed(self, payload: bytes) -> list[bytes]:
+        """The data of one chat SSE event -> the Responses events it makes."""
         if payload == b"[DONE]":
             return self.finish_events()
         chunk = orjson.loads(payload)
@@ -280,12 +277,13 @@ async def as_response_events(chat_events: AsyncIterator[bytes], request: dict[st
                              close: Callable[[], Awaitable[None]]) -> AsyncGenerator[bytes, None]:
     """The chat stream ``chat_events`` as ``response.*`` events; ``close()`` ends the chat stream."""
     translator = ChatToResponseEvents(request)
+    decoder = SSEDecoder()
     try:
         for event in translator.start():
             yield event
         async for raw in chat_events:
-            for event in raw.split(b"\n\n"):
-                for out in translator.feed(event):
+            for data in decoder.data(raw):
+                for out in translator.feed(data):
                     yield out
     finally:
         await close()

@@ -85,18 +85,18 @@ def render_raw(resp: falcon.asgi.Response, result: RawWhole | ByteStream | None)
         resp.stream = result
 
 
-async def _admit(pipeline: SurfacePipeline, ex: Exchange, resp: falcon.asgi.Response, call: Call,
+async def _admit(pipeline: SurfacePipeline, exchange: Exchange, resp: falcon.asgi.Response, call: Call,
                  route: Any) -> None:
-    for name, value in (await pipeline.admit(ex, call, route)).items():
+    for name, value in (await pipeline.admit(exchange, call, route)).items():
         resp.set_header(name, value)
 
 
-def _refused(pipeline: SurfacePipeline, ex: Exchange, error: GatewayError, upload: UploadBody | None) -> None:
+def _refused(pipeline: SurfacePipeline, exchange: Exchange, error: GatewayError, upload: UploadBody | None) -> None:
     """A request refused before dispatch: its upload closed, and recorded (``admit`` records its own)."""
     if upload is not None:
         upload.close()
-    if ex.call is None:
-        pipeline.refuse(ex, error)
+    if exchange.call is None:
+        pipeline.refuse(exchange, error)
 
 
 class _NoGuard:
@@ -122,18 +122,18 @@ class JsonSurfaceResource:
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline, endpoint = self.pipeline, self.endpoint
         what = "/v1" + endpoint.path
-        ex = await begin(pipeline, endpoint.name, req, resp)
+        exchange = await begin(pipeline, endpoint.name, req, resp)
         try:
-            body = await read_json(req, ex.snap.max_body_bytes)
+            body = await read_json(req, exchange.snapshot.max_body_bytes)
             model = model_of(body, endpoint.model_required)
-            route = (pipeline.route_for(ex, model, endpoint.family, what) if model is not None
-                     else pipeline.default_route(ex, endpoint.family, what))
+            route = (pipeline.route_for(exchange, model, endpoint.family, what) if model is not None
+                     else pipeline.default_route(exchange, endpoint.family, what))
         except GatewayError as exc:
-            pipeline.refuse(ex, exc)
+            pipeline.refuse(exchange, exc)
             raise
         call = Call(endpoint.family, endpoint.path, body, model or endpoint.family, stream=endpoint.binary_stream)
-        await _admit(pipeline, ex, resp, call, route)
-        render_raw(resp, await pipeline.dispatch_raw(ex, DisconnectGuard(req)))
+        await _admit(pipeline, exchange, resp, call, route)
+        render_raw(resp, await pipeline.dispatch_raw(exchange, DisconnectGuard(req)))
 
 
 class UploadResource:
@@ -146,21 +146,21 @@ class UploadResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline, endpoint = self.pipeline, self.endpoint
-        ex = await begin(pipeline, endpoint.name, req, resp)
+        exchange = await begin(pipeline, endpoint.name, req, resp)
         upload: UploadBody | None = None
         try:
             upload, fields = await open_upload(aiter(req.stream), req.content_type or "", req.content_length,
-                                               ex.snap.max_body_bytes, frozenset({"model"}))
+                                               exchange.snapshot.max_body_bytes, frozenset({"model"}))
             model = model_of(fields, True)
             assert model is not None
-            route = pipeline.route_for(ex, model, endpoint.family, "/v1" + endpoint.path)
+            route = pipeline.route_for(exchange, model, endpoint.family, "/v1" + endpoint.path)
             call = Call(endpoint.family, endpoint.path, {}, model, upload=upload)
-            await _admit(pipeline, ex, resp, call, route)
+            await _admit(pipeline, exchange, resp, call, route)
         except GatewayError as exc:
-            _refused(pipeline, ex, exc, upload)
+            _refused(pipeline, exchange, exc, upload)
             raise
         try:
-            render_raw(resp, await pipeline.dispatch_raw(ex, _NoGuard()))
+            render_raw(resp, await pipeline.dispatch_raw(exchange, _NoGuard()))
         finally:
             upload.close()
 
@@ -174,23 +174,23 @@ class ResponsesResource:
 
     async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         pipeline = self.pipeline
-        ex = await begin(pipeline, RESPONSES, req, resp)
+        exchange = await begin(pipeline, RESPONSES, req, resp)
         try:
-            body = await read_json(req, ex.snap.max_body_bytes)
+            body = await read_json(req, exchange.snapshot.max_body_bytes)
             model = model_of(body, True)
             assert model is not None
             stream = body.get("stream", False)
             if stream is not None and not isinstance(stream, bool):
                 raise InvalidRequest("'stream' must be true or false.", param="stream")
-            native, route = pipeline.responses_route(ex, model)
+            native, route = pipeline.responses_route(exchange, model)
             call = (Call(RESPONSES, "/responses", body, model, stream is True) if native else
                     Call("chat", "/chat/completions", responses_to_chat(body, pipeline.described(route)), model,
                          stream is True, wants_usage=True))
         except GatewayError as exc:
-            pipeline.refuse(ex, exc)
+            pipeline.refuse(exchange, exc)
             raise
-        await _admit(pipeline, ex, resp, call, route)
-        result = await pipeline.dispatch(ex, DisconnectGuard(req))
+        await _admit(pipeline, exchange, resp, call, route)
+        result = await pipeline.dispatch(exchange, DisconnectGuard(req))
         if native or result is None:
             render(resp, result)
         elif isinstance(result, Whole):
@@ -248,21 +248,21 @@ class StatefulResource:
         path = upstream_path(req.path)
         segments = path.strip("/").split("/")
         family = _FAMILY_OF_SEGMENT[segments[0]]
-        ex = await begin(pipeline, family, req, resp)
+        exchange = await begin(pipeline, family, req, resp)
         upload: UploadBody | None = None
         try:
-            body, upload = await self._body(req, method, ex.snap.max_body_bytes)
+            body, upload = await self._body(req, method, exchange.snapshot.max_body_bytes)
             model = model_of(body, False)
-            route = await self._route(ex, family, referenced_ids(segments[1:], body), model, "/v1" + path)
+            route = await self._route(exchange, family, referenced_ids(segments[1:], body), model, "/v1" + path)
             beta = req.get_header("openai-beta")
             call = Call(family, path, body, model or family, stream=body.get("stream") is True, method=method,
                         query=req.query_string, upload=upload, headers=(("openai-beta", beta),) if beta else ())
-            await _admit(pipeline, ex, resp, call, route)
+            await _admit(pipeline, exchange, resp, call, route)
         except GatewayError as exc:
-            _refused(pipeline, ex, exc, upload)
+            _refused(pipeline, exchange, exc, upload)
             raise
         try:
-            result = await pipeline.dispatch_raw(ex, _NoGuard() if upload is not None else DisconnectGuard(req))
+            result = await pipeline.dispatch_raw(exchange, _NoGuard() if upload is not None else DisconnectGuard(req))
         finally:
             if upload is not None:
                 upload.close()
@@ -282,7 +282,7 @@ class StatefulResource:
             return {}, None
         return await read_json(req, limit), None
 
-    async def _route(self, ex: Exchange, family: str, ids: list[str], model: str | None, what: str) -> Any:
+    async def _route(self, exchange: Exchange, family: str, ids: list[str], model: str | None, what: str) -> Any:
         pipeline = self.pipeline
         pins = [(i, pin) for i in ids if (pin := await pipeline.affinity.lookup(i)) is not None]
         if len({pin for _, pin in pins}) > 1:
@@ -290,10 +290,10 @@ class StatefulResource:
                                  + ", ".join(i for i, _ in pins) + "); they cannot be used together.")
         if pins:
             object_id, pin = pins[0]
-            return pipeline.pinned_route(ex, pin, object_id, model, family, what)
+            return pipeline.pinned_route(exchange, pin, object_id, model, family, what)
         if model is not None:
-            return pipeline.route_for(ex, model, family, what)
-        return pipeline.default_route(ex, family, what)
+            return pipeline.route_for(exchange, model, family, what)
+        return pipeline.default_route(exchange, family, what)
 
 
 async def remember(affinity: AffinityStore, method: str, data: dict[str, Any], pin: Pin) -> None:

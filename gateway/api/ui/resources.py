@@ -159,7 +159,7 @@ class LoginResource(UISessionAPI):
         if not (req.content_type or "").lower().startswith("application/json"):
             raise InvalidRequest("Send the sign-in as JSON: {\"key\"} or {\"username\", \"password\"}.")
         body = await read_json(req, MAX_LOGIN_BODY)
-        snap = self.runtime.snapshot
+        snapshot = self.runtime.snapshot
         remote = peer_address(req.scope)
         try:
             who = await self._who(body, remote)
@@ -167,7 +167,7 @@ class LoginResource(UISessionAPI):
             log.warning("dashboard sign-in refused", extra={
                 "method": "key" if "key" in body else "password", "reason": exc.code, "remote": remote})
             raise
-        token, session = await self.keeper.issue(who, snap)
+        token, session = await self.keeper.issue(who, snapshot)
         resp.set_cookie(COOKIE, token, max_age=self.keeper.ttl_s, path="/", secure=_is_https(req),
                         http_only=True, same_site="Strict")
         log.info("dashboard sign-in", extra={"who": who, "remote": remote})

@@ -203,14 +203,14 @@ class SessionKeeper:
     def csrf_token(self, session: Session) -> str:
         return _b64(self._mac("csrf:" + session.sid))
 
-    async def fingerprint(self, who: str, snap: Snapshot) -> str | None:
+    async def fingerprint(self, who: str, snapshot: Snapshot) -> str | None:
         """An HMAC of the principal's current credential; None if it no longer exists or is not admin."""
         if who == "master":
-            material = snap.master_digest
+            material = snapshot.master_digest
         elif who.startswith("client:"):
             client_id = who.removeprefix("client:")
-            material = next((c.digest for c in snap.clients.values() if c.id == client_id and c.admin), None)
-            if client_id not in snap.client_ids and self.directory_admin is not None:
+            material = next((c.digest for c in snapshot.clients.values() if c.id == client_id and c.admin), None)
+            if client_id not in snapshot.client_ids and self.directory_admin is not None:
                 material = await self.directory_admin(client_id)  # config.yaml's id shadows the directory's
         elif who.startswith("user:"):
             creds = self.credentials.current()
@@ -220,8 +220,8 @@ class SessionKeeper:
             material = None
         return None if material is None else _b64(self._mac("fp:" + who + ":" + material.hex())[:16])
 
-    async def issue(self, who: str, snap: Snapshot) -> tuple[str, Session]:
-        fingerprint = await self.fingerprint(who, snap)
+    async def issue(self, who: str, snapshot: Snapshot) -> tuple[str, Session]:
+        fingerprint = await self.fingerprint(who, snapshot)
         if fingerprint is None:
             raise AuthenticationError("This principal cannot sign in to the dashboard.")
         session = Session(_b64(secrets.token_bytes(16)), who, fingerprint, int(time.time()) + self.ttl_s)
@@ -229,7 +229,7 @@ class SessionKeeper:
         signed = f"{_VERSION}.{payload}"
         return f"{signed}.{_b64(self._mac(signed))}", session
 
-    async def read(self, token: str, snap: Snapshot) -> Session | None:
+    async def read(self, token: str, snapshot: Snapshot) -> Session | None:
         """The session in ``token`` if its signature, expiry and principal are all still good."""
         version, _, rest = token.partition(".")
         payload, _, signature = rest.partition(".")
@@ -244,7 +244,7 @@ class SessionKeeper:
             return None
         if session.expires <= time.time():
             return None
-        current = await self.fingerprint(session.who, snap)
+        current = await self.fingerprint(session.who, snapshot)
         if current is None or not hmac.compare_digest(current, session.fingerprint):
             return None
         if await self.signouts.ended(session.sid):  # last: a forged or stale cookie costs no store read
@@ -255,9 +255,9 @@ class SessionKeeper:
         """Sign ``session`` out everywhere; False when that could only be kept in this process."""
         return await self.signouts.record(session.sid, session.expires)
 
-    async def from_request(self, req: SessionRequest, snap: Snapshot | None = None) -> Session | None:
+    async def from_request(self, req: SessionRequest, snapshot: Snapshot | None = None) -> Session | None:
         for token in req.get_cookie_values(COOKIE) or ():
-            session = await self.read(token, snap or self.snapshot())
+            session = await self.read(token, snapshot or self.snapshot())
             if session is not None:
                 return session
         return None
@@ -278,13 +278,13 @@ def install(keeper: SessionKeeper | None) -> None:
     _keeper = keeper
 
 
-async def require_session(req: SessionRequest, snap: Snapshot | None = None) -> str | None:
+async def require_session(req: SessionRequest, snapshot: Snapshot | None = None) -> str | None:
     """Who is signed in: None when the request carries no session cookie at all; raises
     ``AuthenticationError`` (401) for an invalid or expired one and ``CsrfFailed`` (403) for a
     mutating call whose ``x-csrf-token`` header does not match the session."""
     if _keeper is None or not req.get_cookie_values(COOKIE):
         return None
-    session = await _keeper.from_request(req, snap)
+    session = await _keeper.from_request(req, snapshot)
     if session is None:
         raise AuthenticationError("The dashboard session is invalid or has expired: sign in again.")
     if not _keeper.csrf_ok(req, session):
@@ -292,9 +292,9 @@ async def require_session(req: SessionRequest, snap: Snapshot | None = None) -> 
     return session.who
 
 
-async def session_admin(req: SessionRequest, snap: Snapshot | None = None) -> str | None:
+async def session_admin(req: SessionRequest, snapshot: Snapshot | None = None) -> str | None:
     """Who is signed in, if the cookie is valid and, for a mutating call, the CSRF header matches."""
     try:
-        return await require_session(req, snap)
+        return await require_session(req, snapshot)
     except (AuthenticationError, CsrfFailed):
         return None

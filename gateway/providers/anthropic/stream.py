@@ -14,37 +14,13 @@ from typing import Any
 
 import orjson
 
+from ...core.sse import SSEDecoder
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
-from ..base import scrub, unfinished
+from ..base import scrub
 from .response import count, finish_reason, openai_usage, usage_of
 
 DONE = b"data: [DONE]\n\n"
-
-
-class SSESplitter:
-    """Raw stream bytes -> complete SSE events as (event name, data bytes, the event's raw bytes)."""
-
-    def __init__(self) -> None:
-        self._buffer = b""
-
-    def feed(self, chunk: bytes) -> list[tuple[str, bytes, bytes]]:
-        buffer = self._buffer + chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")
-        events = buffer.split(b"\n\n")
-        self._buffer = unfinished(events.pop())
-        out = []
-        for event in events:
-            name, data = "", []
-            for line in event.split(b"\n"):
-                if line.startswith(b"event:"):
-                    name = line[6:].strip().decode("utf-8", "replace")
-                elif line.startswith(b"data:"):
-                    data.append(line[5:].lstrip())
-            if data or name:
-                out.append((name, b"\n".join(data), event))
-        return out
 
 
 def _load(data: bytes) -> dict[str, Any]:
@@ -78,7 +54,7 @@ class AnthropicStreamRelay:
         self.request_body = request_body
         self.json_answer = json_answer  # a forced JSON tool's input is streamed as content
         self.done = False
-        self._splitter = SSESplitter()
+        self._decoder = SSEDecoder()
         self._usage = _UsageCounter()
         self._id = ""
         self._created = int(time.time())
@@ -87,9 +63,9 @@ class AnthropicStreamRelay:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         out: list[bytes] = []
-        for name, data, _raw in self._splitter.feed(chunk):
-            event = _load(data)
-            out.extend(self._event(str(event.get("type") or name), event))
+        for sse in self._decoder.feed(chunk):
+            event = _load(sse.data)
+            out.extend(self._event(str(event.get("type") or sse.name.decode("utf-8", "replace")), event))
         return out
 
     def _event(self, kind: str, event: dict[str, Any]) -> list[bytes]:
@@ -177,17 +153,18 @@ class NativeStreamRelay:
     def __init__(self, request_body: dict[str, Any]):
         self.request_body = request_body
         self.done = False
-        self._splitter = SSESplitter()
+        self._decoder = SSEDecoder()
         self._usage = _UsageCounter()
 
     def feed(self, chunk: bytes) -> list[bytes]:
         out = []
-        for name, data, raw in self._splitter.feed(chunk):
-            if name in ("message_start", "message_delta"):
-                event = _load(data)
+        for sse in self._decoder.feed(chunk):
+            name, raw = sse.name, sse.raw
+            if name in (b"message_start", b"message_delta"):
+                event = _load(sse.data)
                 message = event.get("message")
                 self._usage.note(message.get("usage") if isinstance(message, dict) else event.get("usage"))
-            elif name == "message_stop":
+            elif name == b"message_stop":
                 self.done = True
             out.append(raw + b"\n\n")
         return out

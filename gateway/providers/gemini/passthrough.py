@@ -9,10 +9,10 @@ from typing import Any
 import orjson
 
 from ...core.call import Call
+from ...core.sse import SSEDecoder
 from ...core.tokens import estimate_tokens
 from ...core.usage import Answer, Usage
 from .response import block_reason, finish_reason, usage_of
-from .stream import split_events
 
 DIALECT = "gemini"
 
@@ -32,14 +32,13 @@ class NativeRelay:
     def __init__(self, call: Call):
         self.call = call
         self.done = False
-        self._buffer = b""
+        self._decoder = SSEDecoder()
         self._usage: Usage | None = None
         self._size = 0
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        payloads, self._buffer = split_events(self._buffer + chunk)
         out = []
-        for payload in payloads:
+        for payload in self._decoder.data(chunk):
             self._size += len(payload)
             self._note(payload)
             out.append(b"data: " + payload + b"\r\n\r\n")

@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 
 from ...core.call import CHAT, Call
+from ...core.sse import SSEDecoder
 from ...core.tokens import tokens_for_chars
 from ...core.usage import Usage
-from ..base import scrub, unfinished
+from ..base import scrub
 from .errors import error_of
 from .response import (
     Reading,
@@ -36,21 +37,6 @@ _FAST = {True: (b'[{"index":0,"delta":{"content":', b'},"logprobs":null,"finish_
          False: (b'[{"index":0,"text":', b',"logprobs":null,"finish_reason":null}]}\n\n')}
 
 
-def split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
-    """Complete SSE events' ``data`` payloads in ``buffer``, and the unfinished rest
-    (``EventTooLarge`` past ``MAX_EVENT_BYTES``)."""
-    if b"\r" in buffer:
-        buffer = buffer.replace(b"\r\n", b"\n")
-    events = buffer.split(b"\n\n")
-    rest = unfinished(events.pop())
-    payloads = []
-    for event in events:
-        lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
-        if lines:
-            payloads.append(b"\n".join(lines))
-    return payloads, rest
-
-
 def sse(data: dict[str, Any]) -> bytes:
     return b"data: " + orjson.dumps(data) + b"\n\n"
 
@@ -64,7 +50,7 @@ class GeminiRelay:
         self.chat = call.operation == CHAT
         self.request_body = call.body
         self.done = False
-        self._buffer = b""
+        self._decoder = SSEDecoder()
         self._id = ""
         self._head = b""  # a chunk's bytes up to its choices (the same in every chunk of the stream)
         self._created = int(time.time())
@@ -75,9 +61,8 @@ class GeminiRelay:
         self._chars = 0  # characters of text relayed (for a local estimate; the text is not kept)
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        payloads, self._buffer = split_events(self._buffer + chunk)
         out: list[bytes] = []
-        for payload in payloads:
+        for payload in self._decoder.data(chunk):
             if not self.done:
                 out.extend(self._event(payload))
         return out

@@ -19,9 +19,9 @@ from typing import Any
 
 import orjson
 
+from ...core.sse import SSEDecoder, one_data_event
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
-from ..base import unfinished
 from .response import usage_from
 
 DONE = b"data: [DONE]\n\n"
@@ -64,7 +64,7 @@ class StreamRelay:
         self.request_body = request_body
         self.usage: Usage | None = None
         self.done = False
-        self._buffer = b""
+        self._decoder = SSEDecoder()
         self._text: list[bytes] = []  # the deltas' content, still JSON-escaped, since the last fold
         self._chars = 0  # characters of content folded so far
         self._unfolded = 0  # stream bytes read since the last fold
@@ -73,25 +73,12 @@ class StreamRelay:
         self._unfolded += len(chunk)
         if self._unfolded > FOLD_BYTES:
             self._fold()
-        if (not self._buffer and chunk.startswith(b"data: {") and chunk.endswith(b"\n\n")
-                and chunk.find(b"\n") == len(chunk) - 2):  # one read, one whole event: the common case
+        if self._decoder.idle and chunk[6:7] == b"{" and one_data_event(chunk):  # the common case
             fast = self._fast(chunk, 6)
             if fast is not None:
                 return [fast]
-        buffer = self._buffer + chunk if self._buffer else chunk
-        if b"\r" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")
-        events = buffer.split(b"\n\n")
-        self._buffer = unfinished(events.pop())
         out = []
-        for event in events:
-            if event.startswith(b"data:") and b"\n" not in event:
-                data = event[5:].lstrip()
-            else:
-                lines = [line[5:].lstrip() for line in event.split(b"\n") if line.startswith(b"data:")]
-                if not lines:
-                    continue  # comments / keep-alives
-                data = b"\n".join(lines)
+        for data in self._decoder.data(chunk):
             translated = self._event(data)
             if translated is not None:
                 out.append(translated)

@@ -17,9 +17,9 @@ import orjson
 
 from ...core.call import ASSISTANTS, AUDIO, FILES, IMAGES, MODERATIONS, RESPONSES, THREADS, Call
 from ...core.request import UpstreamRequest
+from ...core.sse import Event, SSEDecoder
 from ...core.tokens import estimate_tokens, tokens_for_chars
 from ...core.usage import Answer, Usage
-from ..base import unfinished
 from .request import auth_headers, request_headers
 from .response import usage_from
 
@@ -81,28 +81,16 @@ class ResponsesRelay:
         self.request_body = request_body
         self.done = False
         self.usage: Usage | None = None
-        self._buffer = b""
+        self._decoder = SSEDecoder()
         self._chars = 0  # characters of output text relayed (for a local estimate; the text is not kept)
 
     def feed(self, chunk: bytes) -> list[bytes]:
-        buffer = self._buffer + chunk
-        if b"\r\n" in buffer:
-            buffer = buffer.replace(b"\r\n", b"\n")
-        events = buffer.split(b"\n\n")
-        self._buffer = unfinished(events.pop())
-        return [out for out in (self._event(event) for event in events) if out is not None]
+        return [out for out in (self._event(event) for event in self._decoder.feed(chunk)) if out is not None]
 
-    def _event(self, event: bytes) -> bytes | None:
-        name = b""
-        data_lines: list[bytes] = []
-        for line in event.split(b"\n"):
-            if line.startswith(b"event:"):
-                name = line[6:].strip()
-            elif line.startswith(b"data:"):
-                data_lines.append(line[5:].lstrip())
-        if not data_lines:
-            return None  # comments and keep-alives
-        data = b"\n".join(data_lines)
+    def _event(self, event: Event) -> bytes | None:
+        name, data = event.name, event.data
+        if not data:
+            return None  # an event with a name and no data
         parsed = _object(data)
         kind = parsed.get("type") if parsed is not None else None
         kind = kind.encode() if isinstance(kind, str) else name
