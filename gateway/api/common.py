@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import falcon.asgi
@@ -24,6 +24,15 @@ MAX_JSON_DEPTH = 128
 
 # An ASGI ``receive`` callable: Granian's returns a future, other servers' are coroutine functions.
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def stream_to(resp: falcon.asgi.Response, stream: AsyncIterator[bytes], content_type: str) -> None:
+    """``stream`` as the response's body (SSE events as they come), with the headers that keep
+    browsers and proxies (nginx's ``X-Accel-Buffering``) from caching or buffering it."""
+    resp.content_type = content_type
+    resp.set_header("cache-control", "no-cache")
+    resp.set_header("x-accel-buffering", "no")
+    resp.stream = stream
 
 
 def request_id_of(req: falcon.asgi.Request, resp: falcon.asgi.Response) -> str:

@@ -1,5 +1,5 @@
 """What the inbound dialects share: errors rendered in each dialect's shape (the one place that
-maps a ``GatewayError`` to a body), and a stream whose events are rewritten for a dialect.
+maps a ``GatewayError`` to a body), and the reading of the pipeline's events they translate.
 
 Dialect names equal the protocol names of the providers that speak them (``anthropic``,
 ``gemini``), which is how the pipeline tells a same-dialect pass-through (``Exchange.native``).
@@ -7,14 +7,12 @@ Dialect names equal the protocol names of the providers that speak them (``anthr
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import orjson
 
 from ..core.sse import data_of
 from ..errors import GatewayError
-from ..pipeline import EventStream
 from .anthropic.errors import error_body as anthropic_error
 from .google.errors import error_body as google_error
 
@@ -84,38 +82,3 @@ class ChunkTranslator:
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         raise NotImplementedError
-
-class TranslatedStream:
-    """An ``EventStream`` with each item rewritten by ``feed``, then ``end()``'s events.
-
-    ``close()`` (which Falcon calls however the response ends) closes the source stream too, so
-    the pipeline settles and records the request as it would for an OpenAI client.
-    """
-
-    __slots__ = ("_source", "_feed", "_end", "_generator")
-
-    def __init__(self, source: EventStream, feed: Callable[[bytes], list[bytes]], end: Callable[[], list[bytes]]):
-        self._source = source
-        self._feed = feed
-        self._end = end
-        self._generator = self._run()
-
-    async def _run(self) -> AsyncGenerator[bytes, None]:
-        async for item in self._source:
-            for out in self._feed(item):
-                yield out
-        for out in self._end():
-            yield out
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._generator
-
-    async def __anext__(self) -> bytes:
-        # iteration goes through ``__aiter__``; this makes the wrapper an ``AsyncIterator[bytes]``
-        return await self._generator.__anext__()
-
-    async def close(self) -> None:
-        try:
-            await self._generator.aclose()
-        finally:
-            await self._source.close()

@@ -1,37 +1,58 @@
-"""One request's accounting context, from authentication to the record, and what the pipeline returns."""
+"""What the pipeline's stages hand each other for one request, and what it returns.
+
+``Exchange``: the request from authentication on (its snapshot, client and what gets recorded).
+``Admitted``: a request admitted under its client's limits and budget, with its call and route:
+what ``Pipeline.admit`` returns and ``Pipeline.dispatch`` takes. The answer is an ``Answer``
+(whole, already settled and recorded) or a ``Stream`` (settled and recorded when it closes).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from ..config.snapshot import Snapshot
 from ..core.call import Call
 from ..core.targets import ClientSpec, Route
-from ..core.usage import Answer
 from ..limits.admission import Admission
 from ..observability.usage import Outcome
 
 CLIENT_CLOSED = 499  # nginx's status for a client that left before its answer
+EVENT_STREAM = "text/event-stream"
 
 
 @dataclass(slots=True)
 class Exchange:
-    """Everything the pipeline knows about one request; the one thing its stages pass along.
+    """One request from authentication to its record.
 
-    ``snap`` is the snapshot the request started on (it keeps it to the end); ``outcome`` is
-    what gets recorded (metrics and the access log line) exactly once, however the request ends.
+    ``snapshot`` is the snapshot the request started on (it keeps it to the end); ``outcome`` is
+    what gets recorded (metrics and the access log line) exactly once, however the request ends;
+    ``native`` is set once an upstream answered when that answer is in the client's own protocol
+    (same-dialect pass-through), not OpenAI's.
     """
 
     snapshot: Snapshot
     client: ClientSpec
     outcome: Outcome
-    call: Call | None = None
-    route: Route | None = None
-    admission: Admission | None = None
-    est_tokens: int = 0
-    native: bool = False  # the answer is in ``call.dialect``'s own protocol (same-dialect pass-through), not OpenAI's
+    native: bool = False
+
+
+@dataclass(slots=True)
+class Admitted:
+    """A request admitted under its client's limits and budget: its call, its resolved route, what
+    it holds (``admission``, released when it is settled) and its token estimate."""
+
+    exchange: Exchange
+    call: Call
+    route: Route
+    admission: Admission
+    est_tokens: int
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The client's rate-limit headers, which every answer from here on carries (errors too)."""
+        return self.admission.headers
 
 
 class Disconnect(Protocol):
@@ -48,21 +69,21 @@ class Disconnect(Protocol):
     def close(self) -> None: ...
 
 
-# A whole answer, already settled and recorded: OpenAI-shape JSON (``data``) and what it used (``usage``).
-Whole = Answer
-
-
-class EventStream:
-    """A streamed answer: OpenAI-shape SSE events (bytes), then the cleanup that settles and records.
+class Stream:
+    """A streamed answer: its bytes as they come (SSE events, or audio, ...), then the cleanup that
+    settles and records the request.
 
     Iterate it; ``close()`` (which Falcon calls when the response ends, however it ends) runs the
     cleanup at once: the upstream is closed and the usage counted even if the client left.
     """
 
-    __slots__ = ("_generator",)
+    __slots__ = ("_generator", "_source", "content_type")
 
-    def __init__(self, generator: AsyncGenerator[bytes, None]):
+    def __init__(self, generator: AsyncGenerator[bytes, None], content_type: str = EVENT_STREAM,
+                 source: Stream | None = None):
         self._generator = generator
+        self._source = source  # a stream this one is made from (``translated``): closed with it
+        self.content_type = content_type
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self._generator
@@ -72,4 +93,23 @@ class EventStream:
         return await self._generator.__anext__()
 
     async def close(self) -> None:
-        await self._generator.aclose()
+        try:
+            await self._generator.aclose()
+        finally:
+            if self._source is not None:
+                await self._source.close()
+
+
+def translated(source: Stream, feed: Callable[[bytes], list[bytes]], end: Callable[[], list[bytes]],
+               content_type: str = EVENT_STREAM) -> Stream:
+    """``source`` with each item rewritten by ``feed``, then ``end()``'s items; closing it closes
+    ``source`` too, so the request is settled and recorded as it would be untranslated."""
+
+    async def run() -> AsyncGenerator[bytes, None]:
+        async for item in source:
+            for out in feed(item):
+                yield out
+        for out in end():
+            yield out
+
+    return Stream(run(), content_type, source)

@@ -1,17 +1,18 @@
 """The request pipeline every inbound dialect runs on: auth → resolve → admit → dispatch → settle → record.
 
-A dialect's HTTP resource (``api/openai``; Anthropic's and Google's next to it) only parses its
-body into a ``Call`` (OpenAI's shape is the lingua franca) and renders what comes back:
+A dialect's HTTP resource (``api/dialect.py`` runs the sequence; each dialect supplies its
+parser and renderer) parses its body into a ``Call`` (OpenAI's shape is the lingua franca) and
+renders what comes back:
 
-    ex = await pipeline.begin(endpoint, request_id, authorization, x_api_key)   # 401/403 here
-    call = <the dialect's parser>            # a failure here: pipeline.refuse(ex, error)
-    headers = await pipeline.admit(ex, call)  # resolve the model, client limits and budget hold
-    result = await pipeline.dispatch(ex, guard)
-    # Whole (OpenAI-shape JSON + usage) | EventStream (OpenAI-shape SSE events) | None (client left: 499)
+    exchange = await pipeline.begin(endpoint, request_id, authorization, x_api_key)  # 401/403 here
+    call = <the dialect's parser>      # a failure here: pipeline.refuse(exchange, error)
+    admitted = await pipeline.admit(exchange, call)  # the model resolved, client limits and budget held
+    result = await pipeline.dispatch(admitted, guard)
+    # Answer (OpenAI-shape JSON + usage) | Stream (OpenAI-shape SSE events) | None (client left: 499)
 
 Every way a request ends is settled (the budget hold released, the real usage and cost
 charged, the key's reservation settled) and recorded exactly once: before ``dispatch``
-returns for a whole answer or an error, in the ``EventStream``'s cleanup for a stream.
+returns for a whole answer or an error, in the ``Stream``'s cleanup for a stream.
 
 Same-dialect pass-through: a ``Call`` names its inbound ``dialect``; a dialect other than
 OpenAI's puts its body translated into OpenAI's shape in ``call.body`` (what estimates, limits
@@ -19,7 +20,7 @@ and every other protocol's adapter read) and the client's own body in ``call.nat
 The route is chosen per attempt, so only the adapter that answered knows which body it sent:
 where ``call.dialect`` equals its protocol it sends ``native_body`` and returns the upstream's
 answer and events untranslated (``ProviderAdapter``'s docstring), and ``dispatch`` sets
-``ex.native`` so the dialect's renderer writes them as they are; otherwise the renderer
+``exchange.native`` so the dialect's renderer writes them as they are; otherwise the renderer
 translates the OpenAI-shape result back. Only auth, routing (the model replaced by the
 target's), limits and accounting apply either way. The OpenAI dialect needs no such branch: its
 shape is the lingua franca, which the OpenAI adapter passes through.
@@ -29,30 +30,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncGenerator
 
 import orjson
 
-from ..cache import JSON, SSE, CachePlan, Entry
+from ..cache import JSON
 from ..core.call import Call
-from ..core.pricing import cost_usd
-from ..core.targets import Route, Target
+from ..core.targets import Route
 from ..core.usage import Answer, Usage
 from ..errors import GatewayError, ProviderError
-from ..observability.usage import HIT, Outcome, record
-from ..routing.dispatch import Opened
+from ..observability.usage import Outcome, record
+from ..routing.dispatch import UpstreamAnswer
 from ..routing.resolve import resolve
 from ..server.runtime import Runtime
 from .auth import authenticate_any
-from .context import CLIENT_CLOSED, Disconnect, EventStream, Exchange, Whole
+from .cached import CachedAnswers
+from .context import CLIENT_CLOSED, Admitted, Disconnect, Exchange, Stream
 from .estimate import cost_hold, input_tokens, output_tokens
-from .sse import completion_as_sse
-from .stream import one_send, relay, whole_as_stream
+from .stream import relay, whole_as_stream
 
 
 class Pipeline:
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
+        self.cached = CachedAnswers(runtime)
 
     async def begin(self, endpoint: str, request_id: str, authorization: str | None,
                     x_api_key: str | None) -> Exchange:
@@ -68,158 +68,98 @@ class Pipeline:
         exchange.outcome.status, exchange.outcome.error_code = error.status, error.code
         record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
 
-    async def admit(self, exchange: Exchange, call: Call, route: Route | None = None) -> dict[str, str]:
-        """Resolve the model and admit the request under the client's limits and budget; the headers
-        (the client's rate-limit headers) every answer from here on carries, errors included.
-        ``route``: one already resolved (the rest of the OpenAI surface: ``surface.py``)."""
+    async def admit(self, exchange: Exchange, call: Call, route: Route | None = None) -> Admitted:
+        """Resolve the model and admit the request under the client's limits and budget. ``route``:
+        one already resolved (the rest of the OpenAI surface: ``surface.py``). A refusal is recorded."""
         outcome = exchange.outcome
         outcome.model, outcome.stream = call.model, call.stream
-        exchange.call = call
         try:
-            route = exchange.route = route or resolve(exchange.snapshot, call.model, exchange.client)
+            route = route or resolve(exchange.snapshot, call.model, exchange.client)
             prompt = input_tokens(call)
-            exchange.est_tokens = prompt + (output_tokens(call) or 0)
-            admission = exchange.admission = await self.runtime.limiter.admit(exchange.client, exchange.est_tokens,
-                                                                        cost_hold(call, route, prompt))
+            est_tokens = prompt + (output_tokens(call) or 0)
+            admission = await self.runtime.limiter.admit(exchange.client, est_tokens, cost_hold(call, route, prompt))
         except GatewayError as exc:
             self.refuse(exchange, exc)
             raise
-        return admission.headers
+        return Admitted(exchange, call, route, admission, est_tokens)
 
-    async def dispatch(self, exchange: Exchange, guard: Disconnect,
-                       cache_control: str | None = None) -> Whole | EventStream | None:
+    async def dispatch(self, admitted: Admitted, guard: Disconnect,
+                       cache_control: str | None = None) -> Answer | Stream | None:
         """Find an upstream answer (see the module docstring for what comes back), or the response
-        cache's (issue 10: gateway/cache/; ``cache_control`` is the request's ``Cache-Control``)."""
-        call, route = exchange.call, exchange.route
-        assert call is not None and route is not None, "admit() first"
-        plan = self.runtime.cache.plan(exchange.snapshot, exchange.client, call, route, cache_control)
-        if plan is not None:
-            exchange.outcome.cache = "miss"
-            entry = await self.runtime.cache.lookup(plan) if plan.lookup else None
-            if entry is not None:
-                return await self._hit(exchange, call, entry, guard)
-            plan = plan if plan.keep else None
-        opened = await self.open(exchange, guard)
+        cache's (``cached.py``; ``cache_control`` is the request's ``Cache-Control``)."""
+        call = admitted.call
+        plan = await self.cached.plan(admitted, cache_control)
+        if plan is not None and plan.entry is not None:
+            return await self.cached.hit(admitted, plan.entry, guard)
+        opened = await self.open(admitted, guard)
         if opened is None:
             return None
-        # same-dialect pass-through: the adapter answered in the client's own protocol (see below)
-        exchange.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
+        # same-dialect pass-through: the adapter answered in the client's own protocol (see above)
+        admitted.exchange.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
+        keep = plan.keep if plan is not None else None
         if opened.answer is not None:
-            if plan is not None:
-                await self._keep(plan, JSON, orjson.dumps(opened.answer.data), opened, opened.answer.usage)
-            return EventStream(whole_as_stream(exchange, call, opened, opened.answer, guard, self._settle))
+            if keep is not None:
+                await self.cached.keep(keep, JSON, orjson.dumps(opened.answer.data), opened, opened.answer.usage)
+            return Stream(whole_as_stream(admitted, opened, opened.answer, guard, self._settle))
         if call.stream:
-            events = relay(exchange, call, opened, guard, self._settle)
-            return EventStream(events if plan is None else self._capture(exchange, plan, opened, events))
+            events = relay(admitted, opened, guard, self._settle)
+            return Stream(events if keep is None else self.cached.capture(admitted, keep, opened, events))
         guard.close()
-        answer = await self._whole(exchange, call, opened)
-        if plan is not None:
-            await self._keep(plan, JSON, orjson.dumps(answer.data), opened, answer.usage)
+        answer = await self._whole(admitted, opened)
+        if keep is not None:
+            await self.cached.keep(keep, JSON, orjson.dumps(answer.data), opened, answer.usage)
         return answer
 
-    async def open(self, exchange: Exchange, guard: Disconnect) -> Opened | None:
+    async def open(self, admitted: Admitted, guard: Disconnect) -> UpstreamAnswer | None:
         """An upstream answer opened on some target and key; None if the client left meanwhile.
         A request that gets none is settled and recorded here (and the error raised)."""
-        call, route = exchange.call, exchange.route
-        assert call is not None and route is not None, "admit() first"
+        call, exchange = admitted.call, admitted.exchange
         try:
-            opened = await self.runtime.dispatcher.open(exchange.snapshot, route, call.model, call, exchange.est_tokens)
+            opened = await self.runtime.dispatcher.open(exchange.snapshot, admitted.route, call.model, call,
+                                                        admitted.est_tokens)
         except asyncio.CancelledError:
             guard.close()
             if not guard.absorb():
                 raise
-            await asyncio.shield(self._fail(exchange, CLIENT_CLOSED, None))
+            await asyncio.shield(self._fail(admitted, CLIENT_CLOSED, None))
             return None
         except GatewayError as exc:
             guard.close()
             if exc.tried is not None:  # the provider and key the request failed on, for the record
                 exchange.outcome.target, exchange.outcome.key_label = exc.tried
-            await self._fail(exchange, exc.status, exc.code)
+            await self._fail(admitted, exc.status, exc.code)
             raise
         except Exception:
             guard.close()
-            await self._fail(exchange, 500, "internal_error")
+            await self._fail(admitted, 500, "internal_error")
             raise
         exchange.outcome.target, exchange.outcome.key_label = opened.target, opened.reservation.state.label
         return opened
 
-    # --- the response cache (issue 10 item 6) ---------------------------------------------------
-    async def _keep(self, plan: CachePlan, form: str, payload: bytes, opened: Opened, usage: Usage) -> None:
-        target = opened.target
-        await self.runtime.cache.keep(plan, form, payload, target.provider.id, target.model, usage,
-                                      cost_usd(target.pricing, usage))
-
-    async def _capture(self, exchange: Exchange, plan: CachePlan, opened: Opened,
-                       events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-        """``events`` passed on, and kept once the stream has ended cleanly (its usage settled). The
-        capture stops (what it held dropped) the moment the stream passes ``plan.entry_limit``, so
-        it never holds more than that; the events are joined once, only for an answer kept."""
-        seen: list[bytes] | None = []
-        size, limit = 0, plan.entry_limit
+    async def _whole(self, admitted: Admitted, opened: UpstreamAnswer) -> Answer:
+        outcome = admitted.exchange.outcome
+        outcome.upstream_s = time.perf_counter() - outcome.started
         try:
-            async for event in events:
-                if seen is not None:
-                    size += len(event)
-                    if size <= limit:
-                        seen.append(event)
-                    else:
-                        seen = None  # too large to keep: relayed from here on, not captured
-                yield event
-        finally:
-            await events.aclose()
-        outcome = exchange.outcome
-        if seen is not None and outcome.status == 200 and outcome.error_code is None and outcome.usage is not None:
-            payload = b"".join(seen)
-            seen = None
-            await self._keep(plan, SSE, payload, opened, outcome.usage)
-
-    async def _hit(self, exchange: Exchange, call: Call, entry: Entry, guard: Disconnect) -> Whole | EventStream:
-        """The cached answer: no provider key is used; the client's limits count it (``admit``)."""
-        outcome = exchange.outcome
-        outcome.cache = HIT
-        spec = exchange.snapshot.providers.get(entry.provider)
-        outcome.target = Target(spec, entry.model) if spec is not None else None
-        usage = Usage(entry.prompt_tokens, entry.completion_tokens, entry.usage_exact)
-        if not call.stream:
-            guard.close()
-            await self._settle_hit(exchange, entry, usage)
-            return Answer(orjson.loads(entry.payload), usage)
-        payload = entry.payload if entry.form == SSE else completion_as_sse(orjson.loads(entry.payload),
-                                                                             call.wants_usage)
-        return EventStream(one_send(exchange, payload, guard, lambda: self._settle_hit(exchange, entry, usage)))
-
-    async def _settle_hit(self, exchange: Exchange, entry: Entry, usage: Usage) -> None:
-        """The client's tokens settled at the answer's usage, nothing spent; recorded with the cost saved."""
-        if exchange.admission is not None:
-            await self.runtime.limiter.settle(exchange.admission, usage, None)
-        exchange.outcome.usage, exchange.outcome.cost_usd = usage, entry.cost_usd
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
-    # --- end response cache ---------------------------------------------------------------------
-
-    async def _whole(self, exchange: Exchange, call: Call, opened: Opened) -> Answer:
-        exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
-        try:
-            answer = opened.adapter.parse_response(opened.body or b"", call)
+            answer = opened.adapter.parse_response(opened.body or b"", admitted.call)
         except (ValueError, TypeError):
             await self.runtime.dispatcher.finish(opened, 0)
             error = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
-            await self._fail(exchange, error.status, error.code)
+            await self._fail(admitted, error.status, error.code)
             raise error from None
-        await self._settle(exchange, opened, answer.usage)
+        await self._settle(admitted, opened, answer.usage)
         return answer
 
-    async def _settle(self, exchange: Exchange, opened: Opened, usage: Usage) -> None:
+    async def _settle(self, admitted: Admitted, opened: UpstreamAnswer, usage: Usage) -> None:
         """A request that got an answer: the key's and the client's real usage and cost; the record."""
-        runtime = self.runtime
+        runtime, exchange = self.runtime, admitted.exchange
         await runtime.dispatcher.finish(opened, usage.total_tokens)
         exchange.outcome.usage = usage
-        if exchange.admission is not None:
-            exchange.outcome.cost_usd = await runtime.limiter.settle(exchange.admission, usage, opened.target.pricing)
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
+        exchange.outcome.cost_usd = await runtime.limiter.settle(admitted.admission, usage, opened.target.pricing)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, runtime.stores.ledger)
 
-    async def _fail(self, exchange: Exchange, status: int, code: str | None) -> None:
+    async def _fail(self, admitted: Admitted, status: int, code: str | None) -> None:
         """A request that got no answer: release what was held; record it."""
-        if exchange.admission is not None:
-            await self.runtime.limiter.settle(exchange.admission, None, None)
+        exchange = admitted.exchange
+        await self.runtime.limiter.settle(admitted.admission, None, None)
         exchange.outcome.status, exchange.outcome.error_code = status, code
         record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)

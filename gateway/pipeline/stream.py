@@ -9,26 +9,25 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import httpx
 
-from ..core.call import Call
 from ..core.sse import MAX_EVENT_BYTES, EventTooLarge
 from ..core.usage import Answer, Usage
-from ..routing.dispatch import Opened
+from ..routing.dispatch import UpstreamAnswer
 from ..upstream.client import async_stream
-from .context import CLIENT_CLOSED, Disconnect, Exchange
+from .context import CLIENT_CLOSED, Admitted, Disconnect, Exchange
 from .sse import completion_as_sse, error_event
 
-Settle = Callable[[Exchange, Opened, Usage], Awaitable[None]]
+Settle = Callable[[Admitted, UpstreamAnswer, Usage], Awaitable[None]]
 
 
-async def relay(exchange: Exchange, call: Call, opened: Opened, guard: Disconnect,
+async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
                 settle: Settle) -> AsyncGenerator[bytes, None]:
     """The upstream's stream through the adapter's relay; an error event if it breaks off.
 
     One item per upstream read that completed events (the send Falcon makes per item costs more
-    than the relaying itself); nothing per event but the adapter's ``feed`` (issue 12).
+    than the relaying itself); nothing per event but the adapter's ``feed``.
     """
-    outcome = exchange.outcome
-    translator = opened.adapter.stream_relay(call)
+    outcome = admitted.exchange.outcome
+    translator = opened.adapter.stream_relay(admitted.call)
     feed = translator.feed
     try:
         async for chunk in async_stream(opened.response):
@@ -59,15 +58,16 @@ async def relay(exchange: Exchange, call: Call, opened: Opened, guard: Disconnec
             outcome.status = CLIENT_CLOSED  # the client left while the server was sending
         with contextlib.suppress(Exception):
             await opened.response.aclose()
-        await asyncio.shield(settle(exchange, opened, translator.final_usage()))
+        await asyncio.shield(settle(admitted, opened, translator.final_usage()))
 
 
-def whole_as_stream(exchange: Exchange, call: Call, opened: Opened, answer: Answer, guard: Disconnect,
+def whole_as_stream(admitted: Admitted, opened: UpstreamAnswer, answer: Answer, guard: Disconnect,
                     settle: Settle) -> AsyncGenerator[bytes, None]:
     """A whole answer to a stream request, sent as the events of a stream."""
+    exchange = admitted.exchange
     exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
-    return one_send(exchange, completion_as_sse(answer.data, call.wants_usage), guard,
-                    lambda: settle(exchange, opened, answer.usage))
+    return one_send(exchange, completion_as_sse(answer.data, admitted.call.wants_usage), guard,
+                    lambda: settle(admitted, opened, answer.usage))
 
 
 async def one_send(exchange: Exchange, events: bytes, guard: Disconnect,

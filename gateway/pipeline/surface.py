@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,12 +30,12 @@ from ..core.call import CHAT, RESPONSES
 from ..core.targets import ProviderSpec, Route, Target
 from ..core.usage import Usage
 from ..errors import InvalidRequest
-from ..routing.dispatch import Opened
+from ..routing.dispatch import UpstreamAnswer
 from ..routing.resolve import resolve
 from ..server.runtime import Runtime
 from ..upstream.client import async_stream
 from .affinity import AffinityStore, Pin, StoreAffinity
-from .context import CLIENT_CLOSED, Disconnect, Exchange
+from .context import CLIENT_CLOSED, Admitted, Disconnect, Exchange, Stream
 from .core import Pipeline
 
 
@@ -76,25 +76,6 @@ class RawWhole:
     usage: Usage
     data: dict[str, Any] | None  # the JSON answer, parsed (None: not JSON)
     pin: Pin  # the provider key that answered (where objects it created live)
-
-
-class ByteStream:
-    """An answer streamed back byte for byte (audio); ``close()`` settles and records it."""
-
-    __slots__ = ("_generator", "content_type")
-
-    def __init__(self, generator: AsyncGenerator[bytes, None], content_type: str):
-        self._generator = generator
-        self.content_type = content_type
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self._generator
-
-    async def __anext__(self) -> bytes:
-        return await self._generator.__anext__()
-
-    async def close(self) -> None:
-        await self._generator.aclose()
 
 
 class SurfacePipeline(Pipeline):
@@ -153,7 +134,8 @@ class SurfacePipeline(Pipeline):
                                  "longer configured; only that key can reach it.", param="id")
         upstream_model = family
         if model is not None:
-            targets = [t for t in resolve(exchange.snapshot, model, exchange.client).targets if t.provider.id == provider.id]
+            targets = [t for t in resolve(exchange.snapshot, model, exchange.client).targets
+                       if t.provider.id == provider.id]
             if not targets:
                 raise InvalidRequest(f"The model '{model}' is not served by provider '{provider.id}', where "
                                      f"'{object_id}' lives.", param="model")
@@ -161,17 +143,16 @@ class SurfacePipeline(Pipeline):
         pinned = dataclasses.replace(provider, keys=keys) if keys else provider
         return Route("fallback", (Target(pinned, upstream_model),), (1.0,))
 
-    async def dispatch_raw(self, exchange: Exchange, guard: Disconnect) -> RawWhole | ByteStream | None:
+    async def dispatch_raw(self, admitted: Admitted, guard: Disconnect) -> RawWhole | Stream | None:
         """Like ``dispatch``, for answers the client gets as they came: a whole answer (JSON read
         for its usage) or, for a stream call, the bytes as they arrive. None: the client left."""
-        opened = await self.open(exchange, guard)
+        opened = await self.open(admitted, guard)
         if opened is None:
             return None
-        call = exchange.call
-        assert call is not None
+        call, exchange = admitted.call, admitted.exchange
         content_type = opened.response.headers.get("content-type") or "application/octet-stream"
         if call.stream:
-            return ByteStream(self._relay_bytes(exchange, opened, guard), content_type)
+            return Stream(self._relay_bytes(admitted, opened, guard), content_type)
         guard.close()
         exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
         raw = opened.body or b""
@@ -182,14 +163,15 @@ class SurfacePipeline(Pipeline):
                 answer = opened.adapter.parse_response(raw, call)
                 data, usage = answer.data, answer.usage
                 raw = orjson.dumps(data)
-        await self._settle(exchange, opened, usage)
+        await self._settle(admitted, opened, usage)
         pin = Pin(opened.target.provider.id, opened.key.ident if opened.key is not None else None)
         return RawWhole(content_type, raw, usage, data, pin)
 
-    async def _relay_bytes(self, exchange: Exchange, opened: Opened, guard: Disconnect) -> AsyncGenerator[bytes, None]:
+    async def _relay_bytes(self, admitted: Admitted, opened: UpstreamAnswer,
+                           guard: Disconnect) -> AsyncGenerator[bytes, None]:
         """The upstream's body as it comes. A body that breaks off is not ended cleanly: the error
         is raised, so the server aborts the connection and the client sees a cut answer."""
-        outcome = exchange.outcome
+        outcome = admitted.exchange.outcome
         first = True
         try:
             async for chunk in async_stream(opened.response):
@@ -210,4 +192,4 @@ class SurfacePipeline(Pipeline):
                 outcome.status = CLIENT_CLOSED
             with contextlib.suppress(Exception):
                 await opened.response.aclose()
-            await asyncio.shield(self._settle(exchange, opened, Usage(0, 0, exact=False)))
+            await asyncio.shield(self._settle(admitted, opened, Usage(0, 0, exact=False)))

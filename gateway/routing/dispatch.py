@@ -54,7 +54,7 @@ FULL_TIME_SLACK_S = 0.1  # an attempt left this much less than its timeout still
 
 
 @dataclass(slots=True)
-class Opened:
+class UpstreamAnswer:
     """A successful upstream answer (headers in; ``body`` read unless streaming).
 
     ``answer`` is set instead when a stream was asked for and the upstream answered whole (JSON):
@@ -116,7 +116,8 @@ class Dispatcher:
         self.stats = stats
         self.clock = clock
 
-    async def open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float) -> Opened:
+    async def open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call,
+                   est_tokens: float) -> UpstreamAnswer:
         routing = snapshot.routing
         now = self.clock()
         queue_until = now + routing.queue_timeout_s
@@ -129,7 +130,7 @@ class Dispatcher:
             raise
 
     async def _open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float,
-                    progress: _Progress, queue_until: float) -> Opened:
+                    progress: _Progress, queue_until: float) -> UpstreamAnswer:
         routing = snapshot.routing
         while True:
             progress.soonest, progress.rate_limited, progress.progressed = math.inf, False, False
@@ -152,7 +153,7 @@ class Dispatcher:
         raise _final_error(progress, routing.max_cooldown_s)
 
     async def _try_target(self, snapshot: Snapshot, target: Target, call: Call, est_tokens: float,
-                          progress: _Progress) -> Opened | None:
+                          progress: _Progress) -> UpstreamAnswer | None:
         """Try the target's keys in turn; an answer, or None (``progress`` tells why not)."""
         provider = target.provider
         keys = rotate_keys(provider, self.stats)
@@ -183,13 +184,14 @@ class Dispatcher:
             progress.attempts += 1
             progress.progressed = True
             outcome = await self._attempt(snapshot, target, key, call, got, not progress.quarantined, time_left)
-            if isinstance(outcome, Opened):
+            if isinstance(outcome, UpstreamAnswer):
                 return outcome
             progress.failed(outcome)
         return None
 
     async def _attempt(self, snapshot: Snapshot, target: Target, key: ProviderKey | None, call: Call,
-                       reservation: Reservation, may_quarantine: bool, time_left: float) -> Opened | AttemptFailure:
+                       reservation: Reservation, may_quarantine: bool,
+                       time_left: float) -> UpstreamAnswer | AttemptFailure:
         """One try on a key ``reservation`` was counted against (``KeyPool.acquire``)."""
         provider = target.provider
         adapter = adapter_for(provider.protocol)
@@ -227,7 +229,7 @@ class Dispatcher:
             verdict = adapter.classify(response.status_code, response.headers.raw)
             await self.key_pool.succeeded(state, verdict.headroom, snapshot.routing.max_cooldown_s)
             metrics.attempts_by(provider.id, "ok").inc()
-            return Opened(target, key, reservation, response, started, adapter, body, answer)
+            return UpstreamAnswer(target, key, reservation, response, started, adapter, body, answer)
         await _close_quietly(response)
         return await self._refused(snapshot, target, key, state, reservation, response, raw, may_quarantine, adapter)
 
@@ -333,7 +335,7 @@ class Dispatcher:
         self.stats.finished(target)
         await self.key_pool.settle(reservation, 0)
 
-    async def finish(self, opened: Opened, total_tokens: float) -> None:
+    async def finish(self, opened: UpstreamAnswer, total_tokens: float) -> None:
         """Settle a successful attempt: real tokens, latency, in-flight counters."""
         self.key_pool.release(opened.reservation)
         self.stats.finished(opened.target)

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
+from ...core.call import CHAT, Call
 from ...errors import InvalidRequest
-from ...pipeline import CHAT, Call
 from ..openai.parse import model_of
 
 ANTHROPIC = "anthropic"  # the dialect's name: equal to the Anthropic providers' protocol (pass-through)

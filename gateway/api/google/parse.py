@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 
+from ...core.call import CHAT, Call
 from ...errors import InvalidRequest
-from ...pipeline import CHAT, Call
 from ..openai.parse import MAX_MODEL_CHARS
 
 GEMINI = "gemini"  # the dialect's name: equal to the Gemini providers' protocol (pass-through)

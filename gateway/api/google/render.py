@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from ...pipeline import Usage
+from ...core.usage import Usage
 from ..dialects import as_dict
 
 # OpenAI finish_reason -> Google finishReason

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ...core.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
 from ...errors import InvalidRequest
-from ...pipeline import CHAT, COMPLETIONS, EMBEDDINGS, Call
 
 MAX_MODEL_CHARS = 256
 

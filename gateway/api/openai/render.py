@@ -6,17 +6,17 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ...pipeline import CLIENT_CLOSED, EventStream, Whole
+from ...core.usage import Answer
+from ...pipeline import CLIENT_CLOSED, Stream
+from ..common import stream_to
 
 
-def render(resp: falcon.asgi.Response, result: Whole | EventStream | None) -> None:
+def render(resp: falcon.asgi.Response, result: Answer | Stream | None) -> None:
     if result is None:  # the client left before the answer: nobody reads this, the access log does
         resp.status = CLIENT_CLOSED
-    elif isinstance(result, Whole):
+    elif isinstance(result, Answer):
         resp.content_type = falcon.MEDIA_JSON
         resp.data = orjson.dumps(result.data)
     else:
-        resp.content_type = "text/event-stream"
-        resp.set_header("cache-control", "no-cache")
-        resp.set_header("x-accel-buffering", "no")
-        resp.stream = result
+        stream_to(resp, result, result.content_type)
+

@@ -1,34 +1,34 @@
-"""``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: parse, run the pipeline, render."""
+"""``POST /v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``: the OpenAI dialect."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon.asgi
 
-from ...errors import GatewayError
-from ...pipeline import Pipeline
-from ..common import DisconnectGuard, read_json, request_id_of
+from ...core.call import Call
+from ...core.usage import Answer
+from ...pipeline import Admitted, Pipeline, Stream
+from ..dialect import DialectResource
 from .parse import Endpoint, parse_call
 from .render import render
 
 
-class OpenAIResource:
+class OpenAIResource(DialectResource):
     def __init__(self, pipeline: Pipeline, endpoint: Endpoint):
-        self.pipeline = pipeline
-        self.endpoint = endpoint
+        super().__init__(pipeline)
+        self.kind = endpoint
+        self.endpoint = endpoint.name
 
-    async def on_post(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
-        pipeline = self.pipeline
-        request_id = request_id_of(req, resp)
-        exchange = await pipeline.begin(self.endpoint.name, request_id, req.get_header("authorization"),
-                                  req.get_header("x-api-key"))
-        try:
-            call = parse_call(await read_json(req, exchange.snapshot.max_body_bytes), self.endpoint)
-        except GatewayError as exc:
-            pipeline.refuse(exchange, exc)
-            raise
-        for name, value in (await pipeline.admit(exchange, call)).items():
-            resp.set_header(name, value)
-        result = await pipeline.dispatch(exchange, DisconnectGuard(req), req.get_header("cache-control"))
-        if exchange.outcome.cache is not None:  # issue 10: the response cache applied (hit | miss)
-            resp.set_header("x-cache", exchange.outcome.cache)
+    def cache_control(self, req: falcon.asgi.Request) -> str | None:
+        return req.get_header("cache-control")
+
+    def parse(self, body: dict[str, Any], req: falcon.asgi.Request, params: dict[str, Any]) -> Call:
+        return parse_call(body, self.kind)
+
+    def render(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, admitted: Admitted,
+               result: Answer | Stream | None) -> None:
+        cache = admitted.exchange.outcome.cache
+        if cache is not None:  # the response cache applied: hit | miss
+            resp.set_header("x-cache", cache)
         render(resp, result)

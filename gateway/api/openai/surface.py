@@ -13,23 +13,10 @@ from typing import Any
 import falcon
 import falcon.asgi
 
+from ...core.call import ASSISTANTS, AUDIO, FILES, RESPONSES, THREADS, Call
+from ...core.usage import Answer
 from ...errors import GatewayError, InvalidRequest
-from ...pipeline import (
-    ASSISTANTS,
-    AUDIO,
-    FILES,
-    RESPONSES,
-    THREADS,
-    ByteStream,
-    Call,
-    EventStream,
-    Exchange,
-    Pin,
-    RawWhole,
-    SurfacePipeline,
-    Whole,
-    is_object_id,
-)
+from ...pipeline import Admitted, Exchange, Pin, RawWhole, Stream, SurfacePipeline, is_object_id
 from ...pipeline.affinity import AffinityStore
 from ..common import DisconnectGuard, read_json, request_id_of
 from .multipart import UploadBody, open_upload
@@ -47,7 +34,7 @@ _FAMILY_OF_SEGMENT = {"files": FILES, "assistants": ASSISTANTS, "threads": THREA
 @dataclass(frozen=True, slots=True)
 class SurfaceEndpoint:
     name: str  # the endpoint in the access log
-    family: str  # the operation (``providers/base.py``)
+    family: str  # the operation (``core/call.py``)
     path: str  # under the API root, as OpenAI names it
     model_required: bool = True
     binary_stream: bool = False  # the answer is streamed back as it comes (audio)
@@ -73,7 +60,7 @@ def model_of(fields: dict[str, Any], required: bool) -> str | None:
     return checked_model(fields)
 
 
-def render_raw(resp: falcon.asgi.Response, result: RawWhole | ByteStream | None) -> None:
+def render_raw(resp: falcon.asgi.Response, result: RawWhole | Stream | None) -> None:
     if result is None:
         render(resp, None)
     elif isinstance(result, RawWhole):
@@ -86,17 +73,18 @@ def render_raw(resp: falcon.asgi.Response, result: RawWhole | ByteStream | None)
 
 
 async def _admit(pipeline: SurfacePipeline, exchange: Exchange, resp: falcon.asgi.Response, call: Call,
-                 route: Any) -> None:
-    for name, value in (await pipeline.admit(exchange, call, route)).items():
+                 route: Any) -> Admitted:
+    admitted = await pipeline.admit(exchange, call, route)
+    for name, value in admitted.headers.items():
         resp.set_header(name, value)
+    return admitted
 
 
 def _refused(pipeline: SurfacePipeline, exchange: Exchange, error: GatewayError, upload: UploadBody | None) -> None:
-    """A request refused before dispatch: its upload closed, and recorded (``admit`` records its own)."""
+    """A request refused before it was admitted: its upload closed, and recorded."""
     if upload is not None:
         upload.close()
-    if exchange.call is None:
-        pipeline.refuse(exchange, error)
+    pipeline.refuse(exchange, error)
 
 
 class _NoGuard:
@@ -132,8 +120,8 @@ class JsonSurfaceResource:
             pipeline.refuse(exchange, exc)
             raise
         call = Call(endpoint.family, endpoint.path, body, model or endpoint.family, stream=endpoint.binary_stream)
-        await _admit(pipeline, exchange, resp, call, route)
-        render_raw(resp, await pipeline.dispatch_raw(exchange, DisconnectGuard(req)))
+        admitted = await _admit(pipeline, exchange, resp, call, route)
+        render_raw(resp, await pipeline.dispatch_raw(admitted, DisconnectGuard(req)))
 
 
 class UploadResource:
@@ -155,12 +143,12 @@ class UploadResource:
             assert model is not None
             route = pipeline.route_for(exchange, model, endpoint.family, "/v1" + endpoint.path)
             call = Call(endpoint.family, endpoint.path, {}, model, upload=upload)
-            await _admit(pipeline, exchange, resp, call, route)
         except GatewayError as exc:
             _refused(pipeline, exchange, exc, upload)
             raise
         try:
-            render_raw(resp, await pipeline.dispatch_raw(exchange, _NoGuard()))
+            admitted = await _admit(pipeline, exchange, resp, call, route)
+            render_raw(resp, await pipeline.dispatch_raw(admitted, _NoGuard()))
         finally:
             upload.close()
 
@@ -189,14 +177,14 @@ class ResponsesResource:
         except GatewayError as exc:
             pipeline.refuse(exchange, exc)
             raise
-        await _admit(pipeline, exchange, resp, call, route)
-        result = await pipeline.dispatch(exchange, DisconnectGuard(req))
+        admitted = await _admit(pipeline, exchange, resp, call, route)
+        result = await pipeline.dispatch(admitted, DisconnectGuard(req))
         if native or result is None:
             render(resp, result)
-        elif isinstance(result, Whole):
-            render(resp, Whole(chat_to_response(result.data, body), result.usage))
+        elif isinstance(result, Answer):
+            render(resp, Answer(chat_to_response(result.data, body), result.usage))
         else:
-            render(resp, EventStream(as_response_events(aiter(result), body, result.close)))
+            render(resp, Stream(as_response_events(aiter(result), body, result.close)))
 
 
 def referenced_ids(path_ids: list[str], body: object) -> list[str]:
@@ -257,12 +245,12 @@ class StatefulResource:
             beta = req.get_header("openai-beta")
             call = Call(family, path, body, model or family, stream=body.get("stream") is True, method=method,
                         query=req.query_string, upload=upload, headers=(("openai-beta", beta),) if beta else ())
-            await _admit(pipeline, exchange, resp, call, route)
         except GatewayError as exc:
             _refused(pipeline, exchange, exc, upload)
             raise
         try:
-            result = await pipeline.dispatch_raw(exchange, _NoGuard() if upload is not None else DisconnectGuard(req))
+            admitted = await _admit(pipeline, exchange, resp, call, route)
+            result = await pipeline.dispatch_raw(admitted, _NoGuard() if upload is not None else DisconnectGuard(req))
         finally:
             if upload is not None:
                 upload.close()
