@@ -16,7 +16,7 @@ import falcon.asgi
 import orjson
 
 from .. import __version__
-from .table import Mount, Operation, Route, routes
+from .table import Operation, Route
 
 _STR = {"type": "string"}
 _INT = {"type": "integer"}
@@ -102,9 +102,9 @@ def openapi_path(template: str) -> str:
     return _TEMPLATE_FIELD.sub(r"{\1}", template)
 
 
-def build_document(table: tuple[Route | Mount, ...]) -> dict[str, Any]:
+def build_document(table: tuple[Route, ...]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
-    for route in routes(table):
+    for route in table:
         for template in route.paths:
             item = paths.setdefault(openapi_path(template), {})
             for op in route.operations:
@@ -158,7 +158,7 @@ def _ref(name: str) -> dict[str, str]:
 
 
 class OpenAPIResource:
-    def __init__(self, table: tuple[Route | Mount, ...]):
+    def __init__(self, table: tuple[Route, ...]):
         self.table = table
         self._data: bytes | None = None
 

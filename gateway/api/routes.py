@@ -5,9 +5,9 @@ from the same entries (``api/openapi.py``), so the served surface and its descri
 drift; ``tests/integration/test_openapi.py`` checks every route of the Falcon app against the
 document, both ways. A new endpoint is one ``Route`` here: its URI templates, the resource that
 serves them, what its operations take and answer (schema names from ``api/openapi.py``) and the
-dialect its errors are written in (the entries' shape: ``table.py``). A module that must build
-shared state for its routes (the dashboard) registers them itself through a ``Mount``, which
-still lists them.
+dialect its errors are written in (the entries' shape: ``table.py``). The admin API and the
+dashboard declare their own entries (``admin.ADMIN_ROUTES``, ``ui.resources.UI_ROUTES``), which
+join the table here.
 """
 
 from __future__ import annotations
@@ -46,14 +46,12 @@ from .table import (
     ADMIN,
     ANTHROPIC_PREFIXES,
     PUBLIC,
-    Mount,
     Operation,
     Route,
     Services,
     prefixed,
-    routes,
 )
-from .ui.resources import register_ui
+from .ui.resources import UI_ROUTES
 
 _OPENAI_ROUTES = (
     Route(prefixed(CHAT_ENDPOINT.path), "OpenAI", (
@@ -169,36 +167,19 @@ _OPS_ROUTES = (
         lambda s: DocsResource()),
 )
 
-_UI = Mount(lambda app, s: register_ui(app, s.runtime), (
-    Route(("/ui", "/ui/{name:path}"), "Dashboard", (
-        Operation("GET", "The dashboard's static files", media="text/html", auth=PUBLIC, errors=(404,)),
-        Operation("HEAD", "The dashboard's static files (headers only)", media="text/html", auth=PUBLIC,
-                  errors=(404,))), None),
-    Route(("/ui/api/login",), "Dashboard", (
-        Operation("POST", "Dashboard sign-in", auth=PUBLIC, errors=(400, 401, 429)),), None),
-    Route(("/ui/api/logout",), "Dashboard", (
-        Operation("POST", "Dashboard sign-out", auth=PUBLIC, errors=(403,)),), None),
-    Route(("/ui/api/session",), "Dashboard", (
-        Operation("GET", "The dashboard session", auth=PUBLIC, errors=(401,)),), None),
-))
-
-TABLE: tuple[Route | Mount, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_OPS_ROUTES, _UI,
-                                    *ADMIN_ROUTES)
+TABLE: tuple[Route, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_OPS_ROUTES, *UI_ROUTES,
+                            *ADMIN_ROUTES)
 
 
-def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route | Mount, ...] = TABLE) -> None:
+def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route, ...] = TABLE) -> None:
     """Add every route of ``table`` to ``app`` (one resource per entry, shared by its paths)."""
     for entry in table:
-        if isinstance(entry, Mount):
-            entry.register(app, services)
-            continue
-        assert entry.make is not None, f"route {entry.paths[0]} has no resource"
         resource = entry.make(services)
         for path in entry.paths:
             app.add_route(path, resource)
 
 
-_DIALECT_OF = {path: route.dialect for route in routes(TABLE) for path in route.paths}
+_DIALECT_OF = {path: route.dialect for route in TABLE for path in route.paths}
 _PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
 
 

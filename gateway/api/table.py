@@ -3,11 +3,8 @@ may call it. ``openapi.py`` turns a table of these into the OpenAPI document."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import falcon.asgi
 
 from ..pipeline import Pipeline
 from ..server.runtime import Runtime
@@ -48,26 +45,9 @@ class Route:
     paths: tuple[str, ...]  # Falcon URI templates
     tag: str
     operations: tuple[Operation, ...]
-    make: Callable[[Services], object] | None  # the resource; None for the routes of a Mount
+    make: Callable[[Services], object]  # the resource, one for all its paths
     dialect: str = OPENAI  # the shape of its errors (``api/dialects.py``)
-
-
-@dataclass(frozen=True, slots=True)
-class Mount:
-    """Routes a module adds itself (``register(app, services)``), listed for the document."""
-
-    register: Callable[[falcon.asgi.App[Any, Any], Services], None]
-    routes: tuple[Route, ...]
 
 
 def prefixed(path: str, prefixes: tuple[str, ...] = OPENAI_PREFIXES) -> tuple[str, ...]:
     return tuple(prefix + path for prefix in prefixes)
-
-
-def routes(table: tuple[Route | Mount, ...]) -> Iterator[Route]:
-    """Every route of ``table``, those of its mounts included."""
-    for entry in table:
-        if isinstance(entry, Mount):
-            yield from entry.routes
-        else:
-            yield entry

@@ -19,6 +19,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
+import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from ...pipeline.auth import authenticate_any
 from ...server.runtime import Runtime
 from ...store.base import StoreUnavailable
 from ..common import read_json
+from ..table import PUBLIC, Operation, Route
 from .session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
 from .signout import SignOuts
 from .throttle import SignInThrottle, peer_address
@@ -222,9 +224,20 @@ class SessionResource(UISessionAPI):
         _json(resp, await self.session_body(req))
 
 
-def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
-    """Adds ``/ui``, ``/ui/<file>`` and ``/ui/api/{login,logout,session}``; makes the session
-    keeper the one ``require_admin`` consults."""
+_KEEPERS: weakref.WeakKeyDictionary[Runtime, SessionKeeper] = weakref.WeakKeyDictionary()
+
+
+def keeper_for(runtime: Runtime) -> SessionKeeper:
+    """The worker's one session keeper (made with the first dashboard resource), which the sign-in
+    resources share and ``require_admin`` consults."""
+    keeper = _KEEPERS.get(runtime)
+    if keeper is None:
+        keeper = _KEEPERS[runtime] = _make_keeper(runtime)
+        install(keeper)
+    return keeper
+
+
+def _make_keeper(runtime: Runtime) -> SessionKeeper:
     data_dir = runtime.settings.data_dir
     try:
         secret = load_secret(data_dir)
@@ -232,6 +245,7 @@ def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
         secret = secrets.token_bytes(32)
         log.warning("dashboard session secret not kept (sessions end when this worker stops and are not "
                     "shared between workers)", extra={"data_dir": str(data_dir), "error": str(exc)})
+
     async def directory_admin(client_id: str) -> bytes | None:
         try:
             record = await runtime.directory.store.get_client(client_id)
@@ -240,13 +254,23 @@ def register_ui(app: falcon.asgi.App[Any, Any], runtime: Runtime) -> None:
         return record.key_digest if record is not None and record.admin else None
 
     signouts = SignOuts(lambda: runtime.stores.runtime, lambda: runtime.guard)
-    keeper = SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file), signouts,
-                           directory_admin=directory_admin)
-    install(keeper)
-    static = StaticResource(load_static())
-    app.add_route("/ui", static)
-    app.add_route("/ui/{name:path}", static)
-    app.add_route("/ui/api/login", LoginResource(runtime, keeper))
-    app.add_route("/ui/api/logout", LogoutResource(runtime, keeper))
-    app.add_route("/ui/api/session", SessionResource(runtime, keeper))
+    return SessionKeeper(secret, lambda: runtime.snapshot, CredentialsFile(runtime.settings.env_file), signouts,
+                         directory_admin=directory_admin)
 
+
+UI_ROUTES: tuple[Route, ...] = (
+    Route(("/ui", "/ui/{name:path}"), "Dashboard", (
+        Operation("GET", "The dashboard's static files", media="text/html", auth=PUBLIC, errors=(404,)),
+        Operation("HEAD", "The dashboard's static files (headers only)", media="text/html", auth=PUBLIC,
+                  errors=(404,))),
+        lambda s: StaticResource(load_static())),
+    Route(("/ui/api/login",), "Dashboard", (
+        Operation("POST", "Dashboard sign-in", auth=PUBLIC, errors=(400, 401, 429)),),
+        lambda s: LoginResource(s.runtime, keeper_for(s.runtime))),
+    Route(("/ui/api/logout",), "Dashboard", (
+        Operation("POST", "Dashboard sign-out", auth=PUBLIC, errors=(403,)),),
+        lambda s: LogoutResource(s.runtime, keeper_for(s.runtime))),
+    Route(("/ui/api/session",), "Dashboard", (
+        Operation("GET", "The dashboard session", auth=PUBLIC, errors=(401,)),),
+        lambda s: SessionResource(s.runtime, keeper_for(s.runtime))),
+)
