@@ -51,3 +51,82 @@ def test_the_pipeline_reaches_adapters_only_through_the_protocol(path):
 def test_the_checks_see_real_imports():
     assert "gateway.pipeline.Pipeline" in imports_of(GATEWAY / "api" / "openai" / "resources.py")
     assert "gateway.core.call.Call" in imports_of(GATEWAY / "pipeline" / "core.py")
+
+
+# --- the shape of the house: no import circle, core on its own, small modules, a tidy top level --------
+
+def module_name(path: Path) -> str:
+    parts = ["gateway", *path.relative_to(GATEWAY).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Every module of the gateway and the gateway modules it imports, wherever the import is
+    written (module level, inside a function, under ``TYPE_CHECKING``): each one is an edge."""
+    paths = {module_name(p): p for p in GATEWAY.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        edges = set()
+        for imported in imports_of(path):
+            while imported and imported not in paths:  # ``pkg.module.Name`` -> ``pkg.module``
+                imported = imported.rpartition(".")[0]
+            if imported and imported != name:
+                edges.add(imported)
+        graph[name] = edges
+    return graph
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for other in graph[node]:
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_no_import_circle_type_only_ones_included():
+    assert circles(import_graph()) == []
+
+
+def test_the_circle_check_finds_a_circle():
+    assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+@pytest.mark.parametrize("path", modules("core"), ids=str)
+def test_core_imports_nothing_else_of_the_gateway(path):
+    assert {m for m in imports_of(path) if m.startswith("gateway.") and not m.startswith("gateway.core")} == set()
+
+
+def test_the_top_of_the_package_holds_only_the_entry_points():
+    top = sorted(p.name for p in GATEWAY.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py", "app.py", "errors.py", "settings.py"]
+
+
+@pytest.mark.parametrize("path", [*sorted(GATEWAY.rglob("*.py")), *sorted((GATEWAY.parent / "scripts").rglob("*.py"))],
+                         ids=str)
+def test_no_module_is_over_400_lines(path):
+    assert len(path.read_text().splitlines()) <= 400

@@ -19,7 +19,8 @@ from ...core.usage import Answer
 from ...errors import InvalidRequest
 from ..base import Relay, Verdict
 from ..openai.request import request_headers
-from . import embeddings, errors
+from .embeddings import embed_request, is_batch, parse_embeddings
+from .errors import classify, error_message
 from .passthrough import DIALECT, NativeRelay, parse_native
 from .request import chat_request, completion_request
 from .response import parse_answer
@@ -45,8 +46,8 @@ class GeminiAdapter:
         streams = call.stream and call.operation in (CHAT, COMPLETIONS)
         if call.operation == EMBEDDINGS:
             model = target.model.removeprefix("models/")
-            method = "batchEmbedContents" if embeddings.is_batch(call.body) else "embedContent"
-            body = embeddings.embed_request(call.body, model)
+            method = "batchEmbedContents" if is_batch(call.body) else "embedContent"
+            body = embed_request(call.body, model)
         elif call.operation in (CHAT, COMPLETIONS):
             method = "streamGenerateContent?alt=sse" if streams else "generateContent"
             if _native(call):
@@ -60,7 +61,7 @@ class GeminiAdapter:
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
         if call.operation == EMBEDDINGS:
-            return embeddings.parse_embeddings(raw, call.model, call.body)
+            return parse_embeddings(raw, call.model, call.body)
         if _native(call):
             return parse_native(raw, call)
         return parse_answer(raw, call.model, call.body, call.operation == CHAT)
@@ -69,7 +70,7 @@ class GeminiAdapter:
         return NativeRelay(call) if _native(call) else GeminiRelay(call)
 
     def error_message(self, body: bytes, secret: str | None) -> str:
-        return errors.error_message(body, secret)
+        return error_message(body, secret)
 
     def classify(self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes = b"") -> Verdict:
-        return errors.classify(status, headers, body)
+        return classify(status, headers, body)
