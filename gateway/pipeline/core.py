@@ -89,7 +89,7 @@ class Pipeline:
     async def dispatch(self, ex: Exchange, guard: Disconnect,
                        cache_control: str | None = None) -> Whole | EventStream | None:
         """Find an upstream answer (see the module docstring for what comes back), or the response
-        cache's (issue 10: gateway/cache/; ``cache_control`` is the request's ``Cache-Control``)."""
+        cache's (gateway/cache/; ``cache_control`` is the request's ``Cache-Control``)."""
         call, route = ex.call, ex.route
         assert call is not None and route is not None, "admit() first"
         plan = self.runtime.cache.plan(ex.snap, ex.client, call, route, cache_control)
@@ -143,8 +143,8 @@ class Pipeline:
         ex.outcome.target, ex.outcome.key_label = opened.target, opened.reservation.state.label
         return opened
 
-    # --- the response cache (issue 10 item 6) ---------------------------------------------------
     async def _keep(self, plan: CachePlan, form: str, payload: bytes, opened: Opened, usage: Usage) -> None:
+        """A fresh answer kept in the response cache with what it cost (what a later hit saves)."""
         target = opened.target
         await self.runtime.cache.keep(plan, form, payload, target.provider.id, target.model, usage,
                                       cost_usd(target.pricing, usage))
@@ -184,7 +184,6 @@ class Pipeline:
             await self.runtime.limiter.settle(ex.admission, usage, None)
         ex.outcome.usage, ex.outcome.cost_usd = usage, entry.cost_usd
         record(ex.outcome, ex.snap.server.log_requests, self.runtime.stores.ledger)
-    # --- end response cache ---------------------------------------------------------------------
 
     async def _whole(self, ex: Exchange, call: Call, opened: Opened) -> Answer:
         ex.outcome.upstream_s = time.perf_counter() - ex.outcome.started

@@ -24,7 +24,7 @@ async def relay(ex: Exchange, call: Call, opened: Opened, guard: Disconnect,
     """The upstream's stream through the adapter's relay; an error event if it breaks off.
 
     One item per upstream read that completed events (the send Falcon makes per item costs more
-    than the relaying itself); nothing per event but the adapter's ``feed`` (issue 12).
+    than the relaying itself); nothing per event but the adapter's ``feed``, which sets the CPU per event.
     """
     outcome = ex.outcome
     translator = opened.adapter.stream_relay(call)

@@ -29,6 +29,6 @@ class OpenAIResource:
         for name, value in (await pipeline.admit(ex, call)).items():
             resp.set_header(name, value)
         result = await pipeline.dispatch(ex, DisconnectGuard(req), req.get_header("cache-control"))
-        if ex.outcome.cache is not None:  # issue 10: the response cache applied (hit | miss)
+        if ex.outcome.cache is not None:  # the response cache applied (hit | miss)
             resp.set_header("x-cache", ex.outcome.cache)
         render(resp, result)
