@@ -76,7 +76,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"error: port {port} on {host} is already in use; stop what runs there or pick another "
               "port (GATEWAY_PORT in .env)", file=sys.stderr)
         return 3
-    problem = _storage_problem(settings, workers)  # issue 9: the stores open, or a clear error
+    problem = _storage_problem(settings, workers)  # the stores open, or one clear line and exit 4
     if problem is not None:
         print(problem, file=sys.stderr)
         return 4

@@ -113,7 +113,7 @@ def build_falcon_app(runtime: Runtime) -> falcon.asgi.App[Any, Any]:
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=[Lifecycle(runtime)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
     # every route comes from the one route table (api/routes.py), which /openapi.json describes
-    register(app, Services(runtime, SurfacePipeline(runtime)))  # Pipeline + the rest of the surface (issue 8)
+    register(app, Services(runtime, SurfacePipeline(runtime)))  # the Pipeline and the rest of the OpenAI surface
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _http_error)
     app.add_error_handler(GatewayError, _gateway_error)
@@ -139,7 +139,7 @@ GC_GEN0_THRESHOLD = 20_000  # allocations between young collections (Python's de
 
 
 def tune_gc() -> None:
-    """Fewer, cheaper garbage collections for a server (issue 12): what start-up built is frozen
+    """Fewer, cheaper garbage collections for a server: what start-up built is frozen
     (never scanned again), and the young generation is collected every 20,000 allocations instead
     of 700 (a request allocates a few thousand objects, nearly all freed by reference counting).
     Measured with scripts/bench: about 30 µs less CPU a request."""

@@ -182,7 +182,7 @@ def gateway(start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> Gatewa
     return start_gateway(basic_config(fake))
 
 
-# --- real Redis for the store wiring tests (issue 9): Debian's redis-server on loopback ----------------
+# --- real Redis for the store wiring tests: Debian's redis-server on loopback --------------------------
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     yield from running_redis()

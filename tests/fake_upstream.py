@@ -561,7 +561,7 @@ class _StreamPacker:
 
 
 # ====================================================================================================
-# The rest of the OpenAI surface (issue 8 item 5): images, audio, moderations, responses, files,
+# The rest of the OpenAI surface: images, audio, moderations, responses, files,
 # assistants, threads. Objects live in the account of the key that created them: another key asking
 # for one gets a 404, as OpenAI answers, which is what the gateway's affinity must avoid.
 # ====================================================================================================

@@ -92,7 +92,7 @@ _DIALECT_ROUTES = (
         lambda s: GenerateContentResource(s.pipeline, stream=True), GEMINI),
 )
 
-# --- the rest of the OpenAI surface (issue 8 item 5: api/openai/surface.py) ---------------------------------
+# --- the rest of the OpenAI surface (api/openai/surface.py) -------------------------------------------------
 def _surface(s: Services) -> SurfacePipeline:
     """The app's pipeline: a ``SurfacePipeline`` (app.py), whose affinity pins the stateful routes share."""
     assert isinstance(s.pipeline, SurfacePipeline), "build_app must make a SurfacePipeline"
@@ -141,7 +141,6 @@ _SURFACE_ROUTES = (
                "/threads/{thread_id}/runs/{object_id}/submit_tool_outputs"), ("POST",), "Run actions",
               StatefulAction),
 )
-# ------------------------------------------------------------------------------------------------------------
 
 _OPS_ROUTES = (
     Route(("/health",), "Operations", (Operation("GET", "Liveness: always healthy while serving", answer="Health",

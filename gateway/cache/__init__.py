@@ -1,4 +1,4 @@
-"""The response cache (issue 10 item 6): answers to identical requests served again without an
+"""The response cache: answers to identical requests served again without an
 upstream call, opted into per alias or per client (``cache: {ttl_s, max_mb}``).
 
 ``key`` digests the normalized request, ``entry`` is what is kept, ``memory`` and ``redis`` keep

@@ -30,7 +30,6 @@ EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio",
 Strategy = Literal["fallback", "round_robin", "weighted", "least_busy", "latency", "cost"]
 
 
-# --- per-model pricing (issue 8 item 4) ---------------------------------------------------------
 def _model_price(value: Any) -> Any:
     """A model's entry in a provider's ``pricing`` map must itself be a mapping; anything else there
     is a misspelt field (``pricing: {input_cost: 1}``), reported as such."""
@@ -62,7 +61,6 @@ def _model_entries(value: Any) -> Any:
     if isinstance(value, list):
         return [{"name": item} if isinstance(item, str) else item for item in value]
     return value
-# --- end per-model pricing ----------------------------------------------------------------------
 
 
 class Server(Strict):
@@ -116,7 +114,7 @@ class _ProviderBase(Strict):
     headers: dict[str, str] = {}
     timeout_s: float | None = Field(None, gt=0)
     cooldown_s: float | None = Field(None, gt=0)
-    # issue 8 item 5: the endpoint families this provider serves, among what its type can do
+    # the endpoint families this provider serves, among what its type can do
     # (omitted: all of them). ``endpoints: [chat]`` makes /v1/responses translate to chat for it.
     endpoints: list[EndpointFamily] | None = None
 
@@ -249,7 +247,7 @@ class AliasSpec(Strict):
     strategy: Strategy | None = None
     targets: list[str] = Field(min_length=1)
     weights: list[float] | None = None
-    cache: CacheConfig | None = None  # issue 10: the response cache for this alias
+    cache: CacheConfig | None = None  # the response cache for this alias
 
     @field_validator("weights")
     @classmethod
@@ -279,7 +277,7 @@ class Client(Strict):
     limits: Limits = Limits()
     budget: Budget = Budget()
     admin: bool = False
-    cache: CacheConfig | None = None  # issue 10: the response cache for this client's requests
+    cache: CacheConfig | None = None  # the response cache for this client's requests
 
     @field_validator("key")
     @classmethod
@@ -295,7 +293,6 @@ class Client(Strict):
         return self
 
 
-# --- metrics (issue 10 item 5) -----------------------------------------------------------------
 class MetricsConfig(Strict):
     """``metrics:``. ``namespace``: the prefix of every gateway metric on /metrics
     (``<namespace>_client_requests_total``, …); fixed when the gateway starts (a change takes a restart)."""
@@ -309,7 +306,6 @@ class MetricsConfig(Strict):
             raise ValueError("must be a Prometheus name prefix: letters, digits and _, starting with a letter and "
                              "not ending with _ (e.g. gateway or coo_llm)")
         return v
-# --- end metrics --------------------------------------------------------------------------------
 
 
 class GatewayConfig(Strict):
@@ -320,4 +316,4 @@ class GatewayConfig(Strict):
     model_aliases: dict[str, str | list[str] | AliasSpec] = {}
     api_keys: list[Client] = []
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
-    metrics: MetricsConfig = MetricsConfig()  # issue 10: the Prometheus namespace
+    metrics: MetricsConfig = MetricsConfig()  # the Prometheus namespace (restart-only)

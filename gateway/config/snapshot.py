@@ -39,8 +39,8 @@ class Snapshot:
     # the ids of config.yaml's clients: they shadow a client of the store's directory with the same id
     client_ids: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = ()
-    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # issue 10: the Prometheus namespace
-    # issue 10: the response cache of each alias that has one (``model_aliases.<name>.cache``)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)  # the Prometheus namespace
+    # the response cache of each alias that has one (``model_aliases.<name>.cache``)
     alias_cache: Mapping[str, CacheConfig] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
@@ -151,7 +151,7 @@ def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Fin
 
 
 def _model_prices(p: ProviderConfig, here: Path_, found: _Findings) -> tuple[list[str], dict[str, Pricing]]:
-    """The models a provider lists, and the ones priced apart from its default (issue 8 item 4).
+    """The models a provider lists, and the ones priced apart from its default.
 
     A model priced twice (in ``models`` and in the ``pricing`` map, or in two entries) is an issue;
     a price for a model the provider does not list is a warning (likely a misspelt name).

@@ -49,7 +49,7 @@ def restart_needed(old: Snapshot, new: Snapshot, env_at_start: dict[str, str | N
     for name in RESTART_ONLY_ENV:
         if env_now.get(name) != env_at_start.get(name):
             changed.append(name)
-    if new.metrics.namespace != metrics.namespace():  # issue 10: the metric names, fixed at start
+    if new.metrics.namespace != metrics.namespace():  # the metric names are fixed at start
         changed.append("metrics.namespace")
     return changed
 

@@ -101,4 +101,4 @@ class ClientSpec:
     limits: Limits
     budget: Budget
     admin: bool
-    cache: CacheConfig | None = None  # issue 10: the response cache for this client's requests
+    cache: CacheConfig | None = None  # the response cache for this client's requests

@@ -43,17 +43,17 @@ UPSTREAM_ATTEMPTS = Counter("gateway_upstream_attempts_total", "Upstream attempt
 CONFIG_RELOADS = Counter("gateway_config_reloads_total", "Config reloads", ["result"])
 CONFIG_INFO = Gauge("gateway_config_info", "The config version in force (value 1)", ["version"],
                     multiprocess_mode="liveall")
-# per client (issue 10): ``client_id`` is a configured or directory client's id (a caller that did
+# per client: ``client_id`` is a configured or directory client's id (a caller that did
 # not authenticate is never counted). One label each, so errors / requests divide in PromQL.
 CLIENT_REQUESTS = Counter("gateway_client_requests_total", "Finished requests per client", ["client_id"])
 CLIENT_ERRORS = Counter("gateway_client_errors_total",
                         "Finished requests per client that failed (status >= 400, or an error after a 200 began)",
                         ["client_id"])
 CLIENT_COST = Counter("gateway_client_cost_total", "USD spent per client (configured pricing)", ["client_id"])
-# the shared store (issue 9, gateway/store/guard.py): 1 while it cannot be reached
+# the shared store (gateway/store/guard.py): 1 while it cannot be reached
 STORE_UNAVAILABLE = Gauge("gateway_store_unavailable", "1 while the shared store cannot be reached (served per "
                           "storage.on_unavailable)", ["store"], multiprocess_mode="livemax")
-# the response cache (issue 10 item 6, gateway/cache/): hit rate = hit / (hit + miss)
+# the response cache (gateway/cache/): hit rate = hit / (hit + miss)
 CACHE_LOOKUPS = Counter("gateway_cache_lookups_total", "Response cache lookups by result (hit, miss)", ["result"])
 CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "USD the answers served from the response cache cost when "
                       "they were fetched")
@@ -99,7 +99,7 @@ def set_config_version(version: str, previous: str | None) -> None:
     CONFIG_INFO.labels(version).set(1)
 
 
-# --- the namespace (issue 10 item 5: ``metrics.namespace``) -------------------------------------
+# --- the namespace (``metrics.namespace``) ------------------------------------------------------
 DEFINED_NAMESPACE = "gateway"  # the prefix the metrics above are defined with
 _namespace = DEFINED_NAMESPACE
 

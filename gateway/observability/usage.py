@@ -35,7 +35,7 @@ class Outcome:
     upstream_s: float | None = None
     stream: bool = False
     error_code: str | None = None
-    # issue 10: "hit" | "miss" when the response cache applies (the ``x-cache`` header). A hit's
+    # "hit" | "miss" when the response cache applies (the ``x-cache`` header). A hit's
     # ``cost_usd`` is what the answer cost when it was fetched: what the hit saved, not spent.
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
@@ -83,7 +83,7 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
     status = str(outcome.status)
     hit = outcome.cache == HIT  # served from the response cache: no upstream, nothing spent
     metrics.requests_by(outcome.client, provider, model, status).inc()
-    metrics.count_client(outcome.client, failed(outcome), 0.0 if hit else outcome.cost_usd)  # issue 10: per client
+    metrics.count_client(outcome.client, failed(outcome), 0.0 if hit else outcome.cost_usd)  # per client
     if provider:
         metrics.request_duration_by(provider).observe(duration)
         if outcome.upstream_s is not None:

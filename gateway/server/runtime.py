@@ -58,10 +58,10 @@ class Runtime:
         self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
         self.dispatcher = Dispatcher(self.upstream, self.key_pool, self.stats, clock)
         self.limiter = ClientLimiter(memory, clock, snapshot.routing.limit_window_s)
-        # issue 10: the response cache; in this process, or in the runtime store's Redis (use_stores)
+        # the response cache; in this process, or in the runtime store's Redis (use_stores)
         self.cache = ResponseCache(MemoryBackend())
         metrics.set_config_version(snapshot.version, None)
-        metrics.use_namespace(snapshot.metrics.namespace)  # issue 10: fixed until a restart
+        metrics.use_namespace(snapshot.metrics.namespace)  # the metric names are fixed until a restart
 
     async def open_stores(self, storage: Storage) -> None:
         """Open the configured stores (raises ``store.base.StoreUnavailable``) and count through them."""

@@ -9,7 +9,7 @@ context switches a request. Helper threads under ``SCHED_BATCH`` still get their
 the CPU and run at once on an idle core, but a wake-up no longer preempts: the helper runs when
 the loop waits for I/O, which at load hands over many requests per switch. Measured with
 ``scripts/bench`` (one worker pinned to one core, nothing else on it, c=16): 6.4 → 0.6 context
-switches a request, about 50 µs less CPU a request, 3,800 → 4,700 req/s (README, issue 12).
+switches a request, about 50 µs less CPU a request, 3,800 → 4,700 req/s (docs/performance.md).
 
 Why it is off by default (``GATEWAY_BATCH_HELPER_THREADS=true`` turns it on): a batched thread
 never preempts anything, another process's busy thread included, so when the worker shares its

@@ -362,7 +362,7 @@ class Store(Protocol):
         """Delete ledger rows older than ``before`` (epoch seconds). Returns how many."""
         ...
 
-    # --- admin queries: time series, recent rows, the live feed (issue 10) -----------------
+    # --- admin queries: time series, recent rows, the live feed ----------------------------
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:
         """Rows with ``start <= time <= end`` (of one client, if given) counted in buckets of ``bucket_s``

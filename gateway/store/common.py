@@ -240,7 +240,7 @@ class LedgerBuffer:
         await self.flush()
 
 
-# --- admin queries (issue 10): time series and the live feed --------------------------------------
+# --- admin queries: time series and the live feed -------------------------------------------------
 
 def nearest_rank(ordered: Sequence[float], q: float) -> float:
     """The ``q``-quantile (0 < q <= 1) of sorted values by nearest rank; 0.0 for none."""

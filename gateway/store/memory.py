@@ -302,7 +302,7 @@ class AsyncMemoryStore:
         self._ledger = kept
         return removed
 
-    # admin queries (issue 10)
+    # admin queries: time series, recent rows, the live feed
     def _feed_rows(self, rows: list[LedgerRow]) -> None:
         for row in rows:
             self._feed_seq += 1

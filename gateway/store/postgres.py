@@ -402,7 +402,7 @@ class PostgresStore:
             cur = await conn.execute(_pg(sql.PRUNE_LEDGER), (before,))
             return cur.rowcount
 
-    # admin queries (issue 10)
+    # admin queries: time series, recent rows, the live feed
     async def _fetch(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         async with self._conn() as conn:
             return await (await conn.execute(_pg(query).encode(), params)).fetchall()

@@ -18,7 +18,7 @@ async def _probe(storage: Storage, data_dir: Path) -> None:
 
 
 # Several workers sharing limits through one SQLite file cost more than 30% of the throughput
-# (scripts/bench.py --stores on 2 cores: 0.69x and 0.45x of one worker, CPU per request x2.2-2.5):
+# (scripts/bench --stores on 2 cores: 0.69x and 0.45x of one worker, CPU per request x2.2-2.5):
 # the gateway refuses that and names the two ways out.
 WORKERS_NEED_REDIS = (
     "error: GATEWAY_WORKERS={workers} with storage type 'sqlite' for limits, cooldowns and spend is refused: "

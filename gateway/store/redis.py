@@ -330,7 +330,7 @@ class RedisStore:
         async with self._guard():
             return int(await self._redis.zremrangebyscore(self._k("ledger"), "-inf", f"({before!r}"))
 
-    # admin queries (issue 10)
+    # admin queries: time series, recent rows, the live feed
     def _feed_rows(self, pipe: Any, members: list[str]) -> None:
         """Append the rows to the live request log (a Redis stream capped near ``FEED_ROWS`` entries)."""
         for member in members:

@@ -9,7 +9,7 @@ from typing import Any
 from .base import GROUP_COLUMNS, GroupBy, UsageGroup, UsageTotals
 from .common import LEDGER_COLUMNS
 
-SCHEMA_VERSION = 2  # 2: the pins table (object affinity, issue 8)
+SCHEMA_VERSION = 2  # 2: the pins table (object affinity)
 
 INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})")
@@ -49,7 +49,7 @@ def groups_from(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
             for k, n, tin, tout, cost, err, lat, hits, saved in rows]
 
 
-# --- admin queries (issue 10) -----------------------------------------------------------------------
+# --- admin queries ----------------------------------------------------------------------------------
 
 _COLUMNS = ", ".join(LEDGER_COLUMNS)
 

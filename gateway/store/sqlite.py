@@ -358,7 +358,7 @@ class SqliteStore:
     async def prune_ledger(self, before: float) -> int:
         return await self._call(lambda c: c.execute(sql.PRUNE_LEDGER, (before,)).rowcount)
 
-    # admin queries (issue 10)
+    # admin queries: time series, recent rows, the live feed
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:
         query = sql.rows_query(client_id)

@@ -174,7 +174,7 @@ async def read_prefix(response: httpx.Response, limit: int) -> bytes:
 
 def _headers(request: UpstreamRequest, url: httpx.URL) -> httpx.Headers:
     """The headers httpx would send (``Host``, ``Content-Length``) without its per-request preparation:
-    ``httpx.Request(content=...)`` costs about three times more, a share of every request (issue 12)."""
+    ``httpx.Request(content=...)`` costs about three times more, a share of every request."""
     headers = with_host(request.headers, url)
     if sends_length("content-length" in headers, request.method, request.content):
         headers["Content-Length"] = str(len(request.content))
@@ -207,7 +207,7 @@ class Upstream:
             self._transport = self._make_transport()
         timeout = {"connect": self._connect_timeout, "read": read_timeout_s, "write": read_timeout_s,
                    "pool": self._connect_timeout}
-        if request.body_stream is not None:  # an upload (issue 8): httpx's transport streams it with backpressure
+        if request.body_stream is not None:  # an upload: httpx's transport streams it with backpressure
             built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
                                   content=request.body_stream, extensions={"timeout": timeout})
             return await self._upload_transport().handle_async_request(built)

@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
     p.add_argument("--batch-helper-threads", action="store_true",
-                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/sched.py: for a worker "
-                        "with a core to itself, as the pinned gateway here has)")
+                   help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/server/sched.py: for a "
+                        "worker with a core to itself, as the pinned gateway here has)")
     add_mode_arguments(p)
     p.add_argument("--json", type=Path, help="also write the raw numbers to this JSON file")
     p.add_argument("--keep-tmp", action="store_true", help="keep the temporary directory (configs, logs)")

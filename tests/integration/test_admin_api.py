@@ -1,4 +1,4 @@
-"""The admin API (issue 10, items 1, 2 and 7): who may call it, the client directory through
+"""The admin API: who may call it, the client directory through
 HTTP, read-only config clients, the audit log, and clients that survive a restart (SQLite, the
 default store). Everything through the real gateway process."""
 

@@ -1,4 +1,4 @@
-"""Providers and their keys at runtime (issue 10, item 4), through the real gateway process:
+"""Providers and their keys at runtime, through the real gateway process:
 each key's state, and keys added or removed through the admin API — written to .env (mode 600)
 and config.yaml (comments kept), under the operator lock, validated like a reload, live at once."""
 

@@ -1,4 +1,4 @@
-"""The admin API's usage answers (issue 10, item 3) from the ledger the gateway writes as it
+"""The admin API's usage answers from the ledger the gateway writes as it
 serves: one client's totals, grouped stats, time series, the latest requests, the live request
 log (SSE) and the first-steps summary. Everything through the real gateway process."""
 

@@ -1,4 +1,4 @@
-"""Affinity across replicas (issue 8): two gateway processes sharing one real redis-server. An
+"""Affinity across replicas: two gateway processes sharing one real redis-server. An
 object (a file, an assistant, a thread) created through gateway A with one of a provider's two
 keys is reached through that same key when later calls name it through gateway B, which never
 saw it created. The fake upstream keeps each object in the account of the key that created it

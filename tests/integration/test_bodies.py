@@ -1,4 +1,4 @@
-"""Bad request bodies get a 4xx, never a 500; a body that stalls gets 408 (issue 7, item 5).
+"""Bad request bodies get a 4xx, never a 500; a body that stalls gets 408.
 
 Everything goes over HTTP (raw sockets where the client must misbehave) to the real gateway,
 which talks to the fake upstream.

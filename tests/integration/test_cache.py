@@ -1,4 +1,4 @@
-"""The response cache (issue 10 item 6), through the real gateway and the fake upstream: opt-in
+"""The response cache, through the real gateway and the fake upstream: opt-in
 per alias or client, x-cache hit/miss, streams replayed as SSE, Cache-Control, TTL, the byte
 bound, no provider key used by a hit, client limits counting it, the ledger and the metrics."""
 

@@ -1,4 +1,4 @@
-"""One request cannot starve everyone; budgets count requests in flight (issue 7, item 6).
+"""One request cannot starve everyone; budgets count requests in flight.
 
 Over HTTP to the real gateway and the fake upstream. One gateway serves every test here, each
 through its own provider or client, so one test's windows and spend cannot leak into another's.

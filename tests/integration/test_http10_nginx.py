@@ -105,7 +105,7 @@ def test_http10_errors_keep_their_status(gateway: Gateway) -> None:
 
 # nginx's defaults: HTTP/1.0 upstream with "Connection: close", responses buffered
 DEFAULT_LOCATION = "proxy_pass http://127.0.0.1:{upstream};"
-# the README's recommended block for streaming (the "llm_gateway" upstream keeps connections alive)
+# the recommended block for streaming in docs/operations.md (the "llm_gateway" upstream keeps connections alive)
 STREAMING_LOCATION = """proxy_pass http://llm_gateway;
             proxy_http_version 1.1;
             proxy_set_header Connection "";

@@ -1,4 +1,4 @@
-"""The rest of the OpenAI surface through the real gateway, with the official SDK (issue 8 item 5):
+"""The rest of the OpenAI surface through the real gateway, with the official SDK:
 images, audio (uploads streamed through, speech streamed back), moderations, responses (passed
 through, and translated to chat for a chat-only provider), files, assistants and threads with
 affinity to the provider key that created each object, and the 400 for what a provider cannot do."""

@@ -1,4 +1,4 @@
-"""Prometheus per client (issue 10 item 5): ``<namespace>_client_requests_total``,
+"""Prometheus per client: ``<namespace>_client_requests_total``,
 ``_client_errors_total`` and ``_client_cost_total`` labelled ``client_id``, under ``metrics.namespace``.
 
 The main test proves the client-management document's alert rules (``../shared/reference/

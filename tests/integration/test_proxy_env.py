@@ -1,4 +1,4 @@
-"""HTTP_PROXY/HTTPS_PROXY/NO_PROXY in the gateway's environment are honoured (issue 12, item 4).
+"""HTTP_PROXY/HTTPS_PROXY/NO_PROXY in the gateway's environment are honoured.
 
 A tiny forward/CONNECT proxy runs on loopback in the test; the gateway, started with
 ``HTTP_PROXY`` pointing at it, must send its upstream requests through it: by default and when

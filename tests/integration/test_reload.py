@@ -195,7 +195,7 @@ def test_settings_that_need_a_restart_are_reported(start_gateway, fake, fake2, t
 
 
 def test_every_worker_reloads(start_gateway, fake, fake2, texts):
-    # several workers need Redis to share limits (issue 9); this test is about reloads only
+    # several workers need a shared store for limits (serve refuses a SQLite one); this test is about reloads only
     gw = start_gateway(two_provider_config(fake, fake2, "one:m1", extra="storage: {type: memory}"), workers=2)
     version = gw.readiness()["config"]["version"]
     gw.write_config(two_provider_config(fake, fake2, "two:m2"))

@@ -1,4 +1,4 @@
-"""Two gateway processes on two ports against one real redis-server (issue 9, item 3): client
+"""Two gateway processes on two ports against one real redis-server: client
 limits, key cooldowns, budgets and clients created at runtime are shared and exact."""
 
 from __future__ import annotations

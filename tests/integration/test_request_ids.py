@@ -1,4 +1,4 @@
-"""Request ids (issue 12: counted from a random start, no system call each): every answer carries
+"""Request ids (counted from a random start, no system call each): every answer carries
 one, distinct per request, in the shape it always had (16 hex digits); a client's own id is kept;
 the access log line names the same id."""
 

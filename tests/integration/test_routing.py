@@ -1,4 +1,4 @@
-"""Routing and resilience over real HTTP against fake upstreams (DESIGN §6, issue 3).
+"""Routing and resilience over real HTTP against fake upstreams (DESIGN §6).
 
 Per-key limits and cooldowns, upstream 429 headers, headroom, quarantine, failover across
 keys and targets within ``max_attempts``, the circuit breaker, queueing, streams, strategies,

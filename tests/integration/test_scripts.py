@@ -278,7 +278,7 @@ def _scenario(work: Path, tmp_path: Path, fake: FakeUpstream) -> None:
     assert "not running" in stopped_again.stdout
 
 
-# ==================================================================== run together (issue 7, item 9)
+# ==================================================================== scripts run at the same time
 # One installed copy for the tests below; each leaves no gateway running behind it.
 
 PID_RE = re.compile(r"\(pid (\d+)")

@@ -1,4 +1,4 @@
-"""The shared store lost while serving (issue 9, item 5): real redis-server and PostgreSQL stopped
+"""The shared store lost while serving: real redis-server and PostgreSQL stopped
 and started again under load. ``on_unavailable: open`` serves (counted locally, a loud metric,
 readiness "degraded"); ``closed`` answers 503; both recover without a restart; never a 500; no
 acknowledged request is missing from the ledger."""

@@ -1,4 +1,4 @@
-"""The store wired into the gateway (issue 9): SQLite by default under the data dir, spend and the
+"""The store wired into the gateway: SQLite by default under the data dir, spend and the
 usage ledger surviving a restart, clients created in the store's directory, several workers
 sharing limits through the file, and a clear error when a configured store cannot be reached."""
 

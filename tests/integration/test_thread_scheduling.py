@@ -1,4 +1,4 @@
-"""Issue 12: the opt-in scheduling hint (gateway/sched.py), checked on the running process via /proc.
+"""The opt-in scheduling hint (gateway/server/sched.py), checked on the running process via /proc.
 
 By default every thread keeps the default policy. With ``GATEWAY_BATCH_HELPER_THREADS=true``
 every thread but the loop's (the main thread of a one-worker gateway) ends up under

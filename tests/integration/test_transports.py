@@ -1,4 +1,4 @@
-"""Every upstream transport (GATEWAY_HTTP_TRANSPORT) relays answers and streams as they come (issue 12, item 4).
+"""Every upstream transport (GATEWAY_HTTP_TRANSPORT) relays answers and streams as they come.
 
 One gateway per transport, each talking to the fake upstream: a whole answer, a stream whose
 events are spaced out (the first must reach the client long before the last is sent: pyreqwest's

@@ -1,4 +1,4 @@
-"""Upstream values are bounded, answers are never sent twice, alias fallback on one key (issue 7, items 7-8).
+"""Upstream values are bounded, answers are never sent twice, alias fallback on one key.
 
 Everything goes through the running gateway to the fake upstream, which misbehaves on purpose:
 absurd ``Retry-After`` values, a body that breaks after ``200``, hanging, 100 MB answers,

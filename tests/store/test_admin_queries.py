@@ -1,4 +1,4 @@
-"""The store's admin queries (issue 10), run unchanged against memory, sqlite, redis and postgres:
+"""The store's admin queries, run unchanged against memory, sqlite, redis and postgres:
 time-bucketed usage series, the latest rows, and the live feed of rows as they are written."""
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def session_client(gw: Gateway, body: dict[str, str] | None = None) -> Iterator[
 
 
 def admin_api_available(gw: Gateway) -> bool:
-    """True once the admin API (issue 10) answers at /admin/v1."""
+    """True when the admin API answers at /admin/v1."""
     response = httpx.get(gw.base_url + "/admin/v1/status", headers={"Authorization": f"Bearer {MASTER_KEY}"},
                          timeout=10)
     return response.status_code != 404

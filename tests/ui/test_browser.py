@@ -86,7 +86,7 @@ def test_sign_in_see_the_overview_and_sign_out(ui_gateway: Gateway, page: Any) -
     expect(page.get_by_test_id("kpis")).to_contain_text("Requests / min", timeout=15_000)
     expect(page.get_by_test_id("kpis")).to_contain_text("Success rate")
     expect(page.locator(".chart")).to_have_count(5, timeout=15_000)
-    if admin_api_available(ui_gateway):  # with the admin API (issue 10): real numbers and drawn charts
+    if admin_api_available(ui_gateway):  # with the admin API: real numbers and drawn charts
         expect(page.get_by_test_id("config-version")).not_to_have_text("–", timeout=15_000)
         expect(page.locator(".chart canvas").first).to_be_visible(timeout=15_000)
     cookies = {c["name"]: c for c in page.context.cookies()}
@@ -126,14 +126,14 @@ def test_a_wrong_password_is_rejected(ui_gateway: Gateway, page: Any) -> None:
     assert page.problems == []
 
 
-# --- with the admin API (issue 10): these run once /admin/v1 exists ------------------------------
+# --- with the admin API: these run once /admin/v1 exists -----------------------------------------
 
 @pytest.fixture
 def admin_gateway(tmp_path: Path, fake: FakeUpstream) -> Iterator[Gateway]:
     gw = start_ui_gateway(tmp_path, fake)
     try:
         if not admin_api_available(gw):
-            pytest.skip("the admin API (/admin/v1, issue 10) is not in this gateway yet")
+            pytest.skip("the admin API (/admin/v1) is not in this gateway")
         yield gw
     finally:
         gw.stop()

@@ -219,12 +219,12 @@ def test_static_and_session_answers_carry_a_strict_csp(ui_gateway: Gateway) -> N
     assert response.headers["cache-control"] == "no-store"
 
 
-# --- the admin API (issue 10) accepts the session: these run once /admin/v1 exists -------------
+# --- the admin API accepts the session: these run once /admin/v1 exists ------------------------
 
 @pytest.fixture
 def admin_api(ui_gateway: Gateway) -> Gateway:
     if not admin_api_available(ui_gateway):
-        pytest.skip("the admin API (/admin/v1, issue 10) is not in this gateway yet")
+        pytest.skip("the admin API (/admin/v1) is not in this gateway")
     return ui_gateway
 
 

@@ -1,4 +1,4 @@
-"""The lean transport's read timeout while a body streams (issue 12: one timer per body, moved
+"""The lean transport's read timeout while a body streams (one timer per body, moved
 lazily, instead of one per chunk): it fires after ``read`` s without data, never while chunks
 keep coming, and a connection kept alive after a body carries no stale timer into its next request."""
 

@@ -1,4 +1,4 @@
-"""The lean transport hands a reader that fell behind everything buffered at once (issue 12:
+"""The lean transport hands a reader that fell behind everything buffered at once (so
 a busy gateway relays the events that piled up in one send, not one send per upstream read),
 in order, and the connection is still kept alive afterwards."""
 

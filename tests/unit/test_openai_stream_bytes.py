@@ -1,4 +1,4 @@
-"""The OpenAI stream relay's byte path (issue 12): the same events as the JSON path, without a JSON
+"""The OpenAI stream relay's byte path: the same events as the JSON path, without a JSON
 round trip for the usual content delta; anything it is unsure of goes the JSON way."""
 
 from __future__ import annotations

@@ -306,7 +306,7 @@ def test_latency_strategy_probes_the_slow_target_again_now_and_then():
     assert order_targets(route, "probe-test", stats)[0].name == slow.name
 
 
-# ----------------------------------------------------------- fair reservations (issue 7, item 6)
+# ------------------------------------------------------------------------- fair reservations
 @pytest.mark.anyio
 async def test_a_huge_estimate_holds_at_most_a_share_of_the_key_window_and_settles_to_the_real_usage():
     clock = Clock()

@@ -1,6 +1,6 @@
 """The rest of OpenAI's surface on OpenAI-compatible upstreams, passed through as it came.
 
-Images, audio, moderations, responses, files, assistants and threads (issue 8 item 5): the
+Images, audio, moderations, responses, files, assistants and threads: the
 request goes to ``Call.path`` under the provider's root with the client's method, query string,
 ``OpenAI-Beta`` header and body (a JSON body with only ``model`` replaced by the target's, or an
 upload streamed through byte for byte). Answers are read only for their usage; a responses

@@ -11,7 +11,7 @@
   that disconnects does not cancel a non-streamed upstream request;
 - ``httpx``: httpx's own ``AsyncHTTPTransport`` (httpcore; proxies too).
 
-``scripts/bench`` measures them side by side (README, "Upstream HTTP transport"): lean needs
+``scripts/bench`` measures them side by side (docs/operations.md, "Upstream HTTP transport"): lean needs
 about half the CPU per request of aiohttp, the best maintained transport that also cancels, so
 it stays the default. When a proxy is set, the default (or an explicit ``lean``) is replaced by
 ``PROXY_TRANSPORT``, with a warning, because lean would silently bypass the proxy.

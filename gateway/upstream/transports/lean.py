@@ -3,7 +3,7 @@
 asyncio protocols, the httptools parser, keep-alive pools per origin, connect, read and write
 timeouts, streaming bodies with flow control, aborting a request by closing its connection
 (also while it waits for the response headers). ``scripts/bench`` measured it at about half
-the CPU per request of ``httpx-aiohttp`` and ~17% below pyreqwest (choice.py, docs/performance.md).
+the CPU per request of ``httpx-aiohttp`` and ~17% below pyreqwest (choice.py, docs/operations.md).
 Proxies and HTTP/2 are not supported (a proxy in the environment replaces it, choice.py).
 Header names and values with CR, LF or NUL are refused (``request_head``), response heads are
 capped at ``MAX_HEAD_BYTES``, dual-stack hosts are raced (happy eyeballs), every transport
@@ -52,7 +52,7 @@ class _Body(httpx.AsyncByteStream):
         self._released = False  # else ``__del__`` gives the slot back (a weakref.finalize cost ~4 µs an answer)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        return self  # one await per chunk straight on the connection, no generator layers (issue 12)
+        return self  # one await per chunk straight on the connection, no generator layers (CPU per streamed event)
 
     async def __anext__(self) -> bytes:
         conn = self._conn
@@ -171,7 +171,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
 
     async def send_bytes(self, method: str, url: str, headers: Mapping[str, str], content: bytes,
                          timeouts: Mapping[str, float | None]) -> httpx.Response:
-        """``handle_async_request`` without an ``httpx.Request`` per call (issue 12): the request
+        """``handle_async_request`` without an ``httpx.Request`` per call (a share of every request's CPU): the request
         line and headers are checked and joined once per (method, URL, headers object: the
         adapters share one per key) and kept with a request that stands for them in responses
         and errors (its body is not kept); each call adds only ``Content-Length`` and the body."""
