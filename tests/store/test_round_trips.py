@@ -1,4 +1,4 @@
-"""What a request costs the Redis store (issue 9, item 7): a gateway on Redis, a client with request
+"""What a request costs the Redis store: a gateway on Redis, a client with request
 and token limits and a budget, a priced provider; redis-server's MONITOR counts the commands each
 request sends. Admission (budget hold, request and token windows) is one script, the key's marks
 one read, the charge one script and the settle one script: four round trips, all or none counted."""
