@@ -31,7 +31,8 @@ Capability flags (class attributes; callers decide by them, never by a backend's
 - ``serves_cache``: the response cache can live on the same server (Redis).
 
 Adding a backend: a package under ``store/`` with a connection object, one class per role (each
-passes its role's suite in ``tests/store/``, which runs against every backend listed there), and
-a ``ComposedStore`` subclass with the flags; then one branch in ``factory.py`` and its type in
-``config.py``. ``factory.open_stores`` builds what the ``storage`` config section names.
+passes its role's suite in ``tests/store/``, which runs against every backend ``conftest.py``
+lists for that role), and a ``ComposedStore`` subclass with the flags; then its branches in
+``factory.py`` (``backend_class``, ``open_backend``) and its type in ``config.py``.
+``factory.open_stores`` builds what the ``storage`` config section names.
 """
