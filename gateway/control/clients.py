@@ -31,7 +31,7 @@ from ..server.oplock import DEFAULT_TIMEOUT_S, LockTimeout
 from ..settings import Settings
 from ..store.base import StoreError
 from ..store.config import Storage
-from ..store.factory import open_backend, sqlite_path
+from ..store.factory import backend_class, open_backend, sqlite_path
 from .checked_edit import ChangedWhileEditing, EditedFile, edit_files
 from .configfile import EditError, prepend_client
 
@@ -131,8 +131,10 @@ def directory_ids(settings: Settings, storage: Storage) -> set[str] | None:
     """The ids of the clients in the store's directory; None (and a warning) if it cannot be read."""
     spec = storage.ledger_backend()
     data_dir = Path(settings.data_dir)
-    if spec.type == "memory" or (spec.type == "sqlite" and not sqlite_path(spec, data_dir=data_dir).exists()):
-        return set()  # nothing kept outside the gateway's process, or no gateway has made the file yet
+    unshared = not backend_class(spec.type).shared  # nothing kept outside the gateway's process
+    unmade = spec.type == "sqlite" and not sqlite_path(spec, data_dir=data_dir).exists()  # no gateway made it yet
+    if unshared or unmade:
+        return set()
 
     async def read() -> set[str]:
         store = await open_backend(spec, data_dir=data_dir)

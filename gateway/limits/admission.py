@@ -23,7 +23,8 @@ from ..core.pricing import Pricing, cost_usd
 from ..core.targets import ClientSpec
 from ..core.usage import Usage
 from ..errors import BudgetExceeded, RateLimited
-from ..store.base import Ask, BudgetAsk, Counters, Reservation, Spend
+from ..store.base import Counters
+from ..store.values import Ask, BudgetAsk, Reservation, Spend
 
 # Retry-After when the budget is only held by requests in flight: they end (and settle) soon.
 HELD_RETRY_AFTER_S = 1.0
@@ -37,10 +38,6 @@ class Admission:
     tokens: Reservation | None = None
     headers: dict[str, str] = field(default_factory=dict)
     hold: Reservation | None = None  # the estimated cost held against the budget until settle
-
-    @property
-    def held_usd(self) -> float:
-        return self.hold.amount if self.hold is not None else 0.0
 
 
 def _seconds_to_next_day(now_wall: float) -> float:

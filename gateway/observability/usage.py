@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from ..core.targets import Target
 from ..core.usage import Usage
-from ..store.base import LedgerRow
+from ..store.base import Ledger
+from ..store.values import LedgerRow
 from . import metrics
 
 access_log = logging.getLogger("gateway.access")
@@ -39,10 +39,6 @@ class Outcome:
     # ``cost_usd`` is what the answer cost when it was fetched: what the hit saved, not spent.
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
-
-
-class Ledger(Protocol):
-    def record(self, row: LedgerRow) -> None: ...
 
 
 def model_label(target: Target, status: int) -> str:

@@ -26,7 +26,7 @@ from typing import Protocol
 
 import orjson
 
-from ..store.base import StoreUnavailable
+from ..store.base import Pins, StoreDown
 
 log = logging.getLogger("gateway.affinity")
 
@@ -92,16 +92,6 @@ class MemoryAffinity:
         self._pins.pop(object_id, None)
 
 
-class PinStore(Protocol):
-    """The part of ``store.base.Store`` the pins live in."""
-
-    async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None: ...
-
-    async def get_pin(self, object_id: str) -> str | None: ...
-
-    async def clear_pin(self, object_id: str) -> None: ...
-
-
 def encode_pin(pin: Pin) -> str:
     return orjson.dumps({"provider": pin.provider_id, "key": pin.key_ident}).decode()
 
@@ -123,14 +113,14 @@ class StoreAffinity:
     after the pipeline is built), with a ``MemoryAffinity`` in front (see the module doc).
     ``down()`` says the store is known to be unreachable: the store is then not waited on."""
 
-    def __init__(self, store: Callable[[], PinStore], down: Callable[[], bool] = lambda: False,
+    def __init__(self, store: Callable[[], Pins], down: Callable[[], bool] = lambda: False,
                  ttl_s: float = PIN_TTL_S, local: MemoryAffinity | None = None):
         self.store = store
         self.down = down
         self.ttl_s = ttl_s
         self.local = local if local is not None else MemoryAffinity(LOCAL_PINS, LOCAL_TTL_S)
 
-    def _lost(self, what: str, exc: StoreUnavailable) -> None:
+    def _lost(self, what: str, exc: StoreDown) -> None:
         log.warning("object pins: the store cannot be reached; this worker's pins only",
                     extra={"op": what, "error": str(exc)})
 
@@ -142,7 +132,7 @@ class StoreAffinity:
             return
         try:
             await self.store().set_pin(object_id, encode_pin(pin), self.ttl_s)
-        except StoreUnavailable as exc:
+        except StoreDown as exc:
             self._lost("remember", exc)
 
     async def lookup(self, object_id: str) -> Pin | None:
@@ -151,7 +141,7 @@ class StoreAffinity:
             return pin
         try:
             value = await self.store().get_pin(object_id)
-        except StoreUnavailable as exc:
+        except StoreDown as exc:
             self._lost("lookup", exc)
             return None
         pin = None if value is None else decode_pin(value)
@@ -165,5 +155,5 @@ class StoreAffinity:
             return
         try:
             await self.store().clear_pin(object_id)
-        except StoreUnavailable as exc:
+        except StoreDown as exc:
             self._lost("forget", exc)

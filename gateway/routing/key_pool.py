@@ -22,8 +22,9 @@ from ..config.schema import Routing
 from ..core.ratelimit import parse_duration
 from ..core.targets import ProviderKey, ProviderSpec
 from ..observability import metrics
-from ..store.base import Ask, Counters
-from ..store.base import Reservation as WindowReservation
+from ..store.base import Counters
+from ..store.values import Ask
+from ..store.values import Reservation as WindowReservation
 
 log = logging.getLogger("gateway.keys")
 MIN_COOLDOWN_S = 0.5

@@ -5,7 +5,9 @@ The snapshot reference is swapped in one assignment by ``swap``; a request reads
 
 The stores (``storage``, gateway/store/) are opened by the ASGI lifespan (``app.Lifecycle``)
 with ``open_stores`` and closed with ``close_stores``; until then ``stores`` is an in-memory
-placeholder, so a Runtime built without a lifespan (tests) still serves.
+placeholder, so a Runtime built without a lifespan (tests) still serves. What holds a store (the
+key pool, the dispatcher, the client limiter, the directory's cache) is built again when they
+open, before the first request: callers read those through ``runtime`` at each call.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from ..store.directory import ClientDirectory
 from ..store.factory import Stores, open_stores
 from ..store.guard import GuardedCounters, SplitCounters
 from ..store.memory import AsyncMemoryStore
+from ..store.memory.counters import MemoryCounters
 from ..upstream.client import Upstream
 from ..upstream.transports.choice import TransportName
 
@@ -41,52 +44,60 @@ class ReloadStatus:
 
 
 class Runtime:
+    # what holds the stores, built by ``_serve_from`` (at start, then once the stores are open)
+    stores: Stores  # ``stores.runtime``: windows, marks, spend, pins; ``stores.ledger``: the ledger, clients
+    counters: Counters  # what the request path decides with (``stores.runtime``'s, guarded)
+    key_pool: KeyPool
+    dispatcher: Dispatcher
+    limiter: ClientLimiter
+    directory: ClientDirectory
+
     def __init__(self, settings: Settings, snapshot: Snapshot, transport: TransportName | None = None):
         self.settings = settings
         self.snapshot = snapshot
         self.reload = ReloadStatus()
         self.started_at = time.time()
-        clock = time.monotonic
-        memory = AsyncMemoryStore()
-        # ``stores.runtime``: windows, marks, spend; ``stores.ledger``: the usage ledger and the
-        # client directory (the admin API reads and writes clients there)
-        self.stores = Stores(memory, memory, Storage(type="memory"))
-        self.guard: GuardedCounters | None = None  # set when the runtime store is shared (not memory)
-        self.directory = ClientDirectory(memory)
-        self.key_pool = KeyPool(memory, clock, snapshot.routing.limit_window_s)
         self.stats = TargetStats()
         self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
-        self.dispatcher = Dispatcher(self.upstream, self.key_pool, self.stats, clock)
-        self.limiter = ClientLimiter(memory, clock, snapshot.routing.limit_window_s)
-        # the response cache; in this process, or in the runtime store's Redis (use_stores)
+        self.guard: GuardedCounters | None = None  # set when the runtime store is shared
+        # the response cache: in this process, or on the runtime store's server (use_stores)
         self.cache = ResponseCache(MemoryBackend())
+        memory = AsyncMemoryStore()
+        self._serve_from(Stores(memory, memory, Storage(type="memory")), memory.counters)
         metrics.set_config_version(snapshot.version, None)
-        metrics.use_namespace(snapshot.metrics.namespace)  # the metric names are fixed until a restart
+        metrics.use_namespace(snapshot.metrics.namespace)  # fixed until a restart
 
     async def open_stores(self, storage: Storage) -> None:
-        """Open the configured stores (raises ``store.base.StoreUnavailable``) and count through them."""
+        """Open the configured stores (raises ``store.base.StoreDown``) and count through them."""
         self.use_stores(await open_stores(storage, data_dir=self.settings.data_dir))
 
     def use_stores(self, stores: Stores) -> None:
-        self.stores = stores
+        """Serve from ``stores`` (opened before the first request), as their capability flags say."""
         runtime = stores.runtime
-        counters: Counters = runtime
-        if runtime.name == "sqlite" and self.settings.workers <= 1:
+        counters: Counters = runtime.counters
+        if runtime.shared and not runtime.scales_workers and self.settings.workers <= 1:
             # one process: nothing to share, so windows and marks stay in memory; spend (which
-            # must survive a restart) goes to the file
-            counters = SplitCounters(AsyncMemoryStore(), runtime)
-        if runtime.name != "memory":
+            # must survive a restart) goes to the store
+            counters = SplitCounters(MemoryCounters(), counters)
+        if runtime.shared:
             counters = self.guard = GuardedCounters(counters, runtime.ping, runtime.name,
                                                     stores.storage.on_unavailable)
-        self.key_pool.store = counters
-        self.limiter.store = counters
-        self.directory = ClientDirectory(stores.ledger)
-        runtime_backend = stores.storage.runtime_backend()
-        if runtime_backend.type == "redis" and runtime_backend.addr:
-            from ..cache.redis import RedisBackend
-
-            self.cache = ResponseCache(RedisBackend(runtime_backend.addr, runtime_backend.prefix or "gw:"))
+        if runtime.serves_cache:
+            self.cache = ResponseCache(runtime.response_cache())
+        self._serve_from(stores, counters)
         stores.start_retention()
+
+    def _serve_from(self, stores: Stores, counters: Counters) -> None:
+        """Build what holds the stores: the key pool and the dispatcher that uses it, the client
+        limiter, the client directory's cache. Nothing is in flight yet when this runs."""
+        clock = time.monotonic
+        window_s = self.snapshot.routing.limit_window_s
+        self.stores = stores
+        self.counters = counters
+        self.key_pool = KeyPool(counters, clock, window_s)
+        self.dispatcher = Dispatcher(self.upstream, self.key_pool, self.stats, clock)
+        self.limiter = ClientLimiter(counters, clock, window_s)
+        self.directory = ClientDirectory(stores.ledger)
 
     async def close_stores(self) -> None:
         """Stop the probe, flush the ledger and close the connections."""

@@ -1,16 +1,20 @@
-"""The async store contract, as one Protocol with swappable backends (memory, sqlite, redis, postgres).
+"""The store's contract: one small Protocol per role, composed into ``Store``, and its errors.
 
-Modelled on httpcore's ``_backends/base.py``: callers hold a ``Store`` and never know which
-backend serves it; every backend passes the same contract suite (``tests/store/``).
+Callers hold the role they need (the key pool and the client limiter a ``Counters``, the pins a
+``Pins``, authentication a ``Directory``, the admin API a ``Ledger``) and never know which
+backend serves it; every backend passes the role's contract suite (``tests/store/``). How a
+backend is put together from its roles: the package docstring (``store/__init__.py``).
 
 Errors::
 
     StoreError
-     ├── StoreUnavailable      the backend cannot be reached (at start, or lost while serving)
+     ├── StoreDown             the backend cannot be reached or cannot answer (at start, or while serving)
      ├── ClientExists          create: the id or the key digest is taken
      └── ClientNotFound        update, rotate: no client has that id
 
-Everything that decides (a window check and its reservation, a spend hold) is atomic inside
+``StoreDown`` is the backend's word; ``errors.StoreUnavailable`` is what a client is told (503).
+
+Everything that decides (a window check and its reservation, the budget hold) is atomic inside
 the backend: a Lua script in Redis, one transaction in SQLite and PostgreSQL, one synchronous
 step on the event loop in memory. Ledger rows are buffered in the process and written in
 batches (``record`` never waits for I/O); ``flush`` returns once the buffered rows are stored.
@@ -19,21 +23,32 @@ batches (``record`` never waits for I/O); ``flush`` returns once the buffered ro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
-from ..core.policy import Budget, Limits
+from .values import (
+    Ask,
+    Batch,
+    BudgetAsk,
+    ClientRecord,
+    GroupBy,
+    LedgerRow,
+    Reservation,
+    SeriesPoint,
+    Spend,
+    UsageGroup,
+    UsageTotals,
+    WindowResult,
+)
 
-GroupBy = Literal["provider", "model", "client", "key"]
-GROUP_COLUMNS: dict[GroupBy, str] = {"provider": "provider", "model": "model", "client": "client_id",
-                                     "key": "key_label"}
+if TYPE_CHECKING:
+    from ..cache.base import CacheBackend
 
 
 class StoreError(Exception):
     """Base of the store's errors."""
 
 
-class StoreUnavailable(StoreError):
+class StoreDown(StoreError):
     """The backend cannot be reached. The message names the backend and its address, never a password."""
 
 
@@ -45,215 +60,8 @@ class ClientNotFound(StoreError):
     """No client has this id."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """An amount counted in a window until it slides out (or until ``settle`` changes it)."""
-
-    window: str
-    entry: str  # the entry's id inside the window
-    amount: float
-    at: float  # when it was counted (the backend's clock, epoch seconds)
-    window_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class WindowResult:
-    """The answer of ``check_and_reserve``: a reservation, or how long until ``need`` fits."""
-
-    reservation: Reservation | None
-    wait_s: float  # 0.0 when reserved
-    used: float  # what the window holds now (the reservation included when there is one)
-    reset_s: float  # seconds until the oldest entry slides out (window_s when the window is empty)
-
-    @property
-    def ok(self) -> bool:
-        return self.reservation is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Ask:
-    """One window of ``reserve_all``: what ``check_and_reserve`` takes."""
-
-    window: str
-    limit: float
-    need: float
-    window_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class BudgetAsk:
-    """The budget hold of ``reserve_all``: hold ``need`` USD in ``window`` while what the window
-    holds stays under what the tighter of the client's budgets has left after its spend of the UTC
-    day and month of ``at`` (the window's limit is that, plus ``need``, less a hair)."""
-
-    client_id: str
-    at: float
-    daily_usd: float | None
-    monthly_usd: float | None
-    window: str
-    need: float
-    window_s: float
-
-    def limit(self, day: float, month: float) -> float:
-        left = min(b - s for b, s in ((self.daily_usd, day), (self.monthly_usd, month)) if b is not None)
-        return left + self.need - 1e-9
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """The answer of ``reserve_all``: one result per window checked, in order (the budget hold
-    first when asked), up to the first that did not fit. All reserved, or (``refused``) none:
-    the last result is then the one that did not fit, the others say what they would have held."""
-
-    results: tuple[WindowResult, ...]
-    refused: bool
-    spend: Spend | None = None  # the client's spend (day, month) read in the same step, when a budget was asked
-
-    @property
-    def ok(self) -> bool:
-        return not self.refused
-
-
-@dataclass(frozen=True, slots=True)
-class Spend:
-    """USD charged to a client in the current UTC day and month, and held by its requests in flight."""
-
-    day: float
-    month: float
-    held: float
-
-
-@dataclass(frozen=True, slots=True)
-class Hold:
-    """Spend held for one request in flight; ``release_spend`` gives it back. It lapses by itself
-    after its ``ttl_s`` (a crashed process's holds do not block the budget for ever)."""
-
-    client_id: str
-    hold_id: str
-    usd: float
-
-
-@dataclass(frozen=True, slots=True)
-class ClientRecord:
-    """A client of the directory. ``key_digest`` is the SHA-256 of its key; the key itself is never stored."""
-
-    id: str
-    key_digest: bytes = field(repr=False)
-    description: str = ""
-    allowed_providers: tuple[str, ...] = ("*",)
-    allowed_models: tuple[str, ...] = ("*",)
-    limits: Limits = Limits()
-    budget: Budget = Budget()
-    admin: bool = False
-    created_at: float = 0.0
-    last_used: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
-    """One request, as the usage ledger keeps it."""
-
-    time: float  # epoch seconds, when the request arrived
-    request_id: str
-    client_id: str
-    provider: str
-    model: str
-    key_label: str
-    status: int
-    error_code: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    cost_usd: float = 0.0
-    latency_ms: float = 0.0
-    overhead_ms: float = 0.0
-    stream: bool = False
-    cache_hit: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.status < 400
-
-    @property
-    def spent_usd(self) -> float:
-        """What the request cost: nothing for a response-cache hit (its ``cost_usd`` is what it saved)."""
-        return 0.0 if self.cache_hit else self.cost_usd
-
-
-@dataclass(frozen=True, slots=True)
-class UsageTotals:
-    """One client's usage over a period (the client-management document's metrics answer)."""
-
-    client_id: str
-    total_requests: int
-    total_tokens: int
-    total_cost: float
-    success_rate: float  # 0.0 when there were no requests
-    avg_latency: float  # milliseconds
-    last_request_time: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class UsageGroup:
-    """Usage of one provider, model, client or key over a period."""
-
-    key: str
-    requests: int
-    tokens_in: int
-    tokens_out: int
-    cost: float  # spent: response-cache hits cost nothing
-    errors: int
-    avg_latency: float  # milliseconds
-    cache_hits: int = 0  # requests answered from the response cache
-    saved_usd: float = 0.0  # what those answers cost when they were fetched
-
-
 class Counters(Protocol):
-    """The part of the store the request path decides with: windows, marks and spend (the key
-    pools and the client limiter hold one; ``guard.GuardedCounters`` wraps a Store as one)."""
-
-    async def check_and_reserve(self, window: str, limit: float, need: float, window_s: float) -> WindowResult: ...
-
-    async def settle(self, reservation: Reservation, actual: float) -> None: ...
-
-    async def reserve_all(self, asks: Sequence[Ask], budget: BudgetAsk | None = None) -> Batch: ...
-
-    async def settle_all(self, settles: Sequence[tuple[Reservation, float]]) -> None: ...
-
-    async def set_mark(self, name: str, ttl_s: float) -> float: ...
-
-    async def clear_mark(self, name: str) -> None: ...
-
-    async def marks_remaining(self, names: Sequence[str]) -> list[float]: ...
-
-    async def add_spend(self, client_id: str, usd: float, at: float | None = None) -> None: ...
-
-    async def spend(self, client_id: str, at: float | None = None) -> Spend: ...
-
-    async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold: ...
-
-    async def release_spend(self, hold: Hold) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class SeriesPoint:
-    """Usage of one group in one time bucket (the admin API's ``/timeseries``)."""
-
-    key: str  # the group (provider, model or client); "" when not grouped
-    t: float  # the bucket's start: a multiple of the bucket width, epoch seconds
-    requests: int
-    errors: int
-    tokens: int
-    cost: float
-    p50_ms: float  # latency percentiles of the bucket's requests (nearest rank)
-    p99_ms: float
-    overhead_p50_ms: float
-
-
-@runtime_checkable
-class Store(Protocol):
-    """State that changes while serving. Every backend implements all of it."""
-
-    name: str  # "memory", "sqlite", "redis" or "postgres": for logs and readiness
+    """What the request path decides with: limit windows, expiring marks and spend."""
 
     # --- limit windows -------------------------------------------------------------------
     async def check_and_reserve(self, window: str, limit: float, need: float, window_s: float) -> WindowResult:
@@ -276,7 +84,7 @@ class Store(Protocol):
         """``settle`` each ``(reservation, actual)``, in one round trip where the backend can."""
         ...
 
-    # --- expiring marks (cooldown, quarantine, circuit) ----------------------------------
+    # --- expiring marks (cooldown, quarantine, circuit, dashboard sign-outs) --------------
     async def set_mark(self, name: str, ttl_s: float) -> float:
         """Set ``name`` until ``ttl_s`` from now, or keep a later expiry it has. Returns the seconds left."""
         ...
@@ -294,11 +102,10 @@ class Store(Protocol):
 
     async def spend(self, client_id: str, at: float | None = None) -> Spend: ...
 
-    async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold: ...
 
-    async def release_spend(self, hold: Hold) -> None: ...
+class Pins(Protocol):
+    """Object pins: which provider key holds a file, an assistant, a thread."""
 
-    # --- object pins (which provider key holds a file, an assistant, a thread) -------------
     async def set_pin(self, object_id: str, value: str, ttl_s: float) -> None:
         """Remember ``value`` for ``object_id`` for ``ttl_s`` seconds (replacing what it had).
         ``value`` is opaque to the store (``pipeline/affinity.py`` writes a provider id and a key's
@@ -311,7 +118,10 @@ class Store(Protocol):
 
     async def clear_pin(self, object_id: str) -> None: ...
 
-    # --- client directory -----------------------------------------------------------------
+
+class Directory(Protocol):
+    """The clients created at runtime (the admin API writes them, authentication reads them)."""
+
     async def create_client(self, record: ClientRecord) -> ClientRecord:
         """Add a client; ``created_at`` 0 becomes now. Raises ClientExists."""
         ...
@@ -340,7 +150,11 @@ class Store(Protocol):
         """A number that changes whenever the directory does (cheap to poll from every process)."""
         ...
 
-    # --- usage ledger ---------------------------------------------------------------------
+
+class Ledger(Protocol):
+    """The usage ledger: rows written in batches off the request path, what they add up to, and
+    the live feed of rows as they are written."""
+
     def record(self, row: LedgerRow) -> None:
         """Buffer a ledger row; a background task writes the buffer in batches. Never waits for I/O."""
         ...
@@ -358,11 +172,6 @@ class Store(Protocol):
         """Rows with ``start <= time <= end`` (of one client, if given) grouped, ordered by key."""
         ...
 
-    async def prune_ledger(self, before: float) -> int:
-        """Delete ledger rows older than ``before`` (epoch seconds). Returns how many."""
-        ...
-
-    # --- admin queries: time series, recent rows, the live feed ----------------------------
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:
         """Rows with ``start <= time <= end`` (of one client, if given) counted in buckets of ``bucket_s``
@@ -374,6 +183,10 @@ class Store(Protocol):
         """The ``limit`` latest rows by request time (of one client, if given), newest first."""
         ...
 
+    async def prune_ledger(self, before: float) -> int:
+        """Delete ledger rows older than ``before`` (epoch seconds). Returns how many."""
+        ...
+
     async def ledger_cursor(self) -> str:
         """A position after every row written so far: ``rows_after`` it returns only rows written later."""
         ...
@@ -383,11 +196,36 @@ class Store(Protocol):
         after them (the live request log). Rows may be missed by a reader that falls too far behind."""
         ...
 
-    # --- lifecycle ------------------------------------------------------------------------
+    async def close(self) -> None:
+        """Stop the background writer and write what is buffered."""
+        ...
+
+
+class Lifecycle(Protocol):
+    """The backend as a whole: its name, what it can do (callers decide by these flags, never by
+    the name), and its connections."""
+
+    name: ClassVar[str]  # "memory", "sqlite", "redis" or "postgres": for logs and readiness
+    shared: ClassVar[bool]  # other processes and replicas see the same state (memory: no)
+    durable: ClassVar[bool]  # the state outlives the gateway's process (memory: no)
+    # several workers counting through it serve more than one worker alone. SQLite: no (every
+    # write takes the file's lock), so one process keeps its windows and marks in memory and only
+    # spend in the file, and ``serve`` refuses several workers on it
+    scales_workers: ClassVar[bool]
+    serves_cache: ClassVar[bool]  # the response cache can live on the same server (``response_cache``)
+
+    def response_cache(self) -> CacheBackend:
+        """A response-cache backend on the same server (only where ``serves_cache``)."""
+        ...
+
     async def ping(self) -> None:
-        """Raise StoreUnavailable unless the backend answers."""
+        """Raise StoreDown unless the backend answers."""
         ...
 
     async def close(self) -> None:
         """Flush the ledger and release connections and threads."""
         ...
+
+
+class Store(Counters, Pins, Directory, Ledger, Lifecycle, Protocol):
+    """State that changes while serving: every role, on one backend."""

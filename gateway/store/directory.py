@@ -19,8 +19,9 @@ from collections.abc import Callable
 
 from ..config.snapshot import Snapshot
 from ..core.targets import ClientSpec
-from ..errors import StoreUnavailable as Refused
-from .base import ClientRecord, Store, StoreError, StoreUnavailable
+from ..errors import StoreUnavailable
+from .base import Directory, StoreDown, StoreError
+from .values import ClientRecord
 
 log = logging.getLogger("gateway.config")
 
@@ -37,7 +38,7 @@ def client_spec(record: ClientRecord) -> ClientSpec:
 
 
 class ClientDirectory:
-    def __init__(self, store: Store, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, store: Directory, poll_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.poll_s = poll_s
         self._clock = clock
@@ -58,10 +59,10 @@ class ClientDirectory:
             if digest in self._cache:
                 return self._cache[digest]
             record = await self.store.client_by_digest(digest)
-        except StoreUnavailable:
+        except StoreDown:
             if digest in self._cache:
                 return self._cache[digest]
-            raise Refused("The gateway's client directory is unreachable; retry shortly.") from None
+            raise StoreUnavailable("The gateway's client directory is unreachable; retry shortly.") from None
         found = None if record is None else client_spec(record)
         if len(self._cache) >= MAX_CACHED:
             self._cache.clear()
@@ -79,14 +80,14 @@ class ClientDirectory:
             self._version = version
 
 
-async def shadowed_ids(store: Store, snapshot: Snapshot) -> list[str]:
+async def shadowed_ids(store: Directory, snapshot: Snapshot) -> list[str]:
     """The ids of the directory's clients that a client of ``snapshot`` shadows (raises StoreError)."""
     if not snapshot.client_ids:
         return []
     return sorted(r.id for r in await store.list_clients() if r.id in snapshot.client_ids)
 
 
-async def warn_shadowed(store: Store, snapshot: Snapshot) -> None:
+async def warn_shadowed(store: Directory, snapshot: Snapshot) -> None:
     """One warning naming the directory clients that config.yaml's clients shadow, if any."""
     try:
         ids = await shadowed_ids(store, snapshot)

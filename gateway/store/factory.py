@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..server.tasks import cancel_and_wait
-from .base import Store, StoreError
-from .config import DEFAULT_SQLITE_PATH, Backend, Storage
+from .base import StoreError
+from .composed import ComposedStore
+from .config import DEFAULT_SQLITE_PATH, Backend, BackendType, Storage
 from .memory import AsyncMemoryStore
 
 log = logging.getLogger("gateway.store")
@@ -26,9 +27,27 @@ def sqlite_path(spec: Backend, base_dir: Path | None = None, data_dir: Path | No
     return base_dir / path if not path.is_absolute() and base_dir is not None else path
 
 
+def backend_class(kind: BackendType) -> type[ComposedStore]:
+    """The class of a backend type: what its capability flags say before it is opened (its
+    module is imported only when asked for)."""
+    if kind == "sqlite":
+        from .sqlite import SqliteStore
+
+        return SqliteStore
+    if kind == "redis":
+        from .redis import RedisStore
+
+        return RedisStore
+    if kind == "postgres":
+        from .postgres import PostgresStore
+
+        return PostgresStore
+    return AsyncMemoryStore
+
+
 async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | None = None,
-                       data_dir: Path | None = None) -> Store:
-    """Connect one backend (and migrate its schema). Raises StoreUnavailable with a clear message.
+                       data_dir: Path | None = None) -> ComposedStore:
+    """Connect one backend (and migrate its schema). Raises StoreDown with a clear message.
 
     A SQLite ``path`` that is relative is taken from ``base_dir`` (default: the working dir); with
     no ``path`` the file is ``gateway.db`` in ``data_dir`` (GATEWAY_DATA_DIR), else data/gateway.db."""
@@ -51,8 +70,11 @@ async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | Non
 
 @dataclass
 class Stores:
-    runtime: Store
-    ledger: Store
+    """The opened backends: ``runtime`` for windows, marks, spend and pins, ``ledger`` for the usage
+    ledger and the client directory (the same object when both name one backend)."""
+
+    runtime: ComposedStore
+    ledger: ComposedStore
     storage: Storage
     _pruner: asyncio.Task[None] | None = None
 
@@ -84,7 +106,7 @@ class Stores:
 
 
 async def open_stores(storage: Storage, base_dir: Path | None = None, data_dir: Path | None = None) -> Stores:
-    """Open the runtime and ledger stores ``storage`` names. Raises StoreUnavailable (nothing left open)."""
+    """Open the runtime and ledger stores ``storage`` names. Raises StoreDown (nothing left open)."""
     runtime_spec, ledger_spec = storage.runtime_backend(), storage.ledger_backend()
     runtime = await open_backend(runtime_spec, storage.ledger_flush_s, base_dir, data_dir)
     if ledger_spec.same_as(runtime_spec):

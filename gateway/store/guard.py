@@ -4,7 +4,7 @@ what happens when the shared store is lost while serving (``storage.on_unavailab
 ``open``: the request is decided on a local in-memory store instead (counting in this process
 only), the ``gateway_store_unavailable`` gauge is 1, an error is logged and readiness says
 "degraded". ``closed``: decisions raise ``errors.StoreUnavailable`` (503 ``store_unavailable``);
-give-backs (settle, release, spend, marks) are dropped with a log line (holds lapse by their TTL).
+give-backs (settle, spend, marks) are dropped with a log line (budget holds lapse with their window).
 Either way a probe pings the store every ``probe_s`` and switches back when it answers: no
 restart. While the store is down no request waits on it: calls go straight to the fallback.
 
@@ -22,12 +22,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
-from ..errors import StoreUnavailable as Refused
+from ..errors import StoreUnavailable
 from ..observability import metrics
 from ..server.tasks import cancel_and_wait
-from .base import Ask, Batch, BudgetAsk, Counters, Hold, Reservation, Spend, StoreUnavailable, WindowResult
+from .base import Counters, StoreDown
 from .common import reserve_in_turn
-from .memory import AsyncMemoryStore
+from .memory.counters import MemoryCounters
+from .values import Ask, Batch, BudgetAsk, Reservation, Spend, WindowResult
 
 log = logging.getLogger("gateway.store")
 T = TypeVar("T")
@@ -35,7 +36,7 @@ Mode = Literal["open", "closed"]
 
 
 class SplitCounters:
-    """Windows and marks from ``fast``, spend and holds from ``durable``."""
+    """Windows and marks from ``fast``, spend from ``durable``."""
 
     def __init__(self, fast: Counters, durable: Counters) -> None:
         self.fast = fast
@@ -68,12 +69,6 @@ class SplitCounters:
     async def spend(self, client_id: str, at: float | None = None) -> Spend:
         return await self.durable.spend(client_id, at)
 
-    async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold:
-        return await self.durable.hold_spend(client_id, usd, ttl_s)
-
-    async def release_spend(self, hold: Hold) -> None:
-        await self.durable.release_spend(hold)
-
 
 class GuardedCounters:
     """``primary``'s counters, with the ``on_unavailable`` behaviour of the module docstring."""
@@ -85,7 +80,7 @@ class GuardedCounters:
         self.mode = mode
         self.probe_s = probe_s
         self._ping = ping
-        self._local = AsyncMemoryStore()
+        self._local = MemoryCounters()
         self.down_since: float | None = None
         self.last_error: str | None = None
         self._probe: asyncio.Task[None] | None = None
@@ -95,13 +90,13 @@ class GuardedCounters:
     def degraded(self) -> bool:
         return self.down_since is not None
 
-    def lost(self, exc: StoreUnavailable) -> None:
+    def lost(self, exc: StoreDown) -> None:
         """Switch to the fallback until the probe sees the store again."""
         self.last_error = str(exc)
         if self.down_since is not None:
             return
         self.down_since = time.time()
-        self._local = AsyncMemoryStore()
+        self._local = MemoryCounters()
         metrics.STORE_UNAVAILABLE.labels(self.name).set(1)
         log.error("STORE UNAVAILABLE: the shared store cannot be reached; " + (
             "serving with limits, cooldowns and spend counted in this process only (storage.on_unavailable: open)"
@@ -115,7 +110,7 @@ class GuardedCounters:
             await asyncio.sleep(self.probe_s)
             try:
                 await self._ping()
-            except StoreUnavailable as exc:
+            except StoreDown as exc:
                 self.last_error = str(exc)
                 continue
             down_s = time.time() - self.down_since
@@ -129,10 +124,10 @@ class GuardedCounters:
         if self.down_since is None:
             try:
                 return await op(self.primary)
-            except StoreUnavailable as exc:
+            except StoreDown as exc:
                 self.lost(exc)
         if self.mode == "closed":
-            raise Refused()
+            raise StoreUnavailable()
         return await op(self._local)
 
     async def _give_back(self, op: Callable[[Counters], Awaitable[None]]) -> None:
@@ -140,7 +135,7 @@ class GuardedCounters:
             try:
                 await op(self.primary)
                 return
-            except StoreUnavailable as exc:
+            except StoreDown as exc:
                 self.lost(exc)
         if self.mode == "open":
             await op(self._local)
@@ -177,12 +172,6 @@ class GuardedCounters:
 
     async def spend(self, client_id: str, at: float | None = None) -> Spend:
         return await self._decide(lambda s: s.spend(client_id, at))
-
-    async def hold_spend(self, client_id: str, usd: float, ttl_s: float) -> Hold:
-        return await self._decide(lambda s: s.hold_spend(client_id, usd, ttl_s))
-
-    async def release_spend(self, hold: Hold) -> None:
-        await self._give_back(lambda s: s.release_spend(hold))
 
     async def close(self) -> None:
         self.down_since = None

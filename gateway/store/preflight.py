@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .base import StoreError
 from .config import Storage
-from .factory import open_stores
+from .factory import backend_class, open_stores
 
 
 async def _probe(storage: Storage, data_dir: Path) -> None:
@@ -17,20 +17,22 @@ async def _probe(storage: Storage, data_dir: Path) -> None:
     await stores.close()
 
 
-# Several workers sharing limits through one SQLite file cost more than 30% of the throughput
-# (scripts/bench --stores on 2 cores: 0.69x and 0.45x of one worker, CPU per request x2.2-2.5):
-# the gateway refuses that and names the two ways out.
+# Several workers sharing limits through a store that does not scale with workers (SQLite: one file
+# lock) cost more than 30% of the throughput (scripts/bench --stores on 2 cores: 0.69x and 0.45x of
+# one worker, CPU per request x2.2-2.5): the gateway refuses that and names the two ways out.
 WORKERS_NEED_REDIS = (
-    "error: GATEWAY_WORKERS={workers} with storage type 'sqlite' for limits, cooldowns and spend is refused: "
-    "sharing them through the SQLite file costs more than one worker gains. Run one worker, or give the "
+    "error: GATEWAY_WORKERS={workers} with storage type '{kind}' for limits, cooldowns and spend is refused: "
+    "sharing them through the {kind} store costs more than one worker gains. Run one worker, or give the "
     "workers Redis: storage: {{runtime: {{type: redis, addr: \"host:6379\"}}}} (the ledger and clients may "
     "stay in SQLite)")
 
 
 def storage_problem(storage: Storage, data_dir: Path, workers: int) -> str | None:
     """None when the stores open (and suit ``workers``); else what to tell the operator."""
-    if workers > 1 and storage.runtime_backend().type == "sqlite":
-        return WORKERS_NEED_REDIS.format(workers=workers)
+    kind = storage.runtime_backend().type
+    runtime = backend_class(kind)
+    if workers > 1 and runtime.shared and not runtime.scales_workers:
+        return WORKERS_NEED_REDIS.format(workers=workers, kind=kind)
     try:
         asyncio.run(_probe(storage, data_dir))
     except StoreError as exc:
@@ -41,8 +43,8 @@ def storage_problem(storage: Storage, data_dir: Path, workers: int) -> str | Non
 def workers_note(storage: Storage, workers: int) -> str:
     """What several workers share, for the start-up line."""
     kind = storage.runtime_backend().type
-    if kind == "memory":
-        return (f"warning: {workers} workers with storage type 'memory' each keep their own limit windows, "
+    if not backend_class(kind).shared:
+        return (f"warning: {workers} workers with storage type '{kind}' each keep their own limit windows, "
                 "cooldowns, spend and dashboard sign-outs: limits and budgets apply per worker, and a session "
                 "signed out in one worker stays valid in the others (use redis to share them)")
     return f"{workers} workers share limits, cooldowns and spend through the {kind} store"

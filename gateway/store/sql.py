@@ -3,11 +3,14 @@ PostgreSQL store turns them into ``%s``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from .base import GROUP_COLUMNS, GroupBy, UsageGroup, UsageTotals
-from .common import LEDGER_COLUMNS
+from .common import client_from_dict, client_to_dict
+from .rows import LEDGER_COLUMNS
+from .values import GROUP_COLUMNS, ClientRecord, GroupBy, UsageGroup, UsageTotals
 
 SCHEMA_VERSION = 2  # 2: the pins table (object affinity)
 
@@ -21,6 +24,17 @@ SPENT = "CASE WHEN cache_hit THEN 0 ELSE cost_usd END"
 TOTALS = ("SELECT count(*), coalesce(sum(CASE WHEN status < 400 THEN 1 ELSE 0 END), 0), "
           f"coalesce(sum(tokens_in + tokens_out), 0), coalesce(sum({SPENT}), 0), coalesce(avg(latency_ms), 0), "
           "max(time) FROM ledger WHERE client_id = ? AND time >= ? AND time <= ?")
+
+
+def client_json(record: ClientRecord) -> str:
+    """The ``data`` column of the clients table: everything but ``last_used`` (a column of its own)."""
+    data = client_to_dict(record)
+    data.pop("last_used")
+    return json.dumps(data)
+
+
+def client_record(data: str, last_used: float | None) -> ClientRecord:
+    return replace(client_from_dict(json.loads(data)), last_used=last_used)
 
 
 def stats_query(group_by: GroupBy, client_id: str | None) -> str:
@@ -49,7 +63,7 @@ def groups_from(rows: Sequence[Sequence[Any]]) -> list[UsageGroup]:
             for k, n, tin, tout, cost, err, lat, hits, saved in rows]
 
 
-# --- admin queries ----------------------------------------------------------------------------------
+# --- the admin API's time series, latest rows and live feed -----------------------------------------
 
 _COLUMNS = ", ".join(LEDGER_COLUMNS)
 

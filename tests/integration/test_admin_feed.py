@@ -8,7 +8,7 @@ import asyncio
 from prometheus_client import REGISTRY
 
 from gateway.api.admin.feed import Listener, events
-from gateway.store.base import LedgerRow
+from gateway.store.values import LedgerRow
 
 
 def row(n: int) -> LedgerRow:

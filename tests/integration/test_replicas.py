@@ -13,8 +13,8 @@ import httpx
 import pytest
 
 from gateway.core.policy import Budget, Limits
-from gateway.store.base import ClientRecord
 from gateway.store.redis import RedisStore
+from gateway.store.values import ClientRecord
 from tests.conftest import CLIENT_KEY, Gateway, basic_config
 from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.integration.test_store_wiring import budget_config, chat, limited_config

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from gateway.core.policy import Budget, Limits
-from gateway.store.base import ClientRecord
 from gateway.store.sqlite import SqliteStore
+from gateway.store.values import ClientRecord
 from tests.conftest import CLIENT_KEY, Gateway, basic_config, free_port
 from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.store.servers import RedisServer

@@ -1,6 +1,11 @@
 """Fixtures of the store contract suite: one real server per kind for the session, and a fresh,
-empty store of each backend for every test (``store``), plus a second handle on the same state
-(``other``: another connection, or the same object for memory)."""
+empty store of each backend for every test, plus a second handle on the same state (another
+connection, or the same object for memory).
+
+The suite runs per role: a test module that sets ``ROLE`` (``"counters"``, ``"pins"``,
+``"directory"``, ``"ledger"``) runs against every backend that serves that role (``SERVES``), and
+its ``store`` and ``other`` are that role's objects; elsewhere they are the whole stores.
+``open_store`` always opens whole stores."""
 
 from __future__ import annotations
 
@@ -21,6 +26,8 @@ from .servers import PostgresServer, RedisServer, running_postgres, running_redi
 
 BACKENDS = ["memory", "sqlite", "redis", "postgres"]
 SHARED = ["sqlite", "redis", "postgres"]  # backends that several processes share
+ROLES = ("counters", "pins", "directory", "ledger")
+SERVES: dict[str, tuple[str, ...]] = {backend: ROLES for backend in BACKENDS}  # each serves every role
 _prefixes = itertools.count()
 OpenStore = Callable[..., Awaitable[Store]]
 
@@ -79,17 +86,28 @@ async def open_store(backend: str, request: pytest.FixtureRequest, tmp_path: Pat
         await store.close()
 
 
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``backend``: every backend that serves the module's ``ROLE`` (every backend without one),
+    unless the test names its backends itself."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    if any("backend" in str(m.args[0]) for m in metafunc.definition.iter_markers("parametrize")):
+        return
+    role = getattr(metafunc.module, "ROLE", None)
+    metafunc.parametrize("backend", [b for b in BACKENDS if role is None or role in SERVES[b]])
+
+
+def _role(whole: Store, request: pytest.FixtureRequest) -> object:
+    role = getattr(request.module, "ROLE", None)
+    return whole if role is None else getattr(whole, role)
 
 
 @pytest.fixture
-async def store(backend: str, open_store: OpenStore) -> Store:
-    return await open_store()
+async def store(backend: str, open_store: OpenStore, request: pytest.FixtureRequest) -> object:
+    return _role(await open_store(), request)
 
 
 @pytest.fixture
-async def other(store: Store, open_store: OpenStore) -> Store:
+async def other(store: object, open_store: OpenStore, request: pytest.FixtureRequest) -> object:
     """A second handle on ``store``'s state: what another worker or replica would hold."""
-    return await open_store()
+    return _role(await open_store(), request)

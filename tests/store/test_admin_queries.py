@@ -1,13 +1,15 @@
-"""The store's admin queries, run unchanged against memory, sqlite, redis and postgres:
+"""The ``Ledger`` role's admin queries, run unchanged against every backend that serves it:
 time-bucketed usage series, the latest rows, and the live feed of rows as they are written."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.store.base import LedgerRow, Store
+from gateway.store.base import Ledger
+from gateway.store.values import LedgerRow
 
 pytestmark = pytest.mark.anyio
+ROLE = "ledger"
 T0 = 1_700_000_040.0  # a multiple of 60
 
 
@@ -19,13 +21,13 @@ def row(offset: float, client_id: str = "c1", **kw: object) -> LedgerRow:
     return LedgerRow(**base)  # type: ignore[arg-type]
 
 
-async def write(store: Store, *rows: LedgerRow) -> None:
+async def write(store: Ledger, *rows: LedgerRow) -> None:
     for r in rows:
         store.record(r)
     assert await store.flush() == len(rows)
 
 
-async def test_series_counts_rows_in_aligned_buckets(store: Store) -> None:
+async def test_series_counts_rows_in_aligned_buckets(store: Ledger) -> None:
     await write(store, row(0, latency_ms=10.0), row(30, latency_ms=30.0, status=502, tokens_in=0, tokens_out=0),
                 row(59.9, latency_ms=20.0, overhead_ms=2.0), row(61, latency_ms=500.0), row(300))
     points = await store.usage_series(60, T0, T0 + 120)
@@ -37,7 +39,7 @@ async def test_series_counts_rows_in_aligned_buckets(store: Store) -> None:
     assert points[1].p50_ms == points[1].p99_ms == 500.0
 
 
-async def test_series_per_group_and_of_one_client(store: Store) -> None:
+async def test_series_per_group_and_of_one_client(store: Ledger) -> None:
     await write(store, row(0), row(1, provider="groq"), row(2, client_id="c2"), row(70, client_id="c2"))
     by_provider = await store.usage_series(60, 0, 2e9, group_by="provider")
     assert [(p.key, p.t, p.requests) for p in by_provider] == [
@@ -47,7 +49,7 @@ async def test_series_per_group_and_of_one_client(store: Store) -> None:
     assert await store.usage_series(60, 0, 1.0) == []
 
 
-async def test_recent_rows_are_newest_first_and_bounded(store: Store) -> None:
+async def test_recent_rows_are_newest_first_and_bounded(store: Ledger) -> None:
     await write(store, row(5), row(1), row(9, client_id="c2"), row(3))
     recent = await store.recent_rows(3)
     assert [r.time - T0 for r in recent] == [9, 5, 3]
@@ -56,7 +58,7 @@ async def test_recent_rows_are_newest_first_and_bounded(store: Store) -> None:
     assert await store.recent_rows(5, client_id="nobody") == []
 
 
-async def test_the_feed_gives_rows_written_after_the_cursor_in_write_order(store: Store, other: Store) -> None:
+async def test_the_feed_gives_rows_written_after_the_cursor_in_write_order(store: Ledger, other: Ledger) -> None:
     await write(store, row(0))
     cursor = await other.ledger_cursor()  # another worker or replica follows the log
     rows, same = await other.rows_after(cursor)

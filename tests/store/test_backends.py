@@ -19,13 +19,14 @@ import redis.asyncio as redis
 import yaml
 
 from gateway.config.schema import GatewayConfig
-from gateway.store.base import Ask, ClientRecord, LedgerRow, Store, StoreUnavailable
+from gateway.store.base import Store, StoreDown
 from gateway.store.config import Storage
 from gateway.store.factory import open_backend, open_stores
 from gateway.store.memory import AsyncMemoryStore
 from gateway.store.postgres import PostgresStore
 from gateway.store.redis import RedisStore
 from gateway.store.sqlite import SqliteStore
+from gateway.store.values import Ask, ClientRecord, LedgerRow
 
 from .conftest import SHARED, OpenStore
 from .servers import (
@@ -105,7 +106,7 @@ async def test_state_survives_a_restart(backend: str, open_store: OpenStore) -> 
 
 async def test_unreachable_redis_at_start_is_a_clear_error_without_the_password() -> None:
     port = free_port()
-    with pytest.raises(StoreUnavailable) as err:
+    with pytest.raises(StoreDown) as err:
         await RedisStore.open(f"redis://:s3cret-pass@127.0.0.1:{port}/2")
     message = str(err.value)
     assert f"redis://127.0.0.1:{port}/2" in message and "unreachable" in message
@@ -114,7 +115,7 @@ async def test_unreachable_redis_at_start_is_a_clear_error_without_the_password(
 
 async def test_unreachable_postgres_at_start_is_a_clear_error_without_the_password() -> None:
     port = free_port()
-    with pytest.raises(StoreUnavailable) as err:
+    with pytest.raises(StoreDown) as err:
         await PostgresStore.open(f"postgresql://gw:s3cret-pass@127.0.0.1:{port}/gw", connect_timeout_s=1.0)
     message = str(err.value)
     assert f"postgres://gw@127.0.0.1:{port}/gw" in message
@@ -123,7 +124,7 @@ async def test_unreachable_postgres_at_start_is_a_clear_error_without_the_passwo
 
 async def test_an_unwritable_sqlite_path_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    with pytest.raises(StoreUnavailable, match="sqlite store .*file/gw.db: cannot open"):
+    with pytest.raises(StoreDown, match="sqlite store .*file/gw.db: cannot open"):
         await SqliteStore.open(tmp_path / "file" / "gw.db")
 
 
@@ -143,25 +144,25 @@ async def _until_up(store: Store, timeout: float = 15.0) -> None:
         try:
             await store.ping()
             return
-        except StoreUnavailable:
+        except StoreDown:
             assert time.monotonic() < deadline, "the store did not recover after its server came back"
             await anyio.sleep(0.1)
 
 
 async def _lose_and_recover(store: Store, stop_server: Callable[[], object],
                             start_server: Callable[[], object]) -> None:
-    """While the server is down every call raises StoreUnavailable and ledger rows wait in the
+    """While the server is down every call raises StoreDown and ledger rows wait in the
     buffer; once it is back the same store object works again and writes them."""
     store.record(row(1))
     assert await store.flush() == 1
     await anyio.to_thread.run_sync(stop_server)
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreDown):
         await store.ping()
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreDown):
         await store.check_and_reserve("w", 10, 1, 60.0)
     store.record(row(2))
     store.record(row(3))
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreDown):
         await store.flush()
     await anyio.to_thread.run_sync(start_server)
     await _until_up(store)
@@ -199,14 +200,14 @@ async def test_redis_request_path_survives_a_flushed_script_cache_and_long_repli
 
 async def test_a_stalled_redis_fails_the_request_path_within_its_timeout_and_recovers(own_redis: RedisServer) -> None:
     """A server that stops answering (paused, not closed): waiting calls fail after ``timeout_s`` with
-    StoreUnavailable, not for ever; once it answers again the next call reconnects."""
+    StoreDown, not for ever; once it answers again the next call reconnects."""
     store = RedisStore(own_redis.addr, timeout_s=0.5)
     await store.ping()
     assert own_redis.proc is not None
     own_redis.proc.send_signal(signal.SIGSTOP)
     try:
         started = time.monotonic()
-        with pytest.raises(StoreUnavailable) as err:
+        with pytest.raises(StoreDown) as err:
             await asyncio.gather(store.check_and_reserve("w", 10, 1, 60.0), store.ping())
         assert "TimeoutError" in str(err.value) and time.monotonic() - started < 3.0
     finally:
@@ -320,7 +321,7 @@ async def test_the_factory_builds_a_runtime_and_a_ledger_store(tmp_path: Path) -
 
 async def test_open_backend_reports_an_unreachable_redis() -> None:
     storage = Storage.model_validate({"type": "redis", "addr": f"127.0.0.1:{free_port()}"})
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreDown):
         await open_backend(storage.runtime_backend())
 
 

@@ -1,5 +1,5 @@
-"""The store contract for object pins (``set_pin``/``get_pin``/``clear_pin``), run unchanged
-against memory, sqlite, redis and postgres: what the stateful endpoints' affinity relies on.
+"""The contract of the ``Pins`` role (``set_pin``/``get_pin``/``clear_pin``), run unchanged against
+every backend that serves it: what the stateful endpoints' affinity relies on.
 
 ``store`` and ``other`` are two handles on one state (see conftest.py); ids are unique per test
 because the PostgreSQL database is shared by the whole session.
@@ -16,11 +16,13 @@ from pathlib import Path
 import anyio
 import pytest
 
-from gateway.store.base import Store
-from gateway.store.memory import MAX_PINS, AsyncMemoryStore
+from gateway.store.base import Pins
+from gateway.store.memory import AsyncMemoryStore
+from gateway.store.memory.pins import MAX_PINS
 from gateway.store.sqlite import SqliteStore
 
 pytestmark = pytest.mark.anyio
+ROLE = "pins"
 _ids = itertools.count()
 
 
@@ -28,7 +30,7 @@ def object_id(kind: str = "file") -> str:
     return f"{kind}-{os.getpid()}x{next(_ids)}"
 
 
-async def test_a_pin_is_read_back_and_an_unknown_id_has_none(store: Store) -> None:
+async def test_a_pin_is_read_back_and_an_unknown_id_has_none(store: Pins) -> None:
     fid = object_id()
     assert await store.get_pin(fid) is None
     await store.set_pin(fid, '{"p":"openai","k":"openai:ab12"}', 60.0)
@@ -36,7 +38,7 @@ async def test_a_pin_is_read_back_and_an_unknown_id_has_none(store: Store) -> No
     assert await store.get_pin(object_id()) is None
 
 
-async def test_a_pin_set_by_one_handle_is_seen_by_the_other(store: Store, other: Store) -> None:
+async def test_a_pin_set_by_one_handle_is_seen_by_the_other(store: Pins, other: Pins) -> None:
     """What two workers or replicas see: the pin one writes, the other reads at once."""
     aid = object_id("asst")
     await store.set_pin(aid, "v1", 60.0)
@@ -45,7 +47,7 @@ async def test_a_pin_set_by_one_handle_is_seen_by_the_other(store: Store, other:
     assert await store.get_pin(aid) == "v2"
 
 
-async def test_a_pin_expires_after_its_ttl(store: Store) -> None:
+async def test_a_pin_expires_after_its_ttl(store: Pins) -> None:
     short, long = object_id(), object_id()
     await store.set_pin(short, "a", 0.3)
     await store.set_pin(long, "b", 60.0)
@@ -57,7 +59,7 @@ async def test_a_pin_expires_after_its_ttl(store: Store) -> None:
     assert await store.get_pin(short) == "c"
 
 
-async def test_clear_forgets_a_pin_for_every_handle(store: Store, other: Store) -> None:
+async def test_clear_forgets_a_pin_for_every_handle(store: Pins, other: Pins) -> None:
     tid = object_id("thread")
     await store.set_pin(tid, "x", 60.0)
     await other.clear_pin(tid)

@@ -180,7 +180,7 @@ async def test_key_windows_are_written_only_for_configured_limits():
         await board.settle(reservation, 60)
         board.release(reservation)
     free_state, lim_state = board.state(free.keys[0], free), board.state(limited.keys[0], limited)
-    assert "key:" + free_state.ident + ":req" not in store._windows
+    assert "key:" + free_state.ident + ":req" not in store.counters._windows
     assert await window_total(store, f"key:{lim_state.ident}:req", 10.0) == 1
     assert await window_total(store, f"key:{lim_state.ident}:tok", 10.0) == 60
     blocked = await board.acquire(lim_state, limited, 1)

@@ -16,7 +16,7 @@ from ...core.targets import ClientSpec
 from ...errors import AdminRequired, AuthenticationError
 from ...pipeline.auth import Caller, authenticate_any, presented_key, require_admin, session_caller
 from ...server.runtime import Runtime
-from ...store.base import StoreUnavailable
+from ...store.base import StoreDown
 from ...store.directory import client_spec
 from ..ui.session import require_session
 
@@ -50,7 +50,7 @@ async def _directory_client(runtime: Runtime, signed_in: str) -> ClientSpec | No
         return None
     try:
         record = await runtime.directory.store.get_client(client_id)
-    except StoreUnavailable:
+    except StoreDown:
         return None
     return client_spec(record) if record is not None and record.admin else None
 

@@ -10,10 +10,10 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ...errors import StoreUnavailable as Unavailable
+from ...errors import StoreUnavailable
 from ...pipeline.auth import Caller
 from ...server.runtime import Runtime
-from ...store.base import StoreUnavailable
+from ...store.base import StoreDown
 from .access import admin_caller
 
 
@@ -37,5 +37,5 @@ async def store_errors() -> AsyncIterator[None]:
     """A store that cannot answer is a 503 for the admin (named, never with its password)."""
     try:
         yield
-    except StoreUnavailable as exc:
-        raise Unavailable(f"The store cannot answer: {exc}") from None
+    except StoreDown as exc:
+        raise StoreUnavailable(f"The store cannot answer: {exc}") from None

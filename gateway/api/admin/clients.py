@@ -22,7 +22,8 @@ import falcon.asgi
 from ...core.targets import key_digest
 from ...errors import Conflict, NotFound
 from ...pipeline.auth import Caller
-from ...store.base import ClientExists, ClientNotFound, ClientRecord
+from ...store.base import ClientExists, ClientNotFound
+from ...store.values import ClientRecord
 from .access import audit
 from .base import AdminResource, reply, store_errors
 from .params import ClientChanges, NewClient, NewKey, read_model

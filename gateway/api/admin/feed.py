@@ -1,6 +1,6 @@
 """``GET /requests/stream``: the live request log as Server-Sent Events.
 
-One poller per process follows the store's feed of ledger rows (``Store.rows_after``: rows of
+One poller per process follows the store's feed of ledger rows (``Ledger.rows_after``: rows of
 every worker and replica, as they are written, about every ``storage.ledger_flush_s``) while at
 least one dashboard listens, and hands each row to every listener's bounded queue. A listener
 that does not keep up loses rows rather than holding memory: they are counted
@@ -19,7 +19,8 @@ import orjson
 from prometheus_client import Counter
 
 from ...server.runtime import Runtime
-from ...store.base import LedgerRow, StoreError
+from ...store.base import StoreError
+from ...store.values import LedgerRow
 from ..common import DisconnectGuard
 from .base import AdminResource, store_errors
 from .views import row_view

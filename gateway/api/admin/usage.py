@@ -9,7 +9,7 @@ from typing import Any
 import falcon.asgi
 
 from ...errors import InvalidRequest, NotFound
-from ...store.base import GroupBy, SeriesPoint, UsageGroup
+from ...store.values import GroupBy, SeriesPoint, UsageGroup
 from .base import AdminResource, reply, store_errors
 from .params import choice, integer, number, period
 from .views import config_clients, row_view

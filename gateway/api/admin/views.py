@@ -8,7 +8,8 @@ from typing import Any
 
 from ...core.targets import ClientSpec
 from ...server.runtime import Runtime
-from ...store.base import ClientRecord, LedgerRow, StoreError
+from ...store.base import StoreError
+from ...store.values import ClientRecord, LedgerRow
 
 
 def unix(at: float | None) -> int | None:

@@ -29,11 +29,10 @@ import falcon
 import falcon.asgi
 import orjson
 
-from ...errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied
-from ...errors import StoreUnavailable as Refused
+from ...errors import AdminRequired, AuthenticationError, InvalidRequest, NotFound, PermissionDenied, StoreUnavailable
 from ...pipeline.auth import authenticate_any
 from ...server.runtime import Runtime
-from ...store.base import StoreUnavailable
+from ...store.base import StoreDown
 from ..common import read_json
 from ..table import PUBLIC, Operation, Route
 from .session import COOKIE, CredentialsFile, SessionKeeper, install, load_secret
@@ -123,7 +122,7 @@ class UISessionAPI:
     def __init__(self, runtime: Runtime, keeper: SessionKeeper):
         self.runtime = runtime
         self.keeper = keeper
-        self.throttle = SignInThrottle(lambda: runtime.limiter.store)
+        self.throttle = SignInThrottle(lambda: runtime.counters)
 
     async def session_body(self, req: falcon.asgi.Request) -> dict[str, Any]:
         session = await self.keeper.from_request(req)
@@ -199,7 +198,7 @@ class LogoutResource(UISessionAPI):
         _check_origin(req)
         try:
             session = await self.keeper.from_request(req)
-        except Refused:  # the store is out of reach (on_unavailable: closed): the browser forgets it all the same
+        except StoreUnavailable:  # the store is out of reach (on_unavailable: closed): the browser forgets it anyway
             _forget_cookie(req, resp)
             raise
         if session is not None and not self.keeper.csrf_ok(req, session):
@@ -209,8 +208,9 @@ class LogoutResource(UISessionAPI):
             kept = await self.keeper.revoke(session)
             log.info("dashboard sign-out", extra={"who": session.who})
             if not kept:
-                raise Refused("Signed out in this browser and this process, but the gateway's store is unreachable: "
-                              "elsewhere a copy of the session's cookie stays valid until it expires.")
+                raise StoreUnavailable("Signed out in this browser and this process, but the gateway's store is "
+                                       "unreachable: elsewhere a copy of the session's cookie stays valid until it "
+                                       "expires.")
         _json(resp, {"signed_in": False})
 
 
@@ -249,7 +249,7 @@ def _make_keeper(runtime: Runtime) -> SessionKeeper:
     async def directory_admin(client_id: str) -> bytes | None:
         try:
             record = await runtime.directory.store.get_client(client_id)
-        except StoreUnavailable:
+        except StoreDown:
             return None
         return record.key_digest if record is not None and record.admin else None
 

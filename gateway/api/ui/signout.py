@@ -29,8 +29,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from ...errors import StoreUnavailable as Refused
-from ...store.base import Counters, StoreUnavailable
+from ...errors import StoreUnavailable
+from ...store.base import Counters, StoreDown
 from ...store.guard import GuardedCounters
 
 log = logging.getLogger("gateway.ui")
@@ -57,7 +57,7 @@ class SignOuts:
             try:
                 await self._store().set_mark(MARK + sid, expires - now + CLOCK_MARGIN_S)
                 return True
-            except StoreUnavailable as exc:
+            except StoreDown as exc:
                 if guard is not None:
                     guard.lost(exc)
         log.error("dashboard sign-out kept in this process only: the store is unreachable, so a copy of the "
@@ -73,7 +73,7 @@ class SignOuts:
             return _unchecked(guard)
         try:
             (left,) = await self._store().marks_remaining([MARK + sid])
-        except StoreUnavailable as exc:
+        except StoreDown as exc:
             if guard is None:
                 raise
             guard.lost(exc)
@@ -85,6 +85,6 @@ def _unchecked(guard: GuardedCounters) -> bool:
     """With the store out of reach: not signed out elsewhere as far as this process knows
     (``open``), or 503 (``closed``)."""
     if guard.mode == "closed":
-        raise Refused("The dashboard session cannot be checked while the gateway's store is unreachable; "
+        raise StoreUnavailable("The dashboard session cannot be checked while the gateway's store is unreachable; "
                       "retry shortly.")
     return False

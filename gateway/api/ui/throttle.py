@@ -1,7 +1,7 @@
 """The throttle on dashboard password sign-ins: per remote address and per username, in the store.
 
 Every password attempt first takes one slot in each of four sliding windows, all or none, in
-the counters the client limiter uses (``runtime.limiter.store``: shared by every worker and
+the counters the client limiter uses (``runtime.counters``: shared by every worker and
 replica when ``storage.runtime`` is Redis or PostgreSQL; in memory for one process on SQLite):
 
 - the remote address's and the username's **burst** window: ``BURST`` failures per 30 s, so an
@@ -36,7 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...errors import RateLimited
-from ...store.base import Ask, Counters, Reservation
+from ...store.base import Counters
+from ...store.values import Ask, Reservation
 
 BURST = 5  # failures per BURST_WINDOW_S, per address and per username
 BURST_WINDOW_S = 30.0

@@ -200,30 +200,6 @@ end
 return out
 """
 
-# KEYS: day spend, month spend, holds hash (hold id -> "usd expires")
-SPEND = _NOW + """
-local held = 0
-local holds = redis.call('HGETALL', KEYS[3])
-for i = 1, #holds, 2 do
-  local usd, expires = string.match(holds[i + 1], '(%S+) (%S+)')
-  if tonumber(expires) <= now then
-    redis.call('HDEL', KEYS[3], holds[i])
-  else
-    held = held + tonumber(usd)
-  end
-end
-return {redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), tostring(held)}
-"""
-
-HOLD = _NOW + """
-local expires = now + tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. tostring(expires))
-local ttl = redis.call('PTTL', KEYS[1])
-local want = math.ceil(tonumber(ARGV[3]) * 1000) + 1000
-if ttl < want then redis.call('PEXPIRE', KEYS[1], want) end
-return 1
-"""
-
 CLIENT_CREATE = """
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 or redis.call('HEXISTS', KEYS[2], ARGV[3]) == 1 then
   return 0
@@ -289,6 +265,6 @@ return 1
 
 SCRIPTS = {"reserve": RESERVE, "settle": SETTLE, "reserve_all": RESERVE_ALL, "settle_all": SETTLE_ALL,
            "add_spend": ADD_SPEND, "set_mark": SET_MARK, "marks_left": MARKS_LEFT,
-           "spend": SPEND, "hold": HOLD, "client_create": CLIENT_CREATE, "client_get": CLIENT_GET,
+           "client_create": CLIENT_CREATE, "client_get": CLIENT_GET,
            "client_update": CLIENT_UPDATE, "client_delete": CLIENT_DELETE, "client_rotate": CLIENT_ROTATE,
            "touch": TOUCH}
