@@ -62,17 +62,24 @@ def module_name(path: Path) -> str:
 
 def import_graph() -> dict[str, set[str]]:
     """Every module of the gateway and the gateway modules it imports, wherever the import is
-    written (module level, inside a function, under ``TYPE_CHECKING``): each one is an edge."""
+    written (module level, inside a function, under ``TYPE_CHECKING``): each one is an edge.
+    ``from package import submodule`` is an edge to the submodule only."""
     paths = {module_name(p): p for p in GATEWAY.rglob("*.py")}
     graph: dict[str, set[str]] = {}
     for name, path in paths.items():
-        edges = set()
-        for imported in imports_of(path):
-            while imported and imported not in paths:  # ``pkg.module.Name`` -> ``pkg.module``
-                imported = imported.rpartition(".")[0]
-            if imported and imported != name:
-                edges.add(imported)
-        graph[name] = edges
+        package = ["gateway", *path.relative_to(GATEWAY).parent.parts]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                module = ".".join([*base, node.module] if node.module else base)
+                submodules = {f"{module}.{alias.name}" for alias in node.names} & paths.keys()
+                edges.update(submodules)
+                if len(submodules) < len(node.names):  # a name defined in ``module`` itself
+                    edges.add(module)
+        graph[name] = {edge for edge in edges if edge in paths and edge != name}
     return graph
 
 
