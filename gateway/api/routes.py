@@ -52,6 +52,7 @@ from .table import (
     Services,
     prefixed,
     routes,
+    with_base_paths,
 )
 from .ui.resources import register_ui
 
@@ -163,7 +164,7 @@ _OPS_ROUTES = (
     Route(("/openapi.json",), "Operations", (
         Operation("GET", "This document (OpenAPI 3.1), generated from the gateway's route table",
                   answer="OpenAPIDocument", auth=PUBLIC, errors=()),),
-        lambda s: OpenAPIResource(TABLE)),
+        lambda s: OpenAPIResource(with_base_paths(TABLE, s.base_paths))),
     Route(("/docs",), "Operations", (
         Operation("GET", "This document as a page (self-contained HTML)", media="text/html", auth=PUBLIC, errors=()),),
         lambda s: DocsResource()),
@@ -187,8 +188,9 @@ TABLE: tuple[Route | Mount, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT
 
 
 def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route | Mount, ...] = TABLE) -> None:
-    """Add every route of ``table`` to ``app`` (one resource per entry, shared by its paths)."""
-    for entry in table:
+    """Add every route of ``table`` (with ``services.base_paths`` mirrored) to ``app`` (one resource
+    per entry, shared by its paths)."""
+    for entry in with_base_paths(table, services.base_paths):
         if isinstance(entry, Mount):
             entry.register(app, services)
             continue
@@ -198,12 +200,17 @@ def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Ro
             app.add_route(path, resource)
 
 
-_DIALECT_OF = {path: route.dialect for route in routes(TABLE) for path in route.paths}
 _PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
 
 
-def dialect_of(template: str | None, path: str) -> str:
-    """The dialect a request's errors are written in: its route's, or by its path when no route matched."""
-    if template is not None and template in _DIALECT_OF:
-        return _DIALECT_OF[template]
+def dialects(base_paths: tuple[str, ...] = ()) -> dict[str, str]:
+    """The dialect of each URI template the app serves (``base_paths`` mirrored as ``register`` does)."""
+    return {path: route.dialect for route in routes(with_base_paths(TABLE, base_paths)) for path in route.paths}
+
+
+def dialect_of(known: dict[str, str], template: str | None, path: str) -> str:
+    """The dialect a request's errors are written in: its route's (``known``: ``dialects()``), or by its
+    path when no route matched."""
+    if template is not None and template in known:
+        return known[template]
     return next((dialect for prefix, dialect in _PREFIX_DIALECTS if path.startswith(prefix)), OPENAI)

@@ -4,7 +4,7 @@ may call it. ``openapi.py`` turns a table of these into the OpenAPI document."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import falcon.asgi
@@ -20,6 +20,7 @@ ADMIN = "admin"  # the master key or an ``admin: true`` client's key
 CLIENT_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
 OPENAI_PREFIXES = ("/v1", "/api/v1", "")  # also under /api/v1 and bare, as LiteLLM users call them
 ANTHROPIC_PREFIXES = ("/v1", "/api/v1")
+MIRRORED_PREFIX = "/v1"  # what ``server.base_paths`` serve again under each base path (``with_base_paths``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class Services:
 
     runtime: Runtime
     pipeline: Pipeline
+    base_paths: tuple[str, ...] = ()  # ``server.base_paths`` as the server started (fixed until a restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +73,19 @@ def routes(table: tuple[Route | Mount, ...]) -> Iterator[Route]:
             yield from entry.routes
         else:
             yield entry
+
+
+def with_base_paths(table: tuple[Route | Mount, ...], base_paths: tuple[str, ...]) -> tuple[Route | Mount, ...]:
+    """``table`` with every route under ``/v1/`` served again under each of ``base_paths``
+    (``/api/litellm/v1/chat/completions`` beside ``/v1/chat/completions``): the same resource, the
+    same operations and dialect, so the OpenAPI document and the error shapes follow."""
+    if not base_paths:
+        return table
+    mirrored: list[Route | Mount] = []
+    for entry in table:
+        if isinstance(entry, Route):
+            extra = tuple(base + path[len(MIRRORED_PREFIX):] for base in base_paths for path in entry.paths
+                          if path.startswith(MIRRORED_PREFIX + "/"))
+            entry = replace(entry, paths=entry.paths + extra) if extra else entry
+        mirrored.append(entry)
+    return tuple(mirrored)

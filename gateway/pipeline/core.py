@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator
+from dataclasses import replace
 
 import orjson
 
@@ -61,7 +62,10 @@ class Pipeline:
         started = time.perf_counter()
         snap = self.runtime.snapshot
         caller = await authenticate_any(snap, self.runtime.directory, authorization, x_api_key)
-        return Exchange(snap, caller.client, Outcome(request_id, caller.client.id, endpoint, "", 200, started))
+        client = caller.client
+        if not caller.is_master and snap.budget_of(client) is not client.budget:  # the budget profile's
+            client = replace(client, budget=snap.budget_of(client))
+        return Exchange(snap, client, Outcome(request_id, client.id, endpoint, "", 200, started))
 
     def refuse(self, ex: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""
