@@ -96,8 +96,13 @@ def localised(command: str, port: int, virtual_key: str, master_key: str) -> str
 
 @pytest.fixture(scope="module")
 def upstreams() -> Iterator[tuple[FakeUpstream, FakeAnthropic]]:
-    with FakeUpstream() as openai_fake, FakeAnthropic() as anthropic_fake:
-        yield openai_fake, anthropic_fake
+    anthropic_fake = FakeAnthropic()
+    with FakeUpstream() as openai_fake:
+        anthropic_fake.start()
+        try:
+            yield openai_fake, anthropic_fake
+        finally:
+            anthropic_fake.stop()
 
 
 def appliance_config(openai_fake: FakeUpstream, anthropic_fake: FakeAnthropic) -> str:

@@ -17,7 +17,8 @@ LITELLM = "/api/litellm/v1"
 
 
 def config(fake, base_paths: str = f'["{LITELLM}"]') -> str:
-    return basic_config(fake).replace('listen: "127.0.0.1:2906"', f'listen: "127.0.0.1:2906"\n  base_paths: {base_paths}')
+    listen = 'listen: "127.0.0.1:2906"'
+    return basic_config(fake).replace(listen, f"{listen}\n  base_paths: {base_paths}")
 
 
 def test_the_v1_routes_answer_under_a_base_path_as_under_v1(start_gateway, fake):
