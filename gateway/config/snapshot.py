@@ -47,10 +47,6 @@ class Snapshot:
     budget_profile: str = "unlimited"
     default_budget: Budget = field(default_factory=Budget)
 
-    def budget_of(self, client: ClientSpec) -> Budget:
-        """The budget that applies to ``client``: its own, else the budget profile's."""
-        return client.budget if client.budget.own() else self.default_budget
-
     @property
     def max_body_bytes(self) -> int:
         return int(self.server.max_body_mb * 1024 * 1024)

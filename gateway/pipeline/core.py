@@ -63,8 +63,8 @@ class Pipeline:
         snap = self.runtime.snapshot
         caller = await authenticate_any(snap, self.runtime.directory, authorization, x_api_key)
         client = caller.client
-        if not caller.is_master and snap.budget_of(client) is not client.budget:  # the budget profile's
-            client = replace(client, budget=snap.budget_of(client))
+        if not caller.is_master and not client.budget.own() and snap.default_budget.limits_spend():
+            client = replace(client, budget=snap.default_budget)  # BUDGET_PROFILE's, for a client without its own
         return Exchange(snap, client, Outcome(request_id, client.id, endpoint, "", 200, started))
 
     def refuse(self, ex: Exchange, error: GatewayError) -> None:
