@@ -1,4 +1,5 @@
-"""Command line: ``python -m gateway serve | check-config | listen | add-client | hash-password``."""
+"""Command line: ``python -m gateway serve | check-config | listen | add-client | hash-password |
+import-litellm``."""
 
 from __future__ import annotations
 
@@ -135,6 +136,25 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_litellm(args: argparse.Namespace) -> int:
+    """A LiteLLM proxy config as this gateway's config.yaml on stdout; what has no equivalent on stderr."""
+    from .config.litellm_import import ImportProblem, import_text
+
+    try:
+        source = Path(args.file).read_text(encoding="utf-8")
+        text, warnings = import_text(source, args.file)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    except ImportProblem as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(text)
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def _has(module: str) -> bool:
     try:
         __import__(module)
@@ -164,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
     add.set_defaults(func=cmd_add_client)
     hashed = sub.add_parser("hash-password", help="print a hashed value for UI_PASSWORD (the password is not kept)")
     hashed.set_defaults(func=cmd_hash_password)
+    litellm = sub.add_parser("import-litellm", help="print a LiteLLM proxy config.yaml as this gateway's config.yaml "
+                                                   "(what has no equivalent: warnings on stderr)")
+    litellm.add_argument("file")
+    litellm.set_defaults(func=cmd_import_litellm)
     args = parser.parse_args(argv)
     command: Callable[[argparse.Namespace], int] = args.func
     return command(args)

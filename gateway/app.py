@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import falcon
@@ -13,7 +13,7 @@ import falcon.asgi
 
 from .api.common import bounded_body, wrap_receive
 from .api.dialects import error_body as dialect_error_body
-from .api.routes import dialect_of, register
+from .api.routes import dialect_of, dialects, register
 from .api.table import Services
 from .config.snapshot import load_snapshot
 from .errors import GatewayError, InvalidRequest, NotFound, error_body
@@ -78,22 +78,32 @@ async def open_configured_stores(runtime: Runtime) -> None:
                                    "on_unavailable": storage.on_unavailable})
 
 
-async def _gateway_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: GatewayError, params: Any) -> None:
-    resp.status = ex.status
-    resp.content_type = falcon.MEDIA_JSON
-    # in the shape of the route's dialect (OpenAI's, Anthropic's, Google's): api/dialects.py
-    resp.data = dialect_error_body(dialect_of(req.uri_template, req.path), ex)
-    for name, value in ex.headers.items():
-        resp.set_header(name, value)
+ErrorHandler = Callable[[falcon.asgi.Request, falcon.asgi.Response, Any, Any], Awaitable[None]]
 
 
-async def _http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: falcon.HTTPError, params: Any) -> None:
-    if ex.status_code == 404:
-        error: GatewayError = NotFound(f"No such endpoint: {req.method} {req.path}.")
-    else:  # Falcon's own (405, a bad header...): written like the gateway's errors
-        error = InvalidRequest(ex.description or ex.title or "Bad request.", headers=dict(ex.headers or {}))
-        error.status = ex.status_code
-    await _gateway_error(req, resp, error, params)
+def error_handlers(known: dict[str, str]) -> tuple[ErrorHandler, ErrorHandler]:
+    """The handlers of the gateway's typed errors and of Falcon's own, writing each in the shape of
+    the route's dialect (OpenAI's, Anthropic's, Google's: api/dialects.py); ``known``: the
+    dialect of each URI template the app serves (``api.routes.dialects``)."""
+
+    async def gateway_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: GatewayError,
+                            params: Any) -> None:
+        resp.status = ex.status
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = dialect_error_body(dialect_of(known, req.uri_template, req.path), ex)
+        for name, value in ex.headers.items():
+            resp.set_header(name, value)
+
+    async def http_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: falcon.HTTPError,
+                         params: Any) -> None:
+        if ex.status_code == 404:
+            error: GatewayError = NotFound(f"No such endpoint: {req.method} {req.path}.")
+        else:  # Falcon's own (405, a bad header...): written like the gateway's errors
+            error = InvalidRequest(ex.description or ex.title or "Bad request.", headers=dict(ex.headers or {}))
+            error.status = ex.status_code
+        await gateway_error(req, resp, error, params)
+
+    return gateway_error, http_error
 
 
 async def _unexpected(req: falcon.asgi.Request, resp: falcon.asgi.Response, ex: Exception, params: Any) -> None:
@@ -112,11 +122,14 @@ def build_falcon_app(runtime: Runtime) -> falcon.asgi.App[Any, Any]:
     """The Falcon app with its routes and error handlers (``build_app`` wraps it for serving)."""
     app: falcon.asgi.App[Any, Any] = falcon.asgi.App(middleware=[Lifecycle(runtime)], cors_enable=False)
     app.req_options.strip_url_path_trailing_slash = True
-    # every route comes from the one route table (api/routes.py), which /openapi.json describes
-    register(app, Services(runtime, SurfacePipeline(runtime)))  # the Pipeline and the rest of the OpenAI surface
+    # every route comes from the one route table (api/routes.py), which /openapi.json describes;
+    # server.base_paths serve the /v1 routes again under other prefixes, fixed at start
+    base_paths = tuple(runtime.snapshot.server.base_paths)
+    register(app, Services(runtime, SurfacePipeline(runtime), base_paths))
+    gateway_error, http_error = error_handlers(dialects(base_paths))
     app.add_error_handler(Exception, _unexpected)
-    app.add_error_handler(falcon.HTTPError, _http_error)
-    app.add_error_handler(GatewayError, _gateway_error)
+    app.add_error_handler(falcon.HTTPError, http_error)
+    app.add_error_handler(GatewayError, gateway_error)
     return app
 
 

@@ -18,15 +18,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.control.envfile import set_value, write_private  # noqa: E402
 
+# Each variable's name appears once, on its own assignment line (comments describe it without
+# naming it): `grep NAME .env | cut -d= -f2` then reads its value, as operators' documents do.
 NEW_TEMPLATE = """# LLM gateway: the operator's secrets and settings. Mode 600; never commit or share this file.
 # Written by ./setup.sh on {now}. The running gateway re-reads it on change
-# (except GATEWAY_HOST / GATEWAY_PORT / GATEWAY_WORKERS, which need ./stop.sh && ./start.sh).
+# (except the host, port and worker count, which need ./stop.sh && ./start.sh).
 
 # Master key: accepted as a Bearer key for everything, including admin endpoints.
 GATEWAY_MASTER_KEY={key}
 
-# Port the gateway listens on (config/config.yaml: server.listen uses ${{GATEWAY_PORT:-2906}}).
+# Port the gateway listens on (server.listen in config/config.yaml reads it).
 GATEWAY_PORT={port}
+
+# Default budget of every client without one of its own, applied live:
+# test ($1 a day, $10 a month) | prod ($50 a day, $1000 a month) | unlimited
+BUDGET_PROFILE=unlimited
 
 # Provider API keys: uncomment and fill in. Numbered siblings (_2, _3, ...) join the same key pool.
 # OPENAI_API_KEY=

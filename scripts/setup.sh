@@ -6,6 +6,9 @@
 #   * config/config.yaml copied from config/config.example.yaml;
 #   * data/ and logs/; then `python -m gateway check-config`.
 # Existing .env and config/config.yaml are kept unless --force (which backs them up as .bak).
+#   * --profile small|medium|large: workers and container limits in .env (scripts/appliance.sh);
+#   * --with-chat / --with-monitoring: the client key of Open WebUI, the secrets of Prometheus
+#     and Grafana, and the compose profiles that start them.
 # Asks nothing; safe to run again. Writes .env and config/config.yaml under the operator lock
 # (run/gateway.lock, see scripts/lib.sh), so it never interleaves with virtual-key.sh or start.sh.
 #
@@ -24,18 +27,28 @@ cd "$ROOT"
 TAG=setup
 # shellcheck source=scripts/lib.sh
 source "$ROOT/scripts/lib.sh"
+# shellcheck source=scripts/appliance.sh
+source "$ROOT/scripts/appliance.sh"
 
 usage() {
     cat <<'EOF'
-Usage: ./setup.sh [--port N | --random-ports] [--force] [--dev]
+Usage: ./setup.sh [--port N | --random-ports] [--profile small|medium|large] [--with-chat]
+                  [--with-monitoring] [--force] [--dev]
 
 Creates .venv, .env (master key, port), config/config.yaml, data/ and logs/.
 
-  --port N         port the gateway listens on (default 2906), written to .env as GATEWAY_PORT
-  --random-ports   pick a free port in 49152-65535 instead
-  --force          overwrite an existing .env and config/config.yaml (old ones are kept as .bak)
-  --dev            also install the test tools (the `test` extra: pytest, openai, anthropic; and wheel)
-  -h, --help       show this help
+  --port N           port the gateway listens on (default 2906), written to .env as GATEWAY_PORT
+  --random-ports     pick a free port in 49152-65535 instead
+  --profile NAME     resources: small (1 worker, 1 CPU, 384 MiB), medium (2 workers, 2 CPUs,
+                     768 MiB), large (4 workers, 4 CPUs, 1536 MiB); GATEWAY_WORKERS, GATEWAY_CPUS
+                     and GATEWAY_MEMORY in .env. Several workers share state through Redis.
+  --with-chat        a client key for Open WebUI (shown once, OPENWEBUI_API_KEY in .env) and the
+                     compose profile chat
+  --with-monitoring  an admin key for Prometheus and Grafana's password (files in run/secrets/,
+                     not shown) and the compose profile monitoring
+  --force            overwrite an existing .env and config/config.yaml (old ones are kept as .bak)
+  --dev              also install the test tools (the `test` extra: pytest, openai, anthropic; and wheel)
+  -h, --help         show this help
 
 The master key is written to .env (GATEWAY_MASTER_KEY) and never printed; so is the dashboard's
 sign-in (UI_USERNAME=admin and a generated UI_PASSWORD, added to an existing .env that lacks them).
@@ -46,11 +59,18 @@ PORT=""
 RANDOM_PORTS=0
 FORCE=0
 DEV=0
+PROFILE=""
+WITH_CHAT=0
+WITH_MONITORING=0
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --port) [[ $# -ge 2 ]] || { usage >&2; die "--port needs a value"; }; PORT="$2"; shift 2 ;;
         --port=*) PORT="${1#--port=}"; shift ;;
         --random-ports | --random-port) RANDOM_PORTS=1; shift ;;
+        --profile) [[ $# -ge 2 ]] || { usage >&2; die "--profile needs a value"; }; PROFILE="$2"; shift 2 ;;
+        --profile=*) PROFILE="${1#--profile=}"; shift ;;
+        --with-chat) WITH_CHAT=1; shift ;;
+        --with-monitoring) WITH_MONITORING=1; shift ;;
         --force) FORCE=1; shift ;;
         --dev) DEV=1; shift ;;
         -h | --help) usage; exit 0 ;;
@@ -63,6 +83,10 @@ if [[ -n "$PORT" ]]; then
     fi
     PORT=$((10#$PORT))
     [[ "$RANDOM_PORTS" == 0 ]] || die "use either --port or --random-ports, not both"
+fi
+
+if [[ -n "$PROFILE" ]] && ! profile_sizes "$PROFILE" >/dev/null; then
+    die "--profile must be small, medium or large, not '$PROFILE'"
 fi
 
 # ------------------------------------------------------------------ Python
@@ -183,6 +207,7 @@ ensure_ui_credentials() {
     fi
 }
 ensure_ui_credentials
+[[ -z "$PROFILE" ]] || apply_profile "$PROFILE"
 
 # ------------------------------------------------------------------ config/config.yaml
 CONFIG="$ROOT/config/config.yaml"
@@ -197,6 +222,11 @@ else
     fi
     tmp="$(mktemp "$ROOT/config/.config.yaml.XXXXXX")"
     cp "$EXAMPLE" "$tmp"
+    workers="$(env_get GATEWAY_WORKERS)"
+    if [[ "${workers:-1}" =~ ^[0-9]+$ ]] && ((workers > 1)); then
+        printf '%s' "$REDIS_RUNTIME_BLOCK" >>"$tmp"
+        log "GATEWAY_WORKERS=$workers: the new config keeps limits, cooldowns and spend in Redis (storage.runtime)"
+    fi
     chmod 644 "$tmp"
     mv -f "$tmp" "$CONFIG"
     log "wrote config/config.yaml from config/config.example.yaml"
@@ -294,6 +324,9 @@ rc=$?
 set -e
 printf '%s\n' "$check_out" | sed "s/^/[$TAG]   /"
 [[ "$rc" == 0 ]] || die "config/config.yaml is not valid (exit $rc); fix the errors above, then run ./setup.sh again"
+check_workers_store
+[[ "$WITH_CHAT" == 0 ]] || with_chat
+[[ "$WITH_MONITORING" == 0 ]] || with_monitoring
 
 read_listen
 cat <<EOF

@@ -69,7 +69,17 @@ start_docker() {
             chown -R "$uid:$gid" "$ROOT/data"
         fi
     fi
-    log "Docker engine found: ${COMPOSE[*]} up -d --build (set GATEWAY_NATIVE=1 to run without Docker)"
+    # What .env says for Compose: the container's limits (setup.sh --profile), Open WebUI's key
+    # (--with-chat) and the profiles to start; several workers share state through Redis.
+    local name workers
+    for name in GATEWAY_CPUS GATEWAY_MEMORY OPENWEBUI_API_KEY COMPOSE_PROFILES; do
+        [[ -n "${!name:-}" || -z "$(env_get "$name")" ]] || export "$name=$(env_get "$name")"
+    done
+    workers="$(env_get GATEWAY_WORKERS)"
+    if [[ "${workers:-1}" =~ ^[0-9]+$ ]] && ((workers > 1)) && [[ ",${COMPOSE_PROFILES:-}," != *,redis,* ]]; then
+        export COMPOSE_PROFILES="${COMPOSE_PROFILES:+$COMPOSE_PROFILES,}redis"
+    fi
+    log "Docker engine found: ${COMPOSE[*]} up -d --build${COMPOSE_PROFILES:+ (profiles: $COMPOSE_PROFILES)} (set GATEWAY_NATIVE=1 to run without Docker)"
     "${COMPOSE[@]}" up -d --build || die "docker compose up failed (see the output above)"
     local url_base="http://127.0.0.1:$GATEWAY_PORT"
     if ! wait_healthy "$url_base/health/readiness" "${GATEWAY_START_TIMEOUT:-120}"; then

@@ -50,6 +50,7 @@ from .table import (
     Route,
     Services,
     prefixed,
+    with_base_paths,
 )
 from .ui.resources import UI_ROUTES
 
@@ -160,7 +161,7 @@ _OPS_ROUTES = (
     Route(("/openapi.json",), "Operations", (
         Operation("GET", "This document (OpenAPI 3.1), generated from the gateway's route table",
                   answer="OpenAPIDocument", auth=PUBLIC, errors=()),),
-        lambda s: OpenAPIResource(TABLE)),
+        lambda s: OpenAPIResource(with_base_paths(TABLE, s.base_paths))),
     Route(("/docs",), "Operations", (
         Operation("GET", "This document as a page (self-contained HTML)", media="text/html", auth=PUBLIC, errors=()),),
         lambda s: DocsResource()),
@@ -171,19 +172,25 @@ TABLE: tuple[Route, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES,
 
 
 def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route, ...] = TABLE) -> None:
-    """Add every route of ``table`` to ``app`` (one resource per entry, shared by its paths)."""
-    for entry in table:
+    """Add every route of ``table`` (with ``services.base_paths`` mirrored) to ``app`` (one resource
+    per entry, shared by its paths)."""
+    for entry in with_base_paths(table, services.base_paths):
         resource = entry.make(services)
         for path in entry.paths:
             app.add_route(path, resource)
 
 
-_DIALECT_OF = {path: route.dialect for route in TABLE for path in route.paths}
 _PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
 
 
-def dialect_of(template: str | None, path: str) -> str:
-    """The dialect a request's errors are written in: its route's, or by its path when no route matched."""
-    if template is not None and template in _DIALECT_OF:
-        return _DIALECT_OF[template]
+def dialects(base_paths: tuple[str, ...] = ()) -> dict[str, str]:
+    """The dialect of each URI template the app serves (``base_paths`` mirrored as ``register`` does)."""
+    return {path: route.dialect for route in with_base_paths(TABLE, base_paths) for path in route.paths}
+
+
+def dialect_of(known: dict[str, str], template: str | None, path: str) -> str:
+    """The dialect a request's errors are written in: its route's (``known``: ``dialects()``), or by its
+    path when no route matched."""
+    if template is not None and template in known:
+        return known[template]
     return next((dialect for prefix, dialect in _PREFIX_DIALECTS if path.startswith(prefix)), OPENAI)

@@ -4,7 +4,7 @@ may call it. ``openapi.py`` turns a table of these into the OpenAPI document."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..pipeline import Pipeline
 from ..server.runtime import Runtime
@@ -17,6 +17,7 @@ ADMIN = "admin"  # the master key or an ``admin: true`` client's key
 CLIENT_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
 OPENAI_PREFIXES = ("/v1", "/api/v1", "")  # also under /api/v1 and bare, as LiteLLM users call them
 ANTHROPIC_PREFIXES = ("/v1", "/api/v1")
+MIRRORED_PREFIX = "/v1"  # what ``server.base_paths`` serve again under each base path (``with_base_paths``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,7 @@ class Services:
 
     runtime: Runtime
     pipeline: Pipeline
+    base_paths: tuple[str, ...] = ()  # ``server.base_paths`` as the server started (fixed until a restart)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,3 +53,17 @@ class Route:
 
 def prefixed(path: str, prefixes: tuple[str, ...] = OPENAI_PREFIXES) -> tuple[str, ...]:
     return tuple(prefix + path for prefix in prefixes)
+
+
+def with_base_paths(table: tuple[Route, ...], base_paths: tuple[str, ...]) -> tuple[Route, ...]:
+    """``table`` with every route under ``/v1/`` served again under each of ``base_paths``
+    (``/api/litellm/v1/chat/completions`` beside ``/v1/chat/completions``): the same resource, the
+    same operations and dialect, so the OpenAPI document and the error shapes follow."""
+    if not base_paths:
+        return table
+    mirrored: list[Route] = []
+    for entry in table:
+        extra = tuple(base + path[len(MIRRORED_PREFIX):] for base in base_paths for path in entry.paths
+                      if path.startswith(MIRRORED_PREFIX + "/"))
+        mirrored.append(replace(entry, paths=entry.paths + extra) if extra else entry)
+    return tuple(mirrored)

@@ -63,6 +63,14 @@ def _model_entries(value: Any) -> Any:
     return value
 
 
+_BASE_PATH = re.compile(r"(?:/[A-Za-z0-9._~-]+)+")
+_SERVED_PATHS = frozenset({"/v1", "/api/v1"})
+# first segments of the gateway's other endpoints: a base path there would shadow or clash with them
+_RESERVED_SEGMENTS = frozenset({"admin", "health", "metrics", "ui", "docs", "openapi.json", "v1beta", "chat",
+                                "completions", "embeddings", "models", "responses", "files", "assistants",
+                                "threads", "images", "audio", "moderations", "messages"})
+
+
 class Server(Strict):
     listen: str = ":2906"
     max_body_mb: float = Field(10.0, gt=0)
@@ -72,6 +80,23 @@ class Server(Strict):
     max_response_mb: float = Field(50.0, gt=0)  # a longer non-streamed upstream answer is a 502
     log_requests: bool = True
     public_metrics: bool = False  # true: GET /metrics needs no key (a private network only)
+    # more prefixes the /v1 routes are served under, beside /v1, /api/v1 and bare (a client's old
+    # base URL, e.g. /api/litellm/v1); fixed at start: a change takes a restart
+    base_paths: list[str] = []
+
+    @field_validator("base_paths")
+    @classmethod
+    def _base_paths(cls, v: list[str]) -> list[str]:
+        for path in v:
+            if not _BASE_PATH.fullmatch(path):
+                raise ValueError(f"'{path[:80]}' is not a base path: it must look like \"/api/litellm/v1\" (a / "
+                                 "before each segment of letters, digits, . _ ~ -; no trailing /)")
+            if path in _SERVED_PATHS or path.split("/")[1] in _RESERVED_SEGMENTS or path.startswith("/api/admin"):
+                raise ValueError(f"'{path}' is served already or belongs to another endpoint; choose another "
+                                 "prefix")
+        if len(set(v)) != len(v):
+            raise ValueError("a base path is listed twice")
+        return v
 
     @field_validator("listen")
     @classmethod

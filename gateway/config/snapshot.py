@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import orjson
 
-from ..core.policy import CacheConfig
+from ..core.policy import BUDGET_PROFILES, Budget, CacheConfig
 from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
 from ..providers.registry import api_root, entry
@@ -23,6 +23,7 @@ from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, 
 from .schema import AliasSpec, Client, GatewayConfig, MetricsConfig, ProviderConfig, Routing, Server, check_client_key
 
 MASTER_KEY_ENV = "GATEWAY_MASTER_KEY"
+BUDGET_PROFILE_ENV = "BUDGET_PROFILE"
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,9 @@ class Snapshot:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # the Prometheus namespace
     # the response cache of each alias that has one (``model_aliases.<name>.cache``)
     alias_cache: Mapping[str, CacheConfig] = field(default_factory=lambda: MappingProxyType({}))
+    # BUDGET_PROFILE (environment or .env): its name, and the budget of every client without its own
+    budget_profile: str = "unlimited"
+    default_budget: Budget = field(default_factory=Budget)
 
     @property
     def max_body_bytes(self) -> int:
@@ -74,10 +78,11 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     master = environ.get(MASTER_KEY_ENV) or None
     if master is not None:
         found.issues.extend(_master_key_issues(master))
+    profile = _budget_profile(environ, found)
     if found.issues:
         raise ConfigError(filename, found.issues)
     return Snapshot(
-        version=_fingerprint(cfg, master, providers),
+        version=_fingerprint(cfg, master, providers, profile),
         source_path=filename,
         server=cfg.server,
         routing=cfg.routing,
@@ -91,12 +96,27 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         metrics=cfg.metrics,
         alias_cache=MappingProxyType({name: alias.cache for name, alias in cfg.model_aliases.items()
                                       if isinstance(alias, AliasSpec) and alias.cache is not None}),
+        budget_profile=profile,
+        default_budget=BUDGET_PROFILES[profile],
     )
 
 
-def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec]) -> str:
+def _budget_profile(environ: Mapping[str, str], found: _Findings) -> str:
+    """``BUDGET_PROFILE``'s name (unset or empty: unlimited); another value is an issue."""
+    name = environ.get(BUDGET_PROFILE_ENV, "").strip().lower() or "unlimited"
+    if name not in BUDGET_PROFILES:
+        found.issues.append(ConfigIssue(f"{BUDGET_PROFILE_ENV} (environment or .env)",
+                                        "must be one of " + ", ".join(BUDGET_PROFILES)))
+        return "unlimited"
+    return name
+
+
+def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec],
+                 budget_profile: str) -> str:
     fingerprint = hashlib.sha256(orjson.dumps(cfg.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS))
     fingerprint.update(master.encode() if master else b"")
+    if budget_profile != "unlimited":  # a new BUDGET_PROFILE in .env is a new snapshot
+        fingerprint.update(b"\0budget-profile:" + budget_profile.encode())
     for spec in providers.values():  # keys from the environment are not in the dump above
         for key in spec.keys:
             fingerprint.update(key.ident.encode())

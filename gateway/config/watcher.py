@@ -43,7 +43,8 @@ KUBERNETES_PREFIX = ".."  # a ConfigMap mount swaps "..data" and "..<timestamp>"
 def restart_needed(old: Snapshot, new: Snapshot, env_at_start: dict[str, str | None],
                    env_now: dict[str, str]) -> list[str]:
     changed = []
-    for name in ("listen", "connect_timeout_s"):  # bound when the server and its client start
+    # bound when the server, its routes and its upstream client start
+    for name in ("listen", "connect_timeout_s", "base_paths"):
         if getattr(old.server, name) != getattr(new.server, name):
             changed.append(f"server.{name}")
     for name in RESTART_ONLY_ENV:

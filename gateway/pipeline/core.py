@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import replace
 
 import orjson
 
@@ -61,7 +62,10 @@ class Pipeline:
         started = time.perf_counter()
         snapshot = self.runtime.snapshot
         caller = await authenticate_any(snapshot, self.runtime.directory, authorization, x_api_key)
-        return Exchange(snapshot, caller.client, Outcome(request_id, caller.client.id, endpoint, "", 200, started))
+        client = caller.client
+        if not caller.is_master and not client.budget.own() and snapshot.default_budget.limits_spend():
+            client = replace(client, budget=snapshot.default_budget)  # BUDGET_PROFILE's, for a client without its own
+        return Exchange(snapshot, client, Outcome(request_id, client.id, endpoint, "", 200, started))
 
     def refuse(self, exchange: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""

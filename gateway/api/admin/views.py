@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+from ...core.policy import Budget
 from ...core.targets import ClientSpec
 from ...server.runtime import Runtime
 from ...store.base import StoreError
@@ -39,6 +40,13 @@ async def _last_request(runtime: Runtime, client_id: str) -> float | None:
         return None
 
 
+def effective_budget(runtime: Runtime, budget: Budget) -> dict[str, Any]:
+    """The budget that applies: the client's own, or the budget profile's (``BUDGET_PROFILE``)."""
+    snap = runtime.snapshot
+    applied = budget if budget.own() else snap.default_budget
+    return {**applied.model_dump(), "source": "client" if budget.own() else f"profile:{snap.budget_profile}"}
+
+
 def _names(values: frozenset[str] | tuple[str, ...] | None) -> list[str]:
     return ["*"] if values is None else sorted(values) if isinstance(values, frozenset) else list(values)
 
@@ -47,8 +55,9 @@ async def record_view(runtime: Runtime, record: ClientRecord) -> dict[str, Any]:
     return {
         "client_id": record.id, "description": record.description,
         "allowed_providers": _names(record.allowed_providers), "allowed_models": _names(record.allowed_models),
-        "limits": record.limits.model_dump(), "budget": record.budget.model_dump(), "admin": record.admin,
-        "source": "api", "created_at": unix(record.created_at), "last_used": unix(record.last_used),
+        "limits": record.limits.model_dump(), "budget": record.budget.model_dump(),
+        "effective_budget": effective_budget(runtime, record.budget), "admin": record.admin, "source": "api",
+        "created_at": unix(record.created_at), "last_used": unix(record.last_used),
         "spend": await _spend(runtime, record.id),
         # config.yaml holds this id too: its client wins, this one's key is refused (delete it here)
         "shadowed": record.id in runtime.snapshot.client_ids,
@@ -60,7 +69,8 @@ async def config_view(runtime: Runtime, spec: ClientSpec) -> dict[str, Any]:
     return {
         "client_id": spec.id, "description": "", "allowed_providers": _names(spec.allowed_providers),
         "allowed_models": _names(spec.allowed_models), "limits": spec.limits.model_dump(),
-        "budget": spec.budget.model_dump(), "admin": spec.admin, "source": "config", "created_at": None,
+        "budget": spec.budget.model_dump(), "effective_budget": effective_budget(runtime, spec.budget),
+        "admin": spec.admin, "source": "config", "created_at": None,
         "last_used": unix(last), "spend": spend, "shadowed": False,
     }
 
