@@ -168,6 +168,11 @@ class LedgerRow:
     overhead_ms: float = 0.0
     stream: bool = False
     cache_hit: bool = False
+    # what was called: "model" (a model request) or "mcp" (an MCP tool call: ``provider`` is the
+    # MCP server's id, ``model`` the tool's own name, the sizes are of the JSON-RPC messages)
+    kind: str = "model"
+    bytes_in: int = 0
+    bytes_out: int = 0
 
     @property
     def ok(self) -> bool:
@@ -354,8 +359,8 @@ class Store(Protocol):
         ...
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        """Rows with ``start <= time <= end`` (of one client, if given) grouped, ordered by key."""
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        """Rows with ``start <= time <= end`` (of one client, of one ``kind``, if given) grouped, ordered by key."""
         ...
 
     async def prune_ledger(self, before: float) -> int:

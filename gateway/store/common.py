@@ -36,7 +36,9 @@ from .base import (
 log = logging.getLogger("gateway.store")
 
 LEDGER_COLUMNS = ("time", "request_id", "client_id", "provider", "model", "key_label", "status", "error_code",
-                  "tokens_in", "tokens_out", "cost_usd", "latency_ms", "overhead_ms", "stream", "cache_hit")
+                  "tokens_in", "tokens_out", "cost_usd", "latency_ms", "overhead_ms", "stream", "cache_hit",
+                  "kind", "bytes_in", "bytes_out")
+MODEL_COLUMNS = 15  # the columns before MCP tool calls were kept: older rows (Redis) hold only these
 
 
 def new_id() -> str:
@@ -118,6 +120,8 @@ def row_values(row: LedgerRow) -> tuple[Any, ...]:
 
 
 def row_from_values(values: Sequence[Any]) -> LedgerRow:
+    if len(values) == MODEL_COLUMNS:  # a row written before the MCP columns: a model request
+        values = (*values, "model", 0, 0)
     data = dict(zip(LEDGER_COLUMNS, values, strict=True))
     data["stream"], data["cache_hit"] = bool(data["stream"]), bool(data["cache_hit"])
     return LedgerRow(**data)

@@ -79,6 +79,7 @@ SCHEMA = [
         key_label text NOT NULL, status integer NOT NULL, error_code text, tokens_in bigint NOT NULL,
         tokens_out bigint NOT NULL, cost_usd float8 NOT NULL, latency_ms float8 NOT NULL,
         overhead_ms float8 NOT NULL, stream boolean NOT NULL, cache_hit boolean NOT NULL)""",
+    *(f"ALTER TABLE ledger ADD COLUMN IF NOT EXISTS {name} {definition}" for name, definition in sql.LEDGER_ADDED),
     "CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time)",
     "CREATE INDEX IF NOT EXISTS ledger_client_time ON ledger (client_id, time)",
     "CREATE TABLE IF NOT EXISTS pins (id text PRIMARY KEY, value text NOT NULL, expires float8 NOT NULL)",
@@ -391,10 +392,11 @@ class PostgresStore:
         return sql.totals_from(client_id, row)
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        query = _pg(sql.stats_query(group_by, client_id))
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        query = _pg(sql.stats_query(group_by, client_id, kind))
+        params = sql.stats_params(start, end, client_id, kind)
         async with self._conn() as conn:
-            rows = await (await conn.execute(query.encode(), sql.stats_params(start, end, client_id))).fetchall()
+            rows = await (await conn.execute(query.encode(), params)).fetchall()
         return sql.groups_from(rows)
 
     async def prune_ledger(self, before: float) -> int:

@@ -322,9 +322,10 @@ class RedisStore:
         return totals_of(client_id, (r for r in await self._rows(start, end) if r.client_id == client_id))
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
         rows = await self._rows(start, end)
-        return groups_of(group_by, (r for r in rows if client_id is None or r.client_id == client_id))
+        return groups_of(group_by, (r for r in rows if (client_id is None or r.client_id == client_id)
+                                    and (kind is None or r.kind == kind)))
 
     async def prune_ledger(self, before: float) -> int:
         async with self._guard():

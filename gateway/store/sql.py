@@ -9,7 +9,11 @@ from typing import Any
 from .base import GROUP_COLUMNS, GroupBy, UsageGroup, UsageTotals
 from .common import LEDGER_COLUMNS
 
-SCHEMA_VERSION = 2  # 2: the pins table (object affinity, issue 8)
+SCHEMA_VERSION = 3  # 2: the pins table (object affinity); 3: the ledger's kind, bytes_in, bytes_out
+
+# columns added to an existing ledger table (version 3): what to add, with its default
+LEDGER_ADDED = (("kind", "TEXT NOT NULL DEFAULT 'model'"), ("bytes_in", "BIGINT NOT NULL DEFAULT 0"),
+                ("bytes_out", "BIGINT NOT NULL DEFAULT 0"))
 
 INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})")
@@ -23,9 +27,10 @@ TOTALS = ("SELECT count(*), coalesce(sum(CASE WHEN status < 400 THEN 1 ELSE 0 EN
           "max(time) FROM ledger WHERE client_id = ? AND time >= ? AND time <= ?")
 
 
-def stats_query(group_by: GroupBy, client_id: str | None) -> str:
+def stats_query(group_by: GroupBy, client_id: str | None, kind: str | None = None) -> str:
     column = GROUP_COLUMNS[group_by]  # from a fixed table: never caller text
     where = "time >= ? AND time <= ?" + (" AND client_id = ?" if client_id is not None else "")
+    where += " AND kind = ?" if kind is not None else ""
     return (f"SELECT {column}, count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
             f"coalesce(sum({SPENT}), 0), coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
             "coalesce(avg(latency_ms), 0), coalesce(sum(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0), "
@@ -33,8 +38,9 @@ def stats_query(group_by: GroupBy, client_id: str | None) -> str:
             f"FROM ledger WHERE {where} GROUP BY {column} ORDER BY {column}")
 
 
-def stats_params(start: float, end: float, client_id: str | None) -> tuple[Any, ...]:
-    return (start, end) if client_id is None else (start, end, client_id)
+def stats_params(start: float, end: float, client_id: str | None, kind: str | None = None) -> tuple[Any, ...]:
+    params: tuple[Any, ...] = (start, end) if client_id is None else (start, end, client_id)
+    return params if kind is None else (*params, kind)
 
 
 def totals_from(client_id: str, row: Sequence[Any]) -> UsageTotals:

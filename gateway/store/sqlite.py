@@ -71,7 +71,8 @@ INSERT OR IGNORE INTO meta VALUES ('directory_version', 0);
 CREATE TABLE IF NOT EXISTS ledger (time REAL NOT NULL, request_id TEXT NOT NULL, client_id TEXT NOT NULL,
     provider TEXT NOT NULL, model TEXT NOT NULL, key_label TEXT NOT NULL, status INTEGER NOT NULL,
     error_code TEXT, tokens_in INTEGER NOT NULL, tokens_out INTEGER NOT NULL, cost_usd REAL NOT NULL,
-    latency_ms REAL NOT NULL, overhead_ms REAL NOT NULL, stream INTEGER NOT NULL, cache_hit INTEGER NOT NULL);
+    latency_ms REAL NOT NULL, overhead_ms REAL NOT NULL, stream INTEGER NOT NULL, cache_hit INTEGER NOT NULL,
+    kind TEXT NOT NULL DEFAULT 'model', bytes_in INTEGER NOT NULL DEFAULT 0, bytes_out INTEGER NOT NULL DEFAULT 0);
 CREATE INDEX IF NOT EXISTS ledger_time ON ledger (time);
 CREATE INDEX IF NOT EXISTS ledger_client_time ON ledger (client_id, time);
 CREATE TABLE IF NOT EXISTS pins (id TEXT PRIMARY KEY, value TEXT NOT NULL, expires REAL NOT NULL) WITHOUT ROWID;
@@ -93,7 +94,16 @@ def _migrate(conn: Conn) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        _add_ledger_columns(conn)
         conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
+
+
+def _add_ledger_columns(conn: Conn) -> None:
+    """The columns a ledger table made by an older version lacks (``sql.LEDGER_ADDED``)."""
+    have = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+    for name, definition in sql.LEDGER_ADDED:
+        if name not in have:
+            conn.execute(f"ALTER TABLE ledger ADD COLUMN {name} {definition}")
 
 
 def _record(data: str, last_used: float | None) -> ClientRecord:
@@ -351,8 +361,8 @@ class SqliteStore:
         return sql.totals_from(client_id, row)
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        query, params = sql.stats_query(group_by, client_id), sql.stats_params(start, end, client_id)
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        query, params = sql.stats_query(group_by, client_id, kind), sql.stats_params(start, end, client_id, kind)
         return sql.groups_from(await self._call(lambda c: c.execute(query, params).fetchall(), write=False))
 
     async def prune_ledger(self, before: float) -> int:
