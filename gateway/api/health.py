@@ -89,6 +89,7 @@ async def readiness_details(rt: Runtime) -> dict[str, Any]:
         },
         "store": store_status(rt),
         "keys": await key_status(rt),  # labels such as "openai#2", never the keys
+        "mcp_servers": rt.mcp.status(),  # health as this worker sees it; never a header or an env value
         "uptime_s": round(time.time() - rt.started_at, 1),
     }
 
