@@ -93,9 +93,9 @@ def env_with_token() -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def sdk_client(url: str, key: str = CLIENT_KEY, mode: str = "auto") -> AsyncIterator[Client]:
     """The official SDK's client on ``url`` with the gateway key (``mode``: auto = 2026-07-28, legacy)."""
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
-            yield client
+    async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
+                Client(streamable_http_client(url, http_client=http), mode=mode) as client):  # type: ignore[arg-type]
+        yield client
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0, what: str = "a condition") -> Any:
