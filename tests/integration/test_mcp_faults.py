@@ -193,15 +193,17 @@ def test_sessions_work_across_two_workers(start_gateway, upstream, redis_server)
             "params": {"protocolVersion": "2025-11-25", "capabilities": {},
                        "clientInfo": {"name": "t", "version": "1"}}}
     auth = {"Authorization": f"Bearer {CLIENT_KEY}", "Accept": "application/json, text/event-stream"}
+    url = gateway.base_url + "/mcp"
     with httpx.Client(base_url=gateway.base_url, headers=auth, timeout=10) as http:
         sid = http.post("/mcp", json=init).headers["mcp-session-id"]
         ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
-        session = {"Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"}
-        assert all(http.post("/mcp", json=ping, headers=session).json()["result"] == {} for _ in range(6))
+        session = {**auth, "Mcp-Session-Id": sid, "MCP-Protocol-Version": "2025-11-25"}
+        # a new connection each time: the two workers share the accepts, and each must know the session
+        assert all(httpx.post(url, json=ping, headers=session).json()["result"] == {} for _ in range(20))
         assert http.post("/mcp", json=ping).status_code == 400  # no session id
         assert http.post("/mcp/demo", json=ping, headers=session).status_code == 404  # another endpoint's
         assert http.delete("/mcp", headers=session).status_code == 204
-        assert {http.post("/mcp", json=ping, headers=session).status_code for _ in range(6)} == {404}
+        assert {httpx.post(url, json=ping, headers=session).status_code for _ in range(20)} == {404}
         forged = sid[:-4] + ("0000" if not sid.endswith("0000") else "1111")
         assert http.post("/mcp", json=ping, headers={**session, "Mcp-Session-Id": forged}).status_code == 404
 
