@@ -94,7 +94,7 @@ def env_with_token() -> dict[str, str]:
 async def sdk_client(url: str, key: str = CLIENT_KEY, mode: str = "auto") -> AsyncIterator[Client]:
     """The official SDK's client on ``url`` with the gateway key (``mode``: auto = 2026-07-28, legacy)."""
     async with (httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http,
-                Client(streamable_http_client(url, http_client=http), mode=mode) as client):  # type: ignore[arg-type]
+                Client(streamable_http_client(url, http_client=http), mode=mode) as client):
         yield client
 
 
@@ -118,3 +118,8 @@ def mcp_rows(gateway: Gateway) -> list[dict[str, Any]]:
 def text_of(result: Any) -> str:
     """The text of a CallToolResult's first content block."""
     return str(result.content[0].text)
+
+
+def text_field(item: Any) -> str:
+    """The ``text`` of a content block or of a resource's contents."""
+    return str(item.model_dump().get("text"))

@@ -23,6 +23,7 @@ from tests.mcp_helpers import (
     mcp_rows,
     sdk_client,
     stdio_server,
+    text_field,
     text_of,
     wait_for,
 )
@@ -50,10 +51,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Gateway, M
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 def test_lists_calls_relays_progress_resources_and_prompts(setup, mode: str) -> None:
     gateway, upstream, local_events = setup
-    progress: list[tuple[float, float | None, str | None]] = []
+    seen: list[tuple[float, float | None, str | None]] = []
 
-    async def on_progress(value: float, total: float | None, message: str | None) -> None:
-        progress.append((value, total, message))
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, total, message))
 
     async def scenario() -> None:
         async with sdk_client(gateway.base_url + "/mcp", mode=mode) as client:
@@ -65,18 +66,18 @@ def test_lists_calls_relays_progress_resources_and_prompts(setup, mode: str) -> 
             assert added.structured_content == {"result": 5} and not added.is_error
             assert text_of(await client.call_tool("local__whoami", {})) == "local"
             for name in ("demo__countdown", "local__countdown"):
-                progress.clear()
+                seen.clear()
                 done = await client.call_tool(name, {"steps": 3, "delay_s": 0.05}, progress_callback=on_progress)
                 assert text_of(done) == "counted 3"
-                assert progress == [(1, 3, "step 1/3"), (2, 3, "step 2/3"), (3, 3, "step 3/3")], name
+                assert seen == [(1, 3, "step 1/3"), (2, 3, "step 2/3"), (3, 3, "step 3/3")], name
             resources = {r.uri for r in (await client.list_resources()).resources}
             assert resources == {"mcp://demo/demo://greeting", "mcp://local/demo://greeting"}
             read = await client.read_resource("mcp://local/demo://greeting")
-            assert read.contents[0].text == "hello from local" and read.contents[0].uri == "mcp://local/demo://greeting"
+            assert text_field(read.contents[0]) == "hello from local" and read.contents[0].uri == "mcp://local/demo://greeting"
             prompts = {p.name for p in (await client.list_prompts()).prompts}
             assert prompts == {"demo__review", "local__review"}
             got = await client.get_prompt("demo__review", {"code": "x = 1"})
-            assert "x = 1" in got.messages[0].content.text
+            assert "x = 1" in text_field(got.messages[0].content)
 
     anyio.run(scenario)
     assert "demo call add 2 3" in upstream.events()
@@ -95,7 +96,7 @@ def test_one_server_endpoint_shows_its_own_names(setup, mode: str) -> None:
             assert "add" in names and "whoami" in names and "big" not in names
             assert text_of(await client.call_tool("whoami", {})) == "local"
             assert [r.uri for r in (await client.list_resources()).resources] == ["demo://greeting"]
-            assert (await client.read_resource("demo://greeting")).contents[0].text == "hello from local"
+            assert text_field((await client.read_resource("demo://greeting")).contents[0]) == "hello from local"
 
     anyio.run(scenario)
     unknown = httpx.post(gateway.base_url + "/mcp/nope", headers={"Authorization": f"Bearer {CLIENT_KEY}"},

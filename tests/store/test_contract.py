@@ -437,6 +437,24 @@ async def test_ledger_rows_keep_every_field(store: Store) -> None:
     assert (group.cost, group.cache_hits) == (0.0, 1) and group.saved_usd == pytest.approx(0.003)
 
 
+async def test_mcp_tool_calls_are_rows_of_their_own_kind(store: Store, other: Store) -> None:
+    """A tool call keeps its kind and sizes; stats of one kind leave the other out."""
+    store.record(row(0))
+    store.record(row(1, provider="github", model="search", key_label="", tokens_in=0, tokens_out=0, cost_usd=0.02,
+                     kind="mcp", bytes_in=120, bytes_out=4567))
+    store.record(row(2, client_id="c2", provider="github", model="search", key_label="", status=502,
+                     error_code="unavailable", tokens_in=0, tokens_out=0, cost_usd=0.0, kind="mcp"))
+    await store.flush()
+    [recent] = [r for r in await other.recent_rows(10) if r.request_id == "req-1"]
+    assert (recent.kind, recent.bytes_in, recent.bytes_out, recent.provider, recent.model) == \
+        ("mcp", 120, 4567, "github", "search")
+    assert [r.kind for r in await other.recent_rows(10) if r.request_id == "req-0"] == ["model"]
+    calls = await other.usage_stats("client", 0, 2e9, kind="mcp")
+    assert [(g.key, g.requests, g.errors) for g in calls] == [("c1", 1, 0), ("c2", 1, 1)]
+    assert [g.key for g in await other.usage_stats("provider", 0, 2e9, kind="model")] == ["openai-prod"]
+    assert [g.requests for g in await other.usage_stats("model", 0, 2e9, client_id="c1", kind="mcp")] == [1]
+
+
 async def test_retention_deletes_old_rows(store: Store) -> None:
     for n in (0, 10, 20):
         store.record(row(n))
