@@ -20,6 +20,8 @@ class ToolRules:
 
     def permits(self, *names: str) -> bool:
         """True if one of ``names`` is allowed and none is denied."""
+        if not self.deny and self.allow == ("*",):
+            return True  # the default: no pattern to match
         if any(fnmatchcase(name, pattern) for name in names for pattern in self.deny):
             return False
         return any(fnmatchcase(name, pattern) for name in names for pattern in self.allow)

@@ -1,6 +1,7 @@
 """Counting one MCP tool call: a usage ledger row, the Prometheus counter and duration histogram,
-and an audit line. Arguments and results are never kept, unless ``observability.capture_content``
-is on: then they go into the audit line (cut at ``CAPTURE_LIMIT`` characters each)."""
+and an audit line (``gateway.audit``, written while ``server.log_requests`` is on, as the request
+log is). Arguments and results are never kept, unless ``observability.capture_content`` is on:
+then they go into the audit line (cut at ``CAPTURE_LIMIT`` characters each)."""
 
 from __future__ import annotations
 
@@ -60,7 +61,8 @@ def _captured(value: Any) -> str:
     return text if len(text) <= CAPTURE_LIMIT else text[:CAPTURE_LIMIT] + "…"
 
 
-def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool) -> None:
+def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, log_line: bool = True) -> None:
+    """Count ``rec``; its audit line only with ``log_line`` (``server.log_requests``, as the request log)."""
     duration = time.perf_counter() - rec.started
     metrics.mcp_calls_by(rec.server, rec.tool_label, rec.status).inc()
     metrics.mcp_duration_by(rec.server, rec.tool_label, rec.status).observe(duration)
@@ -72,6 +74,8 @@ def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool) -
             error_code=None if rec.status == OK else rec.status, cost_usd=rec.cost_usd,
             latency_ms=duration * 1000.0, overhead_ms=max(0.0, overhead) * 1000.0, stream=rec.streamed,
             kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out))
+    if not log_line:
+        return
     entry: dict[str, Any] = {
         "who": "client:" + rec.client_id, "action": "mcp.tools/call", "request_id": rec.request_id,
         "server": rec.server, "tool": rec.tool[:200], "status": rec.status, "error": rec.detail,

@@ -150,7 +150,11 @@ class ToolService:
                 rec.status = acc.CANCELLED if isinstance(exc, asyncio.CancelledError) else acc.UNAVAILABLE
             raise
         finally:
-            await asyncio.shield(self._settle(snap, rec, admission, spec))
+            rec.cost_usd = spec.price_per_call_usd if rec.status in acc.CHARGED else 0.0
+            if admission.hold is None and rec.cost_usd == 0:
+                self._record(snap, rec)  # nothing to settle in the store
+            else:
+                await asyncio.shield(self._settle(snap, rec, admission))
         return outcome
 
     async def _run(self, spec: McpServerSpec, state: ServerState | None, rec: acc.CallRecord, tool: str,
@@ -207,12 +211,11 @@ class ToolService:
         self._record(snap, rec)
         return CallOutcome(tool_error(text), rec.status)
 
-    async def _settle(self, snap: Snapshot, rec: acc.CallRecord, admission: Admission, spec: McpServerSpec) -> None:
-        rec.cost_usd = spec.price_per_call_usd if rec.status in acc.CHARGED else 0.0
+    async def _settle(self, snap: Snapshot, rec: acc.CallRecord, admission: Admission) -> None:
         try:
             await self.limiter.settle_charge(admission, rec.cost_usd)
         finally:
             self._record(snap, rec)
 
     def _record(self, snap: Snapshot, rec: acc.CallRecord) -> None:
-        acc.record_call(rec, self.ledger(), snap.capture_content)
+        acc.record_call(rec, self.ledger(), snap.capture_content, snap.server.log_requests)
