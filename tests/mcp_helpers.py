@@ -28,8 +28,8 @@ UPSTREAM_TOKEN = "sk-upstream-mcp-token-7777"
 class McpUpstream:
     """``tests/mcp_upstream.py http`` on a free port; ``events()`` is what it saw."""
 
-    def __init__(self, workdir: Path, name: str = "demo", *options: str):
-        self.port = free_port()
+    def __init__(self, workdir: Path, name: str = "demo", *options: str, port: int | None = None):
+        self.port = port or free_port()
         self.name = name
         self.events_path = workdir / f"{name}-events.txt"
         self.headers_path = workdir / f"{name}-headers.txt"

@@ -4,6 +4,8 @@ sessions served by two workers."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import anyio
@@ -245,3 +247,51 @@ def test_errors_are_json_rpc_with_the_right_status(start_gateway, upstream) -> N
                                                             "params": {"_meta": META}})
         assert notified.status_code == 202
 
+
+
+def test_an_upstream_of_the_previous_revision_and_its_lost_session(start_gateway, tmp_path) -> None:
+    old = McpUpstream(tmp_path, "old", "--legacy-only")
+    try:
+        app = [client_entry("app", CLIENT_KEY, '{servers: ["*"]}')]
+        gateway = start_gateway(mcp_config([http_server("old", old)], app), {"MCP_UPSTREAM_TOKEN": "x"})
+        seen: list[float] = []
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            seen.append(progress)
+
+        async def scenario() -> str:
+            async with sdk_client(gateway.base_url + "/mcp") as client:
+                assert text_of(await client.call_tool("old__add", {"a": 2, "b": 2})) == "4"
+                done = await client.call_tool("old__countdown", {"steps": 2, "delay_s": 0.05},
+                                              progress_callback=on_progress)
+                return text_of(done)
+
+        assert anyio.run(scenario) == "counted 2" and seen == [1, 2]
+        assert gateway.readiness()["mcp_servers"][0]["revision"] == "2025-11-25"
+        # the server restarts and forgets the gateway's session: the gateway opens a new one and retries
+        old.stop()
+        old = McpUpstream(tmp_path, "old", "--legacy-only", port=old.port)
+        assert anyio.run(scenario) == "counted 2"
+        assert '"mcp session lost; opening a new one"' in gateway.logs()
+    finally:
+        old.stop()
+
+
+def test_a_stdio_server_that_dies_is_started_again(start_gateway, tmp_path) -> None:
+    events = tmp_path / "local-events.txt"
+    gateway = start_gateway(mcp_config([stdio_server("local", events)],
+                                       [client_entry("app", CLIENT_KEY, '{servers: ["*"]}')]))
+    first = wait_for(lambda: _process_of("local"), what="the stdio process")
+
+    async def whoami() -> str:
+        async with sdk_client(gateway.base_url + "/mcp") as client:
+            result = await client.call_tool("local__whoami", {})
+            return ("error: " if result.is_error else "") + text_of(result)
+
+    assert anyio.run(whoami) == "local"
+    os.kill(first, signal.SIGKILL)
+    wait_for(lambda: (pid := _process_of("local")) and pid != first, what="a new process")
+    assert wait_for(lambda: anyio.run(whoami) == "local", what="calls to work again")
+    status = {s["id"]: s for s in gateway.readiness()["mcp_servers"]}["local"]
+    assert status["restarts"] >= 1 and status["process"] == "up"
+    assert '"mcp stdio server stopped; starting it again"' in gateway.logs()
