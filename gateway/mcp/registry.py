@@ -188,14 +188,20 @@ class Registry:
 
     async def _check_now_and_then(self) -> None:
         while True:
-            now = time.monotonic()
-            for state in list(self.servers.values()):
-                stale = state.tools is None or now - state.tools_at >= state.spec.tools_ttl_s
-                if stale or state.health != UP:
-                    with contextlib.suppress(LinkError, RpcError, TimeoutError):
-                        state.tools = None if state.health != UP else state.tools
-                        await self.tools(state)
+            try:
+                await self._check()
+            except Exception:  # a bug here must not end the checks for good
+                log.exception("mcp server check failed")
             await asyncio.sleep(CHECK_EVERY_S)
+
+    async def _check(self) -> None:
+        now = time.monotonic()
+        for state in list(self.servers.values()):
+            stale = state.tools is None or now - state.tools_at >= state.spec.tools_ttl_s
+            if stale or state.health != UP:
+                with contextlib.suppress(LinkError, RpcError, TimeoutError):
+                    state.tools = None if state.health != UP else state.tools
+                    await self.tools(state)
 
     def status(self) -> list[dict[str, Any]]:
         return [state.view() for state in self.servers.values()]

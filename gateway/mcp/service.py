@@ -160,7 +160,8 @@ class ToolService:
     async def _run(self, spec: McpServerSpec, state: ServerState | None, rec: acc.CallRecord, tool: str,
                    arguments: Any, progress: Progress | None) -> CallOutcome:
         if state is None:
-            return self._failed(rec, acc.UNAVAILABLE, f"The MCP server '{spec.id}' is not running in this worker yet.")
+            return self._failed(rec, acc.UNAVAILABLE, f"The MCP server '{spec.id}' is not available: the config "
+                                                      "was being reloaded; try again.")
         params = {"name": tool, "arguments": arguments if arguments is not None else {}}
         try:
             with self.registry.lease(state):

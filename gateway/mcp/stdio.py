@@ -145,7 +145,8 @@ class StdioLink:
     async def request(self, method: str, params: dict[str, Any], *, name: str | None = None,
                       progress: Progress | None = None, timeout_s: float, limit: int) -> Reply:
         self.start()
-        assert self._ready is not None
+        if self._ready is None or self.state == "closed":
+            raise Unreachable("the server was removed from the config")
         if not self._ready.is_set():
             if self.state == "down":
                 raise Unreachable(f"its process is down ({self.error}); it is being started again")
@@ -167,7 +168,9 @@ class StdioLink:
             self._write({"jsonrpc": "2.0", "id": request_id, "method": method, "params": params})
             message, size = await future
         except asyncio.CancelledError:
-            self._write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}})
+            with contextlib.suppress(Unreachable):  # a process that is gone has nothing to cancel
+                self._write({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                             "params": {"requestId": request_id}})
             raise
         finally:
             self._pending.pop(request_id, None)
