@@ -42,6 +42,7 @@ class Lifecycle:
 
         await open_configured_stores(self.runtime)
         await warn_shadowed(self.runtime.stores.ledger, self.runtime.snapshot)
+        self.runtime.mcp.start()
         if self.runtime.settings.batch_helper_threads:
             self.loop_first.start()
         if self.runtime.settings.watch:
@@ -57,6 +58,7 @@ class Lifecycle:
         except StoreError as exc:
             log.error("stores closed with an error: usage ledger rows not yet written are lost",
                       extra={"error": str(exc)})
+        await self.runtime.mcp.close()
         await self.runtime.upstream.aclose()
 
 

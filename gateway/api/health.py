@@ -89,6 +89,7 @@ async def readiness_details(runtime: Runtime) -> dict[str, Any]:
         },
         "store": store_status(runtime),
         "keys": await key_status(runtime),  # labels such as "openai#2", never the keys
+        "mcp_servers": runtime.mcp.status(),  # health as this worker sees it; never a header or an env value
         "uptime_s": round(time.time() - runtime.started_at, 1),
     }
 

@@ -23,6 +23,7 @@ from .anthropic.resources import CountTokensResource, MessagesResource
 from .dialects import ANTHROPIC, GEMINI, OPENAI
 from .google.resources import GenerateContentResource
 from .health import HealthResource, LivelinessResource, ReadinessResource
+from .mcp import McpResource
 from .metrics import MetricsResource
 from .models import ModelsResource
 from .openai import CHAT_ENDPOINT, COMPLETIONS_ENDPOINT, EMBEDDINGS_ENDPOINT, OpenAIResource
@@ -167,8 +168,19 @@ _OPS_ROUTES = (
         lambda s: DocsResource()),
 )
 
-TABLE: tuple[Route, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_OPS_ROUTES, *UI_ROUTES,
-                            *ADMIN_ROUTES)
+_MCP_ROUTES = (
+    Route(("/mcp", "/mcp/{server_id}"), "MCP", (
+        Operation("POST", "One MCP JSON-RPC message (streamable HTTP, revisions 2026-07-28 and 2025-11-25): the MCP "
+                  "servers the key may use, tools named <server>__<tool> on /mcp, own names on /mcp/{server_id}; "
+                  "answered in JSON or, while progress is relayed, as an event stream", streams=True,
+                  errors=(400, 401, 404, 413)),
+        Operation("GET", "No stream of server-initiated messages is offered: 405", errors=(401, 404, 405)),
+        Operation("DELETE", "End a 2025-11-25 session (Mcp-Session-Id)", errors=(400, 401, 404, 405))),
+        lambda s: McpResource(s.runtime)),
+)
+
+TABLE: tuple[Route, ...] = (*_OPENAI_ROUTES, *_SURFACE_ROUTES, *_DIALECT_ROUTES, *_MCP_ROUTES, *_OPS_ROUTES,
+                            *UI_ROUTES, *ADMIN_ROUTES)
 
 
 def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Route, ...] = TABLE) -> None:

@@ -20,10 +20,11 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from ..core.policy import Budget, CacheConfig, Limits, Strict
+from ..core.policy import Budget, CacheConfig, ClientLimits, Limits, Strict
 from ..core.pricing import Pricing
 from ..providers.registry import TYPES
 from ..store.config import Storage
+from .mcp_schema import ClientMcpConfig, McpServerConfig, ObservabilityConfig
 
 EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio", "moderations", "responses",
                          "files", "assistants", "threads"]  # core/call.py's operation names
@@ -299,10 +300,11 @@ class Client(Strict):
     key_hash: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
     allowed_providers: list[str] = ["*"]
     allowed_models: list[str] = ["*"]
-    limits: Limits = Limits()
+    limits: ClientLimits = ClientLimits()
     budget: Budget = Budget()
     admin: bool = False
     cache: CacheConfig | None = None  # the response cache for this client's requests
+    mcp: ClientMcpConfig = ClientMcpConfig()  # the MCP servers and tools it may use (none by default)
 
     @field_validator("key")
     @classmethod
@@ -342,3 +344,5 @@ class GatewayConfig(Strict):
     api_keys: list[Client] = []
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
     metrics: MetricsConfig = MetricsConfig()  # the Prometheus namespace (restart-only)
+    mcp_servers: list[McpServerConfig] = []  # MCP servers served on /mcp (gateway/mcp/)
+    observability: ObservabilityConfig = ObservabilityConfig()

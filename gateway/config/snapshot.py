@@ -15,11 +15,13 @@ from types import MappingProxyType
 
 import orjson
 
+from ..core.mcp import McpServerSpec
 from ..core.policy import BUDGET_PROFILES, Budget, CacheConfig
 from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
+from .mcp_snapshot import build_servers, client_access
 from .schema import AliasSpec, Client, GatewayConfig, MetricsConfig, ProviderConfig, Routing, Server, check_client_key
 
 MASTER_KEY_ENV = "GATEWAY_MASTER_KEY"
@@ -46,6 +48,8 @@ class Snapshot:
     # BUDGET_PROFILE (environment or .env): its name, and the budget of every client without its own
     budget_profile: str = "unlimited"
     default_budget: Budget = field(default_factory=Budget)
+    mcp_servers: Mapping[str, McpServerSpec] = field(default_factory=lambda: MappingProxyType({}))
+    capture_content: bool = False  # ``observability.capture_content``
 
     @property
     def max_body_bytes(self) -> int:
@@ -74,7 +78,10 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     providers = _build_providers(cfg, environ, found)
     bare_models = _bare_models(providers, cfg.routing.strategy)
     aliases = _build_aliases(cfg, providers, bare_models, found)
-    clients = _build_clients(cfg, providers, found)
+    mcp_servers, problems = build_servers(cfg.mcp_servers)
+    for path, message in problems:
+        found.issue(path, message)
+    clients = _build_clients(cfg, providers, mcp_servers, found)
     master = environ.get(MASTER_KEY_ENV) or None
     if master is not None:
         found.issues.extend(_master_key_issues(master))
@@ -98,6 +105,8 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
                                       if isinstance(alias, AliasSpec) and alias.cache is not None}),
         budget_profile=profile,
         default_budget=BUDGET_PROFILES[profile],
+        mcp_servers=MappingProxyType(mcp_servers),
+        capture_content=cfg.observability.capture_content,
     )
 
 
@@ -228,7 +237,7 @@ def _build_aliases(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], ba
 
 
 def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
-                   found: _Findings) -> dict[bytes, ClientSpec]:
+                   mcp_servers: Mapping[str, McpServerSpec], found: _Findings) -> dict[bytes, ClientSpec]:
     clients: dict[bytes, ClientSpec] = {}
     for i, c in enumerate(cfg.api_keys):
         digest = _client_digest(c)
@@ -239,10 +248,13 @@ def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
         for name in sorted(allowed or ()):
             if name not in providers:
                 found.warnings.append(f"api_keys[{i}]: allowed_providers names '{name}', which is not configured")
+        access, warnings = client_access(c.mcp, mcp_servers, f"api_keys[{i}]")
+        found.warnings.extend(warnings)
         clients[digest] = ClientSpec(
             id=c.id or f"client-{i + 1}", digest=digest, allowed_providers=allowed,
             allowed_models=None if "*" in c.allowed_models else frozenset(c.allowed_models),
-            limits=c.limits, budget=c.budget, admin=c.admin, cache=c.cache,
+            limits=c.limits, budget=c.budget, admin=c.admin, cache=c.cache, mcp=access,
+            tool_calls_per_min=c.limits.tool_calls_per_min,
         )
     return clients
 

@@ -17,6 +17,12 @@ class Limits(Strict):
     tokens_per_min: int | None = Field(None, ge=1)
 
 
+class ClientLimits(Limits):
+    """A client's ``limits``: a provider's, and the MCP tool calls it may make per window."""
+
+    tool_calls_per_min: int | None = Field(None, ge=1)
+
+
 class Budget(Strict):
     """USD a client may spend per calendar day / month (UTC). A budget that sets neither amount is
     no budget of the client's own: the budget profile's applies (``BUDGET_PROFILES``), unless

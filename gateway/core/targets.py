@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .mcp import NO_MCP, McpAccess
 from .policy import Budget, CacheConfig, Limits
 from .pricing import Pricing
 
@@ -102,3 +103,5 @@ class ClientSpec:
     budget: Budget
     admin: bool
     cache: CacheConfig | None = None  # the response cache for this client's requests
+    mcp: McpAccess = NO_MCP  # the MCP servers and tools it may use (none by default)
+    tool_calls_per_min: int | None = None  # ``limits.tool_calls_per_min``: MCP tool calls per window

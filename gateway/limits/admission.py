@@ -16,7 +16,7 @@ from __future__ import annotations
 import calendar
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..core.pricing import Pricing, cost_usd
@@ -86,6 +86,26 @@ class ClientLimiter:
                                                               min(est_tokens, limits.tokens_per_min), self.window_s)))
         if hold is None and not asks:
             return admission
+        return await self._reserve(admission, asks, hold)
+
+    async def admit_tool_call(self, client: ClientSpec, price_usd: float) -> Admission:
+        """An MCP tool call: the client's ``tool_calls_per_min`` window and, when the call has a price
+        and the client a budget, the price held against the budget (``settle_charge`` ends it)."""
+        admission = Admission(client)
+        budget, per_min = client.budget, client.tool_calls_per_min
+        hold = None
+        if price_usd > 0 and (budget.daily_usd is not None or budget.monthly_usd is not None):
+            hold = BudgetAsk(client.id, self.wall_clock(), budget.daily_usd, budget.monthly_usd,
+                             f"client:{client.id}:held", price_usd, HOLD_TTL_S)
+        asks = [("tool calls", per_min, Ask(f"client:{client.id}:tool", per_min, 1, self.window_s))] \
+            if per_min is not None else []
+        if hold is None and not asks:
+            return admission
+        return await self._reserve(admission, asks, hold, headers=False)
+
+    async def _reserve(self, admission: Admission, asks: Sequence[tuple[str, float, Ask]], hold: BudgetAsk | None,
+                       headers: bool = True) -> Admission:
+        """Reserve ``asks`` and the budget ``hold`` in one step; raise the refusal of the one that did not fit."""
         batch = await self.store.reserve_all([a for _, _, a in asks], hold)
         results = list(batch.results)
         if hold is not None:
@@ -94,13 +114,22 @@ class ClientLimiter:
                 self._refuse_budget(hold, batch.spend, held.used)
             admission.hold = held.reservation
         for (kind, limit, _), got in zip(asks, results, strict=False):
-            admission.headers.update(_headers(kind, limit, limit - got.used, got.reset_s))
+            if headers:
+                admission.headers.update(_headers(kind, limit, limit - got.used, got.reset_s))
             if batch.refused and got is results[-1]:
                 raise RateLimited(f"This key is limited to {limit} {kind} per {self._window_words()}.",
                                   retry_after=got.wait_s, headers=admission.headers)
             if kind == "tokens":
                 admission.tokens = got.reservation
         return admission
+
+    async def settle_charge(self, admission: Admission, usd: float) -> None:
+        """Charge ``usd`` (an MCP call's price) and release what was held for it."""
+        if usd > 0:
+            await self.store.add_spend(admission.client.id, usd, self.wall_clock())
+        if admission.hold is not None:
+            await self.store.settle_all([(admission.hold, 0.0)])
+            admission.hold = None
 
     def _refuse_budget(self, hold: BudgetAsk, spend: Spend | None, held: float) -> None:
         """Raise the BudgetExceeded that a refused budget hold means (the tighter period's)."""

@@ -60,6 +60,15 @@ CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "USD the answers served f
 CACHE_BYTES = Gauge("gateway_cache_bytes", "Bytes held by the in-memory response cache (summed over workers)",
                     multiprocess_mode="livesum")
 
+# MCP (gateway/mcp/): tool calls by server, tool (``other`` for a name the server does not list) and
+# status (ok, tool_error, denied, rate_limited, budget_exceeded, unavailable, timeout, too_large,
+# cancelled, rpc_error)
+MCP_CALLS = Counter("gateway_mcp_calls_total", "MCP tool calls", ["server", "tool", "status"])
+MCP_CALL_DURATION = Histogram("gateway_mcp_call_duration_seconds", "MCP tool call duration",
+                              ["server", "tool", "status"], buckets=_LATENCY_BUCKETS)
+MCP_SERVER_UP = Gauge("gateway_mcp_server_up", "1 while an MCP server answers (per worker: the lowest)",
+                      ["server"], multiprocess_mode="livemin")
+
 
 class Children(Generic[M]):
     """Labelled children of one metric, cached: ``labels()`` takes a lock and builds keys on every call."""
@@ -79,6 +88,12 @@ class Children(Generic[M]):
             child = self._cache[labels] = self._metric.labels(*labels)
         return child
 
+    def forget(self, *labels: str) -> None:
+        """Drop the child of ``labels`` (its series disappears from the exposition)."""
+        self._cache.pop(labels, None)
+        with contextlib.suppress(KeyError):
+            self._metric.remove(*labels)
+
 
 requests_by = Children(REQUESTS)
 client_requests_by = Children(CLIENT_REQUESTS)
@@ -90,6 +105,9 @@ cost_by = Children(COST)
 client_cost_by = Children(CLIENT_COST)
 attempts_by = Children(UPSTREAM_ATTEMPTS)
 cache_lookups_by = Children(CACHE_LOOKUPS)
+mcp_calls_by = Children(MCP_CALLS)
+mcp_duration_by = Children(MCP_CALL_DURATION)
+mcp_server_up_by = Children(MCP_SERVER_UP)
 
 
 def set_config_version(version: str, previous: str | None) -> None:

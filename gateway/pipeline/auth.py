@@ -10,13 +10,14 @@ import hmac
 from dataclasses import dataclass, replace
 
 from ..config.snapshot import Snapshot
+from ..core.mcp import ALL_MCP
 from ..core.policy import Budget, Limits
 from ..core.targets import ClientSpec, key_digest
 from ..errors import AdminRequired, AuthenticationError
 from ..store.directory import ClientDirectory
 
 MASTER = ClientSpec(id="master", digest=b"", allowed_providers=None, allowed_models=None,
-                    limits=Limits(), budget=Budget(), admin=True)
+                    limits=Limits(), budget=Budget(), admin=True, mcp=ALL_MCP)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from ..cache import ResponseCache
 from ..cache.memory import MemoryBackend
 from ..config.snapshot import Snapshot
 from ..limits.admission import ClientLimiter
+from ..mcp.registry import Registry
+from ..mcp.service import ToolService
 from ..observability import metrics
 from ..routing.dispatch import Dispatcher
 from ..routing.key_pool import KeyPool
@@ -64,6 +66,10 @@ class Runtime:
         self.cache = ResponseCache(MemoryBackend())
         memory = AsyncMemoryStore()
         self._serve_from(Stores(memory, memory, Storage(type="memory")), memory.counters)
+        # MCP servers (gateway/mcp/): a link to each, their tools and health; calls through ``tools``
+        self.mcp = Registry(self.upstream)
+        self.mcp.apply(snapshot.mcp_servers)
+        self.tools = ToolService(self.mcp, lambda: self.limiter, lambda: self.stores.ledger)
         metrics.set_config_version(snapshot.version, None)
         metrics.use_namespace(snapshot.metrics.namespace)  # fixed until a restart
 
@@ -113,6 +119,7 @@ class Runtime:
         self.limiter.window_s = snapshot.routing.limit_window_s
         self.snapshot = snapshot
         self.key_pool.keep_only(snapshot.providers)
+        self.mcp.apply(snapshot.mcp_servers)  # calls in flight finish on the links they started on
         self.cache.keep_only(snapshot)
         self.stats.forget({t.name for r in (*snapshot.aliases.values(), *snapshot.bare_models.values())
                            for t in r.targets})

@@ -168,8 +168,8 @@ class Ledger(Protocol):
         ...
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        """Rows with ``start <= time <= end`` (of one client, if given) grouped, ordered by key."""
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        """Rows with ``start <= time <= end`` (of one client, of one ``kind``, if given) grouped, ordered by key."""
         ...
 
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,

@@ -130,8 +130,8 @@ class ComposedStore:
         return await self.ledger.usage_totals(client_id, start, end)
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        return await self.ledger.usage_stats(group_by, start, end, client_id)
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        return await self.ledger.usage_stats(group_by, start, end, client_id, kind)
 
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:

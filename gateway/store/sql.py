@@ -41,9 +41,10 @@ def client_record(data: str, last_used: float | None) -> ClientRecord:
     return replace(client_from_dict(json.loads(data)), last_used=last_used)
 
 
-def stats_query(group_by: GroupBy, client_id: str | None) -> str:
+def stats_query(group_by: GroupBy, client_id: str | None, kind: str | None = None) -> str:
     column = GROUP_COLUMNS[group_by]  # from a fixed table: never caller text
     where = "time >= ? AND time <= ?" + (" AND client_id = ?" if client_id is not None else "")
+    where += " AND kind = ?" if kind is not None else ""
     return (f"SELECT {column}, count(*), coalesce(sum(tokens_in), 0), coalesce(sum(tokens_out), 0), "
             f"coalesce(sum({SPENT}), 0), coalesce(sum(CASE WHEN status >= 400 THEN 1 ELSE 0 END), 0), "
             "coalesce(avg(latency_ms), 0), coalesce(sum(CASE WHEN cache_hit THEN 1 ELSE 0 END), 0), "
@@ -51,8 +52,9 @@ def stats_query(group_by: GroupBy, client_id: str | None) -> str:
             f"FROM ledger WHERE {where} GROUP BY {column} ORDER BY {column}")
 
 
-def stats_params(start: float, end: float, client_id: str | None) -> tuple[Any, ...]:
-    return (start, end) if client_id is None else (start, end, client_id)
+def stats_params(start: float, end: float, client_id: str | None, kind: str | None = None) -> tuple[Any, ...]:
+    params: tuple[Any, ...] = (start, end) if client_id is None else (start, end, client_id)
+    return params if kind is None else (*params, kind)
 
 
 def totals_from(client_id: str, row: Sequence[Any]) -> UsageTotals:

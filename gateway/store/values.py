@@ -130,7 +130,7 @@ class LedgerRow:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
-    kind: str = "model"  # "model": a request to a model; "tool": an MCP tool call (provider: server, model: tool)
+    kind: str = "model"  # "model": a request to a model; "mcp": an MCP tool call (provider: server, model: tool)
     bytes_in: int = 0  # a tool call's argument and result sizes (model requests: 0)
     bytes_out: int = 0
 

@@ -27,7 +27,8 @@ not run it.
 Instead of the main run: ``--stores`` (the same load through each store), ``--protocols`` (the
 Anthropic and Gemini adapters against the OpenAI pass-through), ``--overhead`` (sequential added
 latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
-LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
+LiteLLM proxy, installed once into a cached virtualenv, to the same rounds), ``--mcp`` (an MCP tools/call
+through the gateway's /mcp against the same call direct to the MCP server, in interleaved rounds).
 
 Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
 its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
@@ -49,6 +50,7 @@ from typing import Any
 
 from benchkit.common import GATEWAY_ENV, BenchError
 from benchkit.main_run import run
+from benchkit.mcp import run_mcp
 from benchkit.overhead_run import run_overhead
 from benchkit.protocols import run_protocols
 from benchkit.stores import run_stores
@@ -111,7 +113,11 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overhead", action="store_true",
                    help="instead of the main run: sequential added latency, direct and gateway in interleaved "
                         "rounds (median of the round medians, IQR of the per-round differences)")
-    p.add_argument("--overhead-rounds", type=int, default=20, help="rounds of --overhead (default 20)")
+    p.add_argument("--mcp", action="store_true",
+                   help="instead of the main run: MCP tools/call through the gateway against direct to the same MCP "
+                        "server, interleaved rounds (--overhead-rounds, --overhead-requests); target: under 1 ms added "
+                        "at p50")
+    p.add_argument("--overhead-rounds", type=int, default=20, help="rounds of --overhead and --mcp (default 20)")
     p.add_argument("--overhead-requests", type=int, default=200,
                    help="sequential requests per target in each --overhead round (default 200)")
     p.add_argument("--with-litellm", action="store_true",
@@ -142,8 +148,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "--event-streams >= 1, --stream-events >= 2")
     if args.overhead_rounds < 1 or args.overhead_requests < 1:
         p.error("--overhead-rounds and --overhead-requests >= 1")
-    if sum((args.stores, args.protocols, args.overhead)) > 1:
-        p.error("--stores, --protocols and --overhead are separate runs: give one")
+    if sum((args.stores, args.protocols, args.overhead, args.mcp)) > 1:
+        p.error("--stores, --protocols, --overhead and --mcp are separate runs: give one")
     if args.with_litellm and not args.overhead:
         p.error("--with-litellm goes with --overhead")
     return args
@@ -154,6 +160,8 @@ def dispatch(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
         return run_protocols(args, procs, tmp)
     if args.overhead:
         return run_overhead(args, procs, tmp)
+    if args.mcp:
+        return run_mcp(args, procs, tmp)
     return run_stores(args, procs, tmp) if args.stores else run(args, procs, tmp)
 
 

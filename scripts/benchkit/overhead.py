@@ -9,6 +9,7 @@ from __future__ import annotations
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,9 +20,9 @@ from benchkit.paced import read_http_response
 class SequentialClient:
     """One keep-alive connection sending the same chat completion, one request at a time."""
 
-    def __init__(self, name: str, port: int):
+    def __init__(self, name: str, port: int, request: bytes | None = None):
         self.name, self.port = name, port
-        self.request = raw_request(port, request_body(False))
+        self.request = request if request is not None else raw_request(port, request_body(False))
         self.sock: socket.socket | None = None
         self.buf = bytearray()
 
@@ -71,10 +72,12 @@ class TargetRounds:
         return [x for r in self.rounds for x in r]
 
 
-def interleaved_rounds(ports: dict[str, int], rounds: int, requests: int, warmup: int) -> list[TargetRounds]:
+def interleaved_rounds(ports: dict[str, int], rounds: int, requests: int, warmup: int,
+                       make: Callable[[str, int], SequentialClient] = SequentialClient) -> list[TargetRounds]:
     """``rounds`` rounds of ``requests`` sequential requests per target, the targets taking turns
-    within each round in the order given, reversed every other round (so neither always goes first)."""
-    clients = [SequentialClient(name, port) for name, port in ports.items()]
+    within each round in the order given, reversed every other round (so neither always goes first).
+    ``make`` builds a target's client (default: the chat completion of ``SequentialClient``)."""
+    clients = [make(name, port) for name, port in ports.items()]
     out = {c.name: TargetRounds(c.name) for c in clients}
     try:
         for c in clients:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ..table import ADMIN, Operation, Route, prefixed
 from .clients import ClientListResource, ClientResource, ClientsResource, RotateResource
 from .feed import FeedHub, StreamResource
+from .mcp import McpCallsResource, McpServersResource, McpToolsResource
 from .providers import ProviderKeyResource, ProviderKeysResource, ProvidersResource, StatusResource
 from .usage import ClientMetricsResource, RecentResource, StatsResource, SummaryResource, TimeseriesResource
 
@@ -62,6 +63,15 @@ ADMIN_ROUTES: tuple[Route, ...] = (
     Route(prefixed("/providers/{provider_id}/keys/{label}", PREFIXES), "Admin", (
         _op("DELETE", "Remove a provider key, live at once"),),
         lambda s: ProviderKeyResource(s.runtime)),
+    Route(prefixed("/mcp/servers", PREFIXES), "Admin", (
+        _op("GET", "MCP servers and the health of each (as the worker answering sees them)"),),
+        lambda s: McpServersResource(s.runtime)),
+    Route(prefixed("/mcp/servers/{server_id}/tools", PREFIXES), "Admin", (
+        _op("GET", "An MCP server's tools, and whether its tools rules let clients use each"),),
+        lambda s: McpToolsResource(s.runtime)),
+    Route(prefixed("/mcp/calls", PREFIXES), "Admin", (
+        _op("GET", "MCP tool calls from the ledger by client, server or tool", "group_by", "client_id", *_PERIOD),),
+        lambda s: McpCallsResource(s.runtime)),
     Route(("/admin/metrics",), "Admin", (
         _op("GET", "Usage summary (the first-steps document's path)", *_PERIOD),),
         lambda s: SummaryResource(s.runtime)),

@@ -53,8 +53,8 @@ class MemoryLedger:
         return totals_of(client_id, self._between(start, end, client_id))
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        return groups_of(group_by, self._between(start, end, client_id))
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        return groups_of(group_by, (r for r in self._between(start, end, client_id) if kind is None or r.kind == kind))
 
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:

@@ -38,9 +38,9 @@ class PostgresLedger:
         return sql.totals_from(client_id, row)
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        return sql.groups_from(await self._pool.fetch(sql.stats_query(group_by, client_id),
-                                                      sql.stats_params(start, end, client_id)))
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        return sql.groups_from(await self._pool.fetch(sql.stats_query(group_by, client_id, kind),
+                                                      sql.stats_params(start, end, client_id, kind)))
 
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:

@@ -77,8 +77,9 @@ class RedisLedger:
         return totals_of(client_id, await self._between(start, end, client_id))
 
     async def usage_stats(self, group_by: GroupBy, start: float, end: float,
-                          client_id: str | None = None) -> list[UsageGroup]:
-        return groups_of(group_by, await self._between(start, end, client_id))
+                          client_id: str | None = None, kind: str | None = None) -> list[UsageGroup]:
+        rows = await self._between(start, end, client_id)
+        return groups_of(group_by, (r for r in rows if kind is None or r.kind == kind))
 
     async def usage_series(self, bucket_s: float, start: float, end: float, group_by: GroupBy | None = None,
                            client_id: str | None = None) -> list[SeriesPoint]:

@@ -1,12 +1,13 @@
-// Sign-in, navigation between the four pages, and the banner for errors.
+// Sign-in, navigation between the pages, and the banner for errors.
 import { request, setCsrfToken } from "./api.js";
 import { replace } from "./dom.js";
 import { mountOverview } from "./overview.js";
 import { mountProviders } from "./providers.js";
 import { mountClients } from "./clients.js";
 import { mountLog } from "./log.js";
+import { mountMcp } from "./mcp.js";
 
-const PAGES = { overview: mountOverview, providers: mountProviders, clients: mountClients, log: mountLog };
+const PAGES = { overview: mountOverview, providers: mountProviders, clients: mountClients, mcp: mountMcp, log: mountLog };
 const $ = (selector) => document.querySelector(selector);
 let unmount = null;
 let loginMode = "password";
