@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from ..core.policy import Budget, CacheConfig, Limits, Strict
 from ..core.pricing import Pricing
+from ..guardrails.config import GuardrailsConfig
 from ..providers.registry import TYPES
 from ..store.config import Storage
 
@@ -250,6 +251,7 @@ class AliasSpec(Strict):
     targets: list[str] = Field(min_length=1)
     weights: list[float] | None = None
     cache: CacheConfig | None = None  # issue 10: the response cache for this alias
+    guardrails: list[str] = []  # guards its requests pass besides guardrails.default (names under guardrails.guards)
 
     @field_validator("weights")
     @classmethod
@@ -280,6 +282,7 @@ class Client(Strict):
     budget: Budget = Budget()
     admin: bool = False
     cache: CacheConfig | None = None  # issue 10: the response cache for this client's requests
+    guardrails: list[str] = []  # guards its requests pass besides guardrails.default (names under guardrails.guards)
 
     @field_validator("key")
     @classmethod
@@ -321,3 +324,4 @@ class GatewayConfig(Strict):
     api_keys: list[Client] = []
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
     metrics: MetricsConfig = MetricsConfig()  # issue 10: the Prometheus namespace
+    guardrails: GuardrailsConfig = GuardrailsConfig()  # guards on what goes to and comes from the models

@@ -18,6 +18,8 @@ import orjson
 from ..core.policy import CacheConfig
 from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
+from ..guardrails.build import build_guardrails, unknown_names
+from ..guardrails.engine import Guardrails
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
 from .schema import AliasSpec, Client, GatewayConfig, MetricsConfig, ProviderConfig, Routing, Server, check_client_key
@@ -42,6 +44,8 @@ class Snapshot:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # issue 10: the Prometheus namespace
     # issue 10: the response cache of each alias that has one (``model_aliases.<name>.cache``)
     alias_cache: Mapping[str, CacheConfig] = field(default_factory=lambda: MappingProxyType({}))
+    # the guards and who passes which: ``guardrails.for_request(alias, client, remote)``
+    guardrails: Guardrails = field(default_factory=Guardrails)
 
     @property
     def max_body_bytes(self) -> int:
@@ -70,7 +74,8 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     providers = _build_providers(cfg, environ, found)
     bare_models = _bare_models(providers, cfg.routing.strategy)
     aliases = _build_aliases(cfg, providers, bare_models, found)
-    clients = _build_clients(cfg, providers, found)
+    guardrails = _build_guardrails(cfg, providers, found)
+    clients = _build_clients(cfg, providers, found, guardrails)
     master = environ.get(MASTER_KEY_ENV) or None
     if master is not None:
         found.issues.extend(_master_key_issues(master))
@@ -91,6 +96,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         metrics=cfg.metrics,
         alias_cache=MappingProxyType({name: alias.cache for name, alias in cfg.model_aliases.items()
                                       if isinstance(alias, AliasSpec) and alias.cache is not None}),
+        guardrails=guardrails,
     )
 
 
@@ -208,8 +214,16 @@ def _build_aliases(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], ba
     return aliases
 
 
-def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
-                   found: _Findings) -> dict[bytes, ClientSpec]:
+def _build_guardrails(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], found: _Findings) -> Guardrails:
+    alias_guards = {name: alias.guardrails for name, alias in cfg.model_aliases.items() if isinstance(alias, AliasSpec)}
+    guardrails, problems = build_guardrails(cfg.guardrails, providers, alias_guards)
+    for path, message in problems:
+        found.issue(path, message)
+    return guardrails
+
+
+def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], found: _Findings,
+                   guardrails: Guardrails) -> dict[bytes, ClientSpec]:
     clients: dict[bytes, ClientSpec] = {}
     for i, c in enumerate(cfg.api_keys):
         digest = _client_digest(c)
@@ -220,10 +234,12 @@ def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
         for name in sorted(allowed or ()):
             if name not in providers:
                 found.warnings.append(f"api_keys[{i}]: allowed_providers names '{name}', which is not configured")
+        for j, message in unknown_names(c.guardrails, guardrails.guards):
+            found.issue(("api_keys", i, "guardrails", j), message)
         clients[digest] = ClientSpec(
             id=c.id or f"client-{i + 1}", digest=digest, allowed_providers=allowed,
             allowed_models=None if "*" in c.allowed_models else frozenset(c.allowed_models),
-            limits=c.limits, budget=c.budget, admin=c.admin, cache=c.cache,
+            limits=c.limits, budget=c.budget, admin=c.admin, cache=c.cache, guardrails=tuple(c.guardrails),
         )
     return clients
 

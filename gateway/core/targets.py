@@ -102,3 +102,4 @@ class ClientSpec:
     budget: Budget
     admin: bool
     cache: CacheConfig | None = None  # issue 10: the response cache for this client's requests
+    guardrails: tuple[str, ...] = ()  # the guards this client's requests pass besides the default ones

@@ -1,0 +1,59 @@
+"""What a guard did, without the content: the events the pipeline counts, logs and writes to the
+ledger, and the block a client is told about.
+
+Neither ever holds matched text: a guard name, an action, an entity type (``email``,
+``openai_key``, a pattern's name, a moderation category, a webhook's reason code) and a count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["input", "output"]
+# block | mask | log (a local guard's action); replace (a webhook replaced the text);
+# error (a webhook or moderation call failed: ``entity`` says how, ``on_error`` decided the rest)
+Action = Literal["block", "mask", "log", "replace", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class GuardEvent:
+    """One guard's action on one request, ``count`` times: a label set for
+    ``gateway_guardrail_actions_total{guardrail,action}`` and one entry of the ledger/audit line."""
+
+    guardrail: str
+    action: Action
+    entity: str
+    direction: Direction
+    count: int = 1
+
+    def as_record(self) -> dict[str, str | int]:
+        """The audit/ledger form (JSON-ready)."""
+        return {"guardrail": self.guardrail, "action": self.action, "entity": self.entity,
+                "direction": self.direction, "count": self.count}
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Why a request (or an answer) was stopped."""
+
+    guardrail: str
+    entity: str
+    direction: Direction
+
+    def message(self) -> str:
+        """For the client's error: the guard and the entity type, never the matched text."""
+        where = "request" if self.direction == "input" else "answer"
+        return f"The {where} was blocked by guardrail '{self.guardrail}' ({self.entity})."
+
+
+def merged(events: Iterable[GuardEvent]) -> tuple[GuardEvent, ...]:
+    """Events with the same guard, action, entity and direction added into one (first-seen order)."""
+    totals: dict[tuple[str, str, str, str], GuardEvent] = {}
+    for e in events:
+        key = (e.guardrail, e.action, e.entity, e.direction)
+        seen = totals.get(key)
+        totals[key] = e if seen is None else GuardEvent(e.guardrail, e.action, e.entity, e.direction,
+                                                        seen.count + e.count)
+    return tuple(totals.values())
