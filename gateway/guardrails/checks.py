@@ -18,16 +18,14 @@ IBAN_LENGTHS: dict[str, int] = {
 }
 
 
+# a digit doubled, its two digits added (Luhn), as a bytes.translate table over ASCII digits
+_DOUBLED = bytes.maketrans(b"0123456789", b"0246813579")
+
+
 def luhn_ok(digits: str) -> bool:
     """The Luhn checksum of a card number (``digits``: ASCII digits only)."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
-        if i & 1:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
+    raw = digits.encode()
+    total = sum(raw[-1::-2]) + sum(raw[-2::-2].translate(_DOUBLED)) - 48 * len(raw)
     return total % 10 == 0
 
 
@@ -65,13 +63,15 @@ def is_card(digits: str) -> bool:
     return 12 < len(digits) < 20 and card_scheme_ok(digits) and luhn_ok(digits)
 
 
+_LETTER_VALUES = {ord(ch): str(10 + i) for i, ch in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZ")}
+
+
 def iban_ok(compact: str) -> bool:
     """An IBAN without spaces: its country's length and the ISO 7064 mod-97 check."""
     if IBAN_LENGTHS.get(compact[:2]) != len(compact) or not compact[2:4].isdigit():
         return False
-    moved = compact[4:] + compact[:4]
-    number = "".join(str(int(ch, 36)) for ch in moved)
-    return int(number) % 97 == 1
+    moved = (compact[4:] + compact[:4]).translate(_LETTER_VALUES)
+    return moved.isdigit() and int(moved) % 97 == 1
 
 
 def ipv6_ok(candidate: str) -> bool:

@@ -49,6 +49,14 @@ class _Guard(Strict):
     name: str = Field(pattern=GUARD_NAME)
     on: GuardOn
 
+    @model_validator(mode="before")
+    @classmethod
+    def _on_as_written(cls, value: Any) -> Any:
+        """YAML 1.1 (PyYAML) reads a bare ``on`` key as the boolean true: it is this field."""
+        if isinstance(value, dict) and True in value and "on" not in value:
+            return {("on" if key is True else key): v for key, v in value.items()}
+        return value
+
 
 class _LocalGuard(_Guard):
     """A guard the gateway runs itself (pii, secrets, regex): it blocks, masks or only logs a match."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .base import Match, TextView
+from .base import SEPARATOR, Match, TextView
 from .patterns import check_pattern, max_width, tail_class
 
 WINDOW = 8192
@@ -52,11 +52,24 @@ class RegexDetector:
         text = view.text
         found: dict[tuple[int, int, str], Match] = {}
         for p in self._patterns:
-            for lo, hi in _windows(start, len(text), self._overlap):
+            for lo, hi, last in _pieces(text, start, self._overlap):
                 for m in p.compiled.finditer(text, lo, hi):
-                    if m.end() > m.start() and (hi == len(text) or m.end() < hi):
+                    if m.end() > m.start() and (last or m.end() < hi):
                         found.setdefault((m.start(), m.end(), p.name), Match(m.start(), m.end(), p.name))
         return list(found.values())
+
+
+def _pieces(text: str, start: int, overlap: int) -> Iterable[tuple[int, int, bool]]:
+    """The scan windows of each text joined in ``text`` (``SEPARATOR``): a pattern never matches
+    across two texts; ``last`` says the window ends where its text does."""
+    while True:
+        cut = text.find(SEPARATOR, start)
+        end = len(text) if cut < 0 else cut
+        for lo, hi in _windows(start, end, overlap):
+            yield lo, hi, hi == end
+        if cut < 0:
+            return
+        start = cut + 1
 
 
 def _windows(start: int, end: int, overlap: int) -> Iterable[tuple[int, int]]:

@@ -183,12 +183,10 @@ class RequestGuard:
                      direction: Direction) -> tuple[list[str], Block | None, tuple[GuardEvent, ...]]:
         events: list[GuardEvent] = []
         if plan is not None:
-            for i, text in enumerate(texts):
-                outcome = plan.scan_text(text, self.masker)
-                events += outcome.events
-                if outcome.blocked is not None:
-                    return texts, outcome.blocked, tuple(events)
-                texts[i] = outcome.text
+            texts, blocked, found = plan.scan_texts(texts, self.masker)
+            events += found
+            if blocked is not None:
+                return texts, blocked, tuple(events)
         for check in remotes:
             result = await check.check(texts, direction, self.remote)
             events += result.events

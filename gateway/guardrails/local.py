@@ -1,18 +1,26 @@
-"""The guards the gateway runs itself (pii, secrets, regex), scanned in one pass per text.
+"""The guards the gateway runs itself (pii, secrets, regex), scanned in one pass.
 
 Every local guard that applies to a direction scans the same ``TextView`` (the byte maps are
-made once). Then: any match of a ``block`` guard blocks (the first in the text is reported); every
-match of a ``log`` guard is an event; ``mask`` matches replace their text by placeholders, the
-leftmost and then longest winning where two overlap (an earlier-listed guard wins a tie).
+made once), and all the texts of a request are scanned as one, joined by ``SEPARATOR`` (a
+character no match can contain), so a conversation of many short messages costs one pass, not
+one per message. Then: any match of a ``block`` guard blocks (the first in the text is
+reported); every match of a ``log`` guard is an event; ``mask`` matches are replaced by
+placeholders, the leftmost and then longest winning where two overlap (an earlier-listed guard
+wins a tie).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .base import Detector, Match, TextView
+from .base import SEPARATOR, Detector, TextView
 from .events import Block, Direction, GuardEvent
 from .masking import Masker
+
+# A match of rule ``rank``: (start, -end, rank, entity). Sorted, the leftmost comes first, then the
+# longest, then the earlier guard.
+Hit = tuple[int, int, int, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,21 +31,6 @@ class LocalRule:
     action: str  # block | mask | log
     restore: bool
     detector: Detector
-
-
-@dataclass(frozen=True, slots=True)
-class Hit:
-    match: Match
-    rank: int  # the rule's position: an earlier guard wins a tie
-    rule: LocalRule
-
-    @property
-    def start(self) -> int:
-        return self.match.start
-
-    @property
-    def end(self) -> int:
-        return self.match.end
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,32 +55,35 @@ class LocalPlan:
         """Every match of every rule starting at or after ``start``, by position."""
         hits: list[Hit] = []
         for rank, rule in enumerate(self.rules):
-            hits += (Hit(m, rank, rule) for m in rule.detector.find(view, start) if m.start >= start)
-        hits.sort(key=lambda h: (h.start, -h.end, h.rank))
+            hits += ((m.start, -m.end, rank, m.entity) for m in rule.detector.find(view, start) if m.start >= start)
+        hits.sort()
         return hits
 
     def hold(self, text: str) -> int:
         return min(rule.detector.hold(text) for rule in self.rules)
 
     def apply(self, text: str, start: int, end: int, hits: list[Hit], masker: Masker) -> Outcome:
-        """``text[start:end]`` after ``hits`` (all inside it, sorted by position)."""
+        """``text[start:end]`` after ``hits`` (all inside it, sorted)."""
+        rules = self.rules
+        for _, _, rank, entity in hits:
+            if rules[rank].action == "block":
+                guard = rules[rank].guard
+                return Outcome("", Block(guard, entity, self.direction),
+                               (GuardEvent(guard, "block", entity, self.direction),))
         events: list[GuardEvent] = []
-        for h in hits:
-            if h.rule.action == "block":
-                return Outcome("", Block(h.rule.guard, h.match.entity, self.direction),
-                               (GuardEvent(h.rule.guard, "block", h.match.entity, self.direction),))
         pieces: list[str] = []
         at = start
-        for h in hits:
-            action = h.rule.action
-            if action == "log" or h.start < at:  # logged only, or overlapped by a mask already applied
-                if action == "log":
-                    events.append(GuardEvent(h.rule.guard, "log", h.match.entity, self.direction))
+        restorable = self.direction == "input"  # what a model says is never put back unmasked
+        for begin, minus_end, rank, entity in hits:
+            rule = rules[rank]
+            if rule.action == "log":
+                events.append(GuardEvent(rule.guard, "log", entity, self.direction))
                 continue
-            pieces.append(text[at:h.start])
-            pieces.append(masker.placeholder(h.match.entity, text[h.start:h.end], h.rule.restore))
-            events.append(GuardEvent(h.rule.guard, "mask", h.match.entity, self.direction))
-            at = h.end
+            if begin < at:  # overlapped by a mask already applied
+                continue
+            pieces += (text[at:begin], masker.placeholder(entity, text[begin:-minus_end], rule.restore and restorable))
+            events.append(GuardEvent(rule.guard, "mask", entity, self.direction))
+            at = -minus_end
         if not pieces:
             return Outcome(text[start:end], None, tuple(events))
         pieces.append(text[at:end])
@@ -96,3 +92,21 @@ class LocalPlan:
     def scan_text(self, text: str, masker: Masker) -> Outcome:
         """A whole text (a message, a whole answer)."""
         return self.apply(text, 0, len(text), self.scan(TextView(text)), masker)
+
+    def scan_texts(self, texts: Sequence[str], masker: Masker) -> tuple[list[str], Block | None,
+                                                                         tuple[GuardEvent, ...]]:
+        """Several texts in one pass (joined by ``SEPARATOR``; one by one if a text holds it)."""
+        if len(texts) == 1 or any(SEPARATOR in t for t in texts):
+            out: list[str] = []
+            events: list[GuardEvent] = []
+            for text in texts:
+                outcome = self.scan_text(text, masker)
+                events += outcome.events
+                if outcome.blocked is not None:
+                    return list(texts), outcome.blocked, tuple(events)
+                out.append(outcome.text)
+            return out, None, tuple(events)
+        joined = self.scan_text(SEPARATOR.join(texts), masker)
+        if joined.blocked is not None:
+            return list(texts), joined.blocked, joined.events
+        return joined.text.split(SEPARATOR), None, joined.events

@@ -31,7 +31,7 @@ class Masker:
 
     def avoid(self, texts: Sequence[str]) -> None:
         """Never hand out a placeholder that one of ``texts`` holds literally."""
-        self._avoid = texts
+        self._avoid = [t for t in texts if "<" in t]
 
     def placeholder(self, entity: str, value: str, restore: bool) -> str:
         label = entity.upper()

@@ -24,23 +24,14 @@ import re
 from collections.abc import Iterable
 
 from .base import Match, TextView, trailing_run
-from .checks import IBAN_LENGTHS, iban_ok, ipv6_ok, is_card
+from .checks import IBAN_LENGTHS, iban_ok, ipv6_ok
+from .numbers import ipv4s, phones_and_cards
 
 _EMAIL_LOCAL_REVERSED = re.compile(r"[A-Za-z0-9._%+\-]{1,64}")
 _EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}"
                            r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
-_NUMBER_RUN = re.compile(rb"0[0 .()\-]{5,}0")  # on TextView.classes: seven characters or more
-_DIGIT_GROUP = re.compile(r"\d+")
-_PHONES = (
-    re.compile(r"(?<![\w+])\+\d{1,3}(?:[ .\-]?\(?\d{1,4}\)?){2,6}(?!\d|[.\-]\d)"),
-    re.compile(r"(?<![\w(])(?:\(\d{3}\)[ .\-]?|\d{3}[ .\-])\d{3}[ .\-]\d{4}(?!\d|[.\-]\d)"),
-    re.compile(r"(?<![\w.+\-])0\d{1,4}([ .\-])\d{2,4}(?:\1\d{2,4}){1,3}(?!\d|[ .\-]\d)"),  # one separator
-)
-_PHONE_DIGITS = ((8, 15), (10, 10), (10, 11))  # the digits each form must have
-_IPV4 = re.compile(r"(?<![\w.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-                   r"(?!\w|\.\d)")
-_VERSION_BEFORE = re.compile(r"(?i)\b(?:version|ver|v|release|rev|build|firmware)[\s:=#.]*\Z")
-_IPV6_TRIGGER = re.compile(rb":[0-9A-Fa-f]{0,4}:")
+# every compressed IPv6 address has "::", every full one seven colons (a time, 10:22:31, has two)
+_IPV6_TRIGGER = re.compile(rb"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]{0,45}")
 
 # The characters a match of each family is made of: a stream holds back a trailing run of them.
@@ -55,11 +46,11 @@ class PiiDetector:
 
     def __init__(self, entities: Iterable[str]) -> None:
         self.entities = frozenset(entities)
-        self._numbers = bool(self.entities & {"phone", "card", "ip"})
+        self._numbers = bool(self.entities & {"phone", "card"})
         tails: list[tuple[str, int]] = []
         if "email" in self.entities:
             tails.append((_EMAIL_TAIL, 64 + 1 + 255))
-        if self._numbers:
+        if self.entities & {"phone", "card", "ip"}:
             tails.append((_NUMBER_TAIL, 40))
         if "iban" in self.entities:
             tails.append((_IBAN_TAIL, 42))
@@ -76,29 +67,14 @@ class PiiDetector:
         if "email" in self.entities and b"@" in raw:
             found += _emails(view.text, raw, start)
         if self._numbers:
-            for run in _NUMBER_RUN.finditer(view.classes, start):
-                found += self._numbers_in(view.text, run.start(), run.end(), start)
+            found += phones_and_cards(view, start, "phone" in self.entities, "card" in self.entities)
+        if "ip" in self.entities:
+            found += ipv4s(view, start)
         if "iban" in self.entities:
             found += _ibans(view, start)
         if "ip" in self.entities and b":" in raw:
             found += _ipv6s(view.text, raw, start)
         return found
-
-    def _numbers_in(self, text: str, begin: int, end: int, start: int) -> list[Match]:
-        found: list[Match] = []
-        lo, hi = max(begin - 1, 0), min(end + 2, len(text))  # a + or ( before; lookahead room after
-        if "card" in self.entities and end - begin >= 13:
-            found += _cards(text, begin, end)
-        if "phone" in self.entities:
-            for pattern, (least, most) in zip(_PHONES, _PHONE_DIGITS, strict=True):
-                for m in pattern.finditer(text, lo, hi):
-                    if least <= sum(ch.isdigit() for ch in m.group()) <= most:
-                        found.append(Match(m.start(), m.end(), "phone"))
-        if "ip" in self.entities:
-            for m in _IPV4.finditer(text, lo, hi):
-                if not _VERSION_BEFORE.search(text, max(0, m.start() - 24), m.start()):
-                    found.append(Match(m.start(), m.end(), "ip"))
-        return [m for m in found if m.start >= start]
 
 
 def _emails(text: str, raw: bytes, start: int) -> list[Match]:
@@ -118,44 +94,6 @@ def _emails(text: str, raw: bytes, start: int) -> list[Match]:
     return found
 
 
-def _cards(text: str, begin: int, end: int) -> list[Match]:
-    """Card numbers among the digit groups of one run, the longest from each group, leftmost first."""
-    groups = [(m.start(), m.end()) for m in _DIGIT_GROUP.finditer(text, begin, end)]
-    found: list[Match] = []
-    i = 0
-    while i < len(groups):
-        last = _card_from(text, groups, i)
-        if last is None:
-            i += 1
-            continue
-        found.append(Match(groups[i][0], groups[last][1], "card"))
-        i = last + 1
-    return found
-
-
-def _card_from(text: str, groups: list[tuple[int, int]], first: int) -> int | None:
-    """The last group of the longest card starting at group ``first``, if there is one."""
-    best: int | None = None
-    digits = ""
-    for last in range(first, len(groups)):
-        if last > first and (groups[last][0] != groups[last - 1][1] + 1 or text[groups[last - 1][1]] not in " -"):
-            break  # not one space or dash apart: another number
-        digits += text[groups[last][0]:groups[last][1]]
-        if len(digits) > 19:
-            break
-        if _grouped_like_a_card([b - a for a, b in groups[first:last + 1]]) and is_card(digits):
-            best = last
-    return best
-
-
-def _grouped_like_a_card(lengths: list[int]) -> bool:
-    if len(lengths) == 1:
-        return True
-    if lengths[:-1] == [4] * (len(lengths) - 1) and 1 <= lengths[-1] <= 4:
-        return True
-    return lengths in ([4, 6, 5], [4, 6, 4])
-
-
 def _ibans(view: TextView, start: int) -> list[Match]:
     found: list[Match] = []
     classes, text = view.classes, view.text
@@ -168,25 +106,26 @@ def _ibans(view: TextView, start: int) -> list[Match]:
     return found
 
 
+_IBAN_SHAPES: dict[int, re.Pattern[str]] = {}
+
+
+def _iban_shape(length: int) -> re.Pattern[str]:
+    """An IBAN of ``length`` characters, unbroken or with single spaces (not glued to a word after)."""
+    shape = _IBAN_SHAPES.get(length)
+    if shape is None:
+        shape = _IBAN_SHAPES[length] = re.compile(rf"[A-Z]{{2}}[0-9]{{2}}(?: ?[A-Z0-9]){{{length - 4}}}(?![A-Za-z0-9])")
+    return shape
+
+
 def _iban_at(text: str, classes: bytes, at: int) -> int | None:
     """The end of the IBAN starting at ``at``, or None."""
     length = IBAN_LENGTHS.get(text[at:at + 2])
     if length is None or (at > 0 and classes[at - 1] in b"0Aa"):
         return None
-    compact: list[str] = []
-    i = at
-    while len(compact) < length and i < len(text):
-        ch = text[i]
-        if ch == " " and compact and i + 1 < len(text) and text[i + 1] != " " and len(compact) % 4 == 0:
-            i += 1
-            continue
-        if classes[i] not in b"0A":
-            return None
-        compact.append(ch)
-        i += 1
-    if len(compact) != length or (i < len(text) and classes[i] in b"0Aa"):
+    m = _iban_shape(length).match(text, at)
+    if m is None or not iban_ok(m.group().replace(" ", "")):
         return None
-    return i if iban_ok("".join(compact)) else None
+    return m.end()
 
 
 def _ipv6s(text: str, raw: bytes, start: int) -> list[Match]:

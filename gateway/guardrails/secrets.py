@@ -36,9 +36,10 @@ _SHAPES = re.compile(
     r"(?![A-Za-z0-9_]))"
     r"|(?P<jwt>(?<![A-Za-z0-9_\-])eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,})"
 )
+_SHAPE_STARTS = re.compile(rb"sk-|AIza|A[KSB]IA|ACCA|gh[pousr]_|github_pat_|eyJ")  # on TextView.raw: a shape can start
 _AWS_SECRET = re.compile(r"(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])")
 _AWS_SECRET_CONTEXT = re.compile(r"(?i)secret|(?-i:(?:AKIA|ASIA)[0-9A-Z]{16})")
-_PEM = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY-----(?:[\s\S]{0,16384}?"
+_PEM = re.compile(r"-----BEGIN (?:[A-Z0-9]+ ){0,4}PRIVATE KEY-----(?:[^\x00]{0,16384}?"
                   r"-----END (?:[A-Z0-9]+ ){0,4}PRIVATE KEY-----|[A-Za-z0-9+/=\s:,\-]{0,16384})")
 _NEEDS_DIGIT_AND_LETTER = frozenset({"openai_key", "anthropic_key"})
 _RUN = 20  # the shortest shape (AKIA + 16)
@@ -110,20 +111,23 @@ class SecretsDetector:
         while at >= 0:
             end = tokens.find(b" ", at + self._run)
             end = len(text) if end < 0 else end
-            found += self._in_run(text, at, end)
+            found += self._in_run(text, view.raw, at, end)
             at = tokens.find(self._needle, end)
         found += self._keys.in_text(text, start)
         if "private_key" in self.entities and b"-----BEGIN" in view.raw:
             found += _private_keys(text, view.raw, start)
         return found
 
-    def _in_run(self, text: str, begin: int, end: int) -> list[Match]:
-        found = self._keys.in_run(text, begin, end)
-        for m in _SHAPES.finditer(text, begin, end):
-            entity = m.lastgroup or ""
-            if entity in self.entities and (entity not in _NEEDS_DIGIT_AND_LETTER or _mixed(m.group())):
-                found.append(Match(m.start(), m.end(), entity))
-        if "aws_secret_key" in self.entities and end - begin >= 40:
+    def _in_run(self, text: str, raw: bytes, begin: int, end: int) -> list[Match]:
+        found = self._keys.in_run(text, begin, end)  # a provider key is reported as one, whatever its shape
+        if _SHAPE_STARTS.search(raw, begin, end):
+            for m in _SHAPES.finditer(text, begin, end):
+                entity = m.lastgroup or ""
+                if entity in self.entities and (entity not in _NEEDS_DIGIT_AND_LETTER or _mixed(m.group())) and not any(
+                        k.start < m.end() and m.start() < k.end for k in found):
+                    found.append(Match(m.start(), m.end(), entity))
+        if "aws_secret_key" in self.entities and end - begin >= 40 and _AWS_SECRET_CONTEXT.search(
+                text, max(0, begin - 128), end):
             for m in _AWS_SECRET.finditer(text, begin, end):
                 if _mixed(m.group()) and _AWS_SECRET_CONTEXT.search(text, max(0, m.start() - 128), m.start()):
                     found.append(Match(m.start(), m.end(), "aws_secret_key"))

@@ -92,10 +92,11 @@ class StreamScanner:
         base = len(self._context)
         hits = self._plan.scan(TextView(full), base)
         safe = len(full) if decide_all else max(base, self._plan.hold(full))
-        for h in reversed(hits):  # latest first: moving ``safe`` back can only make earlier ones straddle it
-            if h.start < safe < h.end or (not decide_all and h.end >= len(full)):
-                safe = min(safe, h.start)
-        decided = [h for h in hits if h.end <= safe]
+        # latest first: moving ``safe`` back can only make an earlier match straddle it
+        for begin, minus_end, _, _ in reversed(hits):
+            if begin < safe < -minus_end or (not decide_all and -minus_end >= len(full)):
+                safe = min(safe, begin)
+        decided = [h for h in hits if -h[1] <= safe]
         outcome = self._plan.apply(full, base, safe, decided, self._masker)
         self._record(outcome.events)
         if outcome.blocked is not None:

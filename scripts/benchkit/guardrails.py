@@ -1,0 +1,160 @@
+"""``--guardrails``: what the built-in ``pii`` and ``secrets`` guards cost, measured in this process.
+
+A micro-measurement of the guard stage's engine (no server, no sockets): for realistic 4 KB
+prompts (prose, code, JSON tool output, text full of personal data and keys, accented text), the
+CPU time of ``RequestGuard.scan_input`` on a chat body with both guards (pii masking, secrets
+masking, so a match does not cut the scan short) minus the same call with no guards; and for a
+4 KB answer streamed in small deltas, the CPU per streamed event of the output scanner. Each
+figure is the lowest of several repeats (the least disturbed by the rest of the machine).
+
+The target: both guards together add under 100 µs per 4 KB prompt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+from benchkit.common import REPO
+
+TARGET_US = 100.0
+SIZE = 4096
+DELTA_CHARS = 4  # about one token per streamed event
+
+_PROSE = (
+    "The quarterly review covered 14 projects across 3 regions, and 2 of them slipped by about 6 weeks. "
+    "Most of the delay came from supplier contracts signed in March 2023, which took longer to renew than "
+    "anyone planned for. We expect the backlog to clear by the end of Q3, assuming the new team of 12 "
+    "engineers ramps up as quickly as the last one did. Customer satisfaction rose to 87 percent, up from "
+    "81 percent a year earlier, while support tickets fell by roughly a third. "
+)
+_CODE = (
+    "Here is the handler after the refactor (Python 3.11, tested with pytest 8.2.0 on 2024-05-14):\n"
+    "def handle(request: Request) -> Response:\n"
+    "    settings = load_settings('/etc/app/settings.yaml')\n"
+    "    for item in request.items[:50]:\n"
+    "        log.info(f'{item.name}: {item.value} ({item.size} bytes)')\n"
+    "    return Response(status=200, body={'version': '2.14.1', 'retries': 3, 'timeout_s': 30})\n"
+    "The old one leaked a file handle per call; see https://example.org/issues/4821 for details.\n"
+)
+_JSON = (
+    '{"order_id": "ORD-2024-000913", "created": "2024-06-01T10:22:31Z", "items": [{"sku": "A-1043", '
+    '"qty": 2, "price": 19.99}, {"sku": "B-2210", "qty": 1, "price": 149.5}], "total": 189.48, '
+    '"status": "shipped", "carrier": {"name": "DHL", "tracking": "JD014600006251863214"}}\n'
+)
+_PII = (
+    "Please update the account of Jane Roe (jane.roe@example.com, +44 20 7946 0958) and send the refund "
+    "to IBAN DE89 3704 0044 0532 0130 00. Her card 4111 1111 1111 1111 was charged twice from "
+    "203.0.113.42; the integration key was sk-proj-4fQ9xT2mLp8Rv1cZ7nWk3YbHs6Gd0Ae5 and the backup "
+    "contact is ops-team@example.org, (415) 555-2671. "
+)
+_ACCENTED = (
+    "Le comité a validé le budget de 2024 : 1 250 000 € répartis sur 18 mois, dont 35 % pour l'équipe "
+    "de Lyon. Die Übergabe an das Münchner Büro erfolgt am 15. März, spätestens jedoch Ende Q2. "
+)
+# name -> (the text repeated to 4 KB, a text put in the middle once)
+PROMPTS: dict[str, tuple[str, str]] = {
+    "prose": (_PROSE, ""), "code": (_CODE, ""), "json tool output": (_JSON, ""), "accented": (_ACCENTED, ""),
+    "prose + 8 matches": (_PROSE, _PII), "dense: 40 matches": (_PII + _PROSE, ""),
+}
+
+
+def _fill(piece: str, once: str = "") -> str:
+    half = (piece * (SIZE // len(piece) + 1))[:(SIZE - len(once)) // 2]
+    return (half + once + (piece * (SIZE // len(piece) + 1)))[:SIZE]
+
+
+def _best_us(fn: Callable[[], Any], loops: int, repeats: int) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for _ in range(loops):
+            fn()
+        best = min(best, (time.process_time() - t0) / loops * 1e6)
+    return best
+
+
+def _guards() -> tuple[Any, Any, Any]:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from gateway.core.targets import ProviderKey, ProviderSpec
+    from gateway.guardrails.build import build_guardrails
+    from gateway.guardrails.config import GuardrailsConfig
+
+    cfg = GuardrailsConfig.model_validate({"default": ["pii", "secrets"], "guards": [
+        {"name": "pii", "type": "pii", "on": "both", "action": "mask", "restore": True},
+        {"name": "secrets", "type": "secrets", "on": "both", "action": "mask"}]})
+    spec = ProviderSpec(id="p", type="openai", protocol="openai", api_root="http://127.0.0.1:1/v1",
+                        keys=tuple(ProviderKey("p", n, f"sk-bench-provider-key-{n:04d}-xyz") for n in range(1, 5)),
+                        models=frozenset(), pricing=None,  # type: ignore[arg-type]
+                        limits=None, weight=1.0, headers=(), timeout_s=1.0,  # type: ignore[arg-type]
+                        cooldown_s=1.0, stream_usage=True, needs_key=True, api_version=None)
+    guarded, problems = build_guardrails(cfg, {"p": spec}, {})
+    assert not problems, problems
+    bare, _ = build_guardrails(GuardrailsConfig(), {}, {})
+    return guarded, bare, spec
+
+
+def measure(loops: int = 300, repeats: int = 7) -> dict[str, Any]:
+    """The figures of the report (µs)."""
+    guarded, bare, _ = _guards()
+    loop = asyncio.new_event_loop()
+    out: dict[str, Any] = {"prompts": {}, "stream": {}}
+    try:
+        for name, (piece, once) in PROMPTS.items():
+            body = {"model": "m", "messages": [{"role": "system", "content": "You are terse."},
+                                               {"role": "user", "content": _fill(piece, once)}]}
+
+            def scan(g: Any = guarded, b: dict[str, Any] = body) -> Any:
+                return loop.run_until_complete(g.for_request(None, None).scan_input("chat", b))
+
+            def unguarded(b: dict[str, Any] = body) -> Any:
+                return loop.run_until_complete(bare.for_request(None, None).scan_input("chat", b))
+
+            with_guards, without = _best_us(scan, loops, repeats), _best_us(unguarded, loops, repeats)
+            events = scan().events
+            out["prompts"][name] = {"guarded_us": with_guards, "unguarded_us": without,
+                                    "added_us": with_guards - without, "actions": sum(e.count for e in events)}
+        out["stream"] = _stream(guarded, loop, max(20, loops // 10), repeats)
+    finally:
+        loop.close()
+    return out
+
+
+def _stream(guarded: Any, loop: asyncio.AbstractEventLoop, loops: int, repeats: int) -> dict[str, float]:
+    result: dict[str, float] = {}
+    for label, text in (("prose", _fill(_PROSE)), ("prose + 8 matches", _fill(_PROSE, _PII))):
+        deltas = [text[i:i + DELTA_CHARS] for i in range(0, len(text), DELTA_CHARS)]
+
+        def run(d: list[str] = deltas) -> None:
+            scanner = guarded.for_request(None, None).output_scanner()
+            for delta in d:
+                scanner.feed(delta)
+            loop.run_until_complete(scanner.finish())
+
+        result[label] = _best_us(run, loops, repeats) / len(deltas)
+    return result
+
+
+def render(figures: dict[str, Any]) -> str:
+    lines = ["## Guardrails: pii + secrets (both masking), per 4 KB prompt", "",
+             "| prompt | unguarded µs | guarded µs | added µs | actions |", "|---|---:|---:|---:|---:|"]
+    worst = 0.0
+    for name, row in figures["prompts"].items():
+        worst = max(worst, row["added_us"])
+        lines.append(f"| {name} | {row['unguarded_us']:.1f} | {row['guarded_us']:.1f} | {row['added_us']:.1f} | "
+                     f"{row['actions']} |")
+    lines += ["", f"Output scanner, a 4 KB answer in {DELTA_CHARS}-character deltas: "
+              + ", ".join(f"{k} {v:.2f} µs per event" for k, v in figures["stream"].items()), "",
+              f"{'PASS' if worst < TARGET_US else 'FAIL'}: the worst prompt adds {worst:.1f} µs "
+              f"(target < {TARGET_US:.0f} µs per 4 KB)"]
+    return "\n".join(lines)
+
+
+def run_guardrails() -> int:
+    figures = measure()
+    print(render(figures), flush=True)
+    return 0
