@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 
 from gateway.guardrails.engine import RequestGuard
+from gateway.guardrails.events import Block
 
 from .helpers import PROVIDER_KEY, guard_for, one_guard, run
 
@@ -34,7 +35,7 @@ def whole(guard: RequestGuard, text: str) -> str:
     return verdict.texts[0]
 
 
-def streamed(guard: RequestGuard, chunks: list[str]) -> tuple[str, object]:
+def streamed(guard: RequestGuard, chunks: list[str]) -> tuple[str, Block | None]:
     scanner = guard.output_scanner()
     out = []
     for chunk in chunks:
