@@ -44,7 +44,7 @@ CLASSES = _table({DIGITS: ord("0"), UPPER: ord("A"), LOWER: ord("a"), b" \t\r\n\
 TOKEN_CHARS = DIGITS + UPPER + LOWER + b"_-+/=."
 TOKENS = _table({TOKEN_CHARS: ord("w")}, ord(" "))
 # the characters of phone and card numbers (digits, + and the separators between groups) -> 0, the rest -> space
-NUMBER_CHARS = DIGITS + b" .-()+"
+NUMBER_CHARS = DIGITS + b" .-()+/"
 NUMBERS = _table({NUMBER_CHARS: ord("0")}, ord(" "))
 
 

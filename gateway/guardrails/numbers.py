@@ -25,12 +25,13 @@ _CARD = re.compile(rb"0000(?<![0Aa_]0000)(?:0{9,15}"
                    rb"|(?P<t>[ \-])0000(?P=t)0000(?P=t)0{1,3}"
                    rb"|(?P<u>[ \-])000000(?P=u)0{4,5})(?![0Aa_]|[.\-]0)")
 # North America, (415) 555-2671, 415-555-2671, 415.555.2671, 415 555 2671 (an area code never starts
-# with 0 or 1); and a trunk 0 with groups and one kind of separator, 020 7946 0958, 06 12 34 56 78
+# with 0 or 1); and a trunk 0 with groups and one kind of separator, 020 7946 0958, 06 12 34 56 78, or
+# an area code and the number, 030 12345678, 030/12345678
 _NATIONAL = re.compile(
     rb"(?P<nanp>(?:(?<![0-9A-Za-z_(])[2-9][0-9]{2}[ .\-]|\([2-9][0-9]{2}\)[ .\-]?)[0-9]{3}[ .\-][0-9]{4}"
     rb"(?![0-9A-Za-z_]|[.\-][0-9]))"
-    rb"|(?P<trunk>(?<![0-9A-Za-z_.+\-])0[0-9]{1,4}(?P<s>[ .\-])[0-9]{2,4}(?:(?P=s)[0-9]{2,4}){1,3}"
-    rb"(?![0-9A-Za-z_]|[ .\-][0-9]))")
+    rb"|(?P<trunk>(?<![0-9A-Za-z_.+\-/])0[0-9]{1,4}(?:(?P<s>[ .\-])[0-9]{2,4}(?:(?P=s)[0-9]{2,4}){1,3}"
+    rb"|[ \-/][0-9]{5,8})(?![0-9A-Za-z_]|[ .\-/][0-9]))")
 # + and digits with single separators or brackets between: +44 20 7946 0958, +1 (415) 555-2671
 _INTERNATIONAL = re.compile(rb"\+(?<![0-9A-Za-z_+]\+)[0-9](?:[ .\-]?\(?[0-9]+\)?)*+(?![0-9]|[.\-][0-9])")
 _QUAD = re.compile(rb"\.0{1,3}\.0{1,3}\.")
@@ -41,9 +42,10 @@ _SEPARATORS = b" .-()"
 
 
 _RUN = b"0" * 11
-_NON_DIGITS = b" .-()+"
-_LEADING = b" .-)"
-_TRAILING = b" .-(+)"
+_NON_DIGITS = b" .-()+/"
+_LEADING = b" .-)/"
+_WORD = b"0Aa_"
+_TRAILING = b" .-(+)/"
 
 
 def phones_and_cards(view: TextView, start: int, phones: bool, cards: bool) -> list[Match]:
@@ -62,8 +64,9 @@ def phones_and_cards(view: TextView, start: int, phones: bool, cards: bool) -> l
             digits = end - at - len(separators)
             if cards and digits >= 13:
                 found += _cards(view.text, classes, at, end, separators)
-            # a national number has two separators or more and no group of five digits
-            if phones and digits >= 10 and len(separators) >= 2 and classes.find(b"00000", at, end) < 0:
+            # a North American number has two separators and no group of five digits; a national one a trunk 0
+            if phones and digits >= 10 and separators and (
+                    raw[at] == 48 or (len(separators) >= 2 and classes.find(b"00000", at, end) < 0)):
                 found += _national(raw, at, end)
             if phones and b"+" in separators:
                 found += _international(raw, at, end)
@@ -73,7 +76,8 @@ def phones_and_cards(view: TextView, start: int, phones: bool, cards: bool) -> l
 
 def _cards(text: str, classes: bytes, begin: int, end: int, separators: bytes) -> list[Match]:
     if not separators:
-        return [Match(begin, end, "card")] if end - begin < 20 and is_card(text[begin:end]) else []
+        glued = (begin > 0 and classes[begin - 1] in _WORD) or (end < len(classes) and classes[end] in _WORD)
+        return [Match(begin, end, "card")] if end - begin < 20 and not glued and is_card(text[begin:end]) else []
     found: list[Match] = []
     for m in _CARD.finditer(classes, begin, end):
         found += _card(text, m)

@@ -36,7 +36,7 @@ _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]{0,45}")
 
 # The characters a match of each family is made of: a stream holds back a trailing run of them.
 _EMAIL_TAIL = "".join(chr(c) for c in range(33, 127) if chr(c).isalnum() or chr(c) in "._%+-@")
-_NUMBER_TAIL = "0123456789 .-()+"
+_NUMBER_TAIL = "0123456789 .-()+/"
 _IBAN_TAIL = "0123456789 ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _IPV6_TAIL = "0123456789abcdefABCDEF:."
 

@@ -8,8 +8,8 @@ through prose a word at a time) and tries the shapes inside each run only.
 - ``anthropic_key``: ``sk-ant-`` and 20 or more;
 - ``google_key``: ``AIza`` and 35;
 - ``aws_access_key``: ``AKIA`` / ``ASIA`` / ``ABIA`` / ``ACCA`` and 16 upper-case letters or digits;
-- ``aws_secret_key``: 40 characters of base64 after the word ``secret`` or an access key id (within
-  128 characters before it): alone, such a run is any hash;
+- ``aws_secret_key``: 40 characters of base64 (both cases and a digit) after the word ``secret`` or an
+  access key id (within 128 characters before it): alone, such a run could be any hash;
 - ``github_token``: ``ghp_``, ``gho_``, ``ghu_``, ``ghs_``, ``ghr_`` and 36 or more, ``github_pat_`` and 22;
 - ``jwt``: three dot-separated base64url parts, the first two starting ``eyJ`` (encoded JSON);
 - ``private_key``: a PEM ``-----BEGIN ... PRIVATE KEY-----`` block to its END line (or, cut
@@ -129,7 +129,9 @@ class SecretsDetector:
         if "aws_secret_key" in self.entities and end - begin >= 40 and _AWS_SECRET_CONTEXT.search(
                 text, max(0, begin - 128), end):
             for m in _AWS_SECRET.finditer(text, begin, end):
-                if _mixed(m.group()) and _AWS_SECRET_CONTEXT.search(text, max(0, m.start() - 128), m.start()):
+                value = m.group()
+                if _mixed(value) and not value.islower() and not value.isupper() and _AWS_SECRET_CONTEXT.search(
+                        text, max(0, m.start() - 128), m.start()):
                     found.append(Match(m.start(), m.end(), "aws_secret_key"))
         return found
 

@@ -22,6 +22,12 @@ def snapshot(text: str, env: dict[str, str] | None = None, providers: str = PROV
     return build_snapshot(parse_config((providers + text).encode(), "c.yaml", env or {}), "c.yaml")
 
 
+def line(text: str, needle: str, providers: str = PROVIDERS) -> int:
+    """The line of the file (``providers`` then ``text``) where ``needle`` first appears."""
+    source = providers + text
+    return source[:source.index(needle)].count("\n") + 1
+
+
 def guard_for(text: str, alias: str | None = None, remote: Remote | None = None) -> RequestGuard:
     """The request guard of a request for ``alias`` with no client, under config ``text``."""
     return snapshot(text).guardrails.for_request(alias, None, remote)
