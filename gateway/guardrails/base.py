@@ -11,16 +11,15 @@ their precise patterns only on the few places found.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # Joins the texts of one request into one scan (``local.py``): no detector's match can hold it.
 SEPARATOR = "\x00"
 
 
-@dataclass(frozen=True, slots=True)
-class Match:
-    """``text[start:end]`` is an ``entity`` (``email``, ``openai_key``, an operator pattern's name)."""
+class Match(NamedTuple):
+    """``text[start:end]`` is an ``entity`` (``email``, ``openai_key``, an operator pattern's name).
+    A named tuple: detectors make many, and a tuple is the cheapest object to make."""
 
     start: int
     end: int
@@ -86,17 +85,30 @@ class TextView:
         return self._numbers
 
 
+Tails = tuple[tuple[str, int], ...]
+
+
 class Detector(Protocol):
     """Finds one family of entities. ``find`` reports the matches that start at or after ``start``
-    (what comes before is context a boundary check may look at); ``hold`` answers, for a stream,
-    from which index of ``text`` a match might still be growing: everything before it is decided."""
+    (what comes before is context a boundary check may look at).
+
+    For a stream, ``hold`` answers from which index of ``text`` a match might still be growing
+    (everything before it is decided). A detector whose answer is "the trailing run of these
+    characters, at most this long" for each of its shapes lists them in ``tails`` (the stream then
+    computes them all in one loop); one with empty ``tails`` is asked ``hold``."""
+
+    tails: Tails
 
     def find(self, view: TextView, start: int) -> list[Match]: ...
 
     def hold(self, text: str) -> int: ...
 
 
-def trailing_run(text: str, chars: str, limit: int) -> int:
-    """The index where ``text``'s trailing run of ``chars`` begins, at most ``limit`` back."""
-    cut = len(text.rstrip(chars))
-    return max(cut, len(text) - limit)
+def hold_of(text: str, tails: Tails) -> int:
+    """The earliest start of ``text``'s trailing runs of each ``tails`` characters (each at most its limit)."""
+    end = held = len(text)
+    for chars, limit in tails:
+        cut = max(len(text.rstrip(chars)), end - limit)
+        if cut < held:
+            held = cut
+    return held

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .base import SEPARATOR, Match, TextView
+from .base import SEPARATOR, Match, Tails, TextView
 from .patterns import check_pattern, max_width, tail_class
 
 WINDOW = 8192
@@ -44,6 +44,7 @@ class RegexDetector:
         self._patterns = tuple(_Pattern(name, pattern, ignore_case, max_match)
                                for name, pattern, ignore_case in patterns)
         self._overlap = max_match
+        self.tails: Tails = ()  # a pattern's characters are a regex class: ``hold`` answers
 
     def hold(self, text: str) -> int:
         return min((p.hold(text) for p in self._patterns), default=len(text))

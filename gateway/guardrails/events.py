@@ -15,6 +15,7 @@ Direction = Literal["input", "output"]
 # block | mask | log (a local guard's action); replace (a webhook replaced the text);
 # error (a webhook or moderation call failed: ``entity`` says how, ``on_error`` decided the rest)
 Action = Literal["block", "mask", "log", "replace", "error"]
+LocalAction = Literal["block", "mask", "log"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from .base import SEPARATOR, Detector, TextView
-from .events import Block, Direction, GuardEvent
+from .base import SEPARATOR, Detector, Tails, TextView, hold_of
+from .events import Block, Direction, GuardEvent, LocalAction
 from .masking import Masker
 
 # A match of rule ``rank``: (start, -end, rank, entity). Sorted, the leftmost comes first, then the
@@ -28,13 +29,12 @@ class LocalRule:
     """One local guard: its detector and what it does with a match."""
 
     guard: str
-    action: str  # block | mask | log
+    action: LocalAction
     restore: bool
     detector: Detector
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(NamedTuple):
     """What the decided matches of one piece of text come to."""
 
     text: str  # the piece with its masks applied
@@ -45,11 +45,13 @@ class Outcome:
 class LocalPlan:
     """The local guards of one direction, in the order the request's selection lists them."""
 
-    __slots__ = ("rules", "direction")
+    __slots__ = ("rules", "direction", "_tails", "_holders")
 
     def __init__(self, rules: tuple[LocalRule, ...], direction: Direction) -> None:
         self.rules = rules
         self.direction = direction
+        self._tails: Tails = tuple(dict.fromkeys(tail for rule in rules for tail in rule.detector.tails))
+        self._holders = tuple(rule.detector for rule in rules if not rule.detector.tails)
 
     def scan(self, view: TextView, start: int = 0) -> list[Hit]:
         """Every match of every rule starting at or after ``start``, by position."""
@@ -60,7 +62,11 @@ class LocalPlan:
         return hits
 
     def hold(self, text: str) -> int:
-        return min(rule.detector.hold(text) for rule in self.rules)
+        """From where the end of ``text`` may still grow into a match of one of the rules (streams)."""
+        held = hold_of(text, self._tails)
+        for detector in self._holders:
+            held = min(held, detector.hold(text))
+        return held
 
     def apply(self, text: str, start: int, end: int, hits: list[Hit], masker: Masker) -> Outcome:
         """``text[start:end]`` after ``hits`` (all inside it, sorted)."""
@@ -70,24 +76,25 @@ class LocalPlan:
                 guard = rules[rank].guard
                 return Outcome("", Block(guard, entity, self.direction),
                                (GuardEvent(guard, "block", entity, self.direction),))
-        events: list[GuardEvent] = []
+        counts: dict[tuple[int, str], int] = {}  # (rule, entity) -> matches acted on
         pieces: list[str] = []
         at = start
         restorable = self.direction == "input"  # what a model says is never put back unmasked
         for begin, minus_end, rank, entity in hits:
             rule = rules[rank]
-            if rule.action == "log":
-                events.append(GuardEvent(rule.guard, "log", entity, self.direction))
-                continue
-            if begin < at:  # overlapped by a mask already applied
-                continue
-            pieces += (text[at:begin], masker.placeholder(entity, text[begin:-minus_end], rule.restore and restorable))
-            events.append(GuardEvent(rule.guard, "mask", entity, self.direction))
-            at = -minus_end
+            if rule.action == "mask":
+                if begin < at:  # overlapped by a mask already applied
+                    continue
+                value = text[begin:-minus_end]
+                pieces += (text[at:begin], masker.placeholder(entity, value, rule.restore and restorable))
+                at = -minus_end
+            counts[(rank, entity)] = counts.get((rank, entity), 0) + 1
+        events = tuple(GuardEvent(rules[rank].guard, rules[rank].action, entity, self.direction, n)
+                       for (rank, entity), n in counts.items())
         if not pieces:
-            return Outcome(text[start:end], None, tuple(events))
+            return Outcome(text[start:end], None, events)
         pieces.append(text[at:end])
-        return Outcome("".join(pieces), None, tuple(events))
+        return Outcome("".join(pieces), None, events)
 
     def scan_text(self, text: str, masker: Masker) -> Outcome:
         """A whole text (a message, a whole answer)."""

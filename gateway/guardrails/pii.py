@@ -23,13 +23,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .base import Match, TextView, trailing_run
+from .base import Match, Tails, TextView, hold_of
 from .checks import IBAN_LENGTHS, iban_ok, ipv6_ok
 from .numbers import ipv4s, phones_and_cards
 
 _EMAIL_LOCAL_REVERSED = re.compile(r"[A-Za-z0-9._%+\-]{1,64}")
 _EMAIL_DOMAIN = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}"
                            r"(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
+_TRIGGER = re.compile(rb"[@:0-9]")
 # every compressed IPv6 address has "::", every full one seven colons (a time, 10:22:31, has two)
 _IPV6_TRIGGER = re.compile(rb"::|:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:")
 _IPV6_CHARS = re.compile(r"[0-9A-Fa-f:.]{0,45}")
@@ -56,14 +57,16 @@ class PiiDetector:
             tails.append((_IBAN_TAIL, 42))
         if "ip" in self.entities:
             tails.append((_IPV6_TAIL, 46))
-        self._tails = tuple(tails)
+        self.tails: Tails = tuple(tails)
 
     def hold(self, text: str) -> int:
-        return min((trailing_run(text, chars, limit) for chars, limit in self._tails), default=len(text))
+        return hold_of(text, self.tails)
 
     def find(self, view: TextView, start: int) -> list[Match]:
         found: list[Match] = []
         raw = view.raw
+        if _TRIGGER.search(raw, start) is None:  # every entity has an @, a digit or a colon
+            return found
         if "email" in self.entities and b"@" in raw:
             found += _emails(view.text, raw, start)
         if self._numbers:

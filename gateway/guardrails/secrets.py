@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from .base import TOKEN_CHARS, Match, TextView, trailing_run
+from .base import TOKEN_CHARS, Match, Tails, TextView, hold_of
 
 _SHAPES = re.compile(
     r"(?P<anthropic_key>(?<![A-Za-z0-9])sk-ant-[A-Za-z0-9_\-]{20,})"
@@ -96,13 +96,13 @@ class SecretsDetector:
         self._keys = provider_keys
         self._run = min(_RUN, provider_keys.shortest)
         self._needle = b"w" * self._run
-        self._token_limit = max(MAX_TOKEN, provider_keys.longest)
+        tails = [(_TOKEN_TAIL, max(MAX_TOKEN, provider_keys.longest))]
+        if "private_key" in self.entities:
+            tails.append((_PEM_TAIL, 48))
+        self.tails: Tails = tuple(tails)
 
     def hold(self, text: str) -> int:
-        held = trailing_run(text, _TOKEN_TAIL, self._token_limit)
-        if "private_key" in self.entities:
-            held = min(held, trailing_run(text, _PEM_TAIL, 48))
-        return held
+        return hold_of(text, self.tails)
 
     def find(self, view: TextView, start: int) -> list[Match]:
         found: list[Match] = []

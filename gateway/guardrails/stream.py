@@ -19,7 +19,7 @@ client's own values are not masked again), also when a placeholder is cut betwee
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .base import TextView
 from .events import Block, GuardEvent
@@ -30,14 +30,14 @@ CONTEXT = 128  # characters already sent, kept for look-behind checks (an AWS se
 MAX_HELD = 32768  # past this, what is held is decided as if the stream had ended
 
 
-@dataclass(frozen=True, slots=True)
-class StreamStep:
+class StreamStep(NamedTuple):
     """What to send now (may be empty), or why the stream must end."""
 
     text: str
     blocked: Block | None = None
 
 
+_NOTHING = StreamStep("")
 # the whole held answer -> (its text after the output guards, a block, events): RequestGuard's
 WholeCheck = Callable[[str], Awaitable[tuple[str, Block | None, tuple[GuardEvent, ...]]]]
 
@@ -90,8 +90,11 @@ class StreamScanner:
         assert self._plan is not None
         full = self._context + pending
         base = len(self._context)
+        safe = len(full) if decide_all else self._plan.hold(full)
+        if safe <= base:  # all of it may still grow into a match: nothing to decide yet (the common case mid-word)
+            self._held = pending
+            return _NOTHING
         hits = self._plan.scan(TextView(full), base)
-        safe = len(full) if decide_all else max(base, self._plan.hold(full))
         # latest first: moving ``safe`` back can only make an earlier match straddle it
         for begin, minus_end, _, _ in reversed(hits):
             if begin < safe < -minus_end or (not decide_all and -minus_end >= len(full)):
