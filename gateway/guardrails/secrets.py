@@ -63,6 +63,9 @@ class ProviderKeys:
             else:
                 odd.append(key)
         self.odd = tuple(odd)  # keys with other characters: searched in the whole text
+        # where a provider key or a shape can start, on TextView.raw: a run without one is skipped at once
+        starts = [re.escape(prefix.encode()) for prefix in self.tokens] + [_SHAPE_STARTS.pattern]
+        self.starts = re.compile(b"|".join(starts))
         self.shortest = min((len(k) for k in keys), default=_RUN)
         self.longest = max((len(k) for k in keys), default=0)
 
@@ -119,8 +122,9 @@ class SecretsDetector:
         return found
 
     def _in_run(self, text: str, raw: bytes, begin: int, end: int) -> list[Match]:
-        found = self._keys.in_run(text, begin, end)  # a provider key is reported as one, whatever its shape
-        if _SHAPE_STARTS.search(raw, begin, end):
+        found: list[Match] = []
+        if self._keys.starts.search(raw, begin, end):
+            found = self._keys.in_run(text, begin, end)  # a provider key is reported as one, whatever its shape
             for m in _SHAPES.finditer(text, begin, end):
                 entity = m.lastgroup or ""
                 if entity in self.entities and (entity not in _NEEDS_DIGIT_AND_LETTER or _mixed(m.group())) and not any(
