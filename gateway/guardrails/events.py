@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from ..errors import GuardrailBlocked
+
 Direction = Literal["input", "output"]
 # block | mask | log (a local guard's action); replace (a webhook replaced the text);
 # error (a webhook or moderation call failed: ``entity`` says how, ``on_error`` decided the rest)
@@ -47,6 +49,10 @@ class Block:
         """For the client's error: the guard and the entity type, never the matched text."""
         where = "request" if self.direction == "input" else "answer"
         return f"The {where} was blocked by guardrail '{self.guardrail}' ({self.entity})."
+
+    def error(self) -> GuardrailBlocked:
+        """The typed error (400, ``guardrail_blocked``) a dialect renders in its own shape."""
+        return GuardrailBlocked(self.message(), guardrail=self.guardrail, entity=self.entity)
 
 
 def merged(events: Iterable[GuardEvent]) -> tuple[GuardEvent, ...]:

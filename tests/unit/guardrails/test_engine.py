@@ -4,6 +4,7 @@ placeholders and their restore, blocks, logs, and the events the pipeline counts
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from gateway.core.policy import Budget, Limits
@@ -75,6 +76,10 @@ def test_a_block_names_the_guard_and_the_entity_never_the_text():
     assert (blocked.guardrail, blocked.entity, blocked.direction) == ("g", "openai_key", "input")
     assert key not in verdict.blocked.message() and "4fQ9" not in repr(verdict.blocked) + repr(guard.records())
     assert [(e.guardrail, e.action, e.entity) for e in guard.records()] == [("g", "block", "openai_key")]
+    error = blocked.error()
+    assert error.status == 400 and json.loads(error.to_body()) == {"error": {
+        "message": "The request was blocked by guardrail 'g' (openai_key).", "type": "invalid_request_error",
+        "code": "guardrail_blocked", "param": None, "guardrail": "g", "entity": "openai_key"}}
 
 
 def test_log_only_records():
