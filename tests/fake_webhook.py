@@ -69,14 +69,13 @@ class FakeWebhook:
             loop = self._loop = asyncio.new_event_loop()
             app = web.Application()
             app.router.add_post("/check", self._handle)
-            self._runner = web.AppRunner(app, shutdown_timeout=0.1)
+            self._runner = web.AppRunner(app, shutdown_timeout=0.1, handler_cancellation=True)
             loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, "127.0.0.1", 0)
             loop.run_until_complete(site.start())
             self.port = int(self._runner.addresses[0][1])
             ready.set()
             loop.run_forever()
-            loop.run_until_complete(self._runner.cleanup())
             loop.close()
 
         self._thread = threading.Thread(target=serve, name="fake-webhook", daemon=True)
@@ -87,7 +86,7 @@ class FakeWebhook:
     def stop(self) -> None:
         """Stop serving: requests still waiting on a delay are cancelled, then the thread ends."""
         if self._loop is not None and self._thread is not None and self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.shutdown(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
         self._thread = self._loop = None

@@ -3,13 +3,13 @@ ledger, and the block a client is told about.
 
 Neither ever holds matched text: a guard name, an action, an entity type (``email``,
 ``openai_key``, a pattern's name, a moderation category, a webhook's reason code) and a count.
+Both are named tuples: immutable, and the cheapest objects to make on the request path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from ..errors import GuardrailBlocked
 
@@ -20,25 +20,24 @@ Action = Literal["block", "mask", "log", "replace", "error"]
 LocalAction = Literal["block", "mask", "log"]
 
 
-@dataclass(frozen=True, slots=True)
-class GuardEvent:
-    """One guard's action on one request, ``count`` times: a label set for
-    ``gateway_guardrail_actions_total{guardrail,action}`` and one entry of the ledger/audit line."""
+class GuardEvent(NamedTuple):
+    """One guard's action on one request, ``times`` times: a label set for
+    ``gateway_guardrail_actions_total{guardrail,action}`` (increment it by ``times``) and one entry
+    of the ledger/audit line (``as_record``)."""
 
     guardrail: str
     action: Action
     entity: str
     direction: Direction
-    count: int = 1
+    times: int = 1
 
     def as_record(self) -> dict[str, str | int]:
         """The audit/ledger form (JSON-ready)."""
         return {"guardrail": self.guardrail, "action": self.action, "entity": self.entity,
-                "direction": self.direction, "count": self.count}
+                "direction": self.direction, "count": self.times}
 
 
-@dataclass(frozen=True, slots=True)
-class Block:
+class Block(NamedTuple):
     """Why a request (or an answer) was stopped."""
 
     guardrail: str
@@ -62,5 +61,5 @@ def merged(events: Iterable[GuardEvent]) -> tuple[GuardEvent, ...]:
         key = (e.guardrail, e.action, e.entity, e.direction)
         seen = totals.get(key)
         totals[key] = e if seen is None else GuardEvent(e.guardrail, e.action, e.entity, e.direction,
-                                                        seen.count + e.count)
+                                                        seen.times + e.times)
     return tuple(totals.values())

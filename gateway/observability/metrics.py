@@ -183,5 +183,5 @@ def count_client(client_id: str, failed: bool, cost_usd: float) -> None:
 
 
 def count_guardrail_action(guardrail: str, action: str, times: int = 1) -> None:
-    """``times`` actions of one guard (``GuardEvent.guardrail``, ``.action``, ``.count``)."""
+    """``times`` actions of one guard (``GuardEvent.guardrail``, ``.action``, ``.times``)."""
     guardrail_actions_by(guardrail, action).inc(times)

@@ -135,7 +135,7 @@ def measure(loops: int = 300, repeats: int = 9) -> dict[str, Any]:
 
         with_guards = _best_async_us(scan, loops, repeats)
         without = _best_async_us(unguarded, loops, repeats)
-        actions: int = sum(e.count for e in asyncio.run(scan()).events)
+        actions: int = sum(e.times for e in asyncio.run(scan()).events)
         out["prompts"][name] = {"guarded_us": with_guards, "unguarded_us": without,
                                 "added_us": with_guards - without, "actions": actions}
     out["stream"] = _stream(guarded, max(10, loops // 20), repeats)

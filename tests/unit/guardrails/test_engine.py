@@ -34,7 +34,7 @@ def test_a_value_keeps_its_placeholder_across_messages_and_the_request_is_not_mu
     assert [m.get("content") for m in messages[:2]] == ["I am <EMAIL_1>", "cc <EMAIL_2> and <EMAIL_1>"]
     assert messages[2]["tool_calls"][0]["function"]["arguments"] == '{"to": "<EMAIL_2>"}'
     assert messages[3]["content"] == [{"type": "text", "text": "sent to <EMAIL_2>"}]
-    assert verdict.changed and [(e.action, e.entity, e.count) for e in guard.records()] == [("mask", "email", 5)]
+    assert verdict.changed and [(e.action, e.entity, e.times) for e in guard.records()] == [("mask", "email", 5)]
 
 
 def test_the_answer_gets_the_originals_back():
@@ -87,7 +87,7 @@ def test_log_only_records():
     body = chat("bob@example.com and eve@example.org, 4111 1111 1111 1111")
     verdict = run(guard.scan_input("chat", body))
     assert verdict.blocked is None and verdict.body is body and not verdict.changed
-    assert [(e.action, e.entity, e.count) for e in guard.records()] == [("log", "email", 2), ("log", "card", 1)]
+    assert [(e.action, e.entity, e.times) for e in guard.records()] == [("log", "email", 2), ("log", "card", 1)]
     assert guard.records()[0].as_record() == {"guardrail": "g", "action": "log", "entity": "email",
                                               "direction": "input", "count": 2}
 
