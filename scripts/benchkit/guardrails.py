@@ -169,6 +169,8 @@ def render(figures: dict[str, Any], busy: float) -> str:
                      f"{row['actions']} |")
     lines += ["", f"Output scanner, a 4 KB answer in {DELTA_CHARS}-character deltas: "
               + ", ".join(f"{k} {v:.2f} µs per event" for k, v in figures["stream"].items())]
+    lines.append(f"\nThis machine: sum(range(1000)) takes {figures['calibration_us']:.1f} µs; scale the figures by "
+                 "it to compare two machines.")
     if busy > 20:
         lines.append(f"\nThe machine was {busy:.0f}% busy before the run: the figures are inflated by the load.")
     realistic = [row["added_us"] for name, row in figures["prompts"].items() if not name.startswith("dense")]
@@ -178,9 +180,15 @@ def render(figures: dict[str, Any], busy: float) -> str:
     return "\n".join(lines)
 
 
+def calibration_us() -> float:
+    """CPU µs of ``sum(range(1000))`` here: a yardstick to compare the figures of two machines."""
+    return _best_us(lambda: sum(range(1000)), 2000, 7)
+
+
 def run_guardrails(json_path: Path | None = None) -> int:
     busy = cpu_busy_percent()
     figures = measure()
+    figures["calibration_us"] = calibration_us()
     print(render(figures, busy), flush=True)
     if json_path is not None:
         json_path.write_text(json.dumps({"busy_percent": busy, **figures}, indent=2))
