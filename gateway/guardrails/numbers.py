@@ -59,13 +59,14 @@ def phones_and_cards(view: TextView, start: int, phones: bool, cards: bool) -> l
             at += 1
         while raw[end - 1] in _TRAILING:  # to the last digit
             end -= 1
-        if end - at >= len(_RUN):
+        # glued to a word on its left (an IBAN's digits, an id), no card or phone starts here
+        if end - at >= len(_RUN) and (at == 0 or classes[at - 1] not in _WORD):
             separators = raw[at:end].translate(None, DIGITS)
             digits = end - at - len(separators)
             if cards and digits >= 13:
                 found += _cards(view.text, classes, at, end, separators)
             # a North American number has two separators and no group of five digits; a national one a trunk 0
-            if phones and digits >= 10 and separators and (
+            if phones and digits >= 10 and separators and raw[at] != 43 and (  # 43: +, international only
                     raw[at] == 48 or (len(separators) >= 2 and classes.find(b"00000", at, end) < 0)):
                 found += _national(raw, at, end)
             if phones and b"+" in separators:

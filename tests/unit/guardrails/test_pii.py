@@ -78,7 +78,7 @@ def test_cards(value):
     f"ticket {luhn_valid('90000000000000')} closed",
     "card 4111 11111 111 1111",  # not grouped like a card
     "tracking JD014600006251863214",
-    "4111111111111111abc",
+    "4111111111111111abc", "ref X4111111111111111 and X4111 1111 1111 1111",
 ])
 def test_not_cards(text):
     assert [e for e in found(text) if e[0] == "card"] == []
