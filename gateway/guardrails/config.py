@@ -154,7 +154,8 @@ class WebhookGuard(_RemoteGuard):
 
     type: Literal["webhook"]
     url: str
-    headers: dict[str, str] = {}  # ${VAR} from the environment or .env, like every value of the file
+    # ${VAR} from the environment or .env, like every value of the file; may hold a token: never in a repr
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)
     timeout_s: float = Field(2.0, gt=0, le=120)
 
     @field_validator("url")

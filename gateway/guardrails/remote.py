@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -111,7 +111,7 @@ class _RemoteCheck:
 @dataclass(frozen=True)
 class WebhookCheck(_RemoteCheck):
     url: str
-    headers: tuple[tuple[str, str], ...]
+    headers: tuple[tuple[str, str], ...] = field(repr=False)  # may hold a token: never in a repr
 
     async def check(self, texts: Sequence[str], direction: Direction, remote: Remote) -> RemoteOutcome:
         if not texts:

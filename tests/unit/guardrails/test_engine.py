@@ -161,3 +161,25 @@ def test_stream_chunks_name_their_texts():
                                      "delta": "x"}).texts == ("x",)
     assert chunk_texts("completions", {"choices": [{"index": 0, "text": "y"}]}).texts == ("y",)
     assert request_texts("chat", {"messages": "not a list"}).texts == ()
+
+
+def test_a_webhook_token_never_shows_in_a_repr():
+    snap = snapshot("""
+guardrails:
+  guards:
+    - {name: h, type: webhook, on: input, action: block, url: "http://x.test/", headers: {X-Token: "${T}"}}
+""", {"T": "tok-very-secret-123"})
+    assert "tok-very-secret-123" not in repr(snap.guardrails.guards) + repr(snap)
+
+
+def test_texts_holding_the_join_character_are_scanned_one_by_one():
+    guard = guard_for(one_guard("pii"))
+    verdict = run(guard.scan_input("chat", chat("a\x00b bob@example.com", "eve@example.org")))
+    assert [m["content"] for m in verdict.body["messages"]] == ["a\x00b <EMAIL_1>", "<EMAIL_2>"]
+
+
+def test_a_long_run_of_key_characters_is_released_in_bounded_pieces():
+    scanner = guard_for(one_guard("secrets", on="output")).output_scanner()
+    sent = "".join(scanner.feed("x" * 100).text for _ in range(200))
+    assert len(sent) >= 200 * 100 - 4096  # held back: at most the longest token a key can be
+    assert sent + run(scanner.finish()).text == "x" * 20000
