@@ -64,6 +64,22 @@ class ModelNotFound(InvalidRequest):
     code = "model_not_found"
 
 
+class GuardrailBlocked(InvalidRequest):
+    """A guard blocked the request (or the answer): the guard's name and the entity type it found
+    are in the message and beside it, never the matched text (``guardrails.Block``)."""
+
+    code = "guardrail_blocked"
+
+    def __init__(self, message: str, *, guardrail: str, entity: str):
+        super().__init__(message)
+        self.guardrail = guardrail
+        self.entity = entity
+
+    def to_body(self) -> bytes:
+        return orjson.dumps({"error": {"message": self.message, "type": self.type, "code": self.code,
+                                       "param": None, "guardrail": self.guardrail, "entity": self.entity}})
+
+
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"

@@ -588,6 +588,25 @@ class SurfaceCall:
     form: dict[str, str]  # a multipart body's short text fields
 
 
+# The fake's moderation: an input holding "flag:<category>" is flagged in that category (score 0.97);
+# every other category scores 0.01, except "harassment", which scores 0.4 on any input holding "rude".
+MODERATION_CATEGORIES = ("harassment", "hate", "self-harm", "sexual", "violence")
+
+
+def moderation_result(text: str) -> dict[str, Any]:
+    scores = {c: 0.97 if f"flag:{c}" in text else 0.4 if c == "harassment" and "rude" in text else 0.01
+              for c in MODERATION_CATEGORIES}
+    flags = {c: score > 0.5 for c, score in scores.items()}
+    return {"flagged": any(flags.values()), "categories": flags, "category_scores": scores}
+
+
+def _moderation_inputs(body: dict[str, Any]) -> list[str]:
+    value = body.get("input")
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else str(v.get("text", "")) if isinstance(v, dict) else "" for v in value]
+    return [value if isinstance(value, str) else ""]
+
+
 def speech_bytes(text: str) -> bytes:
     """The fake's "audio" for ``text``: deterministic bytes, about 64 KiB."""
     seed = hashlib.sha256(text.encode()).digest()
@@ -666,8 +685,7 @@ class SurfaceFake:
             return _json_response(answer)
         if family == "moderations":
             return _json_response({"id": self._new_id("modr-"), "model": model or "omni-moderation-latest",
-                                   "results": [{"flagged": False, "categories": {"violence": False},
-                                                "category_scores": {"violence": 0.01}}]})
+                                   "results": [moderation_result(text) for text in _moderation_inputs(body)]})
         if family == "audio/speech":
             return await self._speech(request, str(body.get("input") or ""))
         if family.startswith("audio/"):

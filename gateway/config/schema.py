@@ -22,6 +22,7 @@ from pydantic_core import PydanticCustomError
 
 from ..core.policy import Budget, CacheConfig, ClientLimits, Limits, Strict
 from ..core.pricing import Pricing
+from ..guardrails.config import GuardrailsConfig
 from ..providers.registry import TYPES
 from ..store.config import Storage
 from .mcp_schema import ClientMcpConfig, McpServerConfig, ObservabilityConfig
@@ -274,6 +275,7 @@ class AliasSpec(Strict):
     targets: list[str] = Field(min_length=1)
     weights: list[float] | None = None
     cache: CacheConfig | None = None  # the response cache for this alias
+    guardrails: list[str] = []  # guards its requests pass besides guardrails.default (names under guardrails.guards)
 
     @field_validator("weights")
     @classmethod
@@ -305,6 +307,7 @@ class Client(Strict):
     admin: bool = False
     cache: CacheConfig | None = None  # the response cache for this client's requests
     mcp: ClientMcpConfig = ClientMcpConfig()  # the MCP servers and tools it may use (none by default)
+    guardrails: list[str] = []  # guards its requests pass besides guardrails.default (names under guardrails.guards)
 
     @field_validator("key")
     @classmethod
@@ -346,3 +349,4 @@ class GatewayConfig(Strict):
     metrics: MetricsConfig = MetricsConfig()  # the Prometheus namespace (restart-only)
     mcp_servers: list[McpServerConfig] = []  # MCP servers served on /mcp (gateway/mcp/)
     observability: ObservabilityConfig = ObservabilityConfig()
+    guardrails: GuardrailsConfig = GuardrailsConfig()  # guards on what goes to and comes from the models

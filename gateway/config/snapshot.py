@@ -19,6 +19,8 @@ from ..core.mcp import McpServerSpec
 from ..core.policy import BUDGET_PROFILES, Budget, CacheConfig
 from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
+from ..guardrails.build import build_guardrails, unknown_names
+from ..guardrails.engine import Guardrails
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
 from .mcp_snapshot import build_servers, client_access
@@ -50,6 +52,8 @@ class Snapshot:
     default_budget: Budget = field(default_factory=Budget)
     mcp_servers: Mapping[str, McpServerSpec] = field(default_factory=lambda: MappingProxyType({}))
     capture_content: bool = False  # ``observability.capture_content``
+    # the guards and who passes which: ``guardrails.for_request(alias, client, remote)``
+    guardrails: Guardrails = field(default_factory=Guardrails)
 
     @property
     def max_body_bytes(self) -> int:
@@ -81,7 +85,8 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     mcp_servers, problems = build_servers(cfg.mcp_servers)
     for path, message in problems:
         found.issue(path, message)
-    clients = _build_clients(cfg, providers, mcp_servers, found)
+    guardrails = _build_guardrails(cfg, providers, found)
+    clients = _build_clients(cfg, providers, mcp_servers, found, guardrails)
     master = environ.get(MASTER_KEY_ENV) or None
     if master is not None:
         found.issues.extend(_master_key_issues(master))
@@ -107,6 +112,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         default_budget=BUDGET_PROFILES[profile],
         mcp_servers=MappingProxyType(mcp_servers),
         capture_content=cfg.observability.capture_content,
+        guardrails=guardrails,
     )
 
 
@@ -236,8 +242,17 @@ def _build_aliases(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], ba
     return aliases
 
 
+def _build_guardrails(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec], found: _Findings) -> Guardrails:
+    alias_guards = {name: alias.guardrails for name, alias in cfg.model_aliases.items() if isinstance(alias, AliasSpec)}
+    guardrails, problems = build_guardrails(cfg.guardrails, providers, alias_guards)
+    for path, message in problems:
+        found.issue(path, message)
+    return guardrails
+
+
 def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
-                   mcp_servers: Mapping[str, McpServerSpec], found: _Findings) -> dict[bytes, ClientSpec]:
+                   mcp_servers: Mapping[str, McpServerSpec], found: _Findings,
+                   guardrails: Guardrails) -> dict[bytes, ClientSpec]:
     clients: dict[bytes, ClientSpec] = {}
     for i, c in enumerate(cfg.api_keys):
         digest = _client_digest(c)
@@ -250,11 +265,13 @@ def _build_clients(cfg: GatewayConfig, providers: Mapping[str, ProviderSpec],
                 found.warnings.append(f"api_keys[{i}]: allowed_providers names '{name}', which is not configured")
         access, warnings = client_access(c.mcp, mcp_servers, f"api_keys[{i}]")
         found.warnings.extend(warnings)
+        for j, message in unknown_names(c.guardrails, guardrails.guards):
+            found.issue(("api_keys", i, "guardrails", j), message)
         clients[digest] = ClientSpec(
             id=c.id or f"client-{i + 1}", digest=digest, allowed_providers=allowed,
             allowed_models=None if "*" in c.allowed_models else frozenset(c.allowed_models),
             limits=c.limits, budget=c.budget, admin=c.admin, cache=c.cache, mcp=access,
-            tool_calls_per_min=c.limits.tool_calls_per_min,
+            tool_calls_per_min=c.limits.tool_calls_per_min, guardrails=tuple(c.guardrails),
         )
     return clients
 

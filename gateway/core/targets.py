@@ -105,3 +105,4 @@ class ClientSpec:
     cache: CacheConfig | None = None  # the response cache for this client's requests
     mcp: McpAccess = NO_MCP  # the MCP servers and tools it may use (none by default)
     tool_calls_per_min: int | None = None  # ``limits.tool_calls_per_min``: MCP tool calls per window
+    guardrails: tuple[str, ...] = ()  # the guards this client's requests pass besides the default ones

@@ -59,6 +59,10 @@ CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "USD the answers served f
                       "they were fetched")
 CACHE_BYTES = Gauge("gateway_cache_bytes", "Bytes held by the in-memory response cache (summed over workers)",
                     multiprocess_mode="livesum")
+# guardrails (gateway/guardrails/): one count per guard action (block, mask, log, replace, error); the
+# label is the guard's configured name, never what it matched
+GUARDRAIL_ACTIONS = Counter("gateway_guardrail_actions_total", "Guardrail actions by guard and action",
+                            ["guardrail", "action"])
 
 # MCP (gateway/mcp/): tool calls by server, tool (``other`` for a name the server does not list) and
 # status (ok, tool_error, denied, rate_limited, budget_exceeded, unavailable, timeout, too_large,
@@ -108,6 +112,7 @@ cache_lookups_by = Children(CACHE_LOOKUPS)
 mcp_calls_by = Children(MCP_CALLS)
 mcp_duration_by = Children(MCP_CALL_DURATION)
 mcp_server_up_by = Children(MCP_SERVER_UP)
+guardrail_actions_by = Children(GUARDRAIL_ACTIONS)
 
 
 def set_config_version(version: str, previous: str | None) -> None:
@@ -193,3 +198,8 @@ def count_client(client_id: str, failed: bool, cost_usd: float) -> None:
         errors.inc()
     if cost_usd > 0:
         cost.inc(cost_usd)
+
+
+def count_guardrail_action(guardrail: str, action: str, times: int = 1) -> None:
+    """``times`` actions of one guard (``GuardEvent.guardrail``, ``.action``, ``.times``)."""
+    guardrail_actions_by(guardrail, action).inc(times)
