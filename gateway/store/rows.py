@@ -189,3 +189,23 @@ def newest_first(rows: Iterable[LedgerRow], limit: int, client_id: str | None = 
 def int_cursor(cursor: str) -> int:
     """A numeric feed cursor (memory, SQLite, PostgreSQL); a foreign or broken one reads as the start."""
     return int(cursor) if cursor.isdigit() else 0
+
+
+class BufferedLedger:
+    """What every backend's ledger role shares: ``record`` hands a row to a ``LedgerBuffer`` and
+    returns; the buffer writes rows in batches through the backend's ``_write_rows``."""
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self._buffer = LedgerBuffer(self._write_rows, interval_s=interval_s)
+
+    def record(self, row: LedgerRow) -> None:
+        self._buffer.record(row)
+
+    async def flush(self) -> int:
+        return await self._buffer.flush()
+
+    async def close(self) -> None:
+        await self._buffer.close()
+
+    async def _write_rows(self, rows: list[LedgerRow]) -> None:
+        raise NotImplementedError

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import deque
 
 from ..rows import (
-    LedgerBuffer,
+    BufferedLedger,
     groups_of,
     int_cursor,
     last_used_of,
@@ -19,25 +19,16 @@ from .directory import MemoryDirectory
 FEED_ROWS = 10_000  # the live request log keeps this many rows for its readers
 
 
-class MemoryLedger:
+class MemoryLedger(BufferedLedger):
     """The ``Ledger`` role for one process. Written rows move the ``last_used`` of their clients
     in ``directory``."""
 
     def __init__(self, directory: MemoryDirectory, interval_s: float = 0.5) -> None:
         self._directory = directory
         self._rows: list[LedgerRow] = []
-        self._buffer = LedgerBuffer(self._write_rows, interval_s=interval_s)
+        super().__init__(interval_s)
         self._feed: deque[tuple[int, LedgerRow]] = deque(maxlen=FEED_ROWS)  # the live request log
         self._feed_seq = 0
-
-    def record(self, row: LedgerRow) -> None:
-        self._buffer.record(row)
-
-    async def flush(self) -> int:
-        return await self._buffer.flush()
-
-    async def close(self) -> None:
-        await self._buffer.close()
 
     async def _write_rows(self, rows: list[LedgerRow]) -> None:
         self._rows.extend(rows)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..common import new_id
 from ..rows import (
-    LedgerBuffer,
+    BufferedLedger,
     groups_of,
     last_used_of,
     newest_first,
@@ -36,7 +36,7 @@ def _row(member: Any) -> LedgerRow:
     return row_from_values(json.loads(str(member))[1:])
 
 
-class RedisLedger:
+class RedisLedger(BufferedLedger):
     """The ``Ledger`` role on Redis. A batch of rows, their feed entries and the ``last_used`` of
     their clients are written in one transaction."""
 
@@ -44,16 +44,7 @@ class RedisLedger:
         self._link = link
         self._key = link.key("ledger")
         self._feed = link.key("feed")
-        self._buffer = LedgerBuffer(self._write_rows, interval_s=interval_s)
-
-    def record(self, row: LedgerRow) -> None:
-        self._buffer.record(row)
-
-    async def flush(self) -> int:
-        return await self._buffer.flush()
-
-    async def close(self) -> None:
-        await self._buffer.close()
+        super().__init__(interval_s)
 
     async def _write_rows(self, rows: list[LedgerRow]) -> None:
         link = self._link

@@ -5,27 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from .. import sql
-from ..rows import LedgerBuffer, int_cursor, last_used_of, row_from_values, row_values, series_of
+from ..rows import BufferedLedger, int_cursor, last_used_of, row_from_values, row_values, series_of
 from ..values import GroupBy, LedgerRow, SeriesPoint, UsageGroup, UsageTotals
 from .connection import Conn, SqliteDb
 
 
-class SqliteLedger:
+class SqliteLedger(BufferedLedger):
     """The ``Ledger`` role on a SQLite file. A batch of rows and the ``last_used`` of their clients
     are written in one transaction."""
 
     def __init__(self, db: SqliteDb, interval_s: float = 0.5) -> None:
         self._db = db
-        self._buffer = LedgerBuffer(self._write_rows, interval_s=interval_s)
-
-    def record(self, row: LedgerRow) -> None:
-        self._buffer.record(row)
-
-    async def flush(self) -> int:
-        return await self._buffer.flush()
-
-    async def close(self) -> None:
-        await self._buffer.close()
+        super().__init__(interval_s)
 
     async def _write_rows(self, rows: list[LedgerRow]) -> None:
         def run(conn: Conn) -> None:
