@@ -308,6 +308,25 @@ class MetricsConfig(Strict):
         return v
 
 
+class OtlpConfig(Strict):
+    """``observability.otlp``: where spans go over OTLP/HTTP (protobuf). ``endpoint``: the
+    collector's base URL (``http://collector:4318``; ``/v1/traces`` is appended unless the URL
+    ends with it); ``headers``: sent with every export (a token: write it as ``${VAR}``)."""
+
+    endpoint: str = Field(min_length=1)
+    headers: dict[str, str] = {}
+    service_name: str | None = Field(None, min_length=1)  # None: OTEL_SERVICE_NAME, else llm-gateway
+
+
+class ObservabilityConfig(Strict):
+    """``observability:``. ``otlp``: trace export (restart-only; without it the ``OTEL_EXPORTER_OTLP_*``
+    environment decides); ``capture_content``: prompts, answers and tool arguments are recorded
+    in spans only when true (applied live)."""
+
+    otlp: OtlpConfig | None = None
+    capture_content: bool = False
+
+
 class GatewayConfig(Strict):
     version: str = "1.0"
     server: Server = Server()
@@ -317,3 +336,4 @@ class GatewayConfig(Strict):
     api_keys: list[Client] = []
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
     metrics: MetricsConfig = MetricsConfig()  # the Prometheus namespace (restart-only)
+    observability: ObservabilityConfig = ObservabilityConfig()  # traces (gateway/observability/otlp.py)

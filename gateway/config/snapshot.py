@@ -18,9 +18,20 @@ import orjson
 from ..core.policy import CacheConfig
 from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
+from ..observability.otlp import OtlpSettings, otlp_settings
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
-from .schema import AliasSpec, Client, GatewayConfig, MetricsConfig, ProviderConfig, Routing, Server, check_client_key
+from .schema import (
+    AliasSpec,
+    Client,
+    GatewayConfig,
+    MetricsConfig,
+    ObservabilityConfig,
+    ProviderConfig,
+    Routing,
+    Server,
+    check_client_key,
+)
 
 MASTER_KEY_ENV = "GATEWAY_MASTER_KEY"
 
@@ -42,6 +53,9 @@ class Snapshot:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # the Prometheus namespace
     # the response cache of each alias that has one (``model_aliases.<name>.cache``)
     alias_cache: Mapping[str, CacheConfig] = field(default_factory=lambda: MappingProxyType({}))
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    # where traces go (the config's ``observability.otlp`` or the OTEL_* environment); None: no tracing
+    otlp: OtlpSettings | None = None
 
     @property
     def max_body_bytes(self) -> int:
@@ -74,6 +88,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     master = environ.get(MASTER_KEY_ENV) or None
     if master is not None:
         found.issues.extend(_master_key_issues(master))
+    otlp = _otlp(cfg.observability, environ, found)
     if found.issues:
         raise ConfigError(filename, found.issues)
     return Snapshot(
@@ -91,7 +106,21 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         metrics=cfg.metrics,
         alias_cache=MappingProxyType({name: alias.cache for name, alias in cfg.model_aliases.items()
                                       if isinstance(alias, AliasSpec) and alias.cache is not None}),
+        observability=cfg.observability,
+        otlp=otlp,
     )
+
+
+def _otlp(observability: ObservabilityConfig, environ: Mapping[str, str], found: _Findings) -> OtlpSettings | None:
+    """The trace export the config or the environment asks for (``observability/otlp.py``)."""
+    otlp = observability.otlp
+    try:
+        if otlp is None:
+            return otlp_settings(None, {}, None, environ)
+        return otlp_settings(otlp.endpoint, otlp.headers, otlp.service_name, environ)
+    except ValueError as exc:
+        found.issue(("observability", "otlp"), str(exc))
+        return None
 
 
 def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec]) -> str:
