@@ -12,6 +12,8 @@ gateway's own under ``gateway.*``.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
@@ -39,6 +41,10 @@ EXPORT_TIMEOUT_S = 10.0  # one export POST; the batch processor's thread waits, 
 SHUTDOWN_TIMEOUT_MS = 5000  # what is still queued at shutdown gets this long to go out
 MAX_STREAM_TEXT = content.MAX_JSON  # characters of a streamed answer kept with capture_content
 _PROPAGATOR = TraceContextTextMapPropagator()
+# the SDK's and the exporter's loggers: a line per dropped span (queue full) or per failed batch
+# would flood the log while a collector is down or too slow; one a minute says it
+NOISY_LOGGERS = ("opentelemetry.sdk._shared_internal", "opentelemetry.exporter.otlp.proto.http.trace_exporter")
+LOG_EVERY_S = 60.0
 _REQUEST_PARAMS = (("max_tokens", "gen_ai.request.max_tokens"), ("temperature", "gen_ai.request.temperature"),
                    ("top_p", "gen_ai.request.top_p"))
 
@@ -61,9 +67,32 @@ def _usage(usage: Usage) -> dict[str, AttributeValue]:
     return {"gen_ai.usage.input_tokens": usage.prompt_tokens, "gen_ai.usage.output_tokens": usage.completion_tokens}
 
 
+class _Sometimes(logging.Filter):
+    """Lets a logger's records through at most once every ``every_s`` seconds."""
+
+    def __init__(self, every_s: float):
+        super().__init__()
+        self.every_s, self.next_at = every_s, 0.0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now < self.next_at:
+            return False
+        self.next_at = now + self.every_s
+        return True
+
+
+def _quieten(names: tuple[str, ...]) -> None:
+    for name in names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _Sometimes) for f in logger.filters):
+            logger.addFilter(_Sometimes(LOG_EVERY_S))
+
+
 class SdkTracing:
     def __init__(self, settings: OtlpSettings):
         self.settings = settings
+        _quieten(NOISY_LOGGERS)
         self.provider = TracerProvider(resource=Resource.create({
             "service.name": settings.service_name, "service.version": __version__}))
         exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=dict(settings.headers),
@@ -79,7 +108,7 @@ class SdkTracing:
                                                                                "tracestate": tracestate}
             parent = _PROPAGATOR.extract(carrier, parent)  # an invalid one is ignored: a new trace
         span = self.tracer.start_span(endpoint, parent, SpanKind.SERVER, {
-            "gateway.endpoint": endpoint, "gateway.request.id": request_id, "gateway.client.id": client_id,
+            "gateway.request.id": request_id, "gateway.client.id": client_id,
         }, start_time=int(arrived * 1e9))
         return SdkRequestTrace(self.tracer, span, capture)
 
@@ -89,10 +118,13 @@ class SdkTracing:
 
 
 class SdkRequestTrace:
-    __slots__ = ("tracer", "span", "context", "capture", "attempts", "reasons", "texts", "text_budget")
+    __slots__ = ("tracer", "span", "recording", "context", "capture", "attempts", "reasons", "texts", "text_budget")
 
     def __init__(self, tracer: Tracer, span: Span, capture: bool):
         self.tracer, self.span, self.capture = tracer, span, capture
+        # a span the sampler dropped (OTEL_TRACES_SAMPLER, or a client's unsampled traceparent) is
+        # only carried on to the upstream: nothing is computed for it
+        self.recording = span.is_recording()
         self.context = set_span_in_context(span, Context())  # the parent of the attempts and tool calls
         self.attempts = 0
         self.reasons: list[str] = []
@@ -100,6 +132,8 @@ class SdkRequestTrace:
         self.text_budget = MAX_STREAM_TEXT
 
     def called(self, call: Call) -> None:
+        if not self.recording:
+            return
         operation = operation_name(call)
         self.span.update_name(f"{operation} {call.model}")
         attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": operation,
@@ -117,13 +151,18 @@ class SdkRequestTrace:
         self.span.set_attributes(attributes)
 
     def answered(self, data: dict[str, Any]) -> None:
+        if not self.recording:
+            return
         self.reasons = content.finish_reasons(data)[:content.MAX_REASONS]
         if self.capture:
             messages = content.output_messages(data)
             if messages is not None:
                 self.span.set_attribute("gen_ai.output.messages", messages)
 
-    async def watch(self, events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+    def watch(self, events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
+        return self._watched(events) if self.recording else events
+
+    async def _watched(self, events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
         try:
             async for chunk in events:
                 if len(self.reasons) < content.MAX_REASONS:
@@ -135,16 +174,18 @@ class SdkRequestTrace:
             await events.aclose()
 
     def attempt(self, target: Target, key_label: str, call: Call) -> AttemptTrace:
+        self.attempts += 1
+        if not self.recording:
+            return SdkAttempt(self.tracer.start_span("attempt", self.context, SpanKind.CLIENT))
         provider = target.provider
         operation = operation_name(call, provider.protocol)
         address, port = server_of(provider.api_root)
-        self.attempts += 1
         span = self.tracer.start_span(f"{operation} {target.model}", self.context, SpanKind.CLIENT, {
             "gen_ai.operation.name": operation, "gen_ai.provider.name": provider_name(provider.type),
             "gen_ai.request.model": target.model, "server.address": address, "server.port": port,
-            "gateway.provider.id": provider.id, "gateway.key.label": key_label, "gateway.attempt": self.attempts,
+            "gateway.key.label": key_label, "gateway.attempt": self.attempts,
         })
-        return SdkAttempt(span, target.model)
+        return SdkAttempt(span)
 
     def tool_call(self, name: str, call_id: str | None, arguments: Any,
                   server: tuple[str, int] | None) -> ToolCall:
@@ -161,12 +202,14 @@ class SdkRequestTrace:
         return SdkToolCall(span, self.capture)
 
     def end(self, outcome: Finished) -> None:
+        if not self.recording:
+            self.span.end()
+            return
         attributes: dict[str, AttributeValue] = {"http.response.status_code": outcome.status,
                                                  "gateway.attempts": self.attempts}
         target = outcome.target
         if target is not None:
             attributes["gen_ai.provider.name"] = provider_name(target.provider.type)
-            attributes["gateway.provider.id"] = target.provider.id
             attributes["gen_ai.response.model"] = target.model
         if outcome.key_label:
             attributes["gateway.key.label"] = outcome.key_label
@@ -194,10 +237,10 @@ class SdkRequestTrace:
 
 
 class SdkAttempt:
-    __slots__ = ("span", "model", "headers", "ended")
+    __slots__ = ("span", "headers", "ended")
 
-    def __init__(self, span: Span, model: str):
-        self.span, self.model = span, model
+    def __init__(self, span: Span):
+        self.span = span
         self.headers = _w3c(span)
         self.ended = False
 
@@ -218,7 +261,6 @@ class SdkAttempt:
         if self.ended:
             return
         self.ended = True
-        self.span.set_attribute("gen_ai.response.model", self.model)
         if usage is not None:
             self.span.set_attributes(_usage(usage))
         else:

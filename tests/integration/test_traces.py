@@ -231,3 +231,18 @@ def test_tracing_off_sends_no_trace_context_upstream(gateway: Gateway, fake: Fak
     assert response.status_code == 200
     (sent,) = [r for r in fake.requests if r.path.endswith("/chat/completions")]
     assert "traceparent" not in sent.headers and "tracestate" not in sent.headers
+
+
+def test_a_client_trace_that_is_not_sampled_is_carried_upstream_and_not_exported(
+        traced: Gateway, fake: FakeUpstream, receiver: OtlpReceiver):
+    client = _client(traced)
+    client.chat.completions.create(model="fake-gpt-4o", messages=[{"role": "user", "content": PROMPT}],
+                                   extra_headers={"x-request-id": "unsampled-1",
+                                                  "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-00"})
+    client.chat.completions.create(model="fake-gpt-4o", messages=[{"role": "user", "content": PROMPT}],
+                                   extra_headers={"x-request-id": "sampled-1"})
+    _traced_request(receiver, "sampled-1", 1)  # exported after the first one, which never is
+    assert _request_span(receiver.spans(), "unsampled-1") is None
+    assert CLIENT_TRACE not in {s.trace_id for s in receiver.spans()}
+    version, trace, span, flags = fake.requests[0].headers["traceparent"].split("-")
+    assert (version, trace, flags) == ("00", CLIENT_TRACE, "00") and span not in (CLIENT_SPAN, "0" * 16)
