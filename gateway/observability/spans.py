@@ -37,8 +37,8 @@ from .otlp import OtlpSettings
 from .trace_names import operation_name, provider_name, server_of
 from .trace_types import AttemptTrace, Finished, RequestTrace, ToolCall
 
-EXPORT_TIMEOUT_S = 10.0  # one export POST; the batch processor's thread waits, never a request
-SHUTDOWN_TIMEOUT_MS = 5000  # what is still queued at shutdown gets this long to go out
+EXPORT_TIMEOUT_S = 5.0  # one export (its retries included); the batch processor's thread waits, never a request
+FLUSH_AT_SHUTDOWN_MS = 3000  # what is still queued at shutdown gets this long to go out
 MAX_STREAM_TEXT = content.MAX_JSON  # characters of a streamed answer kept with capture_content
 _PROPAGATOR = TraceContextTextMapPropagator()
 # the SDK's and the exporter's loggers: a line per dropped span (queue full) or per failed batch
@@ -95,9 +95,9 @@ class SdkTracing:
         _quieten(NOISY_LOGGERS)
         self.provider = TracerProvider(resource=Resource.create({
             "service.name": settings.service_name, "service.version": __version__}))
-        exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=dict(settings.headers),
-                                    timeout=EXPORT_TIMEOUT_S)
-        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self.exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=dict(settings.headers),
+                                         timeout=EXPORT_TIMEOUT_S)
+        self.provider.add_span_processor(BatchSpanProcessor(self.exporter))
         self.tracer = self.provider.get_tracer("gateway", __version__)
 
     def request(self, endpoint: str, request_id: str, client_id: str, arrived: float, capture: bool,
@@ -113,7 +113,10 @@ class SdkTracing:
         return SdkRequestTrace(self.tracer, span, capture)
 
     def shutdown(self) -> None:
-        self.provider.force_flush(SHUTDOWN_TIMEOUT_MS)
+        """Bounded: the queue gets ``FLUSH_AT_SHUTDOWN_MS``, then the exporter stops (an export still
+        retrying against an absent collector gives up) before the processor's thread is joined."""
+        self.provider.force_flush(FLUSH_AT_SHUTDOWN_MS)
+        self.exporter.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it unannotated
         self.provider.shutdown()
 
 
