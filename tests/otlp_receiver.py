@@ -39,6 +39,7 @@ class ReceivedSpan:
     attributes: dict[str, Any]
     status_code: int  # 0 unset, 1 ok, 2 error
     service: str
+    instance: str  # the exporting process's service.instance.id
 
     @property
     def failed(self) -> bool:
@@ -120,4 +121,5 @@ def _decode(body: bytes) -> Iterator[ReceivedSpan]:
                 yield ReceivedSpan(span.name, KIND.get(span.kind, str(span.kind)), span.trace_id.hex(),
                                    span.span_id.hex(), span.parent_span_id.hex(),
                                    {a.key: value_of(a.value) for a in span.attributes}, span.status.code,
-                                   str(resource.get("service.name", "")))
+                                   str(resource.get("service.name", "")),
+                                   str(resource.get("service.instance.id", "")))

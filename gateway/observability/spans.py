@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
@@ -93,8 +94,9 @@ class SdkTracing:
     def __init__(self, settings: OtlpSettings):
         self.settings = settings
         _quieten(NOISY_LOGGERS)
-        self.provider = TracerProvider(resource=Resource.create({
-            "service.name": settings.service_name, "service.version": __version__}))
+        self.provider = TracerProvider(resource=Resource.create({  # one instance id per worker process
+            "service.name": settings.service_name, "service.version": __version__,
+            "service.instance.id": str(uuid.uuid4())}))
         self.exporter = OTLPSpanExporter(endpoint=settings.endpoint, headers=dict(settings.headers),
                                          timeout=EXPORT_TIMEOUT_S)
         self.provider.add_span_processor(BatchSpanProcessor(self.exporter))

@@ -1,4 +1,5 @@
-"""Counting one finished request: metrics, one access log line, and one usage ledger row.
+"""Counting one finished request: metrics, one access log line, one usage ledger row, and the end
+of its span when tracing is on (``traces.py``).
 
 The ledger row goes to the store's ``record`` (``storage.ledger``), which only buffers it: a
 background task writes the rows in batches, off the request path.

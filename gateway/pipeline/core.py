@@ -5,6 +5,8 @@ parser and renderer) parses its body into a ``Call`` (OpenAI's shape is the ling
 renders what comes back:
 
     exchange = await pipeline.begin(endpoint, request_id, authorization, x_api_key)  # 401/403 here
+    if pipeline.tracing is not None:   # the request's span, a child of the client's traceparent
+        pipeline.trace(exchange, traceparent, tracestate)
     call = <the dialect's parser>      # a failure here: pipeline.refuse(exchange, error)
     admitted = await pipeline.admit(exchange, call)  # the model resolved, client limits and budget held
     result = await pipeline.dispatch(admitted, guard)

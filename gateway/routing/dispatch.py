@@ -15,6 +15,10 @@ Each attempt gets the lesser of its provider's timeout and the time left.
 Once an upstream answered 2xx nothing is sent again: a body that breaks, stalls, is too large
 (``server.max_response_mb``) or cannot be decoded is a 502/504 for the client, because the
 provider may have processed (and billed) the request already.
+
+A traced request (``open``'s ``trace``) gets a span per attempt, whose W3C ``traceparent`` the
+upstream request carries; a failed attempt's span says why (``AttemptFailure.reason``, the same
+word the ``attempts`` metric counts).
 """
 
 from __future__ import annotations

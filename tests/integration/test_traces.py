@@ -7,6 +7,7 @@ fake upstream; the spans it exports are decoded with ``opentelemetry-proto``.
 
 from __future__ import annotations
 
+import functools
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,10 @@ def _request_span(spans: list[ReceivedSpan], request_id: str) -> ReceivedSpan | 
 
 def _children(spans: list[ReceivedSpan], parent: ReceivedSpan) -> list[ReceivedSpan]:
     return sorted((s for s in spans if s.parent_id == parent.span_id), key=lambda s: s.attributes["gateway.attempt"])
+
+
+def _all_there(request_ids: list[str], spans: list[ReceivedSpan]) -> bool:
+    return all(_request_span(spans, request_id) is not None for request_id in request_ids)
 
 
 def _names(traceparent: str, trace_id: str, span_id: str) -> bool:
@@ -246,3 +251,26 @@ def test_a_client_trace_that_is_not_sampled_is_carried_upstream_and_not_exported
     assert CLIENT_TRACE not in {s.trace_id for s in receiver.spans()}
     version, trace, span, flags = fake.requests[0].headers["traceparent"].split("-")
     assert (version, trace, flags) == ("00", CLIENT_TRACE, "00") and span not in (CLIENT_SPAN, "0" * 16)
+
+
+def test_each_worker_exports_its_own_spans(tmp_path: Path, fake: FakeUpstream, receiver: OtlpReceiver):
+    config = basic_config(fake, "storage: {type: memory}\n")  # nothing limited: two workers need no Redis
+    gateway = Gateway(tmp_path, config, {**FAST_EXPORT, "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url}, workers=2)
+    instances: set[str] = set()
+    try:
+        gateway.start()
+        for n in range(60):  # a connection each: the kernel spreads them over the two workers
+            response = httpx.post(gateway.base_url + "/v1/chat/completions", timeout=30, headers={
+                "Authorization": f"Bearer {CLIENT_KEY}", "x-request-id": f"worker-{n}"},
+                json={"model": "fake-gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+            assert response.status_code == 200
+            if n % 12 == 11:
+                spans = receiver.wait_for(functools.partial(_all_there, [f"worker-{i}" for i in range(n + 1)]))
+                instances = {s.instance for s in spans if s.kind == "server"}
+                if len(instances) == 2:
+                    break
+    finally:
+        gateway.stop()
+    # each worker (forked from Granian's server process) built its own exporter after the fork
+    # and names itself by a service.instance.id of its own
+    assert len(instances) == 2
