@@ -40,6 +40,7 @@ from .trace_types import AttemptTrace, Finished, RequestTrace, ToolCall
 
 EXPORT_TIMEOUT_S = 5.0  # one export (its retries included); the batch processor's thread waits, never a request
 FLUSH_AT_SHUTDOWN_MS = 3000  # what is still queued at shutdown gets this long to go out
+MAX_NAME = 256  # characters of a client-chosen name (a model, a request id) in a span
 MAX_STREAM_TEXT = content.MAX_JSON  # characters of a streamed answer kept with capture_content
 _PROPAGATOR = TraceContextTextMapPropagator()
 # the SDK's and the exporter's loggers: a line per dropped span (queue full) or per failed batch
@@ -110,7 +111,7 @@ class SdkTracing:
                                                                                "tracestate": tracestate}
             parent = _PROPAGATOR.extract(carrier, parent)  # an invalid one is ignored: a new trace
         span = self.tracer.start_span(endpoint, parent, SpanKind.SERVER, {
-            "gateway.request.id": request_id, "gateway.client.id": client_id,
+            "gateway.request.id": request_id[:MAX_NAME], "gateway.client.id": client_id,
         }, start_time=int(arrived * 1e9))
         return SdkRequestTrace(self.tracer, span, capture)
 
@@ -139,10 +140,9 @@ class SdkRequestTrace:
     def called(self, call: Call) -> None:
         if not self.recording:
             return
-        operation = operation_name(call)
-        self.span.update_name(f"{operation} {call.model}")
-        attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": operation,
-                                                 "gen_ai.request.model": call.model}
+        operation, model = operation_name(call), call.model[:MAX_NAME]
+        self.span.update_name(f"{operation} {model}")
+        attributes: dict[str, AttributeValue] = {"gen_ai.operation.name": operation, "gen_ai.request.model": model}
         if call.stream:
             attributes["gen_ai.request.stream"] = True
         for name, attribute in _REQUEST_PARAMS:

@@ -23,6 +23,16 @@ TRUNCATED = "…[truncated]"
 _FINISH = re.compile(rb'"(?:finish_reason|stop_reason|finishReason)"\s*:\s*"([A-Za-z_]{1,40})"')
 
 
+def _list(value: Any) -> list[Any]:
+    """``value`` when it is a list (an answer's ``choices``, …), else nothing: answers are the
+    upstream's, and a malformed one must not break the request that carries it."""
+    return value if isinstance(value, list) else []
+
+
+def _index(value: Any, default: int) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1024 else default
+
+
 def _text(value: str) -> str:
     return value if len(value) <= MAX_TEXT else value[:MAX_TEXT] + TRUNCATED
 
@@ -32,18 +42,17 @@ def _parts(content: Any) -> list[dict[str, Any]]:
     if isinstance(content, str):
         return [{"type": "text", "content": _text(content)}]
     parts: list[dict[str, Any]] = []
-    if isinstance(content, list):
-        for part in content:
-            if isinstance(part, dict) and isinstance(part.get("text"), str):
-                parts.append({"type": "text", "content": _text(part["text"])})
-            elif isinstance(part, dict):
-                parts.append({"type": str(part.get("type", "unknown"))[:40]})
+    for part in _list(content):
+        if isinstance(part, dict) and isinstance(part.get("text"), str):
+            parts.append({"type": "text", "content": _text(part["text"])})
+        elif isinstance(part, dict):
+            parts.append({"type": str(part.get("type", "unknown"))[:40]})
     return parts
 
 
 def _tool_calls(message: dict[str, Any]) -> list[dict[str, Any]]:
     parts = []
-    for call in message.get("tool_calls") or ():
+    for call in _list(message.get("tool_calls")):
         if isinstance(call, dict) and isinstance(call.get("function"), dict):
             function = call["function"]
             parts.append({"type": "tool_call", "id": str(call.get("id", ""))[:80],
@@ -80,7 +89,7 @@ def input_messages(body: dict[str, Any]) -> str | None:
 
 def _openai_output(data: dict[str, Any]) -> list[dict[str, Any]]:
     out = []
-    for choice in data.get("choices") or ():
+    for choice in _list(data.get("choices")):
         if not isinstance(choice, dict):
             continue
         message = choice.get("message")
@@ -98,7 +107,7 @@ def _native_output(data: dict[str, Any]) -> list[dict[str, Any]]:
         return [{"role": "assistant", "parts": _parts(data["content"]),
                  "finish_reason": str(data.get("stop_reason") or "")}]
     out = []
-    for candidate in data.get("candidates") or ():  # Gemini generateContent
+    for candidate in _list(data.get("candidates")):  # Gemini generateContent
         if isinstance(candidate, dict):
             content = candidate.get("content")
             parts = _parts(content.get("parts")) if isinstance(content, dict) else []
@@ -127,10 +136,10 @@ def streamed_output(texts: dict[int, list[str]], reasons: list[str]) -> str | No
 def finish_reasons(data: dict[str, Any]) -> list[str]:
     """Why the model stopped, one reason per choice (OpenAI, Anthropic or Gemini answer)."""
     if isinstance(data.get("stop_reason"), str):
-        return [data["stop_reason"]]
-    items = data.get("choices") or data.get("candidates") or ()
+        return [data["stop_reason"][:40]]
     key = "finish_reason" if "choices" in data else "finishReason"
-    return [str(item[key]) for item in items if isinstance(item, dict) and isinstance(item.get(key), str)]
+    items = _list(data.get("choices") if "choices" in data else data.get("candidates"))
+    return [item[key][:40] for item in items if isinstance(item, dict) and isinstance(item.get(key), str)]
 
 
 def stream_finish_reasons(chunk: bytes) -> list[str]:
@@ -163,17 +172,17 @@ def _deltas(event: Any) -> list[tuple[int, str]]:
     if not isinstance(event, dict):
         return []
     found = []
-    for choice in event.get("choices") or ():  # OpenAI
+    for choice in _list(event.get("choices")):  # OpenAI
         if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
             content = choice["delta"].get("content")
             if isinstance(content, str):
-                found.append((int(choice.get("index") or 0), content))
+                found.append((_index(choice.get("index"), 0), content))
     delta = event.get("delta")  # Anthropic content_block_delta
     if isinstance(delta, dict) and isinstance(delta.get("text"), str):
         found.append((0, delta["text"]))
-    for n, candidate in enumerate(event.get("candidates") or ()):  # Gemini
+    for n, candidate in enumerate(_list(event.get("candidates"))):  # Gemini
         content = candidate.get("content") if isinstance(candidate, dict) else None
-        for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
+        for part in _list(content.get("parts")) if isinstance(content, dict) else ():
             if isinstance(part, dict) and isinstance(part.get("text"), str):
-                found.append((int(candidate.get("index") or n), part["text"]))
+                found.append((_index(candidate.get("index"), n), part["text"]))
     return found
