@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
 import httpx
 import openai
 import pytest
@@ -274,3 +275,50 @@ def test_each_worker_exports_its_own_spans(tmp_path: Path, fake: FakeUpstream, r
     # each worker (forked from Granian's server process) built its own exporter after the fork
     # and names itself by a service.instance.id of its own
     assert len(instances) == 2
+
+
+@pytest.mark.parametrize("transport", ["httpx", "aiohttp", "reqwest"])
+def test_every_upstream_transport_carries_the_attempts_trace_context(
+        tmp_path: Path, fake: FakeUpstream, receiver: OtlpReceiver, transport: str):
+    gateway = _start(tmp_path, basic_config(fake), f"OTEL_EXPORTER_OTLP_ENDPOINT={receiver.url}\n",
+                     {"GATEWAY_HTTP_TRANSPORT": transport})
+    try:
+        _client(gateway).chat.completions.create(
+            model="fake-gpt-4o", messages=[{"role": "user", "content": "hi"}],
+            extra_headers={"x-request-id": f"via-{transport}", "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01",
+                           "tracestate": "vendor=opaque-value"})
+        _, (attempt,) = _traced_request(receiver, f"via-{transport}", 1)
+    finally:
+        gateway.stop()
+    (sent,) = [r for r in fake.requests if r.path.endswith("/chat/completions")]
+    assert sent.headers["traceparent"] == f"00-{CLIENT_TRACE}-{attempt.span_id}-01"
+    assert sent.headers["tracestate"] == "vendor=opaque-value"
+
+
+def test_an_anthropic_client_streamed_through_to_an_anthropic_provider(tmp_path: Path, receiver: OtlpReceiver):
+    from tests.fake_anthropic import FakeAnthropic
+
+    with FakeAnthropic() as upstream:
+        config = textwrap.dedent(f"""
+        llm_providers:
+          - {{id: claude, type: anthropic, base_url: "{upstream.base_url}", api_keys: ["sk-ant-upstream-key-11111"],
+              models: [claude-fake-1]}}
+        api_keys:
+          - {{id: app, key: {CLIENT_KEY}}}
+        """)
+        gateway = _start(tmp_path, config, f"OTEL_EXPORTER_OTLP_ENDPOINT={receiver.url}\n")
+        try:
+            client = anthropic.Anthropic(base_url=gateway.base_url, api_key=CLIENT_KEY, max_retries=0, timeout=30)
+            with client.messages.stream(model="claude-fake-1", max_tokens=64, messages=[
+                    {"role": "user", "content": PROMPT}], extra_headers={"x-request-id": "anthropic-1"}) as stream:
+                assert stream.get_final_message().stop_reason == "end_turn"
+            request, (attempt,) = _traced_request(receiver, "anthropic-1", 1)
+        finally:
+            gateway.stop()
+    # passed through untranslated: the finish reason is read from Anthropic's own events
+    assert request.name == "chat claude-fake-1"
+    assert request.attributes["gen_ai.response.finish_reasons"] == ["end_turn"]
+    assert request.attributes["gen_ai.provider.name"] == attempt.attributes["gen_ai.provider.name"] == "anthropic"
+    assert request.attributes["gen_ai.usage.output_tokens"] > 0
+    assert upstream.requests[0].headers["traceparent"].split("-")[2] == attempt.span_id
+    assert b"sk-ant-upstream-key-11111" not in receiver.raw() and PROMPT.encode() not in receiver.raw()
