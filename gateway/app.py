@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
@@ -18,6 +19,7 @@ from .api.table import Services
 from .config.snapshot import load_snapshot
 from .errors import GatewayError, InvalidRequest, NotFound, error_body
 from .observability.logging import setup_logging
+from .observability.otlp import redacted_url
 from .pipeline import SurfacePipeline
 from .server.runtime import Runtime
 from .server.sched import LoopFirst
@@ -29,8 +31,9 @@ log = logging.getLogger("gateway")
 
 
 class Lifecycle:
-    """Opens the stores and starts the config watcher when the server starts; at the end stops the
-    watcher, flushes the usage ledger, closes the stores and the upstream client."""
+    """Opens the stores, starts tracing (when traces are exported) and the config watcher when the
+    server starts; at the end stops the watcher, flushes the usage ledger, closes the stores and
+    the upstream client, and exports the spans still queued."""
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -43,6 +46,7 @@ class Lifecycle:
         await open_configured_stores(self.runtime)
         await warn_shadowed(self.runtime.stores.ledger, self.runtime.snapshot)
         self.runtime.mcp.start()
+        start_traces(self.runtime)
         if self.runtime.settings.batch_helper_threads:
             self.loop_first.start()
         if self.runtime.settings.watch:
@@ -60,6 +64,22 @@ class Lifecycle:
                       extra={"error": str(exc)})
         await self.runtime.mcp.close()
         await self.runtime.upstream.aclose()
+        tracing, self.runtime.tracing = self.runtime.tracing, None
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown)
+
+
+def start_traces(runtime: Runtime) -> None:
+    """This worker's tracer and exporter when the snapshot names a collector (in the lifespan: each
+    worker process, after the fork, gets its own exporter thread)."""
+    settings = runtime.snapshot.otlp
+    if settings is None or runtime.tracing is not None:
+        return
+    from .observability.traces import start_tracing
+
+    runtime.tracing = start_tracing(settings)
+    log.info("traces exported over OTLP/HTTP", extra={"endpoint": redacted_url(settings.endpoint),
+                                                       "service_name": settings.service_name})
 
 
 async def open_configured_stores(runtime: Runtime) -> None:

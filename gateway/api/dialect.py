@@ -52,6 +52,8 @@ class DialectResource(ABC):
         pipeline = self.pipeline
         authorization, key = self.credentials(req)
         exchange = await pipeline.begin(self.endpoint, request_id_of(req, resp), authorization, key)
+        if pipeline.tracing is not None:
+            pipeline.trace(exchange, req.get_header("traceparent"), req.get_header("tracestate"))
         try:
             call = self.parse(await read_json(req, exchange.snapshot.max_body_bytes), req, params)
         except GatewayError as exc:

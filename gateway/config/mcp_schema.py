@@ -70,10 +70,3 @@ class ClientMcpConfig(Strict):
 
     servers: list[str] = []
     tools: ToolRulesConfig = ToolRulesConfig()
-
-
-class ObservabilityConfig(Strict):
-    """``observability:``. ``capture_content``: MCP tool arguments and results go into the audit
-    log lines (off by default: only names, sizes, statuses and durations are kept)."""
-
-    capture_content: bool = False

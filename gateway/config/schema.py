@@ -25,7 +25,7 @@ from ..core.pricing import Pricing
 from ..guardrails.config import GuardrailsConfig
 from ..providers.registry import TYPES
 from ..store.config import Storage
-from .mcp_schema import ClientMcpConfig, McpServerConfig, ObservabilityConfig
+from .mcp_schema import ClientMcpConfig, McpServerConfig
 
 EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio", "moderations", "responses",
                          "files", "assistants", "threads"]  # core/call.py's operation names
@@ -338,6 +338,25 @@ class MetricsConfig(Strict):
         return v
 
 
+class OtlpConfig(Strict):
+    """``observability.otlp``: where spans go over OTLP/HTTP (protobuf). ``endpoint``: the
+    collector's base URL (``http://collector:4318``; ``/v1/traces`` is appended unless the URL
+    ends with it); ``headers``: sent with every export (a token: write it as ``${VAR}``)."""
+
+    endpoint: str = Field(min_length=1)
+    headers: dict[str, str] = {}
+    service_name: str | None = Field(None, min_length=1)  # None: OTEL_SERVICE_NAME, else llm-gateway
+
+
+class ObservabilityConfig(Strict):
+    """``observability:``. ``otlp``: trace export (restart-only; without it the ``OTEL_EXPORTER_OTLP_*``
+    environment decides); ``capture_content``: prompts, answers and tool arguments are recorded
+    in spans only when true (applied live)."""
+
+    otlp: OtlpConfig | None = None
+    capture_content: bool = False
+
+
 class GatewayConfig(Strict):
     version: str = "1.0"
     server: Server = Server()
@@ -348,5 +367,5 @@ class GatewayConfig(Strict):
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
     metrics: MetricsConfig = MetricsConfig()  # the Prometheus namespace (restart-only)
     mcp_servers: list[McpServerConfig] = []  # MCP servers served on /mcp (gateway/mcp/)
-    observability: ObservabilityConfig = ObservabilityConfig()
+    observability: ObservabilityConfig = ObservabilityConfig()  # traces (observability/otlp.py), content capture
     guardrails: GuardrailsConfig = GuardrailsConfig()  # guards on what goes to and comes from the models

@@ -21,10 +21,21 @@ from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
 from ..guardrails.build import build_guardrails, unknown_names
 from ..guardrails.engine import Guardrails
+from ..observability.otlp import OtlpSettings, otlp_settings
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
 from .mcp_snapshot import build_servers, client_access
-from .schema import AliasSpec, Client, GatewayConfig, MetricsConfig, ProviderConfig, Routing, Server, check_client_key
+from .schema import (
+    AliasSpec,
+    Client,
+    GatewayConfig,
+    MetricsConfig,
+    ObservabilityConfig,
+    ProviderConfig,
+    Routing,
+    Server,
+    check_client_key,
+)
 
 MASTER_KEY_ENV = "GATEWAY_MASTER_KEY"
 BUDGET_PROFILE_ENV = "BUDGET_PROFILE"
@@ -51,9 +62,11 @@ class Snapshot:
     budget_profile: str = "unlimited"
     default_budget: Budget = field(default_factory=Budget)
     mcp_servers: Mapping[str, McpServerSpec] = field(default_factory=lambda: MappingProxyType({}))
-    capture_content: bool = False  # ``observability.capture_content``
     # the guards and who passes which: ``guardrails.for_request(alias, client, remote)``
     guardrails: Guardrails = field(default_factory=Guardrails)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)  # capture_content, otlp
+    # where traces go (the config's ``observability.otlp`` or the OTEL_* environment); None: no tracing
+    otlp: OtlpSettings | None = None
 
     @property
     def max_body_bytes(self) -> int:
@@ -91,6 +104,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     if master is not None:
         found.issues.extend(_master_key_issues(master))
     profile = _budget_profile(environ, found)
+    otlp = _otlp(cfg.observability, environ, found)
     if found.issues:
         raise ConfigError(filename, found.issues)
     return Snapshot(
@@ -111,8 +125,9 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         budget_profile=profile,
         default_budget=BUDGET_PROFILES[profile],
         mcp_servers=MappingProxyType(mcp_servers),
-        capture_content=cfg.observability.capture_content,
         guardrails=guardrails,
+        observability=cfg.observability,
+        otlp=otlp,
     )
 
 
@@ -124,6 +139,18 @@ def _budget_profile(environ: Mapping[str, str], found: _Findings) -> str:
                                         "must be one of " + ", ".join(BUDGET_PROFILES)))
         return "unlimited"
     return name
+
+
+def _otlp(observability: ObservabilityConfig, environ: Mapping[str, str], found: _Findings) -> OtlpSettings | None:
+    """The trace export the config or the environment asks for (``observability/otlp.py``)."""
+    otlp = observability.otlp
+    try:
+        if otlp is None:
+            return otlp_settings(None, {}, None, environ)
+        return otlp_settings(otlp.endpoint, otlp.headers, otlp.service_name, environ)
+    except ValueError as exc:
+        found.issue(("observability", "otlp"), str(exc))
+        return None
 
 
 def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec],

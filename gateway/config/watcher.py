@@ -27,6 +27,7 @@ from pathlib import Path
 import watchfiles
 
 from ..observability import metrics
+from ..observability.otlp import OtlpSettings
 from ..server.runtime import Runtime
 from ..store.directory import warn_shadowed
 from .guard import reload_refusals
@@ -41,7 +42,9 @@ KUBERNETES_PREFIX = ".."  # a ConfigMap mount swaps "..data" and "..<timestamp>"
 
 
 def restart_needed(old: Snapshot, new: Snapshot, env_at_start: dict[str, str | None],
-                   env_now: dict[str, str]) -> list[str]:
+                   env_now: dict[str, str], otlp_in_effect: OtlpSettings | None = None) -> list[str]:
+    """The settings a reload changed that only a restart applies (``otlp_in_effect``: where this
+    worker exports traces, None when it does not)."""
     changed = []
     # bound when the server, its routes and its upstream client start
     for name in ("listen", "connect_timeout_s", "base_paths"):
@@ -52,6 +55,8 @@ def restart_needed(old: Snapshot, new: Snapshot, env_at_start: dict[str, str | N
             changed.append(name)
     if new.metrics.namespace != metrics.namespace():  # the metric names are fixed at start
         changed.append("metrics.namespace")
+    if new.otlp != otlp_in_effect:  # the exporter is built when the worker starts
+        changed.append("observability.otlp")
     return changed
 
 
@@ -181,7 +186,9 @@ class ConfigWatcher:
 
     def _apply(self, current: Snapshot, snapshot: Snapshot, env_now: dict[str, str]) -> None:
         runtime = self.runtime
-        needs = restart_needed(current, snapshot, self.env_at_start, env_now)
+        tracing = runtime.tracing
+        needs = restart_needed(current, snapshot, self.env_at_start, env_now,
+                               tracing.settings if tracing is not None else None)
         runtime.reload.restart_needed = needs
         if needs:
             log.warning("these settings change only with a restart; the rest is applied now",

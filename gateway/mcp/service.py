@@ -130,7 +130,7 @@ class ToolService:
         then the record. ``shown_as``: the tool's name as the client named it (error messages)."""
         rec = acc.CallRecord(request_id, client.id, server_id, tool)
         rec.bytes_in = len(orjson.dumps(arguments)) if arguments is not None else 0
-        rec.arguments = arguments if snapshot.capture_content else None
+        rec.arguments = arguments if snapshot.observability.capture_content else None
         spec = snapshot.mcp_servers.get(server_id)
         state = self.registry.servers.get(server_id)
         if spec is None or not usable(spec, client.mcp, tool):
@@ -144,7 +144,7 @@ class ToolService:
             return self._refused(snapshot, rec, exc)
         try:
             outcome = await self._run(spec, state, rec, tool, arguments, progress)
-            rec.result = outcome.result if snapshot.capture_content else None
+            rec.result = outcome.result if snapshot.observability.capture_content else None
         except BaseException as exc:
             if rec.status == acc.OK:
                 rec.status = acc.CANCELLED if isinstance(exc, asyncio.CancelledError) else acc.UNAVAILABLE
@@ -219,4 +219,4 @@ class ToolService:
             self._record(snapshot, rec)
 
     def _record(self, snapshot: Snapshot, rec: acc.CallRecord) -> None:
-        acc.record_call(rec, self.ledger(), snapshot.capture_content, snapshot.server.log_requests)
+        acc.record_call(rec, self.ledger(), snapshot.observability.capture_content, snapshot.server.log_requests)

@@ -1,4 +1,5 @@
-"""Counting one finished request: metrics, one access log line, and one usage ledger row.
+"""Counting one finished request: metrics, one access log line, one usage ledger row, and the end
+of its span when tracing is on (``traces.py``).
 
 The ledger row goes to the store's ``record`` (``storage.ledger``), which only buffers it: a
 background task writes the rows in batches, off the request path.
@@ -15,6 +16,7 @@ from ..core.usage import Usage
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 from . import metrics
+from .traces import RequestTrace
 
 access_log = logging.getLogger("gateway.access")
 HIT = "hit"  # ``Outcome.cache`` of an answer served from the response cache
@@ -39,6 +41,7 @@ class Outcome:
     # ``cost_usd`` is what the answer cost when it was fetched: what the hit saved, not spent.
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
+    trace: RequestTrace | None = None  # the request's span when tracing is on (ended by ``record``)
 
 
 def model_label(target: Target, status: int) -> str:
@@ -76,6 +79,8 @@ def failed(outcome: Outcome) -> bool:
 
 
 def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -> None:
+    if outcome.trace is not None:
+        outcome.trace.end(outcome)
     duration = time.perf_counter() - outcome.started
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""

@@ -16,6 +16,7 @@ from ..config.snapshot import Snapshot
 from ..core.call import Call
 from ..core.targets import ClientSpec, Route
 from ..limits.admission import Admission
+from ..observability.traces import RequestTrace
 from ..observability.usage import Outcome
 
 CLIENT_CLOSED = 499  # nginx's status for a client that left before its answer
@@ -36,6 +37,12 @@ class Exchange:
     client: ClientSpec
     outcome: Outcome
     native: bool = False
+
+    @property
+    def trace(self) -> RequestTrace | None:
+        """The request's span (None when tracing is off): the parent of its tool calls'
+        (``observability.traces.tool_call``)."""
+        return self.outcome.trace
 
 
 @dataclass(slots=True)

@@ -5,6 +5,8 @@ parser and renderer) parses its body into a ``Call`` (OpenAI's shape is the ling
 renders what comes back:
 
     exchange = await pipeline.begin(endpoint, request_id, authorization, x_api_key)  # 401/403 here
+    if pipeline.tracing is not None:   # the request's span, a child of the client's traceparent
+        pipeline.trace(exchange, traceparent, tracestate)
     call = <the dialect's parser>      # a failure here: pipeline.refuse(exchange, error)
     admitted = await pipeline.admit(exchange, call)  # the model resolved, client limits and budget held
     result = await pipeline.dispatch(admitted, guard)
@@ -39,6 +41,7 @@ from ..core.call import Call
 from ..core.targets import Route
 from ..core.usage import Answer, Usage
 from ..errors import GatewayError, ProviderError
+from ..observability.traces import Tracing
 from ..observability.usage import Outcome, record
 from ..routing.dispatch import UpstreamAnswer
 from ..routing.resolve import resolve
@@ -67,6 +70,19 @@ class Pipeline:
             client = replace(client, budget=snapshot.default_budget)  # BUDGET_PROFILE's, for a client without its own
         return Exchange(snapshot, client, Outcome(request_id, client.id, endpoint, "", 200, started))
 
+    @property
+    def tracing(self) -> Tracing | None:
+        """This worker's tracer; None when tracing is off (then ``trace`` need not be called)."""
+        return self.runtime.tracing
+
+    def trace(self, exchange: Exchange, traceparent: str | None, tracestate: str | None) -> None:
+        """Open the request's span (ended when it is recorded), a child of the client's W3C trace
+        context when it sent one. Call it right after ``begin`` when ``tracing`` is not None."""
+        tracing, outcome = self.runtime.tracing, exchange.outcome
+        if tracing is not None:
+            outcome.trace = tracing.request(outcome.endpoint, outcome.request_id, outcome.client, outcome.arrived,
+                                            exchange.snapshot.observability.capture_content, traceparent, tracestate)
+
     def refuse(self, exchange: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""
         exchange.outcome.status, exchange.outcome.error_code = error.status, error.code
@@ -77,6 +93,8 @@ class Pipeline:
         one already resolved (the rest of the OpenAI surface: ``surface.py``). A refusal is recorded."""
         outcome = exchange.outcome
         outcome.model, outcome.stream = call.model, call.stream
+        if outcome.trace is not None:
+            outcome.trace.called(call)
         try:
             route = route or resolve(exchange.snapshot, call.model, exchange.client)
             prompt = input_tokens(call)
@@ -101,12 +119,17 @@ class Pipeline:
         # same-dialect pass-through: the adapter answered in the client's own protocol (see above)
         admitted.exchange.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
         keep = plan.keep if plan is not None else None
+        trace = admitted.exchange.outcome.trace
         if opened.answer is not None:
+            if trace is not None:
+                trace.answered(opened.answer.data)
             if keep is not None:
                 await self.cached.keep(keep, JSON, orjson.dumps(opened.answer.data), opened, opened.answer.usage)
             return Stream(whole_as_stream(admitted, opened, opened.answer, guard, self._settle))
         if call.stream:
             events = relay(admitted, opened, guard, self._settle)
+            if trace is not None:
+                events = trace.watch(events)
             return Stream(events if keep is None else self.cached.capture(admitted, keep, opened, events))
         guard.close()
         answer = await self._whole(admitted, opened)
@@ -120,7 +143,7 @@ class Pipeline:
         call, exchange = admitted.call, admitted.exchange
         try:
             opened = await self.runtime.dispatcher.open(exchange.snapshot, admitted.route, call.model, call,
-                                                        admitted.est_tokens)
+                                                        admitted.est_tokens, exchange.outcome.trace)
         except asyncio.CancelledError:
             guard.close()
             if not guard.absorb():
@@ -146,17 +169,19 @@ class Pipeline:
         try:
             answer = opened.adapter.parse_response(opened.body or b"", admitted.call)
         except (ValueError, TypeError):
-            await self.runtime.dispatcher.finish(opened, 0)
+            await self.runtime.dispatcher.finish(opened, None)
             error = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
             await self._fail(admitted, error.status, error.code)
             raise error from None
+        if outcome.trace is not None:
+            outcome.trace.answered(answer.data)
         await self._settle(admitted, opened, answer.usage)
         return answer
 
     async def _settle(self, admitted: Admitted, opened: UpstreamAnswer, usage: Usage) -> None:
         """A request that got an answer: the key's and the client's real usage and cost; the record."""
         runtime, exchange = self.runtime, admitted.exchange
-        await runtime.dispatcher.finish(opened, usage.total_tokens)
+        await runtime.dispatcher.finish(opened, usage)
         exchange.outcome.usage = usage
         exchange.outcome.cost_usd = await runtime.limiter.settle(admitted.admission, usage, opened.target.pricing)
         record(exchange.outcome, exchange.snapshot.server.log_requests, runtime.stores.ledger)

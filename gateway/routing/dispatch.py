@@ -15,6 +15,10 @@ Each attempt gets the lesser of its provider's timeout and the time left.
 Once an upstream answered 2xx nothing is sent again: a body that breaks, stalls, is too large
 (``server.max_response_mb``) or cannot be decoded is a 502/504 for the client, because the
 provider may have processed (and billed) the request already.
+
+A traced request (``open``'s ``trace``) gets a span per attempt, whose W3C ``traceparent`` the
+upstream request carries; a failed attempt's span says why (``AttemptFailure.reason``, the same
+word the ``attempts`` metric counts).
 """
 
 from __future__ import annotations
@@ -23,16 +27,15 @@ import asyncio
 import contextlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
 from ..config.snapshot import Snapshot
 from ..core.call import Call
 from ..core.targets import ProviderKey, Route, Target
-from ..core.usage import Answer
+from ..core.usage import Answer, Usage
 from ..errors import (
-    AllKeysRateLimited,
     GatewayError,
     InvalidRequest,
     ProviderError,
@@ -41,11 +44,13 @@ from ..errors import (
     UpstreamTimeout,
 )
 from ..observability import metrics
-from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, ProviderAdapter
+from ..observability.traces import AttemptTrace, RequestTrace
+from ..providers.base import CLIENT_ERROR, KEY_REJECTED, RATE_LIMITED, SERVER_ERROR, ProviderAdapter
 from ..providers.registry import adapter_for
 from ..upstream.client import AnswerTooLarge, UndecodableAnswer, Upstream, decode_stream, read_answer, read_prefix
 from .deadline import request_budget
 from .key_pool import Blocked, KeyPool, KeyState, Reservation
+from .progress import AttemptFailure, Progress, final_error
 from .strategies import TargetStats, order_targets, rotate_keys
 
 MAX_ERROR_BODY = 64 * 1024
@@ -69,44 +74,7 @@ class UpstreamAnswer:
     adapter: ProviderAdapter
     body: bytes | None = None
     answer: Answer | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptFailure:
-    """Why one attempt got no answer, as the attempt loop reads it: ``error`` is what the client
-    gets when no later attempt answers; a rate-limited key frees up in ``rate_limited_s``; a
-    rejected key was quarantined (at most one per request)."""
-
-    error: GatewayError
-    rate_limited_s: float | None = None
-    key_rejected: bool = False
-
-
-@dataclass(slots=True)
-class _Progress:
-    """What one request's attempt loop knows so far."""
-
-    deadline: float
-    budget_s: float
-    attempts: int = 0
-    tried: set[tuple[str, str]] = field(default_factory=set)  # (target, key): see the module doc
-    quarantined: bool = False  # at most one key per request is quarantined (see _attempt)
-    last_failure: AttemptFailure | None = None
-    out_of_time: bool = False
-    soonest: float = math.inf  # when the first blocked key frees up (cooldown, limit or circuit)
-    rate_limited: bool = False  # some key is blocked by a limit or cooldown, not only by a circuit
-    progressed: bool = False
-    last: tuple[Target, str] | None = None  # the last (target, key label) an attempt was made on
-
-    def blocked(self, wait: float, by_limit: bool) -> None:
-        self.soonest = min(self.soonest, wait)
-        self.rate_limited = self.rate_limited or by_limit
-
-    def failed(self, failure: AttemptFailure) -> None:
-        self.quarantined = self.quarantined or failure.key_rejected
-        self.last_failure = failure
-        if failure.rate_limited_s is not None:
-            self.blocked(failure.rate_limited_s, True)
+    trace: AttemptTrace | None = None  # the attempt's span (tracing on): ended by ``Dispatcher.finish``
 
 
 class Dispatcher:
@@ -117,12 +85,14 @@ class Dispatcher:
         self.clock = clock
 
     async def open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call,
-                   est_tokens: float) -> UpstreamAnswer:
+                   est_tokens: float, trace: RequestTrace | None = None) -> UpstreamAnswer:
+        """An answer from the first target and key that gives one; ``trace``: the request's span,
+        under which each attempt gets its own."""
         routing = snapshot.routing
         now = self.clock()
         queue_until = now + routing.queue_timeout_s
         budget = request_budget(routing, snapshot.server.request_timeout_s, route)
-        progress = _Progress(deadline=now + budget, budget_s=budget)
+        progress = Progress(deadline=now + budget, budget_s=budget, trace=trace)
         try:
             return await self._open(snapshot, route, route_name, call, est_tokens, progress, queue_until)
         except GatewayError as exc:
@@ -130,7 +100,7 @@ class Dispatcher:
             raise
 
     async def _open(self, snapshot: Snapshot, route: Route, route_name: str, call: Call, est_tokens: float,
-                    progress: _Progress, queue_until: float) -> UpstreamAnswer:
+                    progress: Progress, queue_until: float) -> UpstreamAnswer:
         routing = snapshot.routing
         while True:
             progress.soonest, progress.rate_limited, progress.progressed = math.inf, False, False
@@ -150,10 +120,10 @@ class Dispatcher:
                 progress.tried.clear()
                 continue
             break
-        raise _final_error(progress, routing.max_cooldown_s)
+        raise final_error(progress, routing.max_cooldown_s)
 
     async def _try_target(self, snapshot: Snapshot, target: Target, call: Call, est_tokens: float,
-                          progress: _Progress) -> UpstreamAnswer | None:
+                          progress: Progress) -> UpstreamAnswer | None:
         """Try the target's keys in turn; an answer, or None (``progress`` tells why not)."""
         provider = target.provider
         keys = rotate_keys(provider, self.stats)
@@ -183,16 +153,35 @@ class Dispatcher:
             progress.last = (target, state.label)
             progress.attempts += 1
             progress.progressed = True
-            outcome = await self._attempt(snapshot, target, key, call, got, not progress.quarantined, time_left)
+            outcome = await self._attempt(snapshot, target, key, call, got, progress, time_left)
             if isinstance(outcome, UpstreamAnswer):
                 return outcome
             progress.failed(outcome)
         return None
 
     async def _attempt(self, snapshot: Snapshot, target: Target, key: ProviderKey | None, call: Call,
-                       reservation: Reservation, may_quarantine: bool,
+                       reservation: Reservation, progress: Progress,
                        time_left: float) -> UpstreamAnswer | AttemptFailure:
-        """One try on a key ``reservation`` was counted against (``KeyPool.acquire``)."""
+        """One try on a key ``reservation`` was counted against (``KeyPool.acquire``), in a span of
+        its own when the request is traced (ended here unless it answered: then by ``finish``)."""
+        may_quarantine = not progress.quarantined
+        if progress.trace is None:
+            return await self._send(snapshot, target, key, call, reservation, may_quarantine, time_left, None)
+        span = progress.trace.attempt(target, reservation.state.label, call)
+        try:
+            outcome = await self._send(snapshot, target, key, call, reservation, may_quarantine, time_left, span)
+        except BaseException as exc:
+            span.failed(exc.code if isinstance(exc, GatewayError) else type(exc).__name__)
+            raise
+        if isinstance(outcome, AttemptFailure):
+            span.failed(outcome.reason, outcome.reason)
+        else:
+            outcome.trace = span
+        return outcome
+
+    async def _send(self, snapshot: Snapshot, target: Target, key: ProviderKey | None, call: Call,
+                    reservation: Reservation, may_quarantine: bool, time_left: float,
+                    span: AttemptTrace | None) -> UpstreamAnswer | AttemptFailure:
         provider = target.provider
         adapter = adapter_for(provider.protocol)
         state = reservation.state
@@ -204,7 +193,10 @@ class Dispatcher:
         answer: Answer | None = None
         try:
             async with asyncio.timeout(time_left):
-                response = await self.upstream.open(adapter.build_request(target, key, call), provider.timeout_s)
+                response = await self.upstream.open(adapter.build_request(target, key, call), provider.timeout_s,
+                                                    span.headers if span is not None else None)
+                if span is not None:
+                    span.responded(response.status_code)
                 if response.status_code >= 300:
                     raw = await read_prefix(response, MAX_ERROR_BODY)
                 else:
@@ -217,10 +209,12 @@ class Dispatcher:
         except (TimeoutError, httpx.TransportError, AnswerTooLarge, UndecodableAnswer, GatewayError) as exc:
             await _close_quietly(response)
             cut_short = time_left < provider.timeout_s - FULL_TIME_SLACK_S
-            error = await self._lost(exc, snapshot, target, reservation, answered, cut_short)
+            failure = await self._lost(exc, snapshot, target, reservation, answered, cut_short)
             if answered:
-                raise error from None
-            return AttemptFailure(error)
+                if span is not None:
+                    span.failed(failure.reason)
+                raise failure.error from None
+            return failure
         except BaseException:
             await _close_quietly(response)
             await asyncio.shield(self._end(target, reservation))
@@ -228,7 +222,7 @@ class Dispatcher:
         if answered:
             verdict = adapter.classify(response.status_code, response.headers.raw)
             await self.key_pool.succeeded(state, verdict.headroom, snapshot.routing.max_cooldown_s)
-            metrics.attempts_by(provider.id, "ok").inc()
+            _tally(provider.id, "ok")
             return UpstreamAnswer(target, key, reservation, response, started, adapter, body, answer)
         await _close_quietly(response)
         return await self._refused(snapshot, target, key, state, reservation, response, raw, may_quarantine, adapter)
@@ -248,42 +242,47 @@ class Dispatcher:
         return None, None
 
     async def _lost(self, exc: BaseException, snapshot: Snapshot, target: Target, reservation: Reservation,
-              answered: bool, cut_short: bool) -> GatewayError:
-        """Account an attempt that ended in an exception; the error for the client.
+                    answered: bool, cut_short: bool) -> AttemptFailure:
+        """Account an attempt that ended in an exception; the error for the client, and why.
 
         ``cut_short``: the request's deadline left this attempt less than its provider's timeout,
         so running out of it says nothing about the key (its breaker is not charged).
         """
         pid = target.provider.id
         if isinstance(exc, GatewayError):
-            await self._end(target, reservation)
-            metrics.attempts_by(pid, "bad_answer").inc()
-            return exc
+            return await self._ended(target, reservation, exc, "bad_answer")
         if isinstance(exc, AnswerTooLarge):
-            await self._end(target, reservation)
-            metrics.attempts_by(pid, "too_large").inc()
-            return ProviderError(f"Provider '{pid}' sent an answer larger than server.max_response_mb "
-                                 f"({snapshot.server.max_response_mb:g} MB): {exc}; it was not read further.")
+            return await self._ended(target, reservation, ProviderError(
+                f"Provider '{pid}' sent an answer larger than server.max_response_mb "
+                f"({snapshot.server.max_response_mb:g} MB): {exc}; it was not read further."), "too_large")
         if isinstance(exc, UndecodableAnswer):
-            await self._end(target, reservation)
-            metrics.attempts_by(pid, "undecodable").inc()
-            return ProviderError(f"Provider '{pid}' sent an answer the gateway cannot read: {exc}.")
+            return await self._ended(target, reservation, ProviderError(
+                f"Provider '{pid}' sent an answer the gateway cannot read: {exc}."), "undecodable")
         if isinstance(exc, TimeoutError) and cut_short:  # the request's deadline, not the attempt's timeout
-            await self._end(target, reservation)
-            metrics.attempts_by(pid, "deadline").inc()
-            return UpstreamTimeout(f"Provider '{pid}' did not answer within the request's deadline.")
+            return await self._ended(target, reservation, UpstreamTimeout(
+                f"Provider '{pid}' did not answer within the request's deadline."), "deadline")
         if isinstance(exc, (TimeoutError, httpx.TimeoutException)):
             await self._failed(target, reservation, snapshot, "timeout")
             if answered:
-                return UpstreamTimeout(f"Provider '{pid}' stopped sending its answer in time; it is not "
-                                       "sent again (the provider may have processed it).")
-            return UpstreamTimeout(f"Provider '{pid}' did not answer in time.")
+                return AttemptFailure(UpstreamTimeout(f"Provider '{pid}' stopped sending its answer in time; it is "
+                                                      "not sent again (the provider may have processed it)."),
+                                      reason="timeout")
+            return AttemptFailure(UpstreamTimeout(f"Provider '{pid}' did not answer in time."), reason="timeout")
         if answered:
             await self._failed(target, reservation, snapshot, "broken_answer")
-            return ProviderError(f"Provider '{pid}' broke off its answer ({type(exc).__name__}); it is not "
-                                 "sent again (the provider may have processed it).")
+            return AttemptFailure(ProviderError(f"Provider '{pid}' broke off its answer ({type(exc).__name__}); it "
+                                                "is not sent again (the provider may have processed it)."),
+                                  reason="broken_answer")
         await self._failed(target, reservation, snapshot, "connect_error")
-        return ProviderError(f"Provider '{pid}' could not be reached ({type(exc).__name__}).")
+        return AttemptFailure(ProviderError(f"Provider '{pid}' could not be reached ({type(exc).__name__})."),
+                              reason="connect_error")
+
+    async def _ended(self, target: Target, reservation: Reservation, error: GatewayError,
+                     reason: str) -> AttemptFailure:
+        """An attempt that failed without a word about its key (nothing charged to its breaker)."""
+        await self._end(target, reservation)
+        _tally(target.provider.id, reason)
+        return AttemptFailure(error, reason=reason)
 
     async def _refused(self, snapshot: Snapshot, target: Target, key: ProviderKey | None, state: KeyState,
                  reservation: Reservation, response: httpx.Response, raw: bytes,
@@ -298,17 +297,19 @@ class Dispatcher:
         if status < 400:
             await self._failed(target, reservation, snapshot, "redirect")
             return AttemptFailure(ProviderError(f"Provider '{provider.id}' answered {status} (a redirect or cache "
-                                                "answer, which the gateway does not follow); check its base_url."))
+                                                "answer, which the gateway does not follow); check its base_url."),
+                                  reason="redirect")
         kind = verdict.kind
         message = adapter.error_message(raw, key.secret if key else None)
         if kind == RATE_LIMITED:
             await self._end(target, reservation)
-            metrics.attempts_by(provider.id, "rate_limited").inc()
+            _tally(provider.id, RATE_LIMITED)
             cooldown = await self.key_pool.rate_limited(state, verdict.retry_after_s, provider.cooldown_s, max_cooldown)
-            return AttemptFailure(ProviderUnavailable("Provider key rate limited."), rate_limited_s=cooldown)
+            return AttemptFailure(ProviderUnavailable("Provider key rate limited."), rate_limited_s=cooldown,
+                                  reason=RATE_LIMITED)
         if kind == KEY_REJECTED:
             await self._end(target, reservation)
-            metrics.attempts_by(provider.id, "key_rejected").inc()
+            _tally(provider.id, KEY_REJECTED)
             if not may_quarantine:
                 # a second key refused for the same request: more likely the request (a 403 for
                 # content or a model the account lacks) than the key; answer instead of burning keys
@@ -317,59 +318,39 @@ class Dispatcher:
                 raise ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s).")
             await self.key_pool.rejected(state, snapshot.routing.quarantine_s)
             return AttemptFailure(ProviderUnavailable(f"Provider '{provider.id}' rejected its API key(s)."),
-                                  key_rejected=True)
+                                  key_rejected=True, reason=KEY_REJECTED)
         if kind == CLIENT_ERROR:
             await self._end(target, reservation)
-            metrics.attempts_by(provider.id, "client_error").inc()
+            _tally(provider.id, CLIENT_ERROR)
             raise UpstreamRejectedRequest(status, message or f"The provider rejected the request ({status}).")
-        await self._failed(target, reservation, snapshot, "server_error")
-        return AttemptFailure(ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500]))
+        await self._failed(target, reservation, snapshot, SERVER_ERROR)
+        return AttemptFailure(ProviderError(f"Provider '{provider.id}' failed ({status}): {message}"[:500]),
+                              reason=SERVER_ERROR)
 
     async def _failed(self, target: Target, reservation: Reservation, snapshot: Snapshot, outcome: str) -> None:
         await self._end(target, reservation)
         await self.key_pool.failed(reservation.state, snapshot.routing)
-        metrics.attempts_by(target.provider.id, outcome).inc()
+        _tally(target.provider.id, outcome)
 
     async def _end(self, target: Target, reservation: Reservation) -> None:
         self.key_pool.release(reservation)
         self.stats.finished(target)
         await self.key_pool.settle(reservation, 0)
 
-    async def finish(self, opened: UpstreamAnswer, total_tokens: float) -> None:
-        """Settle a successful attempt: real tokens, latency, in-flight counters."""
+    async def finish(self, opened: UpstreamAnswer, usage: Usage | None) -> None:
+        """Settle a successful attempt: real tokens (``usage``; None: the answer was unreadable),
+        latency, in-flight counters; its span ends."""
         self.key_pool.release(opened.reservation)
         self.stats.finished(opened.target)
         self.stats.observe_latency(opened.target, self.clock() - opened.started)
-        await self.key_pool.settle(opened.reservation, total_tokens)
+        if opened.trace is not None:
+            opened.trace.end(usage)
+        await self.key_pool.settle(opened.reservation, usage.total_tokens if usage is not None else 0)
 
 
-def _give_up(last: AttemptFailure | None, soonest: float, rate_limited: bool) -> GatewayError:
-    """The error for a request no key could answer.
-
-    Keys only waiting (nothing failed, or the last failure was a 429): 429 with the soonest
-    ``Retry-After``, or 503 with it when every waiting key is behind an open circuit. A real
-    failure (5xx, timeout, unreachable) is reported as itself.
-    """
-    waiting = soonest < math.inf and (last is None or last.rate_limited_s is not None)
-    if waiting and rate_limited:
-        return AllKeysRateLimited("All provider keys for this model are rate limited; retry later.",
-                                  retry_after=soonest)
-    if waiting:
-        return ProviderUnavailable("Every provider key for this model is failing; retry later.",
-                                   headers={"Retry-After": str(max(1, math.ceil(soonest)))})
-    if last is None or last.rate_limited_s is not None:
-        return ProviderUnavailable("Every provider key for this model is unavailable.")
-    return last.error
-
-
-def _final_error(progress: _Progress, max_wait_s: float) -> GatewayError:
-    """504 when the request's deadline ran out, else ``_give_up``'s answer with the wait it tells
-    the client capped at ``max_wait_s`` (``routing.max_cooldown_s``)."""
-    if progress.out_of_time:
-        return UpstreamTimeout(f"No provider answered within the request's deadline of {progress.budget_s:g} s "
-                               f"({progress.attempts} attempt(s)); see routing.total_timeout_s.")
-    soonest = min(progress.soonest, max_wait_s) if progress.soonest < math.inf else math.inf
-    return _give_up(progress.last_failure, soonest, progress.rate_limited)
+def _tally(provider_id: str, outcome: str) -> None:
+    """Count one attempt's outcome (``ok``, or why it failed: the same word as its span's reason)."""
+    metrics.attempts_by(provider_id, outcome).inc()
 
 
 def _is_json(response: httpx.Response) -> bool:

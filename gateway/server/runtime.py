@@ -22,6 +22,7 @@ from ..limits.admission import ClientLimiter
 from ..mcp.registry import Registry
 from ..mcp.service import ToolService
 from ..observability import metrics
+from ..observability.traces import Tracing
 from ..routing.dispatch import Dispatcher
 from ..routing.key_pool import KeyPool
 from ..routing.strategies import TargetStats
@@ -62,6 +63,7 @@ class Runtime:
         self.stats = TargetStats()
         self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
         self.guard: GuardedCounters | None = None  # set when the runtime store is shared
+        self.tracing: Tracing | None = None  # started by the ASGI lifespan when traces are exported
         # the response cache: in this process, or on the runtime store's server (use_stores)
         self.cache = ResponseCache(MemoryBackend())
         memory = AsyncMemoryStore()

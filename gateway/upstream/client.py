@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import aclosing
 
 import httpx
@@ -172,12 +172,14 @@ async def read_prefix(response: httpx.Response, limit: int) -> bytes:
     return b"".join(parts)[:limit]
 
 
-def _headers(request: UpstreamRequest, url: httpx.URL) -> httpx.Headers:
+def _headers(request: UpstreamRequest, url: httpx.URL, extra: Sequence[tuple[str, str]] | None) -> httpx.Headers:
     """The headers httpx would send (``Host``, ``Content-Length``) without its per-request preparation:
     ``httpx.Request(content=...)`` costs about three times more, a share of every request."""
     headers = with_host(request.headers, url)
     if sends_length("content-length" in headers, request.method, request.content):
         headers["Content-Length"] = str(len(request.content))
+    if extra is not None:
+        headers.update(extra)
     return headers
 
 
@@ -201,21 +203,26 @@ class Upstream:
             parsed = self._urls[url] = httpx.URL(url)
         return parsed
 
-    async def open(self, request: UpstreamRequest, read_timeout_s: float) -> httpx.Response:
-        """Send the request; return once the response headers are in (body not read yet)."""
+    async def open(self, request: UpstreamRequest, read_timeout_s: float,
+                   extra: Sequence[tuple[str, str]] | None = None) -> httpx.Response:
+        """Send the request; return once the response headers are in (body not read yet).
+
+        ``extra``: headers of this one request on top of ``request.headers`` (the trace context of
+        an attempt), added without copying a shared head's headers (``LeanTransport.send_bytes``)."""
         if self._transport is None:
             self._transport = self._make_transport()
         timeout = {"connect": self._connect_timeout, "read": read_timeout_s, "write": read_timeout_s,
                    "pool": self._connect_timeout}
         if request.body_stream is not None:  # an upload: httpx's transport streams it with backpressure
-            built = httpx.Request(request.method, self._url(request.url), headers=request.headers,
+            headers = request.headers if extra is None else {**request.headers, **dict(extra)}
+            built = httpx.Request(request.method, self._url(request.url), headers=headers,
                                   content=request.body_stream, extensions={"timeout": timeout})
             return await self._upload_transport().handle_async_request(built)
         if request.shared_head and isinstance(self._transport, LeanTransport):  # no httpx.Request per call
             return await self._transport.send_bytes(request.method, request.url, request.headers, request.content,
-                                                    timeout)
+                                                    timeout, extra)
         url = self._url(request.url)
-        built = httpx.Request(request.method, url, headers=_headers(request, url),
+        built = httpx.Request(request.method, url, headers=_headers(request, url, extra),
                               stream=httpx.ByteStream(request.content), extensions={"timeout": timeout})
         built.read()  # ``content`` set from the one bytes object, no copy
         return await self._transport.handle_async_request(built)

@@ -1,7 +1,8 @@
 """``python scripts/benchkit [ARGS]`` (what ``scripts/bench`` runs), or ``python -m benchkit`` with
 scripts/ on the path. The run starts its helper servers the same way, with a first argument of
-their own: ``--serve-paced-sse EVENTS INTERVAL`` (the paced SSE fake) and ``--serve-floor PORT``
-(the server floor); those import only what they serve with."""
+their own: ``--serve-paced-sse EVENTS INTERVAL`` (the paced SSE fake), ``--serve-floor PORT``
+(the server floor) and ``--serve-otlp-sink PORT`` (``--tracing``'s span sink); those import only
+what they serve with."""
 
 import sys
 from pathlib import Path
@@ -23,6 +24,11 @@ def serve_helper(argv: list[str]) -> bool:
         from benchkit.floor_server import main as serve_floor
 
         serve_floor(int(argv[1]))
+        return True
+    if argv[:1] == ["--serve-otlp-sink"]:
+        from benchkit.otlp_sink import serve_sink
+
+        serve_sink(int(argv[1]))
         return True
     return False
 

@@ -53,6 +53,7 @@ from benchkit.common import GATEWAY_ENV, BenchError
 from benchkit.guardrails import run_guardrails
 from benchkit.main_run import run
 from benchkit.mcp import run_mcp
+from benchkit.otlp_sink import sink_stats, start_sink
 from benchkit.overhead_run import run_overhead
 from benchkit.protocols import run_protocols
 from benchkit.stores import run_stores
@@ -96,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
+    p.add_argument("--tracing", action="store_true",
+                   help="run the gateways with OpenTelemetry tracing on (OTEL_EXPORTER_OTLP_ENDPOINT set to a "
+                        "local sink that accepts and discards OTLP/HTTP): compare with a run without it")
     p.add_argument("--batch-helper-threads", action="store_true",
                    help="run the gateways with GATEWAY_BATCH_HELPER_THREADS=true (gateway/server/sched.py: for a "
                         "worker with a core to itself, as the pinned gateway here has)")
@@ -192,7 +196,13 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="gateway-bench-"))
     keep = False
     try:
-        return dispatch(args, procs, tmp)
+        if not args.tracing:
+            return dispatch(args, procs, tmp)
+        sink = start_sink(procs)
+        GATEWAY_ENV["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{sink}"
+        status = dispatch(args, procs, tmp)
+        print(f"\nTracing on: the gateways exported {sink_stats(sink)} to the OTLP sink.")
+        return status
     except BenchError as exc:
         keep = True
         print(f"scripts/bench: error: {exc}", file=sys.stderr)

@@ -54,10 +54,13 @@ def _rss_split(snapshot: dict[str, Any]) -> str:
 def render(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult], ttfb: dict[str, Any],
            rss: dict[str, Any], extra: list[str], checks: list[dict[str, Any]], problems: list[str]) -> str:
     lines = ["## Benchmark", ""]
+    helper = "SCHED_BATCH (--batch-helper-threads)" if "GATEWAY_BATCH_HELPER_THREADS" in GATEWAY_ENV \
+        else "default scheduling"
+    tracing = "on (--tracing, spans to a local OTLP sink)" if "OTEL_EXPORTER_OTLP_ENDPOINT" in GATEWAY_ENV else "off"
     lines.append(
         f"{meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
         f"Granian {meta['granian']}, {args.workers} gateway worker(s), upstream transport: {meta['main_transport']}, "
-        f"helper threads: {'SCHED_BATCH (--batch-helper-threads)' if GATEWAY_ENV else 'default scheduling'}. "
+        f"helper threads: {helper}, tracing: {tracing}. "
         f"Fake upstream: {meta['fake']}. wrk: 1 thread, {args.duration:g} s per run, "
         f"direct and gateway runs interleaved per concurrency level. "
         f"CPU busy before the run: {meta['cpu_busy_before_run_percent']:.0f}%.")

@@ -48,6 +48,21 @@ def test_the_pipeline_reaches_adapters_only_through_the_protocol(path):
     assert not {m for m in imports_of(path) if m.split(".")[0] == "falcon"}
 
 
+@pytest.mark.parametrize("path", modules("observability"), ids=str)
+def test_observability_never_imports_the_pipeline_routing_or_the_http_layer(path):
+    # the request path calls into observability (records, spans), never the other way round
+    assert not {m for m in imports_of(path) if m.startswith(("gateway.pipeline", "gateway.routing", "gateway.api"))}
+
+
+@pytest.mark.parametrize("path", [p for p in modules("") if p.name != "spans.py"], ids=str)
+def test_only_the_span_builder_imports_opentelemetry(path):
+    # a gateway without tracing never loads OpenTelemetry: only observability/spans.py imports it,
+    # and only observability.traces.start_tracing imports that module
+    assert not {m for m in imports_of(path) if m.split(".")[0] == "opentelemetry"}
+    if path.name != "traces.py":
+        assert "gateway.observability.spans" not in imports_of(path)
+
+
 def test_the_checks_see_real_imports():
     assert "gateway.pipeline.Pipeline" in imports_of(GATEWAY / "api" / "openai" / "resources.py")
     assert "gateway.core.call.Call" in imports_of(GATEWAY / "pipeline" / "core.py")

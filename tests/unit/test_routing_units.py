@@ -19,8 +19,8 @@ from gateway.core.usage import Usage
 from gateway.errors import AllKeysRateLimited, BudgetExceeded, ProviderError, ProviderUnavailable, RateLimited
 from gateway.limits.admission import HOLD_TTL_S, ClientLimiter
 from gateway.routing.deadline import request_budget
-from gateway.routing.dispatch import AttemptFailure, _give_up
 from gateway.routing.key_pool import MAX_WINDOW_SHARE, Blocked, KeyPool, Reservation
+from gateway.routing.progress import AttemptFailure, give_up
 from gateway.routing.strategies import TargetStats, order_targets
 from gateway.store.memory import AsyncMemoryStore
 
@@ -281,14 +281,14 @@ def test_routing_total_timeout_s_overrides_the_default_deadline():
 # ------------------------------------------------------------------------------ giving up
 def test_give_up_tells_waiting_from_failing():
     limited = AttemptFailure(ProviderUnavailable("x"), rate_limited_s=2.0)
-    assert isinstance(_give_up(None, 2.5, True), AllKeysRateLimited)
-    assert _give_up(limited, 2.5, True).headers["Retry-After"] == "3"
-    circuit = _give_up(None, 1.2, False)  # only open circuits in the way
+    assert isinstance(give_up(None, 2.5, True), AllKeysRateLimited)
+    assert give_up(limited, 2.5, True).headers["Retry-After"] == "3"
+    circuit = give_up(None, 1.2, False)  # only open circuits in the way
     assert type(circuit) is ProviderUnavailable and circuit.headers["Retry-After"] == "2"
     failed = ProviderError("boom")
-    assert _give_up(AttemptFailure(failed), 2.5, True) is failed
-    assert type(_give_up(None, math.inf, False)) is ProviderUnavailable  # e.g. every key quarantined
-    assert type(_give_up(limited, math.inf, True)) is ProviderUnavailable
+    assert give_up(AttemptFailure(failed), 2.5, True) is failed
+    assert type(give_up(None, math.inf, False)) is ProviderUnavailable  # e.g. every key quarantined
+    assert type(give_up(limited, math.inf, True)) is ProviderUnavailable
 
 
 def test_latency_strategy_probes_the_slow_target_again_now_and_then():

@@ -49,8 +49,11 @@ TRANSLATIONS_ENDPOINT = SurfaceEndpoint("audio.translations", AUDIO, "/audio/tra
 
 async def begin(pipeline: SurfacePipeline, name: str, req: falcon.asgi.Request,
                 resp: falcon.asgi.Response) -> Exchange:
-    return await pipeline.begin(name, request_id_of(req, resp), req.get_header("authorization"),
-                                req.get_header("x-api-key"))
+    exchange = await pipeline.begin(name, request_id_of(req, resp), req.get_header("authorization"),
+                                    req.get_header("x-api-key"))
+    if pipeline.tracing is not None:
+        pipeline.trace(exchange, req.get_header("traceparent"), req.get_header("tracestate"))
+    return exchange
 
 
 def model_of(fields: dict[str, Any], required: bool) -> str | None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 
 import httpx
 
@@ -105,6 +105,18 @@ def request_head(request: httpx.Request) -> bytes:
     return head
 
 
+def _extra_lines(extra: Sequence[tuple[str, str]], request: httpx.Request) -> bytes:
+    """``name: value`` lines for headers added to a shared head; ``LocalProtocolError`` for a CR,
+    LF or NUL (see ``request_head``) or a character outside Latin-1."""
+    try:
+        lines = b"".join(b"%s: %s\r\n" % (name.encode("ascii"), value.encode("latin-1")) for name, value in extra)
+    except UnicodeEncodeError:
+        raise httpx.LocalProtocolError("refusing to send a header that is not Latin-1", request=request) from None
+    if lines.count(b"\n") != len(extra) or lines.count(b"\r") != len(extra) or b"\0" in lines:
+        raise httpx.LocalProtocolError("refusing to send a CR, LF or NUL in a header", request=request)
+    return lines
+
+
 MAX_HEADS = 4096  # request heads kept by send_bytes (one per provider key and endpoint in use)
 
 
@@ -170,18 +182,22 @@ class LeanTransport(httpx.AsyncBaseTransport):
             raise
 
     async def send_bytes(self, method: str, url: str, headers: Mapping[str, str], content: bytes,
-                         timeouts: Mapping[str, float | None]) -> httpx.Response:
+                         timeouts: Mapping[str, float | None],
+                         extra: Sequence[tuple[str, str]] | None = None) -> httpx.Response:
         """``handle_async_request`` without an ``httpx.Request`` per call (a share of every request's CPU): the request
         line and headers are checked and joined once per (method, URL, headers object: the
         adapters share one per key) and kept with a request that stands for them in responses
-        and errors (its body is not kept); each call adds only ``Content-Length`` and the body."""
+        and errors (its body is not kept); each call adds only ``Content-Length`` and the body.
+        ``extra``: headers of this call alone (a trace context), written after the shared ones
+        and checked as they are, so the shared head stays cached."""
         head = self._heads.get((method, url, id(headers)))
         if head is None or head.headers is not headers:
             head = self._head(method, url, headers)
+        prefix = head.prefix if extra is None else head.prefix + _extra_lines(extra, head.request)
         if sends_length(head.has_length, method, content):
-            data = head.prefix + (b"content-length: %d\r\n\r\n" % len(content)) + content
+            data = prefix + (b"content-length: %d\r\n\r\n" % len(content)) + content
         else:
-            data = head.prefix + b"\r\n" + content
+            data = prefix + b"\r\n" + content
         try:
             return await self._exchange(head.pool, data, head.request, timeouts)
         except httpx.TransportError as exc:
