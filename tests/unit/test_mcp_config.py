@@ -48,7 +48,7 @@ api_keys:
     assert "ghp-secret-token" not in repr(github)  # headers and env never show in a repr (logs)
     assert files.transport == "stdio" and files.args == ("--root", "/srv")
     assert dict(files.env) == {"FILES_TOKEN": "none"}
-    assert snap.capture_content is True
+    assert snap.observability.capture_content is True
     agent, plain = sorted(snap.clients.values(), key=lambda c: c.id)
     assert agent.tool_calls_per_min == 30
     assert usable(github, agent.mcp, "search_issues")
