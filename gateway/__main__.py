@@ -1,4 +1,4 @@
-"""Command line: ``python -m gateway serve | check-config | listen | add-client | hash-password``."""
+"""Command line: ``python -m gateway serve | check-config | listen | add-client | hash-password | plugins``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .config.loader import ConfigError
 from .config.snapshot import Snapshot, load_snapshot
+from .plugins.install import install as install_plugins
 from .settings import Settings, load_settings
 
 
@@ -53,6 +54,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.env_file:
         settings.env_file = Path(args.env_file)
     snapshot = _load_or_exit(settings)
+    for plugin in install_plugins():
+        if not plugin.loaded:
+            print(f"warning: {plugin.describe()} is not in use: {plugin.error}")
     for warning in snapshot.warnings:
         print(f"warning: {warning}")
     print(f"ok: {settings.config} (version {snapshot.version}): {len(snapshot.providers)} provider(s), "
@@ -135,6 +139,23 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """What is installed: one line per entry point (name, group, package, version, whether it loaded);
+    exit status 1 when one did not."""
+    found = install_plugins()
+    if not found:
+        print("no plugins installed (entry point groups gateway.providers, gateway.guardrails, gateway.sinks, "
+              "gateway.stores)")
+        return 0
+    rows = [("NAME", "GROUP", "PACKAGE", "VERSION", "LOADED")]
+    rows += [(p.name, p.group, p.package or "-", p.version or "-", "yes" if p.loaded else f"no: {p.error}")
+             for p in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    return 0 if all(p.loaded for p in found) else 1
+
+
 def _has(module: str) -> bool:
     try:
         __import__(module)
@@ -164,7 +185,11 @@ def main(argv: list[str] | None = None) -> int:
     add.set_defaults(func=cmd_add_client)
     hashed = sub.add_parser("hash-password", help="print a hashed value for UI_PASSWORD (the password is not kept)")
     hashed.set_defaults(func=cmd_hash_password)
+    listed = sub.add_parser("plugins", help="list the installed plugins and whether each loaded")
+    listed.set_defaults(func=cmd_plugins)
     args = parser.parse_args(argv)
+    if args.command != "plugins":
+        install_plugins()  # before any config is read: it may name their types (failures: at start-up)
     command: Callable[[argparse.Namespace], int] = args.func
     return command(args)
 

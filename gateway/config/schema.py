@@ -14,7 +14,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializeAsAny,
     Tag,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -22,6 +24,8 @@ from pydantic_core import PydanticCustomError
 
 from ..core.policy import Budget, CacheConfig, Limits, Strict
 from ..core.pricing import Pricing
+from ..observability.sinks.config import SinkConfig, SinkConfigBase, unique_labels
+from ..plugins.loader import PROVIDERS, failure
 from ..providers.registry import TYPES
 from ..store.config import Storage
 
@@ -98,9 +102,11 @@ class Routing(Strict):
     limit_window_s: float = Field(60.0, gt=0)  # the "minute" of req/tokens_per_min; shorten only to test
 
 
-class _ProviderBase(Strict):
-    """What every provider type has; each type's class adds its own fields (see ``Provider``)."""
+class ProviderConfigBase(Strict):
+    """What every provider type has; each type's class adds its own fields (see ``Provider``). A
+    plugin's provider type subclasses it for its own config model (docs/plugins.md)."""
 
+    type: str
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     base_url: str | None = None
     api_keys: list[str] | None = None
@@ -165,23 +171,27 @@ class _ProviderBase(Strict):
 
 def _known_type(protocol: str | None) -> Any:
     """A validator of ``type``: one of ``providers/registry.py``'s types (of ``protocol``, when given),
-    refused with the list of them in the words of a pydantic literal error."""
-    names = [name for name, kind in TYPES.items() if protocol is None or kind.protocol == protocol]
-    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
+    refused with the list of them in the words of a pydantic literal error, or with why the plugin
+    that would add it is not in use. The table is read when a file is checked: plugins add to it."""
 
     def check(value: Any) -> str:
-        if not isinstance(value, str) or value not in names:
-            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
-        return value
+        if isinstance(value, str) and value in TYPES and (protocol is None or TYPES[value].protocol == protocol):
+            return value
+        why = failure(PROVIDERS, value) if isinstance(value, str) else None
+        if why is not None:
+            raise PydanticCustomError("plugin_failed", "{why}", {"why": why})
+        names = [name for name, kind in TYPES.items() if protocol is None or kind.protocol == protocol]
+        expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
 
     return BeforeValidator(check)
 
 
-class OpenAICompatibleProvider(_ProviderBase):
+class OpenAICompatibleProvider(ProviderConfigBase):
     type: Annotated[str, _known_type("openai")]
 
 
-class AzureProvider(_ProviderBase):
+class AzureProvider(ProviderConfigBase):
     type: Literal["azure"]
     api_version: str | None = None
 
@@ -194,7 +204,7 @@ class AzureProvider(_ProviderBase):
         return []
 
 
-class AnthropicProvider(_ProviderBase):
+class AnthropicProvider(ProviderConfigBase):
     type: Literal["anthropic"]
     anthropic_version: str = "2023-06-01"  # the anthropic-version header
 
@@ -202,11 +212,11 @@ class AnthropicProvider(_ProviderBase):
         return self.anthropic_version
 
 
-class GeminiProvider(_ProviderBase):
+class GeminiProvider(ProviderConfigBase):
     type: Literal["gemini"]
 
 
-class _UnknownTypeProvider(_ProviderBase):
+class _UnknownTypeProvider(ProviderConfigBase):
     """Where a provider with a missing or unknown ``type`` is validated: its ``type`` fails with the
     list of known types, and its other fields are still checked (every type-specific field allowed)."""
 
@@ -219,14 +229,29 @@ class _UnknownTypeProvider(_ProviderBase):
 _TAGS: dict[str, str] = {"openai": "OpenAICompatibleProvider", "azure": "AzureProvider",
                          "anthropic": "AnthropicProvider", "gemini": "GeminiProvider"}
 UNKNOWN_TYPE_TAG = "UnknownTypeProvider"
+PLUGIN_TAG = "PluginProvider"  # a plugin's type with a config model of its own
 # What pydantic puts in an error's location to name the union member (the loader drops them).
-PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG}
+PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG, PLUGIN_TAG}
 
 
 def _provider_tag(value: Any) -> str:
     type_ = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     kind = TYPES.get(type_) if isinstance(type_, str) else None
-    return _TAGS.get(kind.protocol, UNKNOWN_TYPE_TAG) if kind is not None else UNKNOWN_TYPE_TAG
+    if kind is None:
+        return UNKNOWN_TYPE_TAG
+    if kind.config is not None:
+        return PLUGIN_TAG
+    return _TAGS.get(kind.protocol, UNKNOWN_TYPE_TAG)
+
+
+def _by_plugin_model(value: Any, handler: Any) -> Any:
+    """A plugin type's entry, validated by the model its ``ProviderType.config`` names (its errors
+    keep their place in the file: pydantic nests them under this entry)."""
+    if isinstance(value, ProviderConfigBase):
+        return value
+    config = TYPES[value["type"]].config  # the discriminator chose this member for exactly these
+    assert config is not None
+    return config.model_validate(value)
 
 
 # One provider entry: a discriminated union on ``type``.
@@ -235,10 +260,12 @@ Provider = Annotated[
     | Annotated[AzureProvider, Tag("AzureProvider")]
     | Annotated[AnthropicProvider, Tag("AnthropicProvider")]
     | Annotated[GeminiProvider, Tag("GeminiProvider")]
-    | Annotated[_UnknownTypeProvider, Tag(UNKNOWN_TYPE_TAG)],
+    | Annotated[_UnknownTypeProvider, Tag(UNKNOWN_TYPE_TAG)]
+    | Annotated[SerializeAsAny[ProviderConfigBase], WrapValidator(_by_plugin_model), Tag(PLUGIN_TAG)],
     Discriminator(_provider_tag),
 ]
-ProviderConfig = OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
+ProviderConfig = (OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
+                  | ProviderConfigBase)
 
 
 
@@ -308,6 +335,30 @@ class MetricsConfig(Strict):
         return v
 
 
+class OtlpConfig(Strict):
+    """``observability.otlp``: the OpenTelemetry collector (OTLP/HTTP). ``endpoint``: its base URL
+    (``http://collector:4318``); ``headers``: sent with every export (a token: write it as ``${VAR}``)."""
+
+    endpoint: str = Field(min_length=1)
+    headers: dict[str, str] = {}
+    service_name: str | None = Field(None, min_length=1)  # None: OTEL_SERVICE_NAME, else llm-gateway
+
+
+class ObservabilityConfig(Strict):
+    """``observability:``. ``sinks``: where each request's access record goes besides the ledger
+    (gateway/observability/sinks/; applied live); ``capture_content``: records carry the request and
+    answer bodies only when true; ``otlp``: the collector ``otlp_logs`` sinks send to."""
+
+    otlp: OtlpConfig | None = None
+    capture_content: bool = False
+    sinks: list[SinkConfig] = []
+
+    @field_validator("sinks")
+    @classmethod
+    def _unique_names(cls, v: list[SinkConfigBase]) -> list[SinkConfigBase]:
+        return unique_labels(v)
+
+
 class GatewayConfig(Strict):
     version: str = "1.0"
     server: Server = Server()
@@ -317,3 +368,4 @@ class GatewayConfig(Strict):
     api_keys: list[Client] = []
     storage: Storage = Storage()  # default: sqlite under data/ (gateway/store/config.py)
     metrics: MetricsConfig = MetricsConfig()  # the Prometheus namespace (restart-only)
+    observability: ObservabilityConfig = ObservabilityConfig()  # where each request's record goes besides the ledger

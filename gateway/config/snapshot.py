@@ -18,9 +18,21 @@ import orjson
 from ..core.policy import CacheConfig
 from ..core.pricing import Pricing
 from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target, key_digest
+from ..observability.sinks.base import OtlpTarget, SinkContext
+from ..observability.sinks.config import OtlpLogsSinkConfig
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
-from .schema import AliasSpec, Client, GatewayConfig, MetricsConfig, ProviderConfig, Routing, Server, check_client_key
+from .schema import (
+    AliasSpec,
+    Client,
+    GatewayConfig,
+    MetricsConfig,
+    ObservabilityConfig,
+    ProviderConfig,
+    Routing,
+    Server,
+    check_client_key,
+)
 
 MASTER_KEY_ENV = "GATEWAY_MASTER_KEY"
 
@@ -42,6 +54,9 @@ class Snapshot:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)  # the Prometheus namespace
     # the response cache of each alias that has one (``model_aliases.<name>.cache``)
     alias_cache: Mapping[str, CacheConfig] = field(default_factory=lambda: MappingProxyType({}))
+    # the sinks of access records and content capture (``observability``), and what the sinks are told
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+    sink_context: SinkContext = field(default_factory=SinkContext)
 
     @property
     def max_body_bytes(self) -> int:
@@ -71,6 +86,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
     bare_models = _bare_models(providers, cfg.routing.strategy)
     aliases = _build_aliases(cfg, providers, bare_models, found)
     clients = _build_clients(cfg, providers, found)
+    sink_context = _sink_context(cfg.observability, found)
     master = environ.get(MASTER_KEY_ENV) or None
     if master is not None:
         found.issues.extend(_master_key_issues(master))
@@ -91,7 +107,22 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         metrics=cfg.metrics,
         alias_cache=MappingProxyType({name: alias.cache for name, alias in cfg.model_aliases.items()
                                       if isinstance(alias, AliasSpec) and alias.cache is not None}),
+        observability=cfg.observability,
+        sink_context=sink_context,
     )
+
+
+def _sink_context(observability: ObservabilityConfig, found: _Findings) -> SinkContext:
+    """What the sinks are told (the collector of ``observability.otlp``); an ``otlp_logs`` sink with
+    no collector to send to is an issue."""
+    otlp = observability.otlp
+    target = None if otlp is None else OtlpTarget(otlp.endpoint, tuple(otlp.headers.items()),
+                                                  otlp.service_name or "llm-gateway")
+    for i, sink in enumerate(observability.sinks):
+        if isinstance(sink, OtlpLogsSinkConfig) and sink.endpoint is None and target is None:
+            found.issue(("observability", "sinks", i, "type"), "an otlp_logs sink sends to the collector of "
+                        "observability.otlp, which is not set (or give the sink an endpoint)")
+    return SinkContext(target)
 
 
 def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec]) -> str:
@@ -145,6 +176,7 @@ def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Fin
             cooldown_s=p.cooldown_s or cfg.routing.cooldown_s,
             stream_usage=kind.stream_usage, needs_key=kind.needs_key, api_version=p.protocol_version(),
             families=kind.families & frozenset(p.endpoints) if p.endpoints is not None else kind.families,
+            config=p if kind.config is not None else None,
         )
     return providers
 

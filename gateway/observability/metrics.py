@@ -60,6 +60,12 @@ CACHE_SAVED = Counter("gateway_cache_saved_usd_total", "USD the answers served f
 CACHE_BYTES = Gauge("gateway_cache_bytes", "Bytes held by the in-memory response cache (summed over workers)",
                     multiprocess_mode="livesum")
 
+# the sinks of observability.sinks (gateway/observability/sinks/): label ``sink`` is the sink's name
+SINK_DELIVERED = Counter("gateway_sink_delivered_total", "Access records a sink delivered", ["sink"])
+SINK_DROPPED = Counter("gateway_sink_dropped_total", "Access records a sink dropped: its queue was full, or "
+                       "delivery failed past its retries", ["sink"])
+SINK_ERRORS = Counter("gateway_sink_errors_total", "Failed delivery attempts of a sink", ["sink"])
+
 
 class Children(Generic[M]):
     """Labelled children of one metric, cached: ``labels()`` takes a lock and builds keys on every call."""
@@ -90,6 +96,9 @@ cost_by = Children(COST)
 client_cost_by = Children(CLIENT_COST)
 attempts_by = Children(UPSTREAM_ATTEMPTS)
 cache_lookups_by = Children(CACHE_LOOKUPS)
+sink_delivered_by = Children(SINK_DELIVERED)
+sink_dropped_by = Children(SINK_DROPPED)
+sink_errors_by = Children(SINK_ERRORS)
 
 
 def set_config_version(version: str, previous: str | None) -> None:

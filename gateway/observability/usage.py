@@ -1,7 +1,9 @@
-"""Counting one finished request: metrics, one access log line, and one usage ledger row.
+"""Counting one finished request: metrics, one access log line, one usage ledger row, and the
+same record to the sinks of ``observability.sinks``.
 
 The ledger row goes to the store's ``record`` (``storage.ledger``), which only buffers it: a
-background task writes the rows in batches, off the request path.
+background task writes the rows in batches, off the request path. The sinks get it the same way
+(``SinkHub.put``: an append to each sink's bounded queue, never awaited).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from ..core.usage import Usage
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 from . import metrics
+from .sinks.hub import SinkHub
+from .sinks.record import AccessRecord, Content
 
 access_log = logging.getLogger("gateway.access")
 HIT = "hit"  # ``Outcome.cache`` of an answer served from the response cache
@@ -39,6 +43,7 @@ class Outcome:
     # ``cost_usd`` is what the answer cost when it was fetched: what the hit saved, not spent.
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
+    content: Content | None = None  # the request and answer bodies, with observability.capture_content only
 
 
 def model_label(target: Target, status: int) -> str:
@@ -75,7 +80,7 @@ def failed(outcome: Outcome) -> bool:
     return outcome.status >= 400 or outcome.error_code is not None
 
 
-def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -> None:
+def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None, sinks: SinkHub | None = None) -> None:
     duration = time.perf_counter() - outcome.started
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""
@@ -93,8 +98,13 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
     if usage is not None and not hit:
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
-    if ledger is not None:
-        ledger.record(ledger_row(outcome, provider, duration))
+    if ledger is not None or (sinks is not None and sinks.sinks):
+        row = ledger_row(outcome, provider, duration)
+        if ledger is not None:
+            ledger.record(row)
+        if sinks is not None and sinks.sinks:
+            sinks.put(AccessRecord(row, outcome.endpoint, outcome.model, usage.exact if usage else None,
+                                   outcome.content))
     if outcome.cost_usd > 0:
         if hit:
             metrics.CACHE_SAVED.inc(outcome.cost_usd)

@@ -38,6 +38,7 @@ from ..core.call import Call
 from ..core.targets import Route
 from ..core.usage import Answer, Usage
 from ..errors import GatewayError, ProviderError
+from ..observability.sinks.record import Content
 from ..observability.usage import Outcome, record
 from ..routing.dispatch import UpstreamAnswer
 from ..routing.resolve import resolve
@@ -66,13 +67,15 @@ class Pipeline:
     def refuse(self, exchange: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""
         exchange.outcome.status, exchange.outcome.error_code = error.status, error.code
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger, self.runtime.sinks)
 
     async def admit(self, exchange: Exchange, call: Call, route: Route | None = None) -> Admitted:
         """Resolve the model and admit the request under the client's limits and budget. ``route``:
         one already resolved (the rest of the OpenAI surface: ``surface.py``). A refusal is recorded."""
         outcome = exchange.outcome
         outcome.model, outcome.stream = call.model, call.stream
+        if exchange.snapshot.observability.capture_content:  # for the sinks' records only
+            outcome.content = Content(request=call.body)
         try:
             route = route or resolve(exchange.snapshot, call.model, exchange.client)
             prompt = input_tokens(call)
@@ -146,6 +149,8 @@ class Pipeline:
             error = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
             await self._fail(admitted, error.status, error.code)
             raise error from None
+        if outcome.content is not None:
+            outcome.content.response = answer.data
         await self._settle(admitted, opened, answer.usage)
         return answer
 
@@ -155,11 +160,11 @@ class Pipeline:
         await runtime.dispatcher.finish(opened, usage.total_tokens)
         exchange.outcome.usage = usage
         exchange.outcome.cost_usd = await runtime.limiter.settle(admitted.admission, usage, opened.target.pricing)
-        record(exchange.outcome, exchange.snapshot.server.log_requests, runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, runtime.stores.ledger, runtime.sinks)
 
     async def _fail(self, admitted: Admitted, status: int, code: str | None) -> None:
         """A request that got no answer: release what was held; record it."""
         exchange = admitted.exchange
         await self.runtime.limiter.settle(admitted.admission, None, None)
         exchange.outcome.status, exchange.outcome.error_code = status, code
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger, self.runtime.sinks)

@@ -20,6 +20,8 @@ from ..cache.memory import MemoryBackend
 from ..config.snapshot import Snapshot
 from ..limits.admission import ClientLimiter
 from ..observability import metrics
+from ..observability.sinks.hub import SinkHub
+from ..providers.registry import transports
 from ..routing.dispatch import Dispatcher
 from ..routing.key_pool import KeyPool
 from ..routing.strategies import TargetStats
@@ -58,7 +60,7 @@ class Runtime:
         self.reload = ReloadStatus()
         self.started_at = time.time()
         self.stats = TargetStats()
-        self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
+        self.upstream = Upstream(transport, snapshot.server.connect_timeout_s, mounts=transports())
         self.guard: GuardedCounters | None = None  # set when the runtime store is shared
         # the response cache: in this process, or on the runtime store's server (use_stores)
         self.cache = ResponseCache(MemoryBackend())
@@ -66,6 +68,13 @@ class Runtime:
         self._serve_from(Stores(memory, memory, Storage(type="memory")), memory.counters)
         metrics.set_config_version(snapshot.version, None)
         metrics.use_namespace(snapshot.metrics.namespace)  # fixed until a restart
+        # where access records go besides the ledger (started by the ASGI lifespan, re-made on reload)
+        self.sinks = SinkHub()
+        self._use_sinks(snapshot)
+
+    def _use_sinks(self, snapshot: Snapshot) -> None:
+        observability = snapshot.observability
+        self.sinks.apply(observability.sinks, observability.capture_content, snapshot.sink_context)
 
     async def open_stores(self, storage: Storage) -> None:
         """Open the configured stores (raises ``store.base.StoreDown``) and count through them."""
@@ -116,4 +125,6 @@ class Runtime:
         self.cache.keep_only(snapshot)
         self.stats.forget({t.name for r in (*snapshot.aliases.values(), *snapshot.bare_models.values())
                            for t in r.targets})
+        if (snapshot.observability, snapshot.sink_context) != (previous.observability, previous.sink_context):
+            self._use_sinks(snapshot)
         metrics.set_config_version(snapshot.version, previous.version)
