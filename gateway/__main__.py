@@ -56,7 +56,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     snapshot = _load_or_exit(settings)
     for plugin in install_plugins():
         if not plugin.loaded:
-            print(f"warning: {plugin.describe()} is not in use: {plugin.error}")
+            print(f"warning: {plugin.problem()}")
     for warning in snapshot.warnings:
         print(f"warning: {warning}")
     print(f"ok: {settings.config} (version {snapshot.version}): {len(snapshot.providers)} provider(s), "

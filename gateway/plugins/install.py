@@ -100,7 +100,7 @@ def report(plugins: list[Plugin]) -> None:
     """One log line for each plugin not in use, one for those in use."""
     for plugin in plugins:
         if not plugin.loaded:
-            log.error(f"{plugin.describe()} is not in use: {plugin.error}",
+            log.error(plugin.problem(),
                       extra={"plugin": plugin.name, "group": plugin.group, "package": plugin.package})
     used = [f"{p.group.rpartition('.')[2]}:{p.name}" for p in plugins if p.loaded]
     if used:

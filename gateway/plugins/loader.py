@@ -41,6 +41,10 @@ class Plugin:
         origin = f", from {self.package} {self.version}" if self.package else ""
         return f"plugin '{self.name}' ({self.group}{origin})"
 
+    def problem(self) -> str:
+        """The one line that says a plugin is not in use, and why (start-up log, config errors)."""
+        return f"{self.describe()} is installed but not in use: {self.error}"
+
 
 _found: dict[tuple[str, str], Plugin] | None = None
 _lock = threading.Lock()
@@ -98,4 +102,4 @@ def failure(group: str, name: str) -> str | None:
     plugin = _found.get((group, name)) if _found is not None else None
     if plugin is None or plugin.loaded:
         return None
-    return f"{plugin.describe()} is installed but not in use: {plugin.error}"
+    return plugin.problem()
