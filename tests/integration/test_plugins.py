@@ -19,6 +19,7 @@ from pathlib import Path
 
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from tests.conftest import CLIENT_KEY, REPO, Gateway
 
@@ -82,11 +83,12 @@ def test_the_gateway_answers_through_a_plugin_provider_and_sink(plugin_python: s
     collected = tmp_path / "collected.jsonl"
     gw = start_gateway(echo_config(collected), python=plugin_python)
     client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=CLIENT_KEY, max_retries=0)
-    ask = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hello there plugin"}]
-    whole = client.chat.completions.create(model="echo-1", messages=ask)  # type: ignore[arg-type]
+    ask: list[ChatCompletionMessageParam] = [{"role": "system", "content": "be brief"},
+                                             {"role": "user", "content": "hello there plugin"}]
+    whole = client.chat.completions.create(model="echo-1", messages=ask)
     assert whole.choices[0].message.content == "echo: hello there plugin"
     assert whole.usage is not None and (whole.usage.prompt_tokens, whole.usage.completion_tokens) == (5, 4)
-    pieces = client.chat.completions.create(model="parrot:echo-1", messages=ask, stream=True,  # type: ignore[arg-type]
+    pieces = client.chat.completions.create(model="parrot:echo-1", messages=ask, stream=True,
                                             stream_options={"include_usage": True})
     chunks = list(pieces)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "echo: hello there plugin"
