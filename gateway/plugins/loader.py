@@ -75,14 +75,15 @@ def discover() -> list[Plugin]:
             found: dict[tuple[str, str], Plugin] = {}
             for group in GROUPS:
                 for point in sorted(entry_points(group=group), key=lambda p: p.name):
-                    if (group, point.name) in found:  # two packages declare one name: the second is refused
-                        first = found[(group, point.name)]
-                        dist = point.dist
-                        found[(group, point.name + "#2")] = Plugin(
-                            group, point.name, dist.name if dist else "", dist.version if dist else "",
-                            error=f"the name is already taken by {first.package or 'another package'}")
+                    first = found.get((group, point.name))
+                    if first is None:
+                        found[(group, point.name)] = _load(group, point)
                         continue
-                    found[(group, point.name)] = _load(group, point)
+                    # two packages declare one name: the second is listed, refused, never imported
+                    package, version = (point.dist.name, point.dist.version) if point.dist else ("", "")
+                    found[(group, f"{point.name} ({package})")] = Plugin(
+                        group, point.name, package, version,
+                        error=f"the name is already taken by {first.package or 'another package'}")
             _found = found
         return list(_found.values())
 

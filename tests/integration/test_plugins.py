@@ -55,6 +55,7 @@ def echo_config(sink_path: Path) -> str:
     observability:
       sinks:
         - {{type: collect, path: {sink_path}, interval_s: 0.1}}
+        - {{type: explodes}}
     """)
 
 
@@ -72,6 +73,7 @@ def test_plugins_lists_what_is_installed_and_whether_it_loaded(plugin_python: st
     assert rows["collect"].split()[1:5] == ["gateway.sinks", "gateway-plugin-echo", "0.1.0", "yes"]
     assert rows["memory-copy"].split()[1:5] == ["gateway.stores", "gateway-test-plugins", "0.2.0", "yes"]
     assert rows["no-digits"].split()[1:5] == ["gateway.guardrails", "gateway-test-plugins", "0.2.0", "yes"]
+    assert rows["explodes"].split()[1:5] == ["gateway.sinks", "gateway-test-plugins", "0.2.0", "yes"]
     assert rows["broken"].endswith("no: failed to import: ModuleNotFoundError: No module named "
                                    "'gateway_test_plugins.missing'")
     assert rows["wrong"].endswith("no: it names a str, not a gateway.providers.registry.ProviderType")
@@ -101,7 +103,10 @@ def test_the_gateway_answers_through_a_plugin_provider_and_sink(plugin_python: s
         ("parrot", "echo-1", 200, False), ("parrot", "echo-1", 200, True)]
     assert records[0]["tokens_out"] == 4 and records[0]["client_id"] == "app"
     assert gw.readiness()["store"]["kind"] == "memory-copy"
-    assert gw.readiness()["sinks"][0] == {**gw.readiness()["sinks"][0], "name": "collect", "state": "ok"}
+    collect, explodes = gw.readiness()["sinks"]
+    assert (collect["name"], collect["state"], collect["delivered"]) == ("collect", "ok", 2)
+    assert (explodes["name"], explodes["state"], explodes["dropped"]) == ("explodes", "failing", 2)
+    assert explodes["last_error"] == "could not be made: RuntimeError: the destination is on fire"
     log = gw.logs()
     assert log.count(BROKEN) == 1 and "Traceback" not in log  # named once at start-up, no traceback
 
@@ -113,7 +118,7 @@ def test_a_config_naming_a_failed_plugin_is_one_clear_error(plugin_python: str, 
     checked = gateway_cli(plugin_python, "check-config", str(config), cwd=tmp_path)
     assert checked.returncode == 2
     line = config.read_text().splitlines().index("    - {type: broken, name: other}") + 1
-    assert f"{config}:{line}: observability.sinks[1]: {BROKEN}" in checked.stderr
+    assert f"{config}:{line}: observability.sinks[2]: {BROKEN}" in checked.stderr
     assert "Traceback" not in checked.stderr
     config.write_text(echo_config(tmp_path / "c.jsonl").replace('prefix: "echo: "', "prefix: [1], colour: red"))
     checked = gateway_cli(plugin_python, "check-config", str(config), cwd=tmp_path)

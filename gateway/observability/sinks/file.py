@@ -16,8 +16,6 @@ import fcntl
 import os
 from pathlib import Path
 
-import orjson
-
 from .base import SinkContext
 from .batch import BatchSink
 from .config import FileSinkConfig
@@ -99,7 +97,7 @@ class FileSink(BatchSink):
     def _write(self, batch: list[AccessRecord]) -> None:
         """On the thread: the lines made (serializing a big batch holds the event loop no longer than
         the interpreter's switch interval) and appended in one write."""
-        self.file.write(b"".join(orjson.dumps(record.fields(), default=str) + b"\n" for record in batch))
+        self.file.write(b"".join(record.json() + b"\n" for record in batch))
 
     async def release(self) -> None:
         await asyncio.to_thread(self.file.close)

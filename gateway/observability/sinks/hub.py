@@ -34,14 +34,15 @@ class BrokenSink:
     def __init__(self, config: SinkConfigBase, error: str):
         self.name, self.type, self.error = config.label, config.type, error
         self.dropped = 0
+        self._retiring: asyncio.Task[None] | None = None  # the sink it replaced, closing
 
     def put(self, record: AccessRecord) -> None:
         self.dropped += 1
         metrics.sink_dropped_by(self.name).inc()
 
     def start(self, predecessor: Sink | None = None) -> None:
-        if predecessor is not None:
-            asyncio.get_running_loop().create_task(_retire(predecessor))
+        if predecessor is not None and self._retiring is None:
+            self._retiring = asyncio.get_running_loop().create_task(_retire(predecessor))
 
     async def close(self, timeout_s: float) -> list[AccessRecord]:
         return []

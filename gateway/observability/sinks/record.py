@@ -13,6 +13,7 @@ sink's worker, off it.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -25,6 +26,7 @@ from ...store.values import LedgerRow
 
 MAX_STREAM_TEXT = 256 * 1024  # characters of a streamed answer's text kept for a record
 _ROW_FIELDS = tuple(f.name for f in fields(LedgerRow))
+_row_values = operator.attrgetter(*_ROW_FIELDS)  # a row's values in _ROW_FIELDS's order, in one call
 
 
 @dataclass(slots=True)
@@ -83,12 +85,11 @@ class AccessRecord:
     extra: Mapping[str, Any] | None = None  # fields other stages add (a guardrail's action, ...)
 
     def fields(self) -> dict[str, Any]:
-        """The record as one JSON object: the ledger row's fields, ``timestamp`` (ISO 8601, UTC), the
+        """The record as one JSON object: ``timestamp`` (ISO 8601, UTC), the ledger row's fields, the
         endpoint, the model asked for, ``usage_exact``, ``extra``'s fields, and ``content`` when captured."""
         row = self.row
         out: dict[str, Any] = {"timestamp": iso_time(row.time)}
-        for name in _ROW_FIELDS:
-            out[name] = getattr(row, name)
+        out.update(zip(_ROW_FIELDS, _row_values(row), strict=True))
         out["endpoint"] = self.endpoint
         out["requested_model"] = self.requested_model
         out["usage_exact"] = self.usage_exact
@@ -97,6 +98,10 @@ class AccessRecord:
         if self.content is not None:
             out["content"] = self.content.view()
         return out
+
+    def json(self) -> bytes:
+        """``fields()`` as JSON bytes (what the file and webhook sinks send)."""
+        return orjson.dumps(self.fields(), default=str)
 
 
 def event_text(data: bytes) -> str:
@@ -127,7 +132,15 @@ def event_text(data: bytes) -> str:
     return "".join(parts)
 
 
+_second: tuple[int, str] = (-1, "")  # the last second formatted: records come in time order
+
+
 def iso_time(epoch: float) -> str:
-    """``2026-12-04T10:15:02.123Z``."""
+    """``2026-12-04T10:15:02.123Z`` (one strftime a second, not one a record)."""
+    global _second
     whole = int(epoch)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{int((epoch - whole) * 1000):03d}Z"
+    second, text = _second
+    if second != whole:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole))
+        _second = (whole, text)
+    return f"{text}.{int((epoch - whole) * 1000):03d}Z"

@@ -1,5 +1,6 @@
 """Test plugins: the ``memory-copy`` store backend (the in-process store under its own name, with an
-option of its own) and the ``no-digits`` guard type (a detector of runs of digits)."""
+option of its own), the ``no-digits`` guard type (a detector of runs of digits) and the
+``explodes`` sink type (its build fails: the sink shows as failing)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gateway.guardrails.registry import GuardType
+from gateway.observability.sinks.base import Sink, SinkContext, SinkType
+from gateway.observability.sinks.config import SinkConfigBase
 from gateway.store.composed import ComposedStore
 from gateway.store.memory import AsyncMemoryStore
 from gateway.store.plugins import StoreType
@@ -74,3 +77,14 @@ def detector(config: NoDigitsConfig) -> DigitsDetector:
 
 NO_DIGITS = GuardType("no-digits", NoDigitsConfig, detector)
 NOT_A_TYPE = "a provider type was meant to be here"
+
+
+class ExplodesConfig(SinkConfigBase):
+    type: Literal["explodes"]
+
+
+def explode(config: ExplodesConfig, context: SinkContext) -> Sink:
+    raise RuntimeError("the destination is on fire")
+
+
+EXPLODES = SinkType("explodes", ExplodesConfig, explode)
