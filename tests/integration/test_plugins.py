@@ -126,6 +126,11 @@ def test_a_config_naming_a_failed_plugin_is_one_clear_error(plugin_python: str, 
     line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "colour" in text)
     assert f"{config}:{line}: llm_providers[0].prefix: Input should be a valid string" in checked.stderr
     assert f"{config}:{line}: llm_providers[0].colour: unknown field" in checked.stderr
+    config.write_text(echo_config(tmp_path / "c.jsonl").replace("note: kept by a plugin", "notes: x"))
+    checked = gateway_cli(plugin_python, "check-config", str(config), cwd=tmp_path)
+    line = next(n for n, text in enumerate(config.read_text().splitlines(), 1) if "notes: x" in text)
+    assert f"{config}:{line}: storage.note: Field required" in checked.stderr  # the store plugin's own model
+    assert f"{config}:{line}: storage.notes: unknown field" in checked.stderr
     gw = start_gateway(echo_config(tmp_path / "c.jsonl"), python=plugin_python)
     version = gw.readiness()["config"]["version"]
     gw.write_config(echo_config(tmp_path / "c.jsonl").replace("type: collect", "type: broken"))
