@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.targets import Target
 from ..core.usage import Usage
@@ -44,6 +45,7 @@ class Outcome:
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
     content: Content | None = None  # the request and answer bodies, with observability.capture_content only
+    extra: dict[str, Any] | None = None  # more fields for the sinks' record (a guardrail's action, ...)
 
 
 def model_label(target: Target, status: int) -> str:
@@ -104,7 +106,7 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None, s
             ledger.record(row)
         if sinks is not None and sinks.sinks:
             sinks.put(AccessRecord(row, outcome.endpoint, outcome.model, usage.exact if usage else None,
-                                   outcome.content))
+                                   outcome.content, outcome.extra))
     if outcome.cost_usd > 0:
         if hit:
             metrics.CACHE_SAVED.inc(outcome.cost_usd)
