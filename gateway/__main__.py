@@ -1,5 +1,5 @@
 """Command line: ``python -m gateway serve | check-config | listen | add-client | hash-password |
-import-litellm``."""
+import-litellm | plugins``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .config.loader import ConfigError
 from .config.snapshot import Snapshot, load_snapshot
+from .plugins.install import install as install_plugins
 from .settings import Settings, load_settings
 
 
@@ -54,6 +55,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if args.env_file:
         settings.env_file = Path(args.env_file)
     snapshot = _load_or_exit(settings)
+    for plugin in install_plugins():
+        if not plugin.loaded:
+            print(f"warning: {plugin.problem()}")
     for warning in snapshot.warnings:
         print(f"warning: {warning}")
     print(f"ok: {settings.config} (version {snapshot.version}): {len(snapshot.providers)} provider(s), "
@@ -155,6 +159,23 @@ def cmd_import_litellm(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """What is installed: one line per entry point (name, group, package, version, whether it loaded);
+    exit status 1 when one did not."""
+    found = install_plugins()
+    if not found:
+        print("no plugins installed (entry point groups gateway.providers, gateway.guardrails, gateway.sinks, "
+              "gateway.stores)")
+        return 0
+    rows = [("NAME", "GROUP", "PACKAGE", "VERSION", "LOADED")]
+    rows += [(p.name, p.group, p.package or "-", p.version or "-", "yes" if p.loaded else f"no: {p.error}")
+             for p in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[4])
+    return 0 if all(p.loaded for p in found) else 1
+
+
 def _has(module: str) -> bool:
     try:
         __import__(module)
@@ -188,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
                                                    "(what has no equivalent: warnings on stderr)")
     litellm.add_argument("file")
     litellm.set_defaults(func=cmd_import_litellm)
+    listed = sub.add_parser("plugins", help="list the installed plugins and whether each loaded")
+    listed.set_defaults(func=cmd_plugins)
     args = parser.parse_args(argv)
+    if args.command != "plugins":
+        install_plugins()  # before any config is read: it may name their types (failures: at start-up)
     command: Callable[[argparse.Namespace], int] = args.func
     return command(args)
 

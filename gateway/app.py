@@ -21,6 +21,8 @@ from .errors import GatewayError, InvalidRequest, NotFound, error_body
 from .observability.logging import setup_logging
 from .observability.otlp import redacted_url
 from .pipeline import SurfacePipeline
+from .plugins.install import install as install_plugins
+from .plugins.install import report as report_plugins
 from .server.runtime import Runtime
 from .server.sched import LoopFirst
 from .settings import Settings, load_settings
@@ -31,9 +33,9 @@ log = logging.getLogger("gateway")
 
 
 class Lifecycle:
-    """Opens the stores, starts tracing (when traces are exported) and the config watcher when the
-    server starts; at the end stops the watcher, flushes the usage ledger, closes the stores and
-    the upstream client, and exports the spans still queued."""
+    """Opens the stores, starts tracing (when traces are exported), the sinks and the config watcher
+    when the server starts; at the end stops the watcher, delivers what the sinks hold, flushes the
+    usage ledger, closes the stores and the upstream client, and exports the spans still queued."""
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -47,6 +49,7 @@ class Lifecycle:
         await warn_shadowed(self.runtime.stores.ledger, self.runtime.snapshot)
         self.runtime.mcp.start()
         start_traces(self.runtime)
+        self.runtime.sinks.start()
         if self.runtime.settings.batch_helper_threads:
             self.loop_first.start()
         if self.runtime.settings.watch:
@@ -57,6 +60,7 @@ class Lifecycle:
         await self.loop_first.stop()
         if self.watcher is not None:
             await self.watcher.stop()
+        await self.runtime.sinks.close()
         try:
             await self.runtime.close_stores()
         except StoreError as exc:
@@ -159,6 +163,7 @@ def create_app(settings: Settings | None = None) -> Any:
     """Granian's factory: ``granian --interface asgi --factory gateway.app:create_app``."""
     settings = settings or load_settings()
     setup_logging(settings.log_level)
+    report_plugins(install_plugins())  # before the config is read: it may name their types
     snapshot = load_snapshot(settings.config, settings.env_file)
     for warning in snapshot.warnings:
         log.warning(warning)

@@ -33,8 +33,10 @@ def free_port() -> int:
 class Gateway:
     """One gateway process (``python -m gateway serve``) with its own config directory."""
 
-    def __init__(self, workdir: Path, config: str, env: dict[str, str] | None = None, workers: int = 1):
+    def __init__(self, workdir: Path, config: str, env: dict[str, str] | None = None, workers: int = 1,
+                 python: str | None = None):
         self.workdir = workdir
+        self.python = python or sys.executable  # another environment's interpreter (the plugin tests' venv)
         self.port = free_port()
         self.config_path = workdir / "config" / "config.yaml"
         self.env_path = workdir / ".env"
@@ -58,7 +60,7 @@ class Gateway:
 
     def start(self, timeout: float = 30.0) -> Gateway:
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"], cwd=self.workdir, env=self.env,
+        self.proc = subprocess.Popen([self.python, "-m", "gateway", "serve"], cwd=self.workdir, env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -167,8 +169,8 @@ def basic_config(fake: FakeUpstream, extra: str = "") -> str:
 def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Gateway]]:
     started: list[Gateway] = []
 
-    def start(config: str, env: dict[str, str] | None = None, workers: int = 1) -> Gateway:
-        gateway = Gateway(tmp_path_factory.mktemp("gw"), config, env, workers)
+    def start(config: str, env: dict[str, str] | None = None, workers: int = 1, python: str | None = None) -> Gateway:
+        gateway = Gateway(tmp_path_factory.mktemp("gw"), config, env, workers, python)
         started.append(gateway)
         return gateway.start()
 

@@ -1,8 +1,9 @@
 """Health endpoints. ``/health`` and ``/health/liveliness`` (also ``/health/liveness``) are open to anyone.
 
 ``/health/readiness`` answers every caller with the same status code; only the master key or an
-admin client's key gets the details (client counts, config path, key labels, reload errors).
-None of them ever names a key.
+admin client's key gets the details (client counts, config path, key labels, reload errors, the
+state of each sink). None of them ever names a key. A failing sink does not change the status
+code: the gateway serves, and taking it out of rotation would not bring the sink back.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ async def readiness_details(runtime: Runtime) -> dict[str, Any]:
             "restart_needed": reload.restart_needed,
         },
         "store": store_status(runtime),
+        "sinks": runtime.sinks.status(),  # each sink's state and last error (never a URL's token or a header)
         "keys": await key_status(runtime),  # labels such as "openai#2", never the keys
         "mcp_servers": runtime.mcp.status(),  # health as this worker sees it; never a header or an env value
         "uptime_s": round(time.time() - runtime.started_at, 1),

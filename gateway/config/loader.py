@@ -19,6 +19,7 @@ from dotenv import dotenv_values
 from pydantic import ValidationError
 
 from ..guardrails.config import GUARD_TAGS
+from ..observability.sinks.config import SINK_TAGS
 from .schema import PROVIDER_TAGS, GatewayConfig
 from .yamlcheck import check_nodes
 
@@ -203,4 +204,4 @@ def _issue_from_pydantic(err: Any, lines: dict[Path_, int]) -> ConfigIssue:
 def _is_union_tag(part: Any) -> bool:
     # pydantic adds the union member's name ("str", "list[str]", "AliasSpec", a provider class) to the location
     return isinstance(part, str) and (part in {"str", "AliasSpec"} or part in PROVIDER_TAGS or part in GUARD_TAGS
-                                      or part.startswith(("list[", "function-")))
+                                      or part in SINK_TAGS or part.startswith(("list[", "function-")))

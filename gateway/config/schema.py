@@ -14,7 +14,9 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    SerializeAsAny,
     Tag,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -23,9 +25,11 @@ from pydantic_core import PydanticCustomError
 from ..core.policy import Budget, CacheConfig, ClientLimits, Limits, Strict
 from ..core.pricing import Pricing
 from ..guardrails.config import GuardrailsConfig
+from ..plugins.loader import PROVIDERS, failure
 from ..providers.registry import TYPES
 from ..store.config import Storage
 from .mcp_schema import ClientMcpConfig, McpServerConfig
+from .observability_schema import ObservabilityConfig
 
 EndpointFamily = Literal["chat", "completions", "embeddings", "images", "audio", "moderations", "responses",
                          "files", "assistants", "threads"]  # core/call.py's operation names
@@ -125,9 +129,11 @@ class Routing(Strict):
     limit_window_s: float = Field(60.0, gt=0)  # the "minute" of req/tokens_per_min; shorten only to test
 
 
-class _ProviderBase(Strict):
-    """What every provider type has; each type's class adds its own fields (see ``Provider``)."""
+class ProviderConfigBase(Strict):
+    """What every provider type has; each type's class adds its own fields (see ``Provider``). A
+    plugin's provider type subclasses it for its own config model (docs/plugins.md)."""
 
+    type: str
     id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
     base_url: str | None = None
     api_keys: list[str] | None = None
@@ -192,23 +198,27 @@ class _ProviderBase(Strict):
 
 def _known_type(protocol: str | None) -> Any:
     """A validator of ``type``: one of ``providers/registry.py``'s types (of ``protocol``, when given),
-    refused with the list of them in the words of a pydantic literal error."""
-    names = [name for name, kind in TYPES.items() if protocol is None or kind.protocol == protocol]
-    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
+    refused with the list of them in the words of a pydantic literal error, or with why the plugin
+    that would add it is not in use. The table is read when a file is checked: plugins add to it."""
 
     def check(value: Any) -> str:
-        if not isinstance(value, str) or value not in names:
-            raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
-        return value
+        if isinstance(value, str) and value in TYPES and (protocol is None or TYPES[value].protocol == protocol):
+            return value
+        why = failure(PROVIDERS, value) if isinstance(value, str) else None
+        if why is not None:
+            raise PydanticCustomError("plugin_failed", "{why}", {"why": why})
+        names = [name for name, kind in TYPES.items() if protocol is None or kind.protocol == protocol]
+        expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}" if len(names) > 1 else repr(names[0])
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
 
     return BeforeValidator(check)
 
 
-class OpenAICompatibleProvider(_ProviderBase):
+class OpenAICompatibleProvider(ProviderConfigBase):
     type: Annotated[str, _known_type("openai")]
 
 
-class AzureProvider(_ProviderBase):
+class AzureProvider(ProviderConfigBase):
     type: Literal["azure"]
     api_version: str | None = None
 
@@ -221,7 +231,7 @@ class AzureProvider(_ProviderBase):
         return []
 
 
-class AnthropicProvider(_ProviderBase):
+class AnthropicProvider(ProviderConfigBase):
     type: Literal["anthropic"]
     anthropic_version: str = "2023-06-01"  # the anthropic-version header
 
@@ -229,11 +239,11 @@ class AnthropicProvider(_ProviderBase):
         return self.anthropic_version
 
 
-class GeminiProvider(_ProviderBase):
+class GeminiProvider(ProviderConfigBase):
     type: Literal["gemini"]
 
 
-class _UnknownTypeProvider(_ProviderBase):
+class _UnknownTypeProvider(ProviderConfigBase):
     """Where a provider with a missing or unknown ``type`` is validated: its ``type`` fails with the
     list of known types, and its other fields are still checked (every type-specific field allowed)."""
 
@@ -246,14 +256,29 @@ class _UnknownTypeProvider(_ProviderBase):
 _TAGS: dict[str, str] = {"openai": "OpenAICompatibleProvider", "azure": "AzureProvider",
                          "anthropic": "AnthropicProvider", "gemini": "GeminiProvider"}
 UNKNOWN_TYPE_TAG = "UnknownTypeProvider"
+PLUGIN_TAG = "PluginProvider"  # a plugin's type with a config model of its own
 # What pydantic puts in an error's location to name the union member (the loader drops them).
-PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG}
+PROVIDER_TAGS = frozenset(_TAGS.values()) | {UNKNOWN_TYPE_TAG, PLUGIN_TAG}
 
 
 def _provider_tag(value: Any) -> str:
     type_ = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
     kind = TYPES.get(type_) if isinstance(type_, str) else None
-    return _TAGS.get(kind.protocol, UNKNOWN_TYPE_TAG) if kind is not None else UNKNOWN_TYPE_TAG
+    if kind is None:
+        return UNKNOWN_TYPE_TAG
+    if kind.config is not None:
+        return PLUGIN_TAG
+    return _TAGS.get(kind.protocol, UNKNOWN_TYPE_TAG)
+
+
+def _by_plugin_model(value: Any, handler: Any) -> Any:
+    """A plugin type's entry, validated by the model its ``ProviderType.config`` names (its errors
+    keep their place in the file: pydantic nests them under this entry)."""
+    if isinstance(value, ProviderConfigBase):
+        return value
+    config = TYPES[value["type"]].config  # the discriminator chose this member for exactly these
+    assert config is not None
+    return config.model_validate(value)
 
 
 # One provider entry: a discriminated union on ``type``.
@@ -262,10 +287,12 @@ Provider = Annotated[
     | Annotated[AzureProvider, Tag("AzureProvider")]
     | Annotated[AnthropicProvider, Tag("AnthropicProvider")]
     | Annotated[GeminiProvider, Tag("GeminiProvider")]
-    | Annotated[_UnknownTypeProvider, Tag(UNKNOWN_TYPE_TAG)],
+    | Annotated[_UnknownTypeProvider, Tag(UNKNOWN_TYPE_TAG)]
+    | Annotated[SerializeAsAny[ProviderConfigBase], WrapValidator(_by_plugin_model), Tag(PLUGIN_TAG)],
     Discriminator(_provider_tag),
 ]
-ProviderConfig = OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
+ProviderConfig = (OpenAICompatibleProvider | AzureProvider | AnthropicProvider | GeminiProvider | _UnknownTypeProvider
+                  | ProviderConfigBase)
 
 
 
@@ -336,25 +363,6 @@ class MetricsConfig(Strict):
             raise ValueError("must be a Prometheus name prefix: letters, digits and _, starting with a letter and "
                              "not ending with _ (e.g. gateway or coo_llm)")
         return v
-
-
-class OtlpConfig(Strict):
-    """``observability.otlp``: where spans go over OTLP/HTTP (protobuf). ``endpoint``: the
-    collector's base URL (``http://collector:4318``; ``/v1/traces`` is appended unless the URL
-    ends with it); ``headers``: sent with every export (a token: write it as ``${VAR}``)."""
-
-    endpoint: str = Field(min_length=1)
-    headers: dict[str, str] = {}
-    service_name: str | None = Field(None, min_length=1)  # None: OTEL_SERVICE_NAME, else llm-gateway
-
-
-class ObservabilityConfig(Strict):
-    """``observability:``. ``otlp``: trace export (restart-only; without it the ``OTEL_EXPORTER_OTLP_*``
-    environment decides); ``capture_content``: prompts, answers and tool arguments are recorded
-    in spans only when true (applied live)."""
-
-    otlp: OtlpConfig | None = None
-    capture_content: bool = False
 
 
 class GatewayConfig(Strict):

@@ -22,15 +22,17 @@ from ..core.targets import ClientSpec, ProviderKey, ProviderSpec, Route, Target,
 from ..guardrails.build import build_guardrails, unknown_names
 from ..guardrails.engine import Guardrails
 from ..observability.otlp import OtlpSettings, otlp_settings
+from ..observability.sinks.base import OtlpTarget, SinkContext
+from ..observability.sinks.config import OtlpLogsSinkConfig
 from ..providers.registry import api_root, entry
 from .loader import ConfigError, ConfigIssue, LoadedConfig, Path_, format_path, line_of, load_config
 from .mcp_snapshot import build_servers, client_access
+from .observability_schema import ObservabilityConfig
 from .schema import (
     AliasSpec,
     Client,
     GatewayConfig,
     MetricsConfig,
-    ObservabilityConfig,
     ProviderConfig,
     Routing,
     Server,
@@ -67,6 +69,7 @@ class Snapshot:
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)  # capture_content, otlp
     # where traces go (the config's ``observability.otlp`` or the OTEL_* environment); None: no tracing
     otlp: OtlpSettings | None = None
+    sink_context: SinkContext = field(default_factory=SinkContext)  # what the sinks are told
 
     @property
     def max_body_bytes(self) -> int:
@@ -105,6 +108,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         found.issues.extend(_master_key_issues(master))
     profile = _budget_profile(environ, found)
     otlp = _otlp(cfg.observability, environ, found)
+    sink_context = _sink_context(cfg.observability, otlp, found)
     if found.issues:
         raise ConfigError(filename, found.issues)
     return Snapshot(
@@ -128,6 +132,7 @@ def build_snapshot(loaded: LoadedConfig, filename: str) -> Snapshot:
         guardrails=guardrails,
         observability=cfg.observability,
         otlp=otlp,
+        sink_context=sink_context,
     )
 
 
@@ -151,6 +156,17 @@ def _otlp(observability: ObservabilityConfig, environ: Mapping[str, str], found:
     except ValueError as exc:
         found.issue(("observability", "otlp"), str(exc))
         return None
+
+
+def _sink_context(observability: ObservabilityConfig, otlp: OtlpSettings | None, found: _Findings) -> SinkContext:
+    """What the sinks are told (the collector traces go to, ``observability.otlp`` or the OTEL_*
+    environment); an ``otlp_logs`` sink with no collector to send to is an issue."""
+    target = None if otlp is None else OtlpTarget(otlp.endpoint, otlp.headers, otlp.service_name)
+    for i, sink in enumerate(observability.sinks):
+        if isinstance(sink, OtlpLogsSinkConfig) and sink.endpoint is None and target is None:
+            found.issue(("observability", "sinks", i, "type"), "an otlp_logs sink sends to the collector of "
+                        "observability.otlp, which is not set (or give the sink an endpoint)")
+    return SinkContext(target)
 
 
 def _fingerprint(cfg: GatewayConfig, master: str | None, providers: Mapping[str, ProviderSpec],
@@ -207,6 +223,7 @@ def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Fin
             cooldown_s=p.cooldown_s or cfg.routing.cooldown_s,
             stream_usage=kind.stream_usage, needs_key=kind.needs_key, api_version=p.protocol_version(),
             families=kind.families & frozenset(p.endpoints) if p.endpoints is not None else kind.families,
+            config=p if kind.config is not None else None,
         )
     return providers
 

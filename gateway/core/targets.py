@@ -65,6 +65,8 @@ class ProviderSpec:
     model_pricing: Mapping[str, Pricing] = field(default_factory=lambda: MappingProxyType({}), compare=False)
     # the endpoint families it serves: its protocol's, narrowed by its ``endpoints`` in the config
     families: frozenset[str] = frozenset({"chat"})
+    # a plugin type's validated config entry (its own model), for its adapter to read; None for the built-in types
+    config: object | None = field(default=None, compare=False, repr=False)
 
     def price_of(self, model: str) -> Pricing:
         """What ``model`` costs on this provider: its own price, else the provider's default."""

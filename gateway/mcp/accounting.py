@@ -13,6 +13,8 @@ from typing import Any
 import orjson
 
 from ..observability import metrics
+from ..observability.sinks.hub import SinkHub
+from ..observability.sinks.record import AccessRecord
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 
@@ -61,19 +63,24 @@ def _captured(value: Any) -> str:
     return text if len(text) <= CAPTURE_LIMIT else text[:CAPTURE_LIMIT] + "…"
 
 
-def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, log_line: bool = True) -> None:
-    """Count ``rec``; its audit line only with ``log_line`` (``server.log_requests``, as the request log)."""
+def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, log_line: bool = True,
+                sinks: SinkHub | None = None) -> None:
+    """Count ``rec``: metrics, a ledger row, the same record to the sinks; its audit line only with
+    ``log_line`` (``server.log_requests``, as the request log)."""
     duration = time.perf_counter() - rec.started
     metrics.mcp_calls_by(rec.server, rec.tool_label, rec.status).inc()
     metrics.mcp_duration_by(rec.server, rec.tool_label, rec.status).observe(duration)
     overhead = duration - rec.upstream_s if rec.upstream_s is not None and not rec.streamed else 0.0
+    row = LedgerRow(
+        time=rec.arrived, request_id=rec.request_id, client_id=rec.client_id, provider=rec.server,
+        model=rec.tool[:200], key_label="", status=STATUS_CODES.get(rec.status, 500),
+        error_code=None if rec.status == OK else rec.status, cost_usd=rec.cost_usd,
+        latency_ms=duration * 1000.0, overhead_ms=max(0.0, overhead) * 1000.0, stream=rec.streamed,
+        kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out)
     if ledger is not None:
-        ledger.record(LedgerRow(
-            time=rec.arrived, request_id=rec.request_id, client_id=rec.client_id, provider=rec.server,
-            model=rec.tool[:200], key_label="", status=STATUS_CODES.get(rec.status, 500),
-            error_code=None if rec.status == OK else rec.status, cost_usd=rec.cost_usd,
-            latency_ms=duration * 1000.0, overhead_ms=max(0.0, overhead) * 1000.0, stream=rec.streamed,
-            kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out))
+        ledger.record(row)
+    if sinks is not None and sinks.sinks:
+        sinks.put(AccessRecord(row, endpoint="mcp.tools/call", requested_model=rec.tool[:200]))
     if not log_line:
         return
     entry: dict[str, Any] = {

@@ -28,6 +28,7 @@ from ..core.mcp import McpServerSpec, usable
 from ..core.targets import ClientSpec
 from ..errors import BudgetExceeded, RateLimited
 from ..limits.admission import Admission, ClientLimiter
+from ..observability.sinks.hub import SinkHub
 from ..store.base import Ledger
 from . import accounting as acc
 from .link import Progress, TooLarge, Unreachable
@@ -57,10 +58,12 @@ def unknown_tool(shown: str) -> RpcError:
 
 
 class ToolService:
-    def __init__(self, registry: Registry, limiter: Callable[[], ClientLimiter], ledger: Callable[[], Ledger | None]):
+    def __init__(self, registry: Registry, limiter: Callable[[], ClientLimiter], ledger: Callable[[], Ledger | None],
+                 sinks: SinkHub | None = None):
         self.registry = registry
         self.limiter = limiter  # read at each call: the runtime builds it again once the stores are open
         self.ledger = ledger
+        self.sinks = sinks
 
     # --- listing --------------------------------------------------------------------------
     def servers_for(self, snapshot: Snapshot, client: ClientSpec, server_id: str | None = None) -> list[McpServerSpec]:
@@ -219,4 +222,5 @@ class ToolService:
             self._record(snapshot, rec)
 
     def _record(self, snapshot: Snapshot, rec: acc.CallRecord) -> None:
-        acc.record_call(rec, self.ledger(), snapshot.observability.capture_content, snapshot.server.log_requests)
+        acc.record_call(rec, self.ledger(), snapshot.observability.capture_content, snapshot.server.log_requests,
+                        self.sinks)

@@ -73,6 +73,12 @@ MCP_CALL_DURATION = Histogram("gateway_mcp_call_duration_seconds", "MCP tool cal
 MCP_SERVER_UP = Gauge("gateway_mcp_server_up", "1 while an MCP server answers (per worker: the lowest)",
                       ["server"], multiprocess_mode="livemin")
 
+# the sinks of observability.sinks (gateway/observability/sinks/): label ``sink`` is the sink's name
+SINK_DELIVERED = Counter("gateway_sink_delivered_total", "Access records a sink delivered", ["sink"])
+SINK_DROPPED = Counter("gateway_sink_dropped_total", "Access records a sink dropped: its queue was full, or "
+                       "delivery failed past its retries", ["sink"])
+SINK_ERRORS = Counter("gateway_sink_errors_total", "Failed delivery attempts of a sink", ["sink"])
+
 
 class Children(Generic[M]):
     """Labelled children of one metric, cached: ``labels()`` takes a lock and builds keys on every call."""
@@ -113,6 +119,9 @@ mcp_calls_by = Children(MCP_CALLS)
 mcp_duration_by = Children(MCP_CALL_DURATION)
 mcp_server_up_by = Children(MCP_SERVER_UP)
 guardrail_actions_by = Children(GUARDRAIL_ACTIONS)
+sink_delivered_by = Children(SINK_DELIVERED)
+sink_dropped_by = Children(SINK_DROPPED)
+sink_errors_by = Children(SINK_ERRORS)
 
 
 def set_config_version(version: str, previous: str | None) -> None:

@@ -1,8 +1,10 @@
-"""Counting one finished request: metrics, one access log line, one usage ledger row, and the end
-of its span when tracing is on (``traces.py``).
+"""Counting one finished request: metrics, one access log line, one usage ledger row, the same
+record to the sinks of ``observability.sinks``, and the end of its span when tracing is on
+(``traces.py``).
 
 The ledger row goes to the store's ``record`` (``storage.ledger``), which only buffers it: a
-background task writes the rows in batches, off the request path.
+background task writes the rows in batches, off the request path. The sinks get it the same way
+(``SinkHub.put``: an append to each sink's bounded queue, never awaited).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..core.targets import Target
 from ..core.usage import Usage
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 from . import metrics
+from .sinks.hub import SinkHub
+from .sinks.record import AccessRecord, Content
 from .traces import RequestTrace
 
 access_log = logging.getLogger("gateway.access")
@@ -42,6 +47,8 @@ class Outcome:
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
     trace: RequestTrace | None = None  # the request's span when tracing is on (ended by ``record``)
+    content: Content | None = None  # the request and answer bodies, with observability.capture_content only
+    extra: dict[str, Any] | None = None  # more fields for the sinks' record (a guardrail's action, ...)
 
 
 def model_label(target: Target, status: int) -> str:
@@ -78,7 +85,7 @@ def failed(outcome: Outcome) -> bool:
     return outcome.status >= 400 or outcome.error_code is not None
 
 
-def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -> None:
+def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None, sinks: SinkHub | None = None) -> None:
     if outcome.trace is not None:
         outcome.trace.end(outcome)
     duration = time.perf_counter() - outcome.started
@@ -98,8 +105,13 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
     if usage is not None and not hit:
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
-    if ledger is not None:
-        ledger.record(ledger_row(outcome, provider, duration))
+    if ledger is not None or (sinks is not None and sinks.sinks):
+        row = ledger_row(outcome, provider, duration)
+        if ledger is not None:
+            ledger.record(row)
+        if sinks is not None and sinks.sinks:
+            sinks.put(AccessRecord(row, outcome.endpoint, outcome.model, usage.exact if usage else None,
+                                   outcome.content, outcome.extra))
     if outcome.cost_usd > 0:
         if hit:
             metrics.CACHE_SAVED.inc(outcome.cost_usd)

@@ -84,8 +84,11 @@ class CachedAnswers:
         usage = Usage(entry.prompt_tokens, entry.completion_tokens, entry.usage_exact)
         if not call.stream:
             guard.close()
+            answer = Answer(orjson.loads(entry.payload), usage)
+            if outcome.content is not None:
+                outcome.content.response = answer.data
             await self._settle_hit(admitted, entry, usage)
-            return Answer(orjson.loads(entry.payload), usage)
+            return answer
         payload = entry.payload if entry.form == SSE else completion_as_sse(orjson.loads(entry.payload),
                                                                              call.wants_usage)
         return Stream(one_send(exchange, payload, guard, lambda: self._settle_hit(admitted, entry, usage)))
@@ -95,4 +98,4 @@ class CachedAnswers:
         exchange = admitted.exchange
         await self.runtime.limiter.settle(admitted.admission, usage, None)
         exchange.outcome.usage, exchange.outcome.cost_usd = usage, entry.cost_usd
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger, self.runtime.sinks)

@@ -41,6 +41,7 @@ from ..core.call import Call
 from ..core.targets import Route
 from ..core.usage import Answer, Usage
 from ..errors import GatewayError, ProviderError
+from ..observability.sinks.record import Content
 from ..observability.traces import Tracing
 from ..observability.usage import Outcome, record
 from ..routing.dispatch import UpstreamAnswer
@@ -86,7 +87,7 @@ class Pipeline:
     def refuse(self, exchange: Exchange, error: GatewayError) -> None:
         """Record a request that ends in ``error`` before anything was held for it (a bad body)."""
         exchange.outcome.status, exchange.outcome.error_code = error.status, error.code
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger, self.runtime.sinks)
 
     async def admit(self, exchange: Exchange, call: Call, route: Route | None = None) -> Admitted:
         """Resolve the model and admit the request under the client's limits and budget. ``route``:
@@ -95,6 +96,8 @@ class Pipeline:
         outcome.model, outcome.stream = call.model, call.stream
         if outcome.trace is not None:
             outcome.trace.called(call)
+        if exchange.snapshot.observability.capture_content:  # for the sinks' records only
+            outcome.content = Content(request=call.body)
         try:
             route = route or resolve(exchange.snapshot, call.model, exchange.client)
             prompt = input_tokens(call)
@@ -175,6 +178,8 @@ class Pipeline:
             raise error from None
         if outcome.trace is not None:
             outcome.trace.answered(answer.data)
+        if outcome.content is not None:
+            outcome.content.response = answer.data
         await self._settle(admitted, opened, answer.usage)
         return answer
 
@@ -184,11 +189,11 @@ class Pipeline:
         await runtime.dispatcher.finish(opened, usage)
         exchange.outcome.usage = usage
         exchange.outcome.cost_usd = await runtime.limiter.settle(admitted.admission, usage, opened.target.pricing)
-        record(exchange.outcome, exchange.snapshot.server.log_requests, runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, runtime.stores.ledger, runtime.sinks)
 
     async def _fail(self, admitted: Admitted, status: int, code: str | None) -> None:
         """A request that got no answer: release what was held; record it."""
         exchange = admitted.exchange
         await self.runtime.limiter.settle(admitted.admission, None, None)
         exchange.outcome.status, exchange.outcome.error_code = status, code
-        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger)
+        record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger, self.runtime.sinks)

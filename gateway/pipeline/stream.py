@@ -29,12 +29,15 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
     outcome = admitted.exchange.outcome
     translator = opened.adapter.stream_relay(admitted.call)
     feed = translator.feed
+    content = outcome.content  # set with observability.capture_content: the answer's text is kept
     try:
         async for chunk in async_stream(opened.response):
             events = feed(chunk)
             if events:  # the events of one read go out in one send
                 if outcome.upstream_s is None:
                     outcome.upstream_s = time.perf_counter() - outcome.started
+                if content is not None:
+                    content.add_events(events)
                 yield events[0] if len(events) == 1 else b"".join(events)
         if not translator.done:
             outcome.error_code = "stream_interrupted"
@@ -66,6 +69,8 @@ def whole_as_stream(admitted: Admitted, opened: UpstreamAnswer, answer: Answer, 
     """A whole answer to a stream request, sent as the events of a stream."""
     exchange = admitted.exchange
     exchange.outcome.upstream_s = time.perf_counter() - exchange.outcome.started
+    if exchange.outcome.content is not None:
+        exchange.outcome.content.response = answer.data
     return one_send(exchange, completion_as_sse(answer.data, admitted.call.wants_usage), guard,
                     lambda: settle(admitted, opened, answer.usage))
 

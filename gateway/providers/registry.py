@@ -7,6 +7,12 @@ Everything reaches an adapter through this module: the snapshot builder (``entry
 and the dispatcher (``adapter_for``). A type whose adapter slot is empty is known to the schema
 but refused by the snapshot builder with a clear config error.
 
+Plugins (entry points of ``gateway.providers``, docs/plugins.md) add their types with
+``register``, once when the process starts and before any config is read: a type with a protocol
+of its own brings its adapter and its config model (``config``: a subclass of the schema's
+``ProviderConfigBase``), and may answer in-process through ``transport`` (an httpx transport for
+the URL scheme of its ``default_root``, such as ``echo://``), so the dispatcher never knows.
+
 The API root is the URL that ``/chat/completions`` is appended to. A configured ``base_url``
 without a version segment (``https://api.openai.com``) gets ``/v1`` appended where the protocol
 puts its version there, so both the OpenAI style and the full-root style paste as is.
@@ -15,7 +21,10 @@ puts its version there, so both the OpenAI style and the full-root style paste a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
+
+import httpx
 
 from ..core.call import (
     ASSISTANTS,
@@ -62,10 +71,18 @@ class ProviderType:
     needs_key: bool = True
     stream_usage: bool = True  # accepts stream_options.include_usage
     version_in_root: bool = False  # a base_url without /vN gets /v1
+    # a plugin's: its config model (a ProviderConfigBase subclass; None: its protocol's built-in one),
+    # the endpoint families it serves (None: its protocol's), an in-process answerer of its URL scheme
+    config: type[Any] | None = None
+    serves: frozenset[str] | None = None
+    transport: httpx.AsyncBaseTransport | None = None
 
     @property
     def families(self) -> frozenset[str]:
-        """The endpoint families its protocol serves (chat only for a protocol not in ``FAMILIES``)."""
+        """The endpoint families it serves: its own, else its protocol's (chat only for a protocol
+        not in ``FAMILIES``)."""
+        if self.serves is not None:
+            return self.serves
         return FAMILIES.get(self.protocol, frozenset({CHAT}))
 
 
@@ -99,6 +116,34 @@ TYPES: dict[str, ProviderType] = {t.name: t for t in (
 
 _BY_PROTOCOL: dict[str, ProviderAdapter] = {t.protocol: t.adapter for t in TYPES.values() if t.adapter is not None}
 _VERSIONED = re.compile(r"/v\d+[a-z0-9]*/?$")
+
+
+class NotAProviderType(ValueError):
+    """What a plugin offered cannot be a provider type (the message says why)."""
+
+
+def register(kind: ProviderType) -> None:
+    """Add a plugin's provider type to the table (raises ``NotAProviderType``, the table unchanged)."""
+    if kind.name in TYPES:
+        raise NotAProviderType(f"type '{kind.name}' is already defined")
+    served = _BY_PROTOCOL.get(kind.protocol)
+    if served is not None and kind.adapter is not None and kind.adapter is not served:
+        raise NotAProviderType(f"protocol '{kind.protocol}' is the built-in one's; give a protocol name of your own "
+                               "for an adapter of your own")
+    if served is None and kind.adapter is None:
+        raise NotAProviderType(f"protocol '{kind.protocol}' is new, so the type needs an adapter")
+    if kind.transport is not None and (kind.default_root is None or "://" not in kind.default_root):
+        raise NotAProviderType("a type with a transport needs a default_root naming its URL scheme (echo://local)")
+    adapter = kind.adapter or served
+    assert adapter is not None  # checked above
+    TYPES[kind.name] = replace(kind, adapter=adapter)
+    _BY_PROTOCOL.setdefault(kind.protocol, adapter)
+
+
+def transports() -> dict[str, httpx.AsyncBaseTransport]:
+    """The in-process transports of the registered types, by the URL scheme they answer (``echo``)."""
+    return {t.default_root.split("://", 1)[0]: t.transport for t in TYPES.values()
+            if t.transport is not None and t.default_root is not None}
 
 
 def entry(type_: str) -> ProviderType:

@@ -22,7 +22,9 @@ from ..limits.admission import ClientLimiter
 from ..mcp.registry import Registry
 from ..mcp.service import ToolService
 from ..observability import metrics
+from ..observability.sinks.hub import SinkHub
 from ..observability.traces import Tracing
+from ..providers.registry import transports
 from ..routing.dispatch import Dispatcher
 from ..routing.key_pool import KeyPool
 from ..routing.strategies import TargetStats
@@ -61,19 +63,26 @@ class Runtime:
         self.reload = ReloadStatus()
         self.started_at = time.time()
         self.stats = TargetStats()
-        self.upstream = Upstream(transport, snapshot.server.connect_timeout_s)
+        self.upstream = Upstream(transport, snapshot.server.connect_timeout_s, mounts=transports())
         self.guard: GuardedCounters | None = None  # set when the runtime store is shared
         self.tracing: Tracing | None = None  # started by the ASGI lifespan when traces are exported
         # the response cache: in this process, or on the runtime store's server (use_stores)
         self.cache = ResponseCache(MemoryBackend())
         memory = AsyncMemoryStore()
         self._serve_from(Stores(memory, memory, Storage(type="memory")), memory.counters)
+        # where access records go besides the ledger (started by the ASGI lifespan, re-made on reload)
+        self.sinks = SinkHub()
+        self._use_sinks(snapshot)
         # MCP servers (gateway/mcp/): a link to each, their tools and health; calls through ``tools``
         self.mcp = Registry(self.upstream)
         self.mcp.apply(snapshot.mcp_servers)
-        self.tools = ToolService(self.mcp, lambda: self.limiter, lambda: self.stores.ledger)
+        self.tools = ToolService(self.mcp, lambda: self.limiter, lambda: self.stores.ledger, self.sinks)
         metrics.set_config_version(snapshot.version, None)
         metrics.use_namespace(snapshot.metrics.namespace)  # fixed until a restart
+
+    def _use_sinks(self, snapshot: Snapshot) -> None:
+        observability = snapshot.observability
+        self.sinks.apply(observability.sinks, observability.capture_content, snapshot.sink_context)
 
     async def open_stores(self, storage: Storage) -> None:
         """Open the configured stores (raises ``store.base.StoreDown``) and count through them."""
@@ -125,4 +134,6 @@ class Runtime:
         self.cache.keep_only(snapshot)
         self.stats.forget({t.name for r in (*snapshot.aliases.values(), *snapshot.bare_models.values())
                            for t in r.targets})
+        if (snapshot.observability, snapshot.sink_context) != (previous.observability, previous.sink_context):
+            self._use_sinks(snapshot)
         metrics.set_config_version(snapshot.version, previous.version)

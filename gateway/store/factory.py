@@ -12,8 +12,9 @@ from pathlib import Path
 from ..server.tasks import cancel_and_wait
 from .base import StoreError
 from .composed import ComposedStore
-from .config import DEFAULT_SQLITE_PATH, Backend, BackendType, Storage
+from .config import DEFAULT_SQLITE_PATH, Backend, Storage
 from .memory import AsyncMemoryStore
+from .plugins import PLUGIN_TYPES
 
 log = logging.getLogger("gateway.store")
 PRUNE_EVERY_S = 3600.0
@@ -27,9 +28,11 @@ def sqlite_path(spec: Backend, base_dir: Path | None = None, data_dir: Path | No
     return base_dir / path if not path.is_absolute() and base_dir is not None else path
 
 
-def backend_class(kind: BackendType) -> type[ComposedStore]:
+def backend_class(kind: str) -> type[ComposedStore]:
     """The class of a backend type: what its capability flags say before it is opened (its
-    module is imported only when asked for)."""
+    module is imported only when asked for; a plugin's is its ``StoreType.store_class``)."""
+    if kind in PLUGIN_TYPES:
+        return PLUGIN_TYPES[kind].store_class
     if kind == "sqlite":
         from .sqlite import SqliteStore
 
@@ -51,6 +54,9 @@ async def open_backend(spec: Backend, flush_s: float = 0.5, base_dir: Path | Non
 
     A SQLite ``path`` that is relative is taken from ``base_dir`` (default: the working dir); with
     no ``path`` the file is ``gateway.db`` in ``data_dir`` (GATEWAY_DATA_DIR), else data/gateway.db."""
+    if spec.type in PLUGIN_TYPES:
+        assert spec.options is not None  # the schema validated the plugin's fields into it
+        return await PLUGIN_TYPES[spec.type].open(spec.options, flush_s, data_dir)
     if spec.type == "memory":
         return AsyncMemoryStore(ledger_interval_s=flush_s)
     if spec.type == "sqlite":

@@ -184,9 +184,14 @@ def _headers(request: UpstreamRequest, url: httpx.URL, extra: Sequence[tuple[str
 
 
 class Upstream:
+    """``mounts``: transports that answer a URL scheme in-process (a plugin provider type's, such as
+    ``echo://``); every other URL goes to the chosen transport."""
+
     def __init__(self, transport: TransportName | None = None, connect_timeout_s: float = 10.0,
-                 environ: Mapping[str, str] | None = None):
+                 environ: Mapping[str, str] | None = None,
+                 mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None):
         self._connect_timeout = connect_timeout_s
+        self._mounts = {f"{scheme}:": mounted for scheme, mounted in (mounts or {}).items()}
         self.transport_name: TransportName = choose_transport(transport, os.environ if environ is None else environ)
         self._transport: httpx.AsyncBaseTransport | None = None
         self._uploads: httpx.AsyncBaseTransport | None = None  # see _upload_transport
@@ -213,6 +218,13 @@ class Upstream:
             self._transport = self._make_transport()
         timeout = {"connect": self._connect_timeout, "read": read_timeout_s, "write": read_timeout_s,
                    "pool": self._connect_timeout}
+        if self._mounts:
+            mounted = self._mounts.get(request.url.partition("//")[0])
+            if mounted is not None:
+                return await mounted.handle_async_request(httpx.Request(
+                    request.method, request.url, headers=request.headers,
+                    content=request.body_stream if request.body_stream is not None else request.content,
+                    extensions={"timeout": timeout}))
         if request.body_stream is not None:  # an upload: httpx's transport streams it with backpressure
             headers = request.headers if extra is None else {**request.headers, **dict(extra)}
             built = httpx.Request(request.method, self._url(request.url), headers=headers,
@@ -235,6 +247,8 @@ class Upstream:
         return self._uploads
 
     async def aclose(self) -> None:
+        for mounted in self._mounts.values():
+            await mounted.aclose()
         if self._transport is not None:
             await self._transport.aclose()
         if self._uploads is not None:

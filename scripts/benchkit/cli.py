@@ -19,6 +19,9 @@ What it does (the gateway pinned to CPU 0 with taskset; wrk, the clients and the
   7. prints Markdown tables and a PASS/FAIL line per target (the product's targets and the
      efficiency targets of one pinned worker).
 
+``--with-sink`` adds a webhook sink of access records to every gateway of the run (nginx answers
+its POSTs): the same run without it is what it costs.
+
 ``--quick`` (under a minute) runs c=16, the paced rates, CPU per event and the 1,000 streams only,
 prints the guarded ratios and exits 3 when one is past its generous limit (QUICK_LIMITS in
 benchkit/targets.py): run it before a performance-sensitive change. Timing is not a test: CI does
@@ -94,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=2,
                    help="times the transport comparison (with --stores: every store row) is repeated (default 2)")
     p.add_argument("--no-log-row", action="store_true", help="skip the row with the request log on")
+    p.add_argument("--with-sink", action="store_true",
+                   help="every gateway of the run sends each access record to a webhook sink (POSTs to the nginx "
+                        "fake's /sink, answered 204); compare with the same run without it. Needs --fake nginx")
     p.add_argument("--no-pin", action="store_true",
                    help="do not pin the gateway to CPU 0 and the load generators and fakes to CPU 1")
     p.add_argument("--workers", type=int, default=1, help="gateway (Granian) workers (default 1)")
@@ -161,6 +167,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--stores, --protocols, --overhead, --mcp and --guardrails are separate runs: give one")
     if args.with_litellm and not args.overhead:
         p.error("--with-litellm goes with --overhead")
+    if args.with_sink and args.fake != "nginx":
+        p.error("--with-sink posts to the nginx fake's /sink: use --fake nginx")
     return args
 
 

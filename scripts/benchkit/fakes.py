@@ -81,7 +81,8 @@ def nginx_preamble(root: Path) -> str:
 
 
 def nginx_servers(json_port: int, sse_port: int) -> str:
-    """The two servers of the fixed answers (and the closing of the ``http`` block)."""
+    """The two servers of the fixed answers (and the closing of the ``http`` block); ``POST /sink``
+    on the first takes a webhook sink's batches (``--with-sink``) with 204."""
     completion, sse = nginx_string(completion_json()), nginx_string(sse_body())
     return textwrap.dedent(f"""\
             server {{
@@ -89,6 +90,7 @@ def nginx_servers(json_port: int, sse_port: int) -> str:
                 location = /v1/chat/completions {{ default_type application/json; return 200 {completion}; }}
                 location = /v1/stream {{ default_type text/event-stream; return 200 {sse}; }}
                 location = /health {{ default_type text/plain; return 200 'ok'; }}
+                location = /sink {{ return 204; }}
             }}
             server {{
                 listen 127.0.0.1:{sse_port} backlog=4096;

@@ -47,9 +47,33 @@ class Gateway:
     idle_rss: dict[str, Any] = field(default_factory=dict)
 
 
-def gateway_config(port: int, fake: Fake, log_requests: bool = False) -> str:
-    keys = ", ".join(f'"{k}"' for k in UPSTREAM_KEYS)
+SINK_NAME = "bench"
+
+
+def sink_config(fake: Fake) -> str:
+    """``--with-sink``: every access record to a webhook sink, nginx's ``/sink`` on the fake (204)."""
     return textwrap.dedent(f"""\
+        observability:
+          sinks:
+            - {{type: webhook, name: {SINK_NAME}, url: "http://127.0.0.1:{fake.json_port}/sink", batch_size: 100,
+               interval_s: 1, queue_size: 100000}}
+        """)
+
+
+def sink_counts(gw: Gateway) -> dict[str, float]:
+    """The sink's delivered, dropped and error counts from the gateway's /metrics."""
+    status, _, data = http_call(gw.port, "GET", "/metrics", headers={"Authorization": f"Bearer {MASTER_KEY}"})
+    counts = {"delivered": 0.0, "dropped": 0.0, "errors": 0.0}
+    for line in data.decode().splitlines() if status == 200 else []:
+        for name in counts:
+            if line.startswith(f'gateway_sink_{name}_total{{sink="{SINK_NAME}"}}'):
+                counts[name] = float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def gateway_config(port: int, fake: Fake, log_requests: bool = False, sink: bool = False) -> str:
+    keys = ", ".join(f'"{k}"' for k in UPSTREAM_KEYS)
+    return (sink_config(fake) if sink else "") + textwrap.dedent(f"""\
         server: {{listen: "127.0.0.1:{port}", log_requests: {str(log_requests).lower()}}}
         llm_providers:
           - id: fake
@@ -107,10 +131,10 @@ def spawn_gateway(procs: Processes, python: str, work: Path, env: dict[str, str]
 
 
 def start_gateway(procs: Processes, python: str, tmp: Path, fake: Fake, workers: int,
-                  transport: str | None, tag: str, log_requests: bool = False) -> Gateway:
+                  transport: str | None, tag: str, log_requests: bool = False, sink: bool = False) -> Gateway:
     work = tmp / f"gateway-{tag}"
     port = free_port()
-    env = gateway_workdir(work, gateway_config(port, fake, log_requests), port, workers, python)
+    env = gateway_workdir(work, gateway_config(port, fake, log_requests, sink), port, workers, python)
     if transport:
         env["GATEWAY_HTTP_TRANSPORT"] = transport
     proc, log_path = spawn_gateway(procs, python, work, env, port)

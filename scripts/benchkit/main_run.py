@@ -140,6 +140,7 @@ def run_meta(b: Bench, busy_before: float, started: float) -> dict[str, Any]:
         "granian": module_version("granian"), "wrk": tool_version([b.wrk, "-v"]),
         "fake": f"{fake.version}, 1 worker" if fake.kind == "nginx" else fake.version,
         "main_transport": b.args.main_transport or "the gateway's default (GATEWAY_HTTP_TRANSPORT unset)",
+        "sink": "webhook to nginx /sink (--with-sink)" if b.args.with_sink else "none",
         "pinned": bool(GATEWAY_PIN), "cpu_busy_before_run_percent": round(busy_before, 1),
         "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
         "elapsed_s": round(time.monotonic() - started, 1),

@@ -61,7 +61,8 @@ def render(args: argparse.Namespace, meta: dict[str, Any], main: list[WrkResult]
         f"{meta['date']}, commit `{meta['commit']}`, {meta['cpus']} CPUs, Python {meta['python']}, "
         f"Granian {meta['granian']}, {args.workers} gateway worker(s), upstream transport: {meta['main_transport']}, "
         f"helper threads: {helper}, tracing: {tracing}. "
-        f"Fake upstream: {meta['fake']}. wrk: 1 thread, {args.duration:g} s per run, "
+        f"Fake upstream: {meta['fake']}. Sink of access records: {meta.get('sink', 'none')}. "
+        f"wrk: 1 thread, {args.duration:g} s per run, "
         f"direct and gateway runs interleaved per concurrency level. "
         f"CPU busy before the run: {meta['cpu_busy_before_run_percent']:.0f}%.")
     lines += ["", "Non-streaming chat completions:", "",

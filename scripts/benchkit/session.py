@@ -11,7 +11,14 @@ from pathlib import Path
 
 from benchkit.common import PACED_MODEL, log, request_body
 from benchkit.fakes import Fake, start_nginx, start_python_fake
-from benchkit.gateway_process import Gateway, ensure_alive, gateway_log_problems, sanity_check, start_gateway
+from benchkit.gateway_process import (
+    Gateway,
+    ensure_alive,
+    gateway_log_problems,
+    sanity_check,
+    sink_counts,
+    start_gateway,
+)
 from benchkit.paced_fake import LONG_STREAM_EVENTS, start_paced_fake
 from benchkit.system import Processes, tree_rss
 from benchkit.wrk import WrkResult, run_wrk
@@ -38,7 +45,7 @@ class Bench:
 
     def start(self, transport: str | None, tag: str, log_requests: bool = False) -> Gateway:
         gw = start_gateway(self.procs, self.python, self.tmp, self.fake, self.args.workers, transport, tag,
-                           log_requests)
+                           log_requests, self.args.with_sink)
         time.sleep(1.0)  # let startup settle before reading idle memory
         ensure_alive(gw, "right after startup")
         gw.idle_rss = tree_rss(gw.proc.pid)
@@ -46,6 +53,13 @@ class Bench:
         return gw
 
     def stop(self, gw: Gateway, problems: list[str]) -> None:
+        if self.args.with_sink and gw.proc.poll() is None:
+            counts = sink_counts(gw)
+            log(f"sink ({gw.transport}): {counts['delivered']:,.0f} records delivered, {counts['dropped']:,.0f} "
+                f"dropped, {counts['errors']:,.0f} failed POSTs")
+            if counts["dropped"] or not counts["delivered"]:
+                problems.append(f"the webhook sink ({gw.transport}) dropped {counts['dropped']:,.0f} and delivered "
+                                f"{counts['delivered']:,.0f} records")
         if gw.proc.poll() is not None:
             problems.append(f"the gateway ({gw.transport}) exited during the run with status {gw.proc.returncode}")
         log_lines = gateway_log_problems(gw)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,3 +230,27 @@ def test_a_429_cools_a_key_on_the_providers_page(admin_gateway: Gateway, fake: F
     sync_api.expect(row.get_by_test_id("key-state")).to_contain_text("cooling", timeout=15_000)
     sync_api.expect(row.get_by_test_id("key-state")).to_contain_text("until")
     shot(page, "providers-cooling")
+
+
+def test_the_overview_shows_a_failing_sink(tmp_path: Path, fake: FakeUpstream, page: Any) -> None:
+    with socket.socket() as probe:  # a port nothing listens on: every POST of the sink fails
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    sinks = f"""observability:
+  sinks:
+    - {{type: webhook, name: hook, url: "http://127.0.0.1:{closed}/ingest", interval_s: 0.05, retries: 0}}
+    - {{type: file, path: {tmp_path / "records.jsonl"}, interval_s: 0.05}}
+"""
+    gw = start_ui_gateway(tmp_path / "gw", fake, storage=sinks)
+    try:
+        send_traffic(gw, 2)
+        signed_in(page, gw, "overview")
+        hook = page.get_by_test_id("sink-hook")
+        sync_api.expect(hook).to_contain_text("failing", timeout=15_000)
+        sync_api.expect(hook).to_contain_text(f"POST http://127.0.0.1:{closed}: no answer (ConnectError)")
+        sync_api.expect(page.get_by_test_id("sink-file")).to_contain_text("ok")
+        sync_api.expect(page.get_by_test_id("sink-file")).to_contain_text("2 delivered")
+        shot(page, "overview-sinks")
+        assert page.problems == []
+    finally:
+        gw.stop()

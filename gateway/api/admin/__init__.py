@@ -52,7 +52,7 @@ ADMIN_ROUTES: tuple[Route, ...] = (
         _op("GET", "The live request log (SSE)", media="text/event-stream"),),
         lambda s: StreamResource(s.runtime, FeedHub(s.runtime))),
     Route(prefixed("/status", PREFIXES), "Admin", (
-        _op("GET", "Config version, last reload, uptime, counts"),),
+        _op("GET", "Config version, last reload, uptime, counts, sinks"),),
         lambda s: StatusResource(s.runtime)),
     Route(prefixed("/providers", PREFIXES), "Admin", (
         _op("GET", "Providers and the state of each key (labels, never keys)"),),

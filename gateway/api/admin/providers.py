@@ -49,6 +49,7 @@ class StatusResource(AdminResource):
             "store": {"runtime": runtime.stores.runtime.name, "ledger": runtime.stores.ledger.name},
             "warnings": list(snapshot.warnings),
             "cache": _cache_view(),
+            "sinks": runtime.sinks.status(),
         })
 
 

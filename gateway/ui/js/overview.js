@@ -1,5 +1,5 @@
 // Overview: traffic, success, latency, overhead, tokens and cost over the last hour or day, by
-// provider, model or client; the config version and the last reload.
+// provider, model or client; the config version, the last reload and the state of each sink.
 import { admin, explain, query } from "./api.js";
 import { align, lineChart } from "./charts.js";
 import { badge, fmtDateTime, fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtUsd, h, replace, tableWrap } from "./dom.js";
@@ -38,7 +38,19 @@ function statusStrip(status) {
       " ", reload.at ? fmtDateTime(reload.at) : ""),
     h("div", {}, h("span", { class: "muted" }, "Up "), fmtDuration(status.uptime_s),
       h("span", { class: "muted" }, ` · ${status.providers ?? "–"} providers · ${status.clients ?? "–"} clients`)),
-    !ok && reload.error ? h("pre", { class: "reload-error", "data-testid": "reload-error" }, reload.error) : null);
+    !ok && reload.error ? h("pre", { class: "reload-error", "data-testid": "reload-error" }, reload.error) : null,
+    sinkLine(status.sinks || []));
+}
+
+// One line for the sinks of observability.sinks: each one's state, what it delivered and dropped,
+// and a failing one's last error.
+function sinkLine(sinks) {
+  if (!sinks.length) return null;
+  return h("div", { class: "sink-line", "data-testid": "sinks" }, h("span", { class: "muted" }, "Sinks "),
+    sinks.map((sink) => h("span", { class: "sink", "data-testid": `sink-${sink.name}`, title: sink.last_error || "" },
+      `${sink.name} (${sink.type}) `, badge(sink.state, sink.state === "ok" ? "ok" : sink.state === "failing" ? "error" : "muted"),
+      h("span", { class: "muted" }, ` ${fmtNumber(sink.delivered || 0)} delivered, ${fmtNumber(sink.dropped || 0)} dropped`),
+      sink.state === "failing" && sink.last_error ? h("span", { class: "error sink-error" }, ` ${sink.last_error}`) : null)));
 }
 
 // The response cache: its hit rate since the gateway started (lookups: hits and misses, from the
