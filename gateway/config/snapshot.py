@@ -161,7 +161,8 @@ def _otlp(observability: ObservabilityConfig, environ: Mapping[str, str], found:
 def _sink_context(observability: ObservabilityConfig, otlp: OtlpSettings | None, found: _Findings) -> SinkContext:
     """What the sinks are told (the collector traces go to, ``observability.otlp`` or the OTEL_*
     environment); an ``otlp_logs`` sink with no collector to send to is an issue."""
-    target = None if otlp is None else OtlpTarget(otlp.endpoint, otlp.headers, otlp.service_name)
+    base = None if otlp is None else otlp.endpoint.removesuffix("/v1/traces")  # the collector's base URL
+    target = None if otlp is None or base is None else OtlpTarget(base, otlp.headers, otlp.service_name)
     for i, sink in enumerate(observability.sinks):
         if isinstance(sink, OtlpLogsSinkConfig) and sink.endpoint is None and target is None:
             found.issue(("observability", "sinks", i, "type"), "an otlp_logs sink sends to the collector of "
