@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..core.targets import Target
 from ..core.usage import Usage
+from ..guardrails.events import GuardEvent, ledger_text, merged
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 from . import metrics
@@ -39,6 +40,9 @@ class Outcome:
     # ``cost_usd`` is what the answer cost when it was fetched: what the hit saved, not spent.
     cache: str | None = None
     arrived: float = field(default_factory=time.time)  # epoch seconds, for the ledger
+    # what the guardrails did to the request (the guard stage's ``RequestGuard.events``, which grows
+    # while an answer streams): None when no guard applies
+    guardrails: list[GuardEvent] | None = None
 
 
 def model_label(target: Target, status: int) -> str:
@@ -53,7 +57,7 @@ def model_label(target: Target, status: int) -> str:
     return "other"
 
 
-def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
+def ledger_row(outcome: Outcome, provider: str, duration: float, guarded: str = "") -> LedgerRow:
     usage = outcome.usage
     upstream = outcome.upstream_s
     overhead = 0.0 if upstream is None or outcome.stream else max(0.0, duration - upstream)
@@ -66,7 +70,7 @@ def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
         stream=outcome.stream, cache_hit=outcome.cache == HIT,
         cache_read_tokens=usage.cache_read_tokens if usage else 0,
         cache_write_tokens=usage.cache_write_tokens if usage else 0,
-        reasoning_tokens=usage.reasoning_tokens if usage else 0)
+        reasoning_tokens=usage.reasoning_tokens if usage else 0, guardrails=guarded)
 
 
 def failed(outcome: Outcome) -> bool:
@@ -75,8 +79,19 @@ def failed(outcome: Outcome) -> bool:
     return outcome.status >= 400 or outcome.error_code is not None
 
 
+def count_guardrails(events: list[GuardEvent] | None) -> tuple[GuardEvent, ...]:
+    """The guard actions of one request, added up and counted (``gateway_guardrail_actions_total``)."""
+    if not events:
+        return ()
+    found = merged(events)
+    for e in found:
+        metrics.count_guardrail_action(e.guardrail, e.action, e.times)
+    return found
+
+
 def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -> None:
     duration = time.perf_counter() - outcome.started
+    guarded = count_guardrails(outcome.guardrails)
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""
     status = str(outcome.status)
@@ -94,7 +109,7 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
     if ledger is not None:
-        ledger.record(ledger_row(outcome, provider, duration))
+        ledger.record(ledger_row(outcome, provider, duration, ledger_text(guarded)))
     if outcome.cost_usd > 0:
         if hit:
             metrics.CACHE_SAVED.inc(outcome.cost_usd)
@@ -109,4 +124,5 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
             "completion_tokens": usage.completion_tokens if usage else None,
             "usage_exact": usage.exact if usage else None,
             "cost_usd": round(outcome.cost_usd, 8), "error": outcome.error_code, "cache": outcome.cache,
+            "guardrails": [e.as_record() for e in guarded] or None,
         })
