@@ -7,9 +7,10 @@ Options (HTTP): ``--json`` answers in JSON rather than SSE; ``--token T`` refuse
 
 Tools: ``add(a, b)``; ``countdown(steps, delay_s)`` (progress each step); ``sleep(seconds)``;
 ``big(size)`` (a text of ``size`` bytes); ``fail()`` (an isError result); ``echo(text)`` (the
-text back); ``whoami()`` (the server's name). Resource ``demo://greeting``; prompt ``review(code)``. With ``MCP_EVENTS=<file>``
-every call appends a line (``call add``, ``countdown cancelled at step 2``, ...) so a test sees
-what the server saw, and with ``MCP_HEADERS=<file>`` each HTTP request's Authorization header.
+text back); ``whoami()`` (the server's name). Resource ``demo://greeting``; prompt
+``review(code)``. With ``MCP_EVENTS=<file>`` every call appends a line (``call add``,
+``countdown cancelled at step 2``, ...) so a test sees what the server saw, and with
+``MCP_HEADERS=<file>`` each HTTP request's Authorization header.
 """
 
 from __future__ import annotations

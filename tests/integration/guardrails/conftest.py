@@ -120,20 +120,26 @@ def guard_config(fake: FakeUpstream, claude: FakeAnthropic, gemini: FakeGemini, 
 
 @pytest.fixture(scope="session")
 def claude_server() -> Iterator[FakeAnthropic]:
-    with FakeAnthropic() as server:
-        yield server
+    server = FakeAnthropic()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def gemini_server() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
-        yield server
+    server = FakeGemini()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")
 def responses_server() -> Iterator[FakeResponses]:
-    with FakeResponses() as server:
-        yield server
+    server = FakeResponses()
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

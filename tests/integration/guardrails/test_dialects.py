@@ -72,11 +72,10 @@ def test_anthropic_a_block_mid_stream_is_anthropics_error_event(guarded: Gateway
                                                                  claude_server: FakeAnthropic) -> None:
     claude_server.set_default(Behaviour(text=LEAKY, chunks=12))
     received: list[str] = []
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        with claude_sdk(guarded).messages.stream(model="claude-leaky", max_tokens=50,
-                                                 messages=[{"role": "user", "content": "the code?"}]) as stream:
-            for text in stream.text_stream:
-                received.append(text)
+    with pytest.raises(anthropic.APIStatusError) as caught, claude_sdk(guarded).messages.stream(
+            model="claude-leaky", max_tokens=50, messages=[{"role": "user", "content": "the code?"}]) as stream:
+        for text in stream.text_stream:
+            received.append(text)
     assert caught.value.body == {"type": "error", "error": {
         "type": "invalid_request_error", "message": "The answer was blocked by guardrail 'no-leak' (leak).",
         "code": "guardrail_blocked", "guardrail": "no-leak", "entity": "leak"}}

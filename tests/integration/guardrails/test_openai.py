@@ -71,7 +71,8 @@ def test_an_operator_pattern_blocks_on_its_alias_only(guarded: Gateway, fake_ser
 
 def test_mask_hides_the_values_from_the_upstream_and_restore_puts_them_back(guarded: Gateway,
                                                                            fake_server: FakeUpstream) -> None:
-    fake_server.set_default(Behaviour(text="I wrote to <EMAIL_1>; call me on +44 20 7946 0958 or mail ops@example.org."))
+    fake_server.set_default(Behaviour(text="I wrote to <EMAIL_1>; call me on +44 20 7946 0958 or mail "
+                                           "ops@example.org."))
     raw = chat(guarded, "masked", f"Mail {EMAIL} and call (415) 555-2671, card 4111 1111 1111 1111.")
     sent = fake_server.requests[-1].json["messages"][1]["content"]
     assert sent == "Mail <EMAIL_1> and call <PHONE_1>, card <CARD_1>."

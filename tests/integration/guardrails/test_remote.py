@@ -62,7 +62,8 @@ def test_a_webhook_that_fails_blocks_with_on_error_block(guarded: Gateway, webho
     error = blocked(partner(guarded), "plain", "hello")
     assert (error["guardrail"], error["entity"]) == ("hook", entity)
     assert fake_server.requests == []
-    assert row_of(guarded, error["request_id"])["guardrails"] == f"hook:error:input:1:{entity},hook:block:input:1:{entity}"
+    row = row_of(guarded, error["request_id"])
+    assert row["guardrails"] == f"hook:error:input:1:{entity},hook:block:input:1:{entity}"
 
 
 def test_a_client_without_the_webhook_never_calls_it(guarded: Gateway, webhook: FakeWebhook) -> None:
