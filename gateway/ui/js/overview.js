@@ -60,7 +60,7 @@ function guardrailsCard(guardrails) {
   const guards = (guardrails && guardrails.guards) || [];
   const actions = (guardrails && guardrails.actions) || [];
   const head = h("h2", {}, "Guardrails");
-  if (!guards.length) return h("div", { class: "card", "data-testid": "guardrails" }, head,
+  if (!guards.length) return h("div", { class: "card guardrails-card", "data-testid": "guardrails" }, head,
     h("p", { class: "empty" }, "No guardrails configured (guardrails in config.yaml)."));
   const byGuard = new Map(guards.map((g) => [g.name, {}]));
   for (const a of actions) {
@@ -71,7 +71,7 @@ function guardrailsCard(guardrails) {
   const rows = [...byGuard.entries()].map(([name, counts]) => h("tr", { "data-guardrail": name },
     h("td", {}, name), kinds.map((k) => h("td", { class: "num", "data-action": k }, fmtNumber(counts[k] || 0)))));
   const total = actions.reduce((n, a) => n + a.count, 0);
-  return h("div", { class: "card", "data-testid": "guardrails" }, head,
+  return h("div", { class: "card guardrails-card", "data-testid": "guardrails" }, head,
     h("p", { class: "muted" }, `${fmtNumber(total)} actions since start · default: ${(guardrails.default || []).join(", ") || "none"}`),
     tableWrap(["Guard", "Blocked", "Masked", "Logged", "Replaced", "Errors"], rows));
 }
