@@ -81,14 +81,15 @@ def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, l
             model=rec.tool[:200], key_label="", status=STATUS_CODES.get(rec.status, 500),
             error_code=None if rec.status == OK else rec.status, cost_usd=rec.cost_usd,
             latency_ms=duration * 1000.0, overhead_ms=max(0.0, overhead) * 1000.0, stream=rec.streamed,
-            kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out, guardrails=ledger_text(guarded)))
+            kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out,
+            guardrails=ledger_text(guarded) if guarded else ""))
     if not log_line:
         return
     entry: dict[str, Any] = {
         "who": "client:" + rec.client_id, "action": "mcp.tools/call", "request_id": rec.request_id,
         "server": rec.server, "tool": rec.tool[:200], "status": rec.status, "error": rec.detail,
         "duration_ms": round(duration * 1000, 3), "bytes_in": rec.bytes_in, "bytes_out": rec.bytes_out,
-        "cost_usd": round(rec.cost_usd, 8), "guardrails": [e.as_record() for e in guarded] or None,
+        "cost_usd": round(rec.cost_usd, 8), "guardrails": [e.as_record() for e in guarded] if guarded else None,
     }
     if capture_content:
         entry["arguments"] = _captured(rec.arguments)

@@ -109,7 +109,7 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
     if ledger is not None:
-        ledger.record(ledger_row(outcome, provider, duration, ledger_text(guarded)))
+        ledger.record(ledger_row(outcome, provider, duration, ledger_text(guarded) if guarded else ""))
     if outcome.cost_usd > 0:
         if hit:
             metrics.CACHE_SAVED.inc(outcome.cost_usd)
@@ -124,5 +124,5 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None) -
             "completion_tokens": usage.completion_tokens if usage else None,
             "usage_exact": usage.exact if usage else None,
             "cost_usd": round(outcome.cost_usd, 8), "error": outcome.error_code, "cache": outcome.cache,
-            "guardrails": [e.as_record() for e in guarded] or None,
+            "guardrails": [e.as_record() for e in guarded] if guarded else None,
         })

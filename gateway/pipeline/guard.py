@@ -25,14 +25,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ..core.call import Call
+from ..core.call import CHAT, Call
 from ..core.usage import Answer
 from ..errors import GuardrailBlocked
 from ..guardrails.engine import RequestGuard
+from ..guardrails.remote import Remote
 from ..routing.guard_calls import GuardCalls
 from .context import Exchange
 
 OPENAI = "openai"  # the dialect a guarded call is translated from (see the module docstring)
+LOCAL_ONLY = Remote()  # for a request whose guards call no service
 
 
 async def guard_input(calls: GuardCalls, exchange: Exchange, call: Call) -> tuple[Call, RequestGuard | None]:
@@ -44,12 +46,14 @@ async def guard_input(calls: GuardCalls, exchange: Exchange, call: Call) -> tupl
     selection = guardrails.selection(call.model, exchange.client)
     if not selection.names:
         return call, None
-    guard = RequestGuard(selection, calls.remote(exchange.snapshot))
+    remote = calls.remote(exchange.snapshot) if selection.input_remote or selection.output_remote else LOCAL_ONLY
+    guard = RequestGuard(selection, remote)
     exchange.outcome.guardrails = guard.events  # counted, logged and written to the ledger with the request
     verdict = await guard.scan_input(call.operation, call.body)
     if verdict.blocked is not None:
         raise verdict.blocked.error()
-    if verdict.changed or (call.native_body is not None and call.dialect != OPENAI and guard.guards_output):
+    if verdict.changed or (call.native_body is not None and call.operation == CHAT and call.dialect != OPENAI
+                           and guard.guards_output):
         call = replace(call, body=verdict.body, dialect=OPENAI)
     return call, guard
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from ..core.call import RESPONSES
+from ..core.call import CHAT, RESPONSES
 from ..core.sse import SSEDecoder
 from ..guardrails.body import chunk_texts
 from ..guardrails.engine import RequestGuard
@@ -32,6 +32,7 @@ from .sse import error_event
 TEXT_DELTA = "response.output_text.delta"
 ARGS_DELTA = "response.function_call_arguments.delta"
 FINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+BASE_FIELDS = ("id", "object", "created", "model")  # what a chunk the screen makes copies from the last one
 Out = list[tuple[bytes, dict[str, Any] | None, bytes]]  # (event name, the event rewritten or None, its raw bytes)
 
 
@@ -66,7 +67,7 @@ class StreamScreen:
         self.scanners: dict[Hashable, StreamScanner] = {}
         self.finished: set[Hashable] = set()
         self.sent: dict[Hashable, list[str]] = {}  # Responses: what each text stream sent, for the .done events
-        self.base: dict[str, Any] = {}  # chat and completions: the last chunk's id, object, created, model
+        self.last: dict[str, Any] = {}  # chat and completions: the last chunk (its id, object, created, model)
         self.sequence = 0
         self.blocked: Block | None = None
 
@@ -127,13 +128,14 @@ class StreamScreen:
 
     # --- chat and completion chunks -------------------------------------------------------------
     async def _chunk(self, name: bytes, chunk: dict[str, Any]) -> Out:
-        self.base = {k: chunk[k] for k in ("id", "object", "created", "model") if k in chunk}
-        found = chunk_texts(self.operation, chunk)
-        if found.texts:
-            texts = [self._feed(key, text) for key, text in zip(found.keys, found.texts, strict=True)]
-            if self.blocked is not None:
-                return []
-            chunk = found.replaced(chunk, texts)
+        self.last = chunk
+        if not self._plain_text(chunk):
+            found = chunk_texts(self.operation, chunk)
+            if found.texts:
+                texts = [self._feed(key, text) for key, text in zip(found.keys, found.texts, strict=True)]
+                chunk = found.replaced(chunk, texts)
+        if self.blocked is not None:
+            return []
         choices = chunk.get("choices")
         if isinstance(choices, list):
             for i, choice in enumerate(choices):
@@ -141,6 +143,22 @@ class StreamScreen:
                     for key, rest in await self._rests(choice.get("index", i)):
                         choices[i] = choice = _appended(choice, key, rest)
         return [] if self.blocked is not None else [(name, chunk, b"")]
+
+    def _plain_text(self, chunk: dict[str, Any]) -> bool:
+        """The common chat chunk (one choice, its delta a piece of text or nothing) guarded in place:
+        what ``chunk_texts`` and ``replaced`` would do, without their copies (the chunk is this
+        screen's own, parsed from the event). False: any other chunk, for the general way."""
+        choices = chunk.get("choices")
+        if self.operation != CHAT or not isinstance(choices, list) or len(choices) != 1:
+            return not choices and isinstance(choices, list)  # a usage chunk: no text
+        choice = choices[0]
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if not isinstance(delta, dict) or "tool_calls" in delta or "function_call" in delta:
+            return False
+        text = delta.get("content")
+        if isinstance(text, str):
+            delta["content"] = self._feed(("content", choice.get("index", 0)), text)
+        return True
 
     async def _rests(self, index: Any = None) -> list[tuple[Hashable, str]]:
         """The held rest of every text stream of choice ``index`` (None: of every choice), ended now."""
@@ -154,7 +172,9 @@ class StreamScreen:
         out: Out = []
         for key, rest in await self._rests():
             choice = _appended({"index": _choice_of(key), "finish_reason": None}, key, rest)
-            out.append((b"", {**self.base, "choices": [choice]}, b""))
+            synthetic: dict[str, Any] = {k: self.last[k] for k in BASE_FIELDS if k in self.last}
+            synthetic["choices"] = [choice]
+            out.append((b"", synthetic, b""))
         return [] if self.blocked is not None else out
 
     # --- Responses events -----------------------------------------------------------------------
