@@ -85,7 +85,9 @@ class Pipeline:
         outcome.model, outcome.stream = call.model, call.stream
         try:
             route = route or resolve(exchange.snapshot, call.model, exchange.client)
-            call, guardrails = await guard_input(self.runtime.guard_calls, exchange, call)
+            guardrails = None
+            if exchange.snapshot.guardrails.guards:  # one look when no guard is configured (no call made)
+                call, guardrails = await guard_input(self.runtime.guard_calls, exchange, call)
             prompt = input_tokens(call)
             est_tokens = prompt + (output_tokens(call) or 0)
             admission = await self.runtime.limiter.admit(exchange.client, est_tokens, cost_hold(call, route, prompt))

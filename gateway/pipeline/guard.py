@@ -18,7 +18,8 @@ back (``native_body`` stays, the client's own, for the renderer; no adapter send
 translation cannot carry (fields OpenAI's shape has no place for) is then not sent. A request the
 guards only log, or that nothing matched in with no output guard, still passes through.
 
-No guard for a request (the common case): one look at the snapshot, nothing allocated.
+No guard configured (the common case): ``admit`` looks once and does not call ``guard_input``;
+guards configured but none for this request: one cached lookup, no guard made.
 """
 
 from __future__ import annotations
