@@ -1,7 +1,8 @@
 """One guarded gateway per test module, in front of the three fake upstreams (OpenAI-shaped,
 Anthropic, Gemini) and a fake webhook, with the guards the tests of this package use:
 
-- ``secrets`` (block, on input) on every request (``guardrails.default``);
+- ``secrets`` (block, on input; API keys of OpenAI, Anthropic and AWS shapes, private keys, the
+  providers' own keys) on every request (``guardrails.default``);
 - per alias: ``masked`` (pii masked with restore), ``logged`` (pii only logged), ``orders`` (an
   operator pattern that blocks), ``leaky`` (a pattern that blocks answers: ``LEAK-`` and four
   digits), ``moderated`` (the fake upstream's moderations model, blocking violence); ``claude``
@@ -9,6 +10,8 @@ Anthropic, Gemini) and a fake webhook, with the guards the tests of this package
   ``gem-leaky`` with the answer-blocking pattern, ``claude-plain`` and ``gem-plain`` with the
   default guards only (their requests pass through untranslated); ``resp-masked`` and
   ``resp-leaky`` route to a fake Responses API (``fake_responses.py``), passed through;
+- per alias, one type and action each: ``iban-blocked`` (pii), ``gh-masked`` and ``gh-logged``
+  (GitHub tokens: secrets), ``orders-masked`` (restored) and ``orders-logged`` (regex);
 - per client: ``partner`` adds the webhook guard, ``tools`` pii (masked with restore) and the
   answer-blocking pattern (for MCP tool calls, which name no alias);
 - an MCP server ``demo`` (``tests/mcp_upstream.py``) every client may use.
@@ -85,6 +88,11 @@ def guard_config(fake: FakeUpstream, claude: FakeAnthropic, gemini: FakeGemini, 
       gem-leaky: {{targets: [gem:gemini-x], guardrails: [no-leak]}}
       resp-masked: {{targets: [resp:resp-x], guardrails: [pii]}}
       resp-leaky: {{targets: [resp:resp-x], guardrails: [no-leak]}}
+      iban-blocked: {{targets: [fake:fake-gpt-4o], guardrails: [iban-block]}}
+      gh-masked: {{targets: [fake:fake-gpt-4o], guardrails: [gh-mask]}}
+      gh-logged: {{targets: [fake:fake-gpt-4o], guardrails: [gh-log]}}
+      orders-masked: {{targets: [fake:fake-gpt-4o], guardrails: [orders-mask]}}
+      orders-logged: {{targets: [fake:fake-gpt-4o], guardrails: [orders-log]}}
     api_keys:
       - id: app
         key: {CLIENT_KEY}
@@ -100,7 +108,22 @@ def guard_config(fake: FakeUpstream, claude: FakeAnthropic, gemini: FakeGemini, 
     guardrails:
       default: [secrets]
       guards:
-        - {{name: secrets, type: secrets, on: input, action: block}}
+        - {{name: secrets, type: secrets, on: input, action: block,
+           entities: [openai_key, anthropic_key, aws_access_key, private_key]}}
+        - {{name: gh-mask, type: secrets, on: input, action: mask, entities: [github_token]}}
+        - {{name: gh-log, type: secrets, on: input, action: log, entities: [github_token]}}
+        - {{name: iban-block, type: pii, on: input, action: block, entities: [iban]}}
+        - name: orders-mask
+          type: regex
+          on: both
+          action: mask
+          restore: true
+          patterns: [{{name: order_id, pattern: 'ORD-[0-9]{{6}}'}}]
+        - name: orders-log
+          type: regex
+          on: input
+          action: log
+          patterns: [{{name: order_id, pattern: 'ORD-[0-9]{{6}}'}}]
         - {{name: pii, type: pii, on: both, action: mask, restore: true}}
         - {{name: pii-log, type: pii, on: input, action: log}}
         - name: orders
