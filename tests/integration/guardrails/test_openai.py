@@ -10,7 +10,7 @@ from typing import Any
 import openai
 import pytest
 
-from tests.conftest import CLIENT_KEY, Gateway
+from tests.conftest import CLIENT_KEY, Gateway, basic_config
 from tests.fake_gemini import FakeGemini, GeminiBehaviour
 from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.integration.guardrails.conftest import EMAIL, LEAKED_KEY, row_of, upstream_calls
@@ -144,3 +144,19 @@ def test_completions_are_masked_blocked_and_restored(guarded: Gateway, gemini_se
     assert "<EMAIL_1>" in json.dumps(sent) and EMAIL not in json.dumps(sent)
     streamed = client.completions.create(model="gem", prompt=f"Write to {EMAIL}", stream=True)
     assert "".join(c.choices[0].text for c in streamed if c.choices) == f"Dear {EMAIL}, thanks."
+
+
+def test_guards_reload_live_with_the_config(start_gateway: Any, fake: FakeUpstream) -> None:
+    gateway = start_gateway(basic_config(fake))
+    assert chat(gateway, "fast", "order ORD-123456").http_response.status_code == 200
+    version = gateway.readiness()["config"]["version"]
+    gateway.write_config(basic_config(fake) + """
+guardrails:
+  default: [orders]
+  guards:
+    - {name: orders, type: regex, on: input, action: block, patterns: [{name: order_id, pattern: 'ORD-[0-9]{6}'}]}
+""")
+    gateway.wait_for_version_change(version)
+    error, _ = refused(lambda: chat(gateway, "fast", "order ORD-123456"))
+    assert (error["guardrail"], error["entity"]) == ("orders", "order_id")
+    assert len(fake.requests) == 1
