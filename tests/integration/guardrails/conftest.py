@@ -42,103 +42,72 @@ LEAKED_KEY = "sk-proj-4fQ9xT2mLp8Rv1cZ7nWk3YbHs6Gd0Ae5"
 EMAIL = "jane.roe@example.com"
 
 
+ALIASES = """
+model_aliases:
+  plain: fake:fake-gpt-4o
+  masked: {targets: [fake:fake-gpt-4o], guardrails: [pii]}
+  logged: {targets: [fake:fake-gpt-4o], guardrails: [pii-log]}
+  orders: {targets: [fake:fake-gpt-4o], guardrails: [orders]}
+  leaky: {targets: [fake:fake-gpt-4o], guardrails: [no-leak]}
+  moderated: {targets: [fake:fake-gpt-4o], guardrails: [moderation]}
+  claude: {targets: [claude:claude-x], guardrails: [pii]}
+  claude-plain: claude:claude-x
+  gem: {targets: [gem:gemini-x], guardrails: [pii]}
+  gem-plain: gem:gemini-x
+  claude-leaky: {targets: [claude:claude-x], guardrails: [no-leak]}
+  gem-leaky: {targets: [gem:gemini-x], guardrails: [no-leak]}
+  resp-masked: {targets: [resp:resp-x], guardrails: [pii]}
+  resp-leaky: {targets: [resp:resp-x], guardrails: [no-leak]}
+  iban-blocked: {targets: [fake:fake-gpt-4o], guardrails: [iban-block]}
+  gh-masked: {targets: [fake:fake-gpt-4o], guardrails: [gh-mask]}
+  gh-logged: {targets: [fake:fake-gpt-4o], guardrails: [gh-log]}
+  orders-masked: {targets: [fake:fake-gpt-4o], guardrails: [orders-mask]}
+  orders-logged: {targets: [fake:fake-gpt-4o], guardrails: [orders-log]}
+"""
+ORDER_ID = "[{name: order_id, pattern: 'ORD-[0-9]{6}'}]"
+GUARDS = f"""
+guardrails:
+  default: [secrets]
+  guards:
+    - {{name: secrets, type: secrets, on: input, action: block,
+       entities: [openai_key, anthropic_key, aws_access_key, private_key]}}
+    - {{name: gh-mask, type: secrets, on: input, action: mask, entities: [github_token]}}
+    - {{name: gh-log, type: secrets, on: input, action: log, entities: [github_token]}}
+    - {{name: iban-block, type: pii, on: input, action: block, entities: [iban]}}
+    - {{name: orders-mask, type: regex, on: both, action: mask, restore: true, patterns: {ORDER_ID}}}
+    - {{name: orders-log, type: regex, on: input, action: log, patterns: {ORDER_ID}}}
+    - {{name: orders, type: regex, on: input, action: block, patterns: {ORDER_ID}}}
+    - {{name: pii, type: pii, on: both, action: mask, restore: true}}
+    - {{name: pii-log, type: pii, on: input, action: log}}
+    - {{name: no-leak, type: regex, on: output, action: block, patterns: [{{name: leak, pattern: 'LEAK-[0-9]{{4}}'}}]}}
+    - {{name: moderation, type: moderation, on: input, action: block, provider: fake, categories: [violence]}}
+"""
+
+
 def guard_config(fake: FakeUpstream, claude: FakeAnthropic, gemini: FakeGemini, responses: FakeResponses,
                  hook: FakeWebhook, mcp_url: str | None = None) -> str:
-    """The config (see the module docstring); ``mcp_url``: an MCP server ``demo`` both clients may use."""
+    """The config (see the module docstring); ``mcp_url``: an MCP server ``demo`` every client may use."""
     mcp = "{servers: [\"*\"]}" if mcp_url else "{}"
     servers = f"mcp_servers:\n  - id: demo\n    url: {mcp_url}\n    price_per_call_usd: 0.01\n" if mcp_url else ""
-    return servers + textwrap.dedent(f"""
-    server:
-      listen: "127.0.0.1:2906"
-      request_timeout_s: 10
+    providers = textwrap.dedent(f"""
+    server: {{listen: "127.0.0.1:2906", request_timeout_s: 10}}
     llm_providers:
-      - id: fake
-        type: openai-compatible
-        base_url: {fake.base_url}
-        api_keys: ["sk-upstream-key-one-111111"]
-        models: [fake-gpt-4o, fake-text-embedding-3-small]
-      - id: claude
-        type: anthropic
-        base_url: {claude.base_url}
-        api_keys: ["sk-ant-upstream-fake-0000000001"]
-        anthropic_version: "2023-06-01"
-        models: [claude-x]
-      - id: gem
-        type: gemini
-        base_url: {gemini.base_url}/v1beta
-        api_keys: ["AIzaFakeUpstreamKey000000000000000000001"]
-        models: [gemini-x]
-      - id: resp
-        type: openai
-        base_url: {responses.base_url}/v1
-        api_keys: ["sk-upstream-responses-0000000001"]
-        models: [resp-x]
-    model_aliases:
-      plain: fake:fake-gpt-4o
-      masked: {{targets: [fake:fake-gpt-4o], guardrails: [pii]}}
-      logged: {{targets: [fake:fake-gpt-4o], guardrails: [pii-log]}}
-      orders: {{targets: [fake:fake-gpt-4o], guardrails: [orders]}}
-      leaky: {{targets: [fake:fake-gpt-4o], guardrails: [no-leak]}}
-      moderated: {{targets: [fake:fake-gpt-4o], guardrails: [moderation]}}
-      claude: {{targets: [claude:claude-x], guardrails: [pii]}}
-      claude-plain: claude:claude-x
-      gem: {{targets: [gem:gemini-x], guardrails: [pii]}}
-      gem-plain: gem:gemini-x
-      claude-leaky: {{targets: [claude:claude-x], guardrails: [no-leak]}}
-      gem-leaky: {{targets: [gem:gemini-x], guardrails: [no-leak]}}
-      resp-masked: {{targets: [resp:resp-x], guardrails: [pii]}}
-      resp-leaky: {{targets: [resp:resp-x], guardrails: [no-leak]}}
-      iban-blocked: {{targets: [fake:fake-gpt-4o], guardrails: [iban-block]}}
-      gh-masked: {{targets: [fake:fake-gpt-4o], guardrails: [gh-mask]}}
-      gh-logged: {{targets: [fake:fake-gpt-4o], guardrails: [gh-log]}}
-      orders-masked: {{targets: [fake:fake-gpt-4o], guardrails: [orders-mask]}}
-      orders-logged: {{targets: [fake:fake-gpt-4o], guardrails: [orders-log]}}
+      - {{id: fake, type: openai-compatible, base_url: "{fake.base_url}", api_keys: ["sk-upstream-key-one-111111"],
+         models: [fake-gpt-4o]}}
+      - {{id: claude, type: anthropic, base_url: "{claude.base_url}", api_keys: ["sk-ant-upstream-fake-0000000001"],
+         anthropic_version: "2023-06-01", models: [claude-x]}}
+      - {{id: gem, type: gemini, base_url: "{gemini.base_url}/v1beta",
+         api_keys: ["AIzaFakeUpstreamKey000000000000000000001"], models: [gemini-x]}}
+      - {{id: resp, type: openai, base_url: "{responses.base_url}/v1", api_keys: ["sk-upstream-responses-0000000001"],
+         models: [resp-x]}}
     api_keys:
-      - id: app
-        key: {CLIENT_KEY}
-        mcp: {mcp}
-      - id: partner
-        key: {PARTNER_KEY}
-        guardrails: [hook]
-        mcp: {mcp}
-      - id: tools
-        key: {TOOLS_KEY}
-        guardrails: [pii, no-leak]
-        mcp: {mcp}
-    guardrails:
-      default: [secrets]
-      guards:
-        - {{name: secrets, type: secrets, on: input, action: block,
-           entities: [openai_key, anthropic_key, aws_access_key, private_key]}}
-        - {{name: gh-mask, type: secrets, on: input, action: mask, entities: [github_token]}}
-        - {{name: gh-log, type: secrets, on: input, action: log, entities: [github_token]}}
-        - {{name: iban-block, type: pii, on: input, action: block, entities: [iban]}}
-        - name: orders-mask
-          type: regex
-          on: both
-          action: mask
-          restore: true
-          patterns: [{{name: order_id, pattern: 'ORD-[0-9]{{6}}'}}]
-        - name: orders-log
-          type: regex
-          on: input
-          action: log
-          patterns: [{{name: order_id, pattern: 'ORD-[0-9]{{6}}'}}]
-        - {{name: pii, type: pii, on: both, action: mask, restore: true}}
-        - {{name: pii-log, type: pii, on: input, action: log}}
-        - name: orders
-          type: regex
-          on: input
-          action: block
-          patterns: [{{name: order_id, pattern: 'ORD-[0-9]{{6}}'}}]
-        - name: no-leak
-          type: regex
-          on: output
-          action: block
-          patterns: [{{name: leak, pattern: 'LEAK-[0-9]{{4}}'}}]
-        - {{name: moderation, type: moderation, on: input, action: block, provider: fake, categories: [violence]}}
-        - {{name: hook, type: webhook, on: input, action: block, url: "{hook.url}", timeout_s: 1, on_error: block}}
+      - {{id: app, key: {CLIENT_KEY}, mcp: {mcp}}}
+      - {{id: partner, key: {PARTNER_KEY}, guardrails: [hook], mcp: {mcp}}}
+      - {{id: tools, key: {TOOLS_KEY}, guardrails: [pii, no-leak], mcp: {mcp}}}
     """)
+    hook_guard = (f'    - {{name: hook, type: webhook, on: input, action: block, url: "{hook.url}", timeout_s: 1, '
+                  "on_error: block}\n")
+    return servers + providers + ALIASES + GUARDS + hook_guard
 
 
 @pytest.fixture(scope="session")
