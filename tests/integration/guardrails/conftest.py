@@ -7,7 +7,7 @@ Anthropic, Gemini) and a fake webhook, with the guards the tests of this package
   operator pattern that blocks), ``leaky`` (a pattern that blocks answers: ``LEAK-`` and four
   digits), ``moderated`` (the fake upstream's moderations model, blocking violence); ``claude``
   and ``gem`` route masked requests to the Anthropic and Gemini fakes, ``claude-leaky`` and
-  ``gem-leaky`` with the answer-blocking pattern, ``claude-plain`` and ``gem-plain`` with the
+  ``gem-leaky`` with the answer-blocking pattern, ``masked-cached`` as ``masked`` with the response cache, ``claude-plain`` and ``gem-plain`` with the
   default guards only (their requests pass through untranslated); ``resp-masked`` and
   ``resp-leaky`` route to a fake Responses API (``fake_responses.py``), passed through;
 - per alias, one type and action each: ``iban-blocked`` (pii), ``gh-masked`` and ``gh-logged``
@@ -63,6 +63,7 @@ model_aliases:
   gh-logged: {targets: [fake:fake-gpt-4o], guardrails: [gh-log]}
   orders-masked: {targets: [fake:fake-gpt-4o], guardrails: [orders-mask]}
   orders-logged: {targets: [fake:fake-gpt-4o], guardrails: [orders-log]}
+  masked-cached: {targets: [fake:fake-gpt-4o], guardrails: [pii], cache: {ttl_s: 600, max_mb: 1}}
 """
 ORDER_ID = "[{name: order_id, pattern: 'ORD-[0-9]{6}'}]"
 GUARDS = f"""

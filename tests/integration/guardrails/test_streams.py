@@ -135,3 +135,26 @@ def test_responses_translated_to_chat_are_guarded(guarded: Gateway, claude_serve
     events = list(client.responses.create(model="claude-leaky", input="the code?", stream=True))
     assert events[-1].type == "error" and events[-1].code == "guardrail_blocked"
     assert "LEAK" not in "".join(e.delta for e in events if e.type == "response.output_text.delta")
+
+
+def test_a_cached_answer_is_restored_with_each_requests_own_values(guarded: Gateway,
+                                                                  fake_server: FakeUpstream) -> None:
+    """The cache is looked up by the request as the upstream saw it (masked): two clients' addresses
+    share an entry, and each gets its own address back, never the other's."""
+    fake_server.set_default(Behaviour(text="Sent to <EMAIL_1>.", chunks=4))
+    client = sdk(guarded)
+    answers = []
+    for email, stream in (("ann@example.com", False), ("bob@example.org", False), ("cid@example.net", True)):
+        messages = [{"role": "user", "content": f"Mail {email}"}]
+        if stream:
+            chunks = client.chat.completions.with_raw_response.create(model="masked-cached", stream=True,
+                                                                      messages=messages)  # type: ignore[arg-type]
+            text = "".join(c.delta.content or "" for chunk in chunks.parse() for c in chunk.choices)
+            answers.append((chunks.headers["x-cache"], text))
+        else:
+            raw = client.chat.completions.with_raw_response.create(model="masked-cached",
+                                                                   messages=messages)  # type: ignore[arg-type]
+            answers.append((raw.headers["x-cache"], raw.parse().choices[0].message.content))
+    assert answers == [("miss", "Sent to ann@example.com."), ("hit", "Sent to bob@example.org."),
+                       ("hit", "Sent to cid@example.net.")]
+    assert len(fake_server.requests) == 1
