@@ -7,8 +7,9 @@ Anthropic, Gemini) and a fake webhook, with the guards the tests of this package
   operator pattern that blocks), ``leaky`` (a pattern that blocks answers: ``LEAK-`` and four
   digits), ``moderated`` (the fake upstream's moderations model, blocking violence); ``claude``
   and ``gem`` route masked requests to the Anthropic and Gemini fakes, ``claude-leaky`` and
-  ``gem-leaky`` with the answer-blocking pattern, ``masked-cached`` as ``masked`` with the response cache, ``claude-plain`` and ``gem-plain`` with the
-  default guards only (their requests pass through untranslated); ``resp-masked`` and
+  ``gem-leaky`` with the answer-blocking pattern, ``claude-plain`` and ``gem-plain`` with the
+  default guards only (their requests pass through untranslated); ``masked-cached`` is
+  ``masked`` with the response cache; ``resp-masked`` and
   ``resp-leaky`` route to a fake Responses API (``fake_responses.py``), passed through;
 - per alias, one type and action each: ``iban-blocked`` (pii), ``gh-masked`` and ``gh-logged``
   (GitHub tokens: secrets), ``orders-masked`` (restored) and ``orders-logged`` (regex);

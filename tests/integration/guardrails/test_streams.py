@@ -143,18 +143,14 @@ def test_a_cached_answer_is_restored_with_each_requests_own_values(guarded: Gate
     share an entry, and each gets its own address back, never the other's."""
     fake_server.set_default(Behaviour(text="Sent to <EMAIL_1>.", chunks=4))
     client = sdk(guarded)
-    answers = []
+    answers: list[tuple[str, str | None]] = []
     for email, stream in (("ann@example.com", False), ("bob@example.org", False), ("cid@example.net", True)):
-        messages = [{"role": "user", "content": f"Mail {email}"}]
-        if stream:
-            chunks = client.chat.completions.with_raw_response.create(model="masked-cached", stream=True,
-                                                                      messages=messages)  # type: ignore[arg-type]
-            text = "".join(c.delta.content or "" for chunk in chunks.parse() for c in chunk.choices)
-            answers.append((chunks.headers["x-cache"], text))
-        else:
-            raw = client.chat.completions.with_raw_response.create(model="masked-cached",
-                                                                   messages=messages)  # type: ignore[arg-type]
-            answers.append((raw.headers["x-cache"], raw.parse().choices[0].message.content))
+        raw = client.chat.completions.with_raw_response.create(
+            model="masked-cached", stream=stream, messages=[{"role": "user", "content": f"Mail {email}"}])
+        parsed: Any = raw.parse()
+        text = ("".join(c.delta.content or "" for chunk in parsed for c in chunk.choices) if stream
+                else parsed.choices[0].message.content)
+        answers.append((raw.headers["x-cache"], text))
     assert answers == [("miss", "Sent to ann@example.com."), ("hit", "Sent to bob@example.org."),
                        ("hit", "Sent to cid@example.net.")]
     assert len(fake_server.requests) == 1
