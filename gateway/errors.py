@@ -31,6 +31,10 @@ class GatewayError(Exception):
     def to_body(self) -> bytes:
         return error_body(self.message, self.type, self.code, self.param)
 
+    def details(self) -> dict[str, str]:
+        """Fields beside the message that every dialect's error body carries (none for most errors)."""
+        return {}
+
 
 def error_body(message: str, type_: str, code: str, param: str | None = None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": type_, "code": code, "param": param}})
@@ -78,6 +82,9 @@ class GuardrailBlocked(InvalidRequest):
     def to_body(self) -> bytes:
         return orjson.dumps({"error": {"message": self.message, "type": self.type, "code": self.code,
                                        "param": None, "guardrail": self.guardrail, "entity": self.entity}})
+
+    def details(self) -> dict[str, str]:
+        return {"code": self.code, "guardrail": self.guardrail, "entity": self.entity}
 
 
 class NotFound(GatewayError):

@@ -6,10 +6,11 @@ Options (HTTP): ``--json`` answers in JSON rather than SSE; ``--token T`` refuse
 (400), as a server of the previous revision does. ``--name`` names the server.
 
 Tools: ``add(a, b)``; ``countdown(steps, delay_s)`` (progress each step); ``sleep(seconds)``;
-``big(size)`` (a text of ``size`` bytes); ``fail()`` (an isError result); ``whoami()`` (the
-server's name). Resource ``demo://greeting``; prompt ``review(code)``. With ``MCP_EVENTS=<file>``
-every call appends a line (``call add``, ``countdown cancelled at step 2``, ...) so a test sees
-what the server saw, and with ``MCP_HEADERS=<file>`` each HTTP request's Authorization header.
+``big(size)`` (a text of ``size`` bytes); ``fail()`` (an isError result); ``echo(text)`` (the
+text back); ``whoami()`` (the server's name). Resource ``demo://greeting``; prompt
+``review(code)``. With ``MCP_EVENTS=<file>`` every call appends a line (``call add``,
+``countdown cancelled at step 2``, ...) so a test sees what the server saw, and with
+``MCP_HEADERS=<file>`` each HTTP request's Authorization header.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ def fail() -> str:
     """Always fails."""
     event("call fail")
     raise ValueError("this tool always fails")
+
+
+@server.tool()
+def echo(text: str) -> str:
+    """The text as it came (the events file records what arrived)."""
+    event(f"echo {text}")
+    return text
 
 
 @server.tool()

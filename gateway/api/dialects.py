@@ -22,12 +22,27 @@ GEMINI = "gemini"  # Google's generateContent dialect
 
 
 def error_body(dialect: str, exc: GatewayError) -> bytes:
-    """``exc`` as the body a client of ``dialect`` expects (OpenAI's shape for any other)."""
+    """``exc`` as the body a client of ``dialect`` expects (OpenAI's shape for any other), with the
+    error's own details (a guardrail's name and the entity it found) in each shape."""
     if dialect == ANTHROPIC:
-        return anthropic_error(exc.status, exc.message)
+        return anthropic_error(exc.status, exc.message, exc.details())
     if dialect == GEMINI:
-        return google_error(exc.status, exc.message, exc.code)
+        details = exc.details()
+        details.pop("code", None)  # Google's shape carries the code as the ErrorInfo's reason
+        return google_error(exc.status, exc.message, exc.code, details)
     return exc.to_body()
+
+
+# the status an error event the pipeline made stands for, by its code (others: the stream broke off)
+STREAM_ERROR_STATUS = {"upstream_timeout": 504, "guardrail_blocked": 400}
+
+
+def event_details(error: dict[str, Any]) -> dict[str, str]:
+    """The details a pipeline error event carries beside its message (a guardrail's block: its code,
+    guard and entity), for a dialect's own error event."""
+    if error.get("code") != "guardrail_blocked":
+        return {}
+    return {name: str(error[name]) for name in ("code", "guardrail", "entity") if name in error}
 
 
 def as_dict(value: object) -> dict[str, Any]:

@@ -16,12 +16,12 @@ Modules: ``config`` (the YAML schema), ``build`` (config -> ``Guardrails``), ``e
 ``secrets``, ``custom`` (operator patterns, checked by ``patterns``) over ``base.TextView``.
 """
 
-from .body import BodyTexts, answer_texts, chunk_texts, request_texts
+from .body import BodyTexts, answer_texts, chunk_texts, json_texts, request_texts
 from .engine import Guardrails, RequestGuard, TextVerdict, Verdict
-from .events import Block, GuardEvent
+from .events import Block, GuardEvent, ledger_text
 from .remote import HttpAnswer, ModerationCall, Remote
 from .stream import StreamScanner, StreamStep
 
 __all__ = ["Block", "BodyTexts", "GuardEvent", "Guardrails", "HttpAnswer", "ModerationCall", "Remote",
            "RequestGuard", "StreamScanner", "StreamStep", "TextVerdict", "Verdict", "answer_texts", "chunk_texts",
-           "request_texts"]
+           "json_texts", "ledger_text", "request_texts"]

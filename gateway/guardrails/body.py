@@ -1,12 +1,15 @@
 """The text fields of OpenAI-shape bodies (the pipeline's lingua franca): found, and replaced.
 
 ``request_texts`` finds what a client sends a model (chat messages and tool call arguments,
-completion prompts, embedding inputs, responses input and instructions); ``answer_texts`` what a
+completion prompts, embedding inputs, responses input and instructions; on the rest of the
+surface, image prompts, moderation inputs, the text of speech, and the messages, instructions and
+tool outputs of assistants and threads); ``answer_texts`` what a
 model sends back (whole answers); ``chunk_texts`` the text deltas of one streamed chunk or
 event, each with a ``key`` naming its stream (a choice's content, one tool call's arguments) so
 the caller keeps one ``StreamScanner`` per key. ``BodyTexts.replaced`` returns a copy of the body
 with new texts, copying only the containers on the way to a changed string: the original body is
-never mutated (``Call.body`` is shared).
+never mutated (``Call.body`` is shared). ``json_texts`` finds every string of any JSON value (an MCP
+tool call's arguments).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.call import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES
+from ..core.call import ASSISTANTS, AUDIO, CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RESPONSES, THREADS
 
 Path = tuple[str | int, ...]
 
@@ -120,17 +123,66 @@ def _responses_request(body: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
     yield from _responses_items(body.get("input"), ("input",))
 
 
+def _messages(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
+    for i, message in enumerate(value if isinstance(value, list) else ()):
+        if isinstance(message, dict):
+            yield from _content(message.get("content"), path + (i, "content"))
+
+
+def _stateful_request(body: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
+    """Assistants and threads: instructions, a message's content, a thread's messages, tool outputs."""
+    for field in ("instructions", "additional_instructions"):
+        if isinstance(body.get(field), str):
+            yield (field,), body[field]
+    yield from _content(body.get("content"), ("content",))
+    yield from _messages(body.get("messages"), ("messages",))
+    yield from _messages(body.get("additional_messages"), ("additional_messages",))
+    thread = body.get("thread")
+    if isinstance(thread, dict):
+        yield from _messages(thread.get("messages"), ("thread", "messages"))
+    outputs = body.get("tool_outputs")
+    for i, output in enumerate(outputs if isinstance(outputs, list) else ()):
+        if isinstance(output, dict) and isinstance(output.get("output"), str):
+            yield ("tool_outputs", i, "output"), output["output"]
+
+
+_REQUEST_FIELDS = {COMPLETIONS: "prompt", EMBEDDINGS: "input", IMAGES: "prompt", AUDIO: "input"}
+
+
 def request_texts(operation: str, body: Mapping[str, Any]) -> BodyTexts:
     """The texts of a request ``body`` for ``operation`` (``core.call``: chat, completions, ...)."""
     if operation == CHAT:
         return _collect(_chat_request(body))
-    if operation == COMPLETIONS:
-        return _collect(_strings(body, "prompt"))
-    if operation == EMBEDDINGS:
-        return _collect(_strings(body, "input"))
+    field = _REQUEST_FIELDS.get(operation)
+    if field is not None:  # a string or a list of strings (token arrays are not text)
+        return _collect(_strings(body, field))
     if operation == RESPONSES:
         return _collect(_responses_request(body))
+    if operation == MODERATIONS:  # a string, strings, or parts ({"type": "text", "text": ...} among images)
+        return _collect(_content(body.get("input"), ("input",)))
+    if operation in (THREADS, ASSISTANTS):
+        return _collect(_stateful_request(body))
     return BodyTexts((), ())
+
+
+MAX_DEPTH = 32  # nesting followed into a JSON value (deeper strings are not reached)
+
+
+def _json_strings(value: Any, path: Path, depth: int) -> Iterator[tuple[Path, str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif depth < MAX_DEPTH and isinstance(value, dict):
+        for key, child in value.items():
+            yield from _json_strings(child, path + (key,), depth + 1)
+    elif depth < MAX_DEPTH and isinstance(value, list):
+        for i, child in enumerate(value):
+            yield from _json_strings(child, path + (i,), depth + 1)
+
+
+def json_texts(value: Mapping[str, Any], under: Path = ()) -> BodyTexts:
+    """Every string value (not the keys) of a JSON object, at most ``MAX_DEPTH`` deep; ``under``:
+    the object's own path, when it sits inside the body ``replaced`` is given."""
+    return _collect(_json_strings(value, under, 0))
 
 
 def _chat_answer(answer: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:

@@ -54,6 +54,12 @@ class Block(NamedTuple):
         return GuardrailBlocked(self.message(), guardrail=self.guardrail, entity=self.entity)
 
 
+def ledger_text(events: Iterable[GuardEvent]) -> str:
+    """The ledger's compact form: ``guardrail:action:direction:count:entity`` per event, joined by
+    commas (the entity last: a webhook's reason code may hold a colon, never a comma)."""
+    return ",".join(f"{e.guardrail}:{e.action}:{e.direction}:{e.times}:{e.entity}" for e in events)
+
+
 def merged(events: Iterable[GuardEvent]) -> tuple[GuardEvent, ...]:
     """Events with the same guard, action, entity and direction added into one (first-seen order)."""
     totals: dict[tuple[str, str, str, str], GuardEvent] = {}

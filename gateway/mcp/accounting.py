@@ -1,7 +1,9 @@
 """Counting one MCP tool call: a usage ledger row, the Prometheus counter and duration histogram,
 and an audit line (``gateway.audit``, written while ``server.log_requests`` is on, as the request
-log is). Arguments and results are never kept, unless ``observability.capture_content`` is on:
-then they go into the audit line (cut at ``CAPTURE_LIMIT`` characters each)."""
+log is); what the guardrails did goes into all three (their counter, the row's and the line's
+``guardrails``), without the content. Arguments and results are never kept, unless
+``observability.capture_content`` is on: then they go into the audit line (cut at
+``CAPTURE_LIMIT`` characters each)."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from typing import Any
 
 import orjson
 
+from ..guardrails.events import GuardEvent, ledger_text
 from ..observability import metrics
 from ..observability.sinks.hub import SinkHub
 from ..observability.sinks.record import AccessRecord
+from ..observability.usage import count_guardrails
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 
@@ -32,9 +36,10 @@ UNAVAILABLE = "unavailable"
 TIMEOUT = "timeout"
 TOO_LARGE = "too_large"
 CANCELLED = "cancelled"
+GUARDRAIL_BLOCKED = "guardrail_blocked"  # a guard blocked the arguments (not run) or the result (``CallRecord.ran``)
 # the ledger's HTTP-like status of each outcome
 STATUS_CODES = {OK: 200, TOOL_ERROR: 200, RPC_ERROR: 200, DENIED: 403, RATE_LIMITED: 429, BUDGET_EXCEEDED: 429,
-                UNAVAILABLE: 502, TOO_LARGE: 502, TIMEOUT: 504, CANCELLED: 499}
+                UNAVAILABLE: 502, TOO_LARGE: 502, TIMEOUT: 504, CANCELLED: 499, GUARDRAIL_BLOCKED: 400}
 CHARGED = frozenset({OK, TOOL_ERROR, RPC_ERROR})  # the server ran the call: its price is charged
 
 
@@ -54,6 +59,8 @@ class CallRecord:
     streamed: bool = False
     arguments: Any = None  # kept only with capture_content
     result: Any = None
+    ran: bool = False  # the server ran the call though its status says otherwise (a result a guard blocked)
+    guardrails: list[GuardEvent] | None = None  # what the guardrails did (None: no guard applies)
     started: float = field(default_factory=time.perf_counter)
     arrived: float = field(default_factory=time.time)
 
@@ -68,6 +75,7 @@ def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, l
     """Count ``rec``: metrics, a ledger row, the same record to the sinks; its audit line only with
     ``log_line`` (``server.log_requests``, as the request log)."""
     duration = time.perf_counter() - rec.started
+    guarded = count_guardrails(rec.guardrails)
     metrics.mcp_calls_by(rec.server, rec.tool_label, rec.status).inc()
     metrics.mcp_duration_by(rec.server, rec.tool_label, rec.status).observe(duration)
     overhead = duration - rec.upstream_s if rec.upstream_s is not None and not rec.streamed else 0.0
@@ -76,7 +84,7 @@ def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, l
         model=rec.tool[:200], key_label="", status=STATUS_CODES.get(rec.status, 500),
         error_code=None if rec.status == OK else rec.status, cost_usd=rec.cost_usd,
         latency_ms=duration * 1000.0, overhead_ms=max(0.0, overhead) * 1000.0, stream=rec.streamed,
-        kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out)
+        kind=KIND, bytes_in=rec.bytes_in, bytes_out=rec.bytes_out, guardrails=ledger_text(guarded) if guarded else "")
     if ledger is not None:
         ledger.record(row)
     if sinks is not None and sinks.sinks:
@@ -87,7 +95,7 @@ def record_call(rec: CallRecord, ledger: Ledger | None, capture_content: bool, l
         "who": "client:" + rec.client_id, "action": "mcp.tools/call", "request_id": rec.request_id,
         "server": rec.server, "tool": rec.tool[:200], "status": rec.status, "error": rec.detail,
         "duration_ms": round(duration * 1000, 3), "bytes_in": rec.bytes_in, "bytes_out": rec.bytes_out,
-        "cost_usd": round(rec.cost_usd, 8),
+        "cost_usd": round(rec.cost_usd, 8), "guardrails": [e.as_record() for e in guarded] if guarded else None,
     }
     if capture_content:
         entry["arguments"] = _captured(rec.arguments)

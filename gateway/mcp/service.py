@@ -8,7 +8,8 @@ every one accounted. This is what the ``/mcp`` endpoint calls, and what a model'
 A failure of the gateway's or of the server's (down, slow, too large a result, a limit or the
 budget reached) is a result with ``isError: true`` that says so, for the model to read; a tool
 the client may not use raises ``RpcError`` (``-32602 Unknown tool``) exactly as a missing one
-does; a JSON-RPC error the server answered is raised as it came.
+does; a JSON-RPC error the server answered is raised as it came. The guardrails read the
+arguments before anything is held or sent, and the result before the client gets it (``guard.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,13 @@ from ..config.snapshot import Snapshot
 from ..core.mcp import McpServerSpec, usable
 from ..core.targets import ClientSpec
 from ..errors import BudgetExceeded, RateLimited
+from ..guardrails.engine import RequestGuard
+from ..guardrails.remote import Remote
 from ..limits.admission import Admission, ClientLimiter
 from ..observability.sinks.hub import SinkHub
 from ..store.base import Ledger
 from . import accounting as acc
+from .guard import blocked_arguments, guard_arguments, guard_result, tool_guard
 from .link import Progress, TooLarge, Unreachable
 from .protocol import INVALID_PARAMS, RpcError, tool_error
 from .registry import DOWN, SLOW, UP, Registry, ServerState
@@ -59,10 +63,11 @@ def unknown_tool(shown: str) -> RpcError:
 
 class ToolService:
     def __init__(self, registry: Registry, limiter: Callable[[], ClientLimiter], ledger: Callable[[], Ledger | None],
-                 sinks: SinkHub | None = None):
+                 remote: Callable[[Snapshot], Remote] | None = None, sinks: SinkHub | None = None):
         self.registry = registry
         self.limiter = limiter  # read at each call: the runtime builds it again once the stores are open
         self.ledger = ledger
+        self.remote = remote  # how the webhook and moderation guards reach their services
         self.sinks = sinks
 
     # --- listing --------------------------------------------------------------------------
@@ -141,19 +146,25 @@ class ToolService:
             self._record(snapshot, rec)
             raise unknown_tool(shown_as or tool)
         rec.tool_label = self._label(state, tool)
+        guard = tool_guard(snapshot, client, self.remote)
+        if guard is not None:
+            arguments = await self._guarded_arguments(snapshot, rec, guard, arguments)
+        rec.arguments = arguments if snapshot.observability.capture_content else None
         try:
             admission = await self.limiter().admit_tool_call(client, spec.price_per_call_usd)
         except RateLimited as exc:
             return self._refused(snapshot, rec, exc)
         try:
             outcome = await self._run(spec, state, rec, tool, arguments, progress)
+            if guard is not None:
+                outcome = await self._guarded_result(rec, guard, outcome)
             rec.result = outcome.result if snapshot.observability.capture_content else None
         except BaseException as exc:
             if rec.status == acc.OK:
                 rec.status = acc.CANCELLED if isinstance(exc, asyncio.CancelledError) else acc.UNAVAILABLE
             raise
         finally:
-            rec.cost_usd = spec.price_per_call_usd if rec.status in acc.CHARGED else 0.0
+            rec.cost_usd = spec.price_per_call_usd if rec.status in acc.CHARGED or rec.ran else 0.0
             if admission.hold is None and rec.cost_usd == 0:
                 self._record(snapshot, rec)  # nothing to settle in the store
             else:
@@ -192,6 +203,27 @@ class ToolService:
         if reply.result.get("isError") is True:
             rec.status = acc.TOOL_ERROR
         return CallOutcome(reply.result, rec.status, reply.streamed)
+
+    async def _guarded_arguments(self, snapshot: Snapshot, rec: acc.CallRecord, guard: RequestGuard,
+                                 arguments: Any) -> Any:
+        """The arguments the server gets; a block is recorded and raised (nothing held or sent)."""
+        rec.guardrails = guard.events
+        arguments, blocked = await guard_arguments(guard, arguments)
+        if blocked is not None:
+            rec.status, rec.detail = acc.GUARDRAIL_BLOCKED, blocked.message()
+            self._record(snapshot, rec)
+            raise blocked_arguments(blocked)
+        return arguments
+
+    @staticmethod
+    async def _guarded_result(rec: acc.CallRecord, guard: RequestGuard, outcome: CallOutcome) -> CallOutcome:
+        """The result the client gets; a blocked one is replaced by a tool error saying so."""
+        result, blocked = await guard_result(guard, outcome.result)
+        if blocked is None:
+            return CallOutcome(result, outcome.status, outcome.streamed) if result is not outcome.result else outcome
+        rec.ran = True  # the server ran the call: it is charged
+        rec.status, rec.detail = acc.GUARDRAIL_BLOCKED, blocked.message()
+        return CallOutcome(result, rec.status, outcome.streamed)
 
     @staticmethod
     def _label(state: ServerState | None, tool: str) -> str:

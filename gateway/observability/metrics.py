@@ -191,6 +191,18 @@ def cache_lookups() -> dict[str, int]:
     return found
 
 
+def guardrail_actions() -> list[tuple[str, str, int]]:
+    """Guardrail actions since start as (guardrail, action, count), summed over the workers."""
+    found: dict[tuple[str, str], int] = {}
+    for family in _every_worker().collect():
+        if family.name == "gateway_guardrail_actions":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    key = (sample.labels.get("guardrail", ""), sample.labels.get("action", ""))
+                    found[key] = found.get(key, 0) + int(sample.value)
+    return sorted((g, a, n) for (g, a), n in found.items() if n)
+
+
 def render() -> tuple[bytes, str]:
     source = _every_worker()
     if _namespace != DEFINED_NAMESPACE:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..core.targets import Target
 from ..core.usage import Usage
+from ..guardrails.events import GuardEvent, ledger_text, merged
 from ..store.base import Ledger
 from ..store.values import LedgerRow
 from . import metrics
@@ -49,6 +50,9 @@ class Outcome:
     trace: RequestTrace | None = None  # the request's span when tracing is on (ended by ``record``)
     content: Content | None = None  # the request and answer bodies, with observability.capture_content only
     extra: dict[str, Any] | None = None  # more fields for the sinks' record (a guardrail's action, ...)
+    # what the guardrails did to the request (the guard stage's ``RequestGuard.events``, which grows
+    # while an answer streams): None when no guard applies
+    guardrails: list[GuardEvent] | None = None
 
 
 def model_label(target: Target, status: int) -> str:
@@ -63,7 +67,7 @@ def model_label(target: Target, status: int) -> str:
     return "other"
 
 
-def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
+def ledger_row(outcome: Outcome, provider: str, duration: float, guarded: str = "") -> LedgerRow:
     usage = outcome.usage
     upstream = outcome.upstream_s
     overhead = 0.0 if upstream is None or outcome.stream else max(0.0, duration - upstream)
@@ -76,7 +80,7 @@ def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
         stream=outcome.stream, cache_hit=outcome.cache == HIT,
         cache_read_tokens=usage.cache_read_tokens if usage else 0,
         cache_write_tokens=usage.cache_write_tokens if usage else 0,
-        reasoning_tokens=usage.reasoning_tokens if usage else 0)
+        reasoning_tokens=usage.reasoning_tokens if usage else 0, guardrails=guarded)
 
 
 def failed(outcome: Outcome) -> bool:
@@ -85,10 +89,21 @@ def failed(outcome: Outcome) -> bool:
     return outcome.status >= 400 or outcome.error_code is not None
 
 
+def count_guardrails(events: list[GuardEvent] | None) -> tuple[GuardEvent, ...]:
+    """The guard actions of one request, added up and counted (``gateway_guardrail_actions_total``)."""
+    if not events:
+        return ()
+    found = merged(events)
+    for e in found:
+        metrics.count_guardrail_action(e.guardrail, e.action, e.times)
+    return found
+
+
 def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None, sinks: SinkHub | None = None) -> None:
     if outcome.trace is not None:
         outcome.trace.end(outcome)
     duration = time.perf_counter() - outcome.started
+    guarded = count_guardrails(outcome.guardrails)
     provider = outcome.target.provider.id if outcome.target is not None else ""
     model = model_label(outcome.target, outcome.status) if outcome.target is not None else ""
     status = str(outcome.status)
@@ -106,7 +121,7 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None, s
         metrics.tokens_by("input", provider, model).inc(usage.prompt_tokens)
         metrics.tokens_by("output", provider, model).inc(usage.completion_tokens)
     if ledger is not None or (sinks is not None and sinks.sinks):
-        row = ledger_row(outcome, provider, duration)
+        row = ledger_row(outcome, provider, duration, ledger_text(guarded) if guarded else "")
         if ledger is not None:
             ledger.record(row)
         if sinks is not None and sinks.sinks:
@@ -126,4 +141,5 @@ def record(outcome: Outcome, log_requests: bool, ledger: Ledger | None = None, s
             "completion_tokens": usage.completion_tokens if usage else None,
             "usage_exact": usage.exact if usage else None,
             "cost_usd": round(outcome.cost_usd, 8), "error": outcome.error_code, "cache": outcome.cache,
+            "guardrails": [e.as_record() for e in guarded] if guarded else None,
         })

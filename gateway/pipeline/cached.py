@@ -17,6 +17,7 @@ from ..observability.usage import HIT, record
 from ..routing.dispatch import UpstreamAnswer
 from ..server.runtime import Runtime
 from .context import Admitted, Disconnect, Stream
+from .guard import guard_answer
 from .sse import completion_as_sse
 from .stream import one_send
 
@@ -82,12 +83,16 @@ class CachedAnswers:
         spec = exchange.snapshot.providers.get(entry.provider)
         outcome.target = Target(spec, entry.model) if spec is not None else None
         usage = Usage(entry.prompt_tokens, entry.completion_tokens, entry.usage_exact)
-        if not call.stream:
+        if not call.stream:  # through the output guards here, before it is recorded (a stream: by dispatch)
             guard.close()
-            answer = Answer(orjson.loads(entry.payload), usage)
+            answer, blocked = await guard_answer(admitted.guardrails, call, Answer(orjson.loads(entry.payload), usage))
+            if blocked is not None:
+                outcome.status, outcome.error_code = blocked.status, blocked.code
             if outcome.content is not None:
                 outcome.content.response = answer.data
             await self._settle_hit(admitted, entry, usage)
+            if blocked is not None:
+                raise blocked
             return answer
         payload = entry.payload if entry.form == SSE else completion_as_sse(orjson.loads(entry.payload),
                                                                              call.wants_usage)

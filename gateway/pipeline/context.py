@@ -15,6 +15,7 @@ from typing import Protocol
 from ..config.snapshot import Snapshot
 from ..core.call import Call
 from ..core.targets import ClientSpec, Route
+from ..guardrails.engine import RequestGuard
 from ..limits.admission import Admission
 from ..observability.traces import RequestTrace
 from ..observability.usage import Outcome
@@ -47,14 +48,16 @@ class Exchange:
 
 @dataclass(slots=True)
 class Admitted:
-    """A request admitted under its client's limits and budget: its call, its resolved route, what
-    it holds (``admission``, released when it is settled) and its token estimate."""
+    """A request admitted under its client's limits and budget: its call (as the input guards left
+    it), its resolved route, what it holds (``admission``, released when it is settled), its token
+    estimate, and its guardrails (None: no guard applies; ``pipeline/guard.py``)."""
 
     exchange: Exchange
     call: Call
     route: Route
     admission: Admission
     est_tokens: int
+    guardrails: RequestGuard | None = None
 
     @property
     def headers(self) -> dict[str, str]:

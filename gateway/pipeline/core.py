@@ -8,8 +8,9 @@ renders what comes back:
     if pipeline.tracing is not None:   # the request's span, a child of the client's traceparent
         pipeline.trace(exchange, traceparent, tracestate)
     call = <the dialect's parser>      # a failure here: pipeline.refuse(exchange, error)
-    admitted = await pipeline.admit(exchange, call)  # the model resolved, client limits and budget held
-    result = await pipeline.dispatch(admitted, guard)
+    admitted = await pipeline.admit(exchange, call)  # the model resolved, the input guards passed,
+                                                     # client limits and budget held
+    result = await pipeline.dispatch(admitted, guard)  # the answer through the output guards
     # Answer (OpenAI-shape JSON + usage) | Stream (OpenAI-shape SSE events) | None (client left: 499)
 
 Every way a request ends is settled (the budget hold released, the real usage and cost
@@ -25,7 +26,9 @@ answer and events untranslated (``ProviderAdapter``'s docstring), and ``dispatch
 ``exchange.native`` so the dialect's renderer writes them as they are; otherwise the renderer
 translates the OpenAI-shape result back. Only auth, routing (the model replaced by the
 target's), limits and accounting apply either way. The OpenAI dialect needs no such branch: its
-shape is the lingua franca, which the OpenAI adapter passes through.
+shape is the lingua franca, which the OpenAI adapter passes through. The guard stage
+(``guard.py``) runs in ``admit`` on every route: a request it must rewrite or whose answer it must
+read is translated rather than passed through.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from dataclasses import replace
 
 import orjson
 
-from ..cache import JSON
+from ..cache import JSON, CachePlan
 from ..core.call import Call
 from ..core.targets import Route
 from ..core.usage import Answer, Usage
@@ -51,6 +54,8 @@ from .auth import authenticate_any
 from .cached import CachedAnswers
 from .context import CLIENT_CLOSED, Admitted, Disconnect, Exchange, Stream
 from .estimate import cost_hold, input_tokens, output_tokens
+from .guard import guard_answer, guard_input
+from .guard_stream import guard_stream
 from .stream import relay, whole_as_stream
 
 
@@ -90,7 +95,8 @@ class Pipeline:
         record(exchange.outcome, exchange.snapshot.server.log_requests, self.runtime.stores.ledger, self.runtime.sinks)
 
     async def admit(self, exchange: Exchange, call: Call, route: Route | None = None) -> Admitted:
-        """Resolve the model and admit the request under the client's limits and budget. ``route``:
+        """Resolve the model, pass the input guards (``guard.py``: nothing is held or sent for a
+        request they block) and admit the request under the client's limits and budget. ``route``:
         one already resolved (the rest of the OpenAI surface: ``surface.py``). A refusal is recorded."""
         outcome = exchange.outcome
         outcome.model, outcome.stream = call.model, call.stream
@@ -100,13 +106,16 @@ class Pipeline:
             outcome.content = Content(request=call.body)
         try:
             route = route or resolve(exchange.snapshot, call.model, exchange.client)
+            guardrails = None
+            if exchange.snapshot.guardrails.guards:  # one look when no guard is configured (no call made)
+                call, guardrails = await guard_input(self.runtime.guard_calls, exchange, call)
             prompt = input_tokens(call)
             est_tokens = prompt + (output_tokens(call) or 0)
             admission = await self.runtime.limiter.admit(exchange.client, est_tokens, cost_hold(call, route, prompt))
         except GatewayError as exc:
             self.refuse(exchange, exc)
             raise
-        return Admitted(exchange, call, route, admission, est_tokens)
+        return Admitted(exchange, call, route, admission, est_tokens, guardrails)
 
     async def dispatch(self, admitted: Admitted, guard: Disconnect,
                        cache_control: str | None = None) -> Answer | Stream | None:
@@ -115,7 +124,7 @@ class Pipeline:
         call = admitted.call
         plan = await self.cached.plan(admitted, cache_control)
         if plan is not None and plan.entry is not None:
-            return await self.cached.hit(admitted, plan.entry, guard)
+            return self._guarded(admitted, await self.cached.hit(admitted, plan.entry, guard))
         opened = await self.open(admitted, guard)
         if opened is None:
             return None
@@ -128,17 +137,25 @@ class Pipeline:
                 trace.answered(opened.answer.data)
             if keep is not None:
                 await self.cached.keep(keep, JSON, orjson.dumps(opened.answer.data), opened, opened.answer.usage)
-            return Stream(whole_as_stream(admitted, opened, opened.answer, guard, self._settle))
-        if call.stream:
+            return self._guarded(admitted, Stream(whole_as_stream(admitted, opened, opened.answer, guard,
+                                                                  self._settle)))
+        if call.stream:  # the cache keeps the upstream's events: the output guards apply to every answer served
             events = relay(admitted, opened, guard, self._settle)
             if trace is not None:
                 events = trace.watch(events)
-            return Stream(events if keep is None else self.cached.capture(admitted, keep, opened, events))
+            return self._guarded(admitted, Stream(events if keep is None else
+                                                  self.cached.capture(admitted, keep, opened, events)))
         guard.close()
-        answer = await self._whole(admitted, opened)
-        if keep is not None:
-            await self.cached.keep(keep, JSON, orjson.dumps(answer.data), opened, answer.usage)
-        return answer
+        return await self._whole(admitted, opened, keep)
+
+    @staticmethod
+    def _guarded(admitted: Admitted, result: Answer | Stream) -> Answer | Stream:
+        """A stream through the output guards, when the request has any (whole answers pass them
+        before they are recorded: ``_whole``, ``CachedAnswers.hit``)."""
+        guardrails = admitted.guardrails
+        if guardrails is None or not guardrails.guards_output or not isinstance(result, Stream):
+            return result
+        return guard_stream(admitted, guardrails, result)
 
     async def open(self, admitted: Admitted, guard: Disconnect) -> UpstreamAnswer | None:
         """An upstream answer opened on some target and key; None if the client left meanwhile.
@@ -166,7 +183,9 @@ class Pipeline:
         exchange.outcome.target, exchange.outcome.key_label = opened.target, opened.reservation.state.label
         return opened
 
-    async def _whole(self, admitted: Admitted, opened: UpstreamAnswer) -> Answer:
+    async def _whole(self, admitted: Admitted, opened: UpstreamAnswer, keep: CachePlan | None) -> Answer:
+        """The answer read, kept in the response cache as the upstream sent it (``keep``), passed
+        through the output guards, settled and recorded; a block is raised once recorded."""
         outcome = admitted.exchange.outcome
         outcome.upstream_s = time.perf_counter() - outcome.started
         try:
@@ -176,11 +195,18 @@ class Pipeline:
             error = ProviderError(f"Provider '{opened.target.provider.id}' sent an answer that is not JSON.")
             await self._fail(admitted, error.status, error.code)
             raise error from None
+        if keep is not None:
+            await self.cached.keep(keep, JSON, orjson.dumps(answer.data), opened, answer.usage)
+        answer, blocked = await guard_answer(admitted.guardrails, admitted.call, answer)
+        if blocked is not None:
+            outcome.status, outcome.error_code = blocked.status, blocked.code
         if outcome.trace is not None:
             outcome.trace.answered(answer.data)
         if outcome.content is not None:
             outcome.content.response = answer.data
         await self._settle(admitted, opened, answer.usage)
+        if blocked is not None:
+            raise blocked
         return answer
 
     async def _settle(self, admitted: Admitted, opened: UpstreamAnswer, usage: Usage) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -9,9 +10,12 @@ import orjson
 DONE = b"data: [DONE]\n\n"
 
 
-def error_event(message: str, type_: str = "provider_error", code: str = "stream_interrupted") -> bytes:
-    """The last event of a stream that broke off: clients see an error, not a clean end."""
-    return b"data: " + orjson.dumps({"error": {"message": message, "type": type_, "code": code}}) + b"\n\n"
+def error_event(message: str, type_: str = "provider_error", code: str = "stream_interrupted",
+                details: Mapping[str, str] | None = None) -> bytes:
+    """The last event of a stream that broke off (or that a guardrail stopped: ``details`` are then
+    its name and the entity found): clients see an error, not a clean end."""
+    error = {"message": message, "type": type_, "code": code, **(details or {})}
+    return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
 
 
 def completion_as_sse(data: dict[str, Any], with_usage: bool) -> bytes:

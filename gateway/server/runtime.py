@@ -26,6 +26,7 @@ from ..observability.sinks.hub import SinkHub
 from ..observability.traces import Tracing
 from ..providers.registry import transports
 from ..routing.dispatch import Dispatcher
+from ..routing.guard_calls import GuardCalls
 from ..routing.key_pool import KeyPool
 from ..routing.strategies import TargetStats
 from ..settings import Settings
@@ -76,7 +77,10 @@ class Runtime:
         # MCP servers (gateway/mcp/): a link to each, their tools and health; calls through ``tools``
         self.mcp = Registry(self.upstream)
         self.mcp.apply(snapshot.mcp_servers)
-        self.tools = ToolService(self.mcp, lambda: self.limiter, lambda: self.stores.ledger, self.sinks)
+        # how the webhook and moderation guards reach their services (``Remote``: one per request)
+        self.guard_calls = GuardCalls(self.upstream, lambda: self.dispatcher)
+        self.tools = ToolService(self.mcp, lambda: self.limiter, lambda: self.stores.ledger, self.guard_calls.remote,
+                                 self.sinks)
         metrics.set_config_version(snapshot.version, None)
         metrics.use_namespace(snapshot.metrics.namespace)  # fixed until a restart
 

@@ -19,7 +19,9 @@ log = logging.getLogger("gateway.store")
 LEDGER_COLUMNS = ("time", "request_id", "client_id", "provider", "model", "key_label", "status", "error_code",
                   "tokens_in", "tokens_out", "cost_usd", "latency_ms", "overhead_ms", "stream", "cache_hit",
                   # added in schema version 3 (a row written before has none of them: their defaults)
-                  "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "kind", "bytes_in", "bytes_out")
+                  "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "kind", "bytes_in", "bytes_out",
+                  # added in schema version 4
+                  "guardrails")
 
 
 def row_values(row: LedgerRow) -> tuple[Any, ...]:

@@ -12,11 +12,17 @@ from .common import client_from_dict, client_to_dict
 from .rows import LEDGER_COLUMNS
 from .values import GROUP_COLUMNS, ClientRecord, GroupBy, UsageGroup, UsageTotals
 
-SCHEMA_VERSION = 3  # 2: the pins table (object affinity); 3: the ledger's token details and tool-call columns
+# 2: the pins table (object affinity); 3: the ledger's token details and tool-call columns; 4: the
+# ledger's guardrails column
+SCHEMA_VERSION = 4
 # The ledger columns schema version 3 adds, with their SQL types (an existing ledger gets them, defaulted).
 LEDGER_V3 = (("cache_read_tokens", "INTEGER NOT NULL DEFAULT 0"), ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
              ("reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"), ("kind", "TEXT NOT NULL DEFAULT 'model'"),
              ("bytes_in", "INTEGER NOT NULL DEFAULT 0"), ("bytes_out", "INTEGER NOT NULL DEFAULT 0"))
+# The ledger column schema version 4 adds: what the guardrails did (``LedgerRow.guardrails``).
+LEDGER_V4 = (("guardrails", "TEXT NOT NULL DEFAULT ''"),)
+# Every column added after the first schema, in order: a ledger of any version is brought up to date.
+LEDGER_ADDED = LEDGER_V3 + LEDGER_V4
 
 INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})")

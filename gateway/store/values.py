@@ -133,6 +133,9 @@ class LedgerRow:
     kind: str = "model"  # "model": a request to a model; "mcp": an MCP tool call (provider: server, model: tool)
     bytes_in: int = 0  # a tool call's argument and result sizes (model requests: 0)
     bytes_out: int = 0
+    # what the guardrails did, without the content: ``guardrail:action:direction:count:entity``,
+    # comma-separated ("" when nothing: ``guardrails.events.ledger_text``)
+    guardrails: str = ""
 
     @property
     def ok(self) -> bool:

@@ -32,7 +32,8 @@ Anthropic and Gemini adapters against the OpenAI pass-through), ``--overhead`` (
 latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
 LiteLLM proxy, installed once into a cached virtualenv, to the same rounds), ``--mcp`` (an MCP tools/call
 through the gateway's /mcp against the same call direct to the MCP server, in interleaved rounds),
-``--guardrails`` (the pii and secrets guards' cost per 4 KB prompt and per streamed event, in-process).
+``--guardrails`` (the pii and secrets guards' cost per 4 KB prompt and per streamed event, in-process),
+``--guardrails-e2e`` (the same guards end to end: two gateways, guarded and not, side by side under wrk).
 
 Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
 its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
@@ -54,6 +55,7 @@ from typing import Any
 
 from benchkit.common import GATEWAY_ENV, BenchError
 from benchkit.guardrails import run_guardrails
+from benchkit.guardrails_e2e import run_guardrails_e2e
 from benchkit.main_run import run
 from benchkit.mcp import run_mcp
 from benchkit.otlp_sink import sink_stats, start_sink
@@ -135,6 +137,10 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--guardrails", action="store_true",
                    help="instead of the main run: the cost of the pii and secrets guards per 4 KB prompt and per "
                         "streamed event, measured in this process (benchkit/guardrails.py)")
+    p.add_argument("--guardrails-e2e", action="store_true",
+                   help="instead of the main run: two gateways on canned answers, one with the pii and secrets guards "
+                        "and one without, side by side under wrk: gateway CPU per request on a 4 KB prompt and per "
+                        "streamed event (benchkit/guardrails_e2e.py; with --quick: c=16, 3 s rows)")
     p.add_argument("--with-litellm", action="store_true",
                    help="with --overhead: LiteLLM proxy in the same rounds (installed once from PyPI into "
                         "~/.cache/llm-gateway-bench/litellm-venv)")
@@ -163,8 +169,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "--event-streams >= 1, --stream-events >= 2")
     if args.overhead_rounds < 1 or args.overhead_requests < 1:
         p.error("--overhead-rounds and --overhead-requests >= 1")
-    if sum((args.stores, args.protocols, args.overhead, args.mcp, args.guardrails)) > 1:
-        p.error("--stores, --protocols, --overhead, --mcp and --guardrails are separate runs: give one")
+    if sum((args.stores, args.protocols, args.overhead, args.mcp, args.guardrails, args.guardrails_e2e)) > 1:
+        p.error("--stores, --protocols, --overhead, --mcp, --guardrails and --guardrails-e2e are separate runs: "
+                "give one")
     if args.with_litellm and not args.overhead:
         p.error("--with-litellm goes with --overhead")
     if args.with_sink and args.fake != "nginx":
@@ -175,6 +182,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def dispatch(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     if args.guardrails:
         return run_guardrails(args.json)
+    if args.guardrails_e2e:
+        return run_guardrails_e2e(args, procs, tmp)
     if args.protocols:
         return run_protocols(args, procs, tmp)
     if args.overhead:

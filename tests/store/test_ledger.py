@@ -119,3 +119,12 @@ async def test_retention_deletes_old_rows(store: Ledger) -> None:
     await store.flush()
     assert await store.prune_ledger(1_700_000_010.0) == 1
     assert (await store.usage_totals("c1", 0, 2e9)).total_requests == 2
+
+
+async def test_a_row_keeps_what_the_guardrails_did(store: Ledger, other: Ledger) -> None:
+    done = "pii:mask:input:2:email,secrets:block:output:1:openai_key,hook:block:input:1:policy:v2"
+    store.record(row(1, guardrails=done))
+    store.record(row(2))
+    await store.flush()
+    newest, oldest = await other.recent_rows(2)
+    assert (newest.guardrails, oldest.guardrails) == ("", done)

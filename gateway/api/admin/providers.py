@@ -50,6 +50,7 @@ class StatusResource(AdminResource):
             "warnings": list(snapshot.warnings),
             "cache": _cache_view(),
             "sinks": runtime.sinks.status(),
+            "guardrails": _guardrails_view(runtime),
         })
 
 
@@ -59,6 +60,15 @@ def _cache_view() -> dict[str, Any]:
     total = lookups["hit"] + lookups["miss"]
     return {"hits": lookups["hit"], "misses": lookups["miss"],
             "hit_rate": round(lookups["hit"] / total, 6) if total else None}
+
+
+def _guardrails_view(runtime: Runtime) -> dict[str, Any]:
+    """The configured guards and their actions since this gateway started (all its workers)."""
+    guardrails = runtime.snapshot.guardrails
+    guards = [{"name": g.name, "input": g.on_input, "output": g.on_output} for g in guardrails.guards.values()]
+    return {"guards": guards,
+            "default": list(guardrails.default),
+            "actions": [{"guardrail": g, "action": a, "count": n} for g, a, n in metrics.guardrail_actions()]}
 
 
 async def _key_views(runtime: Runtime, provider: ProviderSpec, served: dict[str, int]) -> list[dict[str, Any]]:

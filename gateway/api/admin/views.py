@@ -84,5 +84,5 @@ def row_view(row: LedgerRow) -> dict[str, Any]:
         "latency_ms": round(row.latency_ms, 3), "overhead_ms": round(row.overhead_ms, 3), "stream": row.stream,
         "cache_hit": row.cache_hit, "cache_read_tokens": row.cache_read_tokens,
         "cache_write_tokens": row.cache_write_tokens, "reasoning_tokens": row.reasoning_tokens, "kind": row.kind,
-        "bytes_in": row.bytes_in, "bytes_out": row.bytes_out,
+        "bytes_in": row.bytes_in, "bytes_out": row.bytes_out, "guardrails": row.guardrails,
     }

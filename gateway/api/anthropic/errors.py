@@ -1,6 +1,10 @@
-"""Errors in Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``."""
+"""Errors in Anthropic's shape: ``{"type": "error", "error": {"type", "message"}}``; an error with
+details of its own (a guardrail's block: ``code``, ``guardrail``, ``entity``) carries them beside
+the message."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import orjson
 
@@ -15,5 +19,9 @@ def error_type(status: int) -> str:
     return _TYPES.get(status, "invalid_request_error" if 400 <= status < 500 else "api_error")
 
 
-def error_body(status: int, message: str) -> bytes:
-    return orjson.dumps({"type": "error", "error": {"type": error_type(status), "message": message}})
+def error_object(status: int, message: str, details: Mapping[str, str] | None = None) -> dict[str, str]:
+    return {"type": error_type(status), "message": message, **(details or {})}
+
+
+def error_body(status: int, message: str, details: Mapping[str, str] | None = None) -> bytes:
+    return orjson.dumps({"type": "error", "error": error_object(status, message, details)})

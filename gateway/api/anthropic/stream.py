@@ -13,11 +13,9 @@ from typing import Any
 import orjson
 
 from ...core.sse import data_of
-from ..dialects import ChunkTranslator, as_dict, pipeline_error
-from .errors import error_type
+from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
+from .errors import error_object
 from .render import message_id, stop_reason
-
-_STATUS_OF = {"upstream_timeout": 504}
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -25,9 +23,9 @@ def event(name: str, data: dict[str, Any]) -> bytes:
 
 
 def error_event(error: dict[str, Any]) -> bytes:
-    status = _STATUS_OF.get(str(error.get("code")), 500)
-    return event("error", {"type": "error", "error": {"type": error_type(status),
-                                                        "message": str(error.get("message") or "")}})
+    status = STREAM_ERROR_STATUS.get(str(error.get("code")), 500)
+    return event("error", {"type": "error", "error": error_object(status, str(error.get("message") or ""),
+                                                                  event_details(error))})
 
 
 class MessageEvents(ChunkTranslator):

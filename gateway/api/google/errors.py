@@ -1,6 +1,10 @@
-"""Errors in Google's shape: ``{"error": {"code", "message", "status", "details"}}``."""
+"""Errors in Google's shape: ``{"error": {"code", "message", "status", "details"}}``. The gateway's
+own code rides in an ``ErrorInfo`` detail as its ``reason``; an error with details of its own (a
+guardrail's block: ``guardrail``, ``entity``) puts them in that detail's ``metadata``."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import orjson
 
@@ -15,11 +19,15 @@ def status_name(status: int) -> str:
     return _STATUS.get(status, "FAILED_PRECONDITION" if 400 <= status < 500 else "INTERNAL")
 
 
-def error_object(status: int, message: str, reason: str) -> dict[str, object]:
+def error_object(status: int, message: str, reason: str,
+                 metadata: Mapping[str, str] | None = None) -> dict[str, object]:
     """The error; ``reason`` (the gateway's own code, e.g. ``budget_exceeded``) rides in an ErrorInfo."""
-    details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason, "domain": "llm-gateway"}]
-    return {"code": status, "message": message, "status": status_name(status), "details": details}
+    info: dict[str, object] = {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": reason,
+                               "domain": "llm-gateway"}
+    if metadata:
+        info["metadata"] = dict(metadata)
+    return {"code": status, "message": message, "status": status_name(status), "details": [info]}
 
 
-def error_body(status: int, message: str, reason: str) -> bytes:
-    return orjson.dumps({"error": error_object(status, message, reason)})
+def error_body(status: int, message: str, reason: str, metadata: Mapping[str, str] | None = None) -> bytes:
+    return orjson.dumps({"error": error_object(status, message, reason, metadata)})

@@ -15,16 +15,17 @@ from typing import Any
 import orjson
 
 from ...core.sse import data_of
-from ..dialects import ChunkTranslator, as_dict, pipeline_error
+from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
 from .errors import error_object
 from .render import finish_reason, function_call, usage_metadata
-
-_STATUS_OF = {"upstream_timeout": 504}
 
 
 def error_json(error: dict[str, Any]) -> bytes:
     code = str(error.get("code") or "stream_interrupted")
-    return orjson.dumps({"error": error_object(_STATUS_OF.get(code, 502), str(error.get("message") or ""), code)})
+    details = event_details(error)
+    details.pop("code", None)  # the ErrorInfo's reason
+    return orjson.dumps({"error": error_object(STREAM_ERROR_STATUS.get(code, 502), str(error.get("message") or ""),
+                                               code, details)})
 
 
 @dataclass

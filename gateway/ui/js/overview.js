@@ -1,5 +1,6 @@
 // Overview: traffic, success, latency, overhead, tokens and cost over the last hour or day, by
-// provider, model or client; the config version, the last reload and the state of each sink.
+// provider, model or client; the config version, the last reload and the state of each sink; what the
+// guardrails did.
 import { admin, explain, query } from "./api.js";
 import { align, lineChart } from "./charts.js";
 import { badge, fmtDateTime, fmtDuration, fmtMs, fmtNumber, fmtPercent, fmtUsd, h, replace, tableWrap } from "./dom.js";
@@ -66,6 +67,28 @@ function cacheTile(cache, stats) {
     h("span", { class: "kpi-detail", "data-testid": "cache-saved" }, saved));
 }
 
+// The guardrails: the configured guards and their actions (block, mask, log, replace, error) since
+// the gateway started, from the status (the Prometheus counter, all workers). Never any content.
+function guardrailsCard(guardrails) {
+  const guards = (guardrails && guardrails.guards) || [];
+  const actions = (guardrails && guardrails.actions) || [];
+  const head = h("h2", {}, "Guardrails");
+  if (!guards.length) return h("div", { class: "card guardrails-card", "data-testid": "guardrails" }, head,
+    h("p", { class: "empty" }, "No guardrails configured (guardrails in config.yaml)."));
+  const byGuard = new Map(guards.map((g) => [g.name, {}]));
+  for (const a of actions) {
+    if (!byGuard.has(a.guardrail)) byGuard.set(a.guardrail, {});
+    byGuard.get(a.guardrail)[a.action] = a.count;
+  }
+  const kinds = ["block", "mask", "log", "replace", "error"];
+  const rows = [...byGuard.entries()].map(([name, counts]) => h("tr", { "data-guardrail": name },
+    h("td", {}, name), kinds.map((k) => h("td", { class: "num", "data-action": k }, fmtNumber(counts[k] || 0)))));
+  const total = actions.reduce((n, a) => n + a.count, 0);
+  return h("div", { class: "card guardrails-card", "data-testid": "guardrails" }, head,
+    h("p", { class: "muted" }, `${fmtNumber(total)} actions since start · default: ${(guardrails.default || []).join(", ") || "none"}`),
+    tableWrap(["Guard", "Blocked", "Masked", "Logged", "Replaced", "Errors"], rows));
+}
+
 function kpis(points, rangeSeconds, cache) {
   const requests = sum(points, "requests");
   const errors = sum(points, "errors");
@@ -108,16 +131,18 @@ export function mountOverview(page, { banner }) {
   const groupSelect = h("select", { "aria-label": "Group by", onchange: (e) => { state.group = e.target.value; load(); } },
     Object.entries(GROUPS).map(([v, label]) => h("option", { value: v, selected: v === state.group }, label)));
   const statusBox = h("div", { class: "status-box" });
+  const guardBox = h("div");
   const kpiBox = h("div");
   const chartBox = h("div", { class: "charts" });
   const tableBox = h("div", { class: "card" });
   page.append(h("div", { class: "page-head" }, h("h1", {}, "Overview"), h("div", { class: "controls" }, rangeSelect, groupSelect)),
-    statusBox, kpiBox, chartBox, h("h2", {}, "Breakdown"), tableBox);
+    statusBox, kpiBox, chartBox, h("h2", {}, "Breakdown"), tableBox, guardBox);
 
   async function loadStatus() {
     try {
       const status = await admin.get("/status");
       replace(statusBox, statusStrip(status));
+      replace(guardBox, guardrailsCard(status.guardrails));
       state.cache = status.cache;
       redrawTile();
     }

@@ -104,7 +104,26 @@ def test_other_operations_have_their_texts_guarded():
     assert responses.body["instructions"] == "mail <EMAIL_2>"
     assert responses.body["input"][0]["content"][0]["text"] == "I am <EMAIL_1>"  # bob, met in the prompt above
     assert responses.body["input"][1]["output"] == "found <EMAIL_3>"
-    assert run(guard.scan_input("images", {"prompt": "bob@example.com"})).body == {"prompt": "bob@example.com"}
+    assert run(guard.scan_input("images", {"prompt": "draw bob@example.com"})).body == {"prompt": "draw <EMAIL_1>"}
+    assert run(guard.scan_input("files", {"purpose": "bob@example.com"})).body == {"purpose": "bob@example.com"}
+
+
+def test_the_rest_of_the_surface_has_its_texts_guarded():
+    guard = guard_for(one_guard("pii"))
+    moderation = run(guard.scan_input("moderations", {"input": ["to bob@example.com", "fine"]}))
+    assert moderation.body["input"] == ["to <EMAIL_1>", "fine"]
+    parts = run(guard.scan_input("moderations", {"input": [{"type": "text", "text": "eve@example.org"},
+                                                           {"type": "image_url", "image_url": {"url": "x"}}]}))
+    assert parts.body["input"][0]["text"] == "<EMAIL_2>" and parts.body["input"][1]["image_url"] == {"url": "x"}
+    speech = run(guard.scan_input("audio", {"model": "tts", "input": "call 415-555-2671", "voice": "alloy"}))
+    assert speech.body == {"model": "tts", "input": "call <PHONE_1>", "voice": "alloy"}
+    thread = run(guard.scan_input("threads", {
+        "role": "user", "content": "bob@example.com", "instructions": "mail eve@example.org",
+        "thread": {"messages": [{"role": "user", "content": [{"type": "text", "text": "415-555-2671"}]}]},
+        "tool_outputs": [{"tool_call_id": "t", "output": "ops@example.com"}]}))
+    assert thread.body["content"] == "<EMAIL_1>" and thread.body["instructions"] == "mail <EMAIL_2>"
+    assert thread.body["thread"]["messages"][0]["content"][0]["text"] == "<PHONE_1>"
+    assert thread.body["tool_outputs"][0]["output"] == "<EMAIL_3>"
 
 
 def test_the_guards_of_a_request_come_from_default_alias_and_client_in_that_order():
