@@ -607,6 +607,9 @@ class SurfaceFake:
         # False: responses streams as ``data:`` lines only (the kind in the JSON's "type", no ``event:``
         # line), as several OpenAI-compatible servers send them
         self.responses_event_lines = True
+        # scripted Responses answers, one per /v1/responses request: (output items, usage details);
+        # a request finding none gets one message with DEFAULT_TEXT
+        self.responses_script: deque[tuple[list[dict[str, Any]], dict[str, int]]] = deque()
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
@@ -617,6 +620,16 @@ class SurfaceFake:
             self.failures.clear()
             self.speech_delay_s = 0.0
             self.responses_event_lines = True
+            self.responses_script.clear()
+
+    def script_responses(self, *outputs: list[dict[str, Any]], cached_tokens: int = 0,
+                         reasoning_tokens: int = 0) -> None:
+        """The next ``/v1/responses`` requests answer these output items (one list per request), their
+        usage reporting ``cached_tokens`` and ``reasoning_tokens`` (parts of the input and output)."""
+        with self._lock:
+            for output in outputs:
+                self.responses_script.append((output, {"cached_tokens": cached_tokens,
+                                                       "reasoning_tokens": reasoning_tokens}))
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
         """The next surface request is answered ``status`` (after its body was read)."""
@@ -688,30 +701,39 @@ class SurfaceFake:
         await resp.write_eof()
         return resp
 
-    def _response_object(self, body: dict[str, Any], status: str) -> dict[str, Any]:
-        prompt = body.get("input")
-        words = len(prompt.split()) if isinstance(prompt, str) else 5
+    def _response_object(self, body: dict[str, Any], status: str, output: list[dict[str, Any]],
+                         details: dict[str, int]) -> dict[str, Any]:
         done = status == "completed"
-        output = [{"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
-                   "content": [{"type": "output_text", "text": DEFAULT_TEXT, "annotations": []}]}] if done else []
-        usage = {"input_tokens": words, "output_tokens": len(DEFAULT_TEXT.split()),
-                 "total_tokens": words + len(DEFAULT_TEXT.split()),
-                 "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
+        inputs = _words(body.get("input")) if isinstance(body.get("input"), str) else _input_words(body.get("input"))
+        outputs = sum(_words(item.get("arguments") or item.get("input") or "") if "call" in item["type"]
+                      else _words(item.get("content") or "") for item in output) + details["reasoning_tokens"]
+        usage = {"input_tokens": inputs, "output_tokens": outputs, "total_tokens": inputs + outputs,
+                 "input_tokens_details": {"cached_tokens": details["cached_tokens"]},
+                 "output_tokens_details": {"reasoning_tokens": details["reasoning_tokens"]}}
         return {"id": "resp_fake1", "object": "response", "created_at": int(time.time()), "status": status,
-                "model": body.get("model"), "output": output, "usage": usage if done else None,
+                "model": body.get("model"), "output": output if done else [], "usage": usage if done else None,
                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
                 "incomplete_details": None, "instructions": body.get("instructions"), "metadata": {}}
 
+    def _next_output(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        with self._lock:
+            if self.responses_script:
+                return self.responses_script.popleft()
+        message = {"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": DEFAULT_TEXT, "annotations": []}]}
+        return [message], {"cached_tokens": 0, "reasoning_tokens": 0}
+
     async def _responses(self, request: web.BaseRequest, body: dict[str, Any]) -> web.StreamResponse:
+        output, details = self._next_output()
         if not body.get("stream"):
-            return _json_response(self._response_object(body, "completed"))
+            return _json_response(self._response_object(body, "completed", output, details))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        events: list[tuple[str, dict[str, Any]]] = [("response.created",
-                                                     {"response": self._response_object(body, "in_progress")})]
-        events += [("response.output_text.delta", {"item_id": "msg_fake1", "output_index": 0, "content_index": 0,
-                                                   "delta": piece}) for piece in split_text(DEFAULT_TEXT, 3)]
-        events.append(("response.completed", {"response": self._response_object(body, "completed")}))
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": self._response_object(body, "in_progress", output, details)})]
+        for index, item in enumerate(output):
+            events += _item_events(index, item)
+        events.append(("response.completed", {"response": self._response_object(body, "completed", output, details)}))
         for n, (kind, data) in enumerate(events):
             payload = json.dumps({"type": kind, "sequence_number": n, **data})
             head = f"event: {kind}\n" if self.responses_event_lines else ""
@@ -766,6 +788,37 @@ class SurfaceFake:
             if family == "files":
                 self.file_bytes[obj["id"]] = raw
         return obj
+
+
+def _input_words(items: Any) -> int:
+    """The words of a Responses ``input`` list: message texts, call arguments and outputs."""
+    total = 0
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            total += _words(item.get("content")) + _words(item.get("output")) + _words(item.get("arguments"))
+    return total
+
+
+def _item_events(index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The events that stream one output item, as OpenAI sends them."""
+    where = {"output_index": index}
+    if item["type"] == "message":
+        text = item["content"][0]["text"]
+        ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        events = [("response.output_item.added", {**where, "item": {**item, "status": "in_progress", "content": []}}),
+                  ("response.content_part.added", {**ids, "part": {"type": "output_text", "text": ""}})]
+        events += [("response.output_text.delta", {**ids, "delta": piece}) for piece in split_text(text, 3)]
+        events += [("response.output_text.done", {**ids, "text": text}),
+                   ("response.content_part.done", {**ids, "part": item["content"][0]})]
+    elif item["type"] == "function_call":
+        events = [("response.output_item.added", {**where, "item": {**item, "arguments": "", "status": "in_progress"}}),
+                  ("response.function_call_arguments.delta", {**where, "item_id": item["id"],
+                                                              "delta": item["arguments"]}),
+                  ("response.function_call_arguments.done", {**where, "item_id": item["id"],
+                                                             "arguments": item["arguments"]})]
+    else:
+        events = [("response.output_item.added", {**where, "item": item})]
+    return [*events, ("response.output_item.done", {**where, "item": item})]
 
 
 def _belongs(obj: dict[str, Any], family: str, parts: list[str]) -> bool:

@@ -1,0 +1,124 @@
+"""A chat answer as a Response object, for ``/v1/responses`` translated to chat.
+
+Output items, in order: a ``reasoning`` item for the answer's reasoning text (``reasoning_content``,
+as a ``reasoning_text`` part), a ``message`` with the answer's text, then one item per tool call:
+``function_call`` (with its ``namespace`` when the tool was in one) or ``custom_tool_call`` (its
+``input`` unwrapped from the one argument: ``responses_tools.py``). ``finish_reason`` ``length``
+makes the response ``incomplete`` (``max_output_tokens``), ``content_filter`` likewise.
+
+Usage: ``input_tokens`` (``input_tokens_details.cached_tokens``), ``output_tokens``
+(``output_tokens_details.reasoning_tokens``) and ``total_tokens`` from the chat usage; a response
+always carries usage (estimated when the provider reported none), because clients read it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from ...core.usage import Usage
+from .responses_tools import CUSTOM_ARGUMENT, ToolMap
+
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+
+
+def _count(value: object) -> int:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _detail(usage: dict[str, Any], group: str, name: str) -> int:
+    details = usage.get(group)
+    return _count(details.get(name)) if isinstance(details, dict) else 0
+
+
+def response_usage(chat_usage: object, fallback: Usage) -> dict[str, Any]:
+    """A Response's ``usage`` from a chat ``usage`` object (``fallback`` where there is none)."""
+    usage = chat_usage if isinstance(chat_usage, dict) else {}
+    prompt = _count(usage.get("prompt_tokens")) if usage else fallback.prompt_tokens
+    completion = _count(usage.get("completion_tokens")) if usage else fallback.completion_tokens
+    cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
+    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
+    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
+            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
+            "total_tokens": prompt + completion}
+
+
+def shell(request: dict[str, Any], response_id: str, created: int, status: str) -> dict[str, Any]:
+    """A Response object without output (what ``response.created`` carries)."""
+    return {"id": response_id, "object": "response", "created_at": created, "status": status,
+            "model": request.get("model"), "output": [], "error": None, "incomplete_details": None,
+            "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
+            "metadata": request.get("metadata") or {}, "parallel_tool_calls": request.get("parallel_tool_calls", True),
+            "previous_response_id": None, "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
+            "store": request.get("store", True), "temperature": request.get("temperature"),
+            "tool_choice": request.get("tool_choice", "auto"), "tools": request.get("tools") or [],
+            "top_p": request.get("top_p"), "text": request.get("text") or {"format": {"type": "text"}},
+            "truncation": request.get("truncation", "disabled"), "usage": None}
+
+
+def finished(response: dict[str, Any], finish_reason: object) -> dict[str, Any]:
+    """``response`` marked completed, or incomplete for a ``finish_reason`` that cut it short."""
+    reason = _INCOMPLETE.get(str(finish_reason))
+    response["status"] = "incomplete" if reason else "completed"
+    response["incomplete_details"] = {"reason": reason} if reason else None
+    return response
+
+
+def message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
+    return {"type": "message", "id": item_id, "status": status, "role": "assistant",
+            "content": [{"type": "output_text", "text": text, "annotations": []}]}
+
+
+def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
+    return {"type": "reasoning", "id": item_id, "summary": [], "content": [{"type": "reasoning_text", "text": text}]}
+
+
+def call_item(tools: ToolMap, item_id: str, call_id: str, chat_name: str, arguments: str,
+              status: str = "completed") -> dict[str, Any]:
+    """A chat tool call as a ``function_call`` or ``custom_tool_call`` item."""
+    tool = tools.tool_of(chat_name)
+    item: dict[str, Any]
+    if tool.kind == "custom":
+        item = {"type": "custom_tool_call", "id": "ctc_" + item_id[3:], "call_id": call_id, "name": tool.name,
+                "input": custom_input(arguments) if status == "completed" else "", "status": status}
+    else:
+        item = {"type": "function_call", "id": item_id, "call_id": call_id, "name": tool.name,
+                "arguments": arguments, "status": status}
+    if tool.namespace:
+        item["namespace"] = tool.namespace
+    return item
+
+
+def custom_input(arguments: str) -> str:
+    """A custom tool's input: the one string argument of the function it was sent as."""
+    try:
+        parsed = orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return arguments
+    value = parsed.get(CUSTOM_ARGUMENT) if isinstance(parsed, dict) else None
+    return value if isinstance(value, str) else arguments
+
+
+def chat_to_response(data: dict[str, Any], usage: Usage, request: dict[str, Any]) -> dict[str, Any]:
+    """A whole chat completion as the Response object for ``request``."""
+    tools = ToolMap(request.get("tools"))
+    response_id = "resp_" + str(data.get("id") or time.time_ns())
+    suffix = response_id[5:]
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {} if isinstance(choice, dict) else {}
+    output: list[dict[str, Any]] = []
+    if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
+        output.append(reasoning_item("rs_" + suffix, message["reasoning_content"]))
+    if isinstance(message.get("content"), str) and message["content"]:
+        output.append(message_item("msg_" + suffix, message["content"]))
+    for i, call in enumerate(message.get("tool_calls") or ()):
+        function = call.get("function") if isinstance(call, dict) else None
+        if isinstance(function, dict):
+            output.append(call_item(tools, f"fc_{suffix}_{i}", str(call.get("id") or ""),
+                                    str(function.get("name") or ""), str(function.get("arguments") or "")))
+    out = finished(shell(request, response_id, int(data.get("created") or time.time()), "completed"),
+                   choice.get("finish_reason") if isinstance(choice, dict) else None)
+    out.update(output=output, usage=response_usage(data.get("usage"), usage))
+    return out
