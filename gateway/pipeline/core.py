@@ -29,6 +29,7 @@ shape is the lingua franca, which the OpenAI adapter passes through.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import orjson
@@ -47,6 +48,8 @@ from .cached import CachedAnswers
 from .context import CLIENT_CLOSED, Admitted, Disconnect, Exchange, Stream
 from .estimate import cost_hold, input_tokens, output_tokens
 from .stream import relay, whole_as_stream
+
+log = logging.getLogger("gateway.translate")
 
 
 class Pipeline:
@@ -95,7 +98,11 @@ class Pipeline:
         if opened is None:
             return None
         # same-dialect pass-through: the adapter answered in the client's own protocol (see above)
-        admitted.exchange.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
+        native = admitted.exchange.native = (call.native_body is not None
+                                             and call.dialect == opened.target.provider.protocol)
+        if call.dropped and not native:
+            log.debug("request %s: not carried over to provider '%s' (%s): %s", admitted.exchange.outcome.request_id,
+                      opened.target.provider.id, opened.target.provider.protocol, ", ".join(call.dropped))
         keep = plan.keep if plan is not None else None
         if opened.answer is not None:
             if keep is not None:

@@ -24,6 +24,9 @@ _AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac", "ogg": "
 _SAME_MEANING = (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
                  ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
                  ("seed", "seed"))
+# reasoning_effort → thinkingConfig.thinkingBudget (tokens), the budgets Google's own OpenAI-compatible
+# endpoint uses (Gemini 3 still takes a budget; "none" turns thinking off)
+_THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 
 Part = dict[str, Any]
 Content = dict[str, Any]
@@ -268,6 +271,9 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         config["stopSequences"] = [stop]
     elif isinstance(stop, list) and stop:
         config["stopSequences"] = [s for s in stop if isinstance(s, str)]
+    budget = _THINKING_BUDGETS.get(str(body.get("reasoning_effort")))
+    if budget is not None:
+        config["thinkingConfig"] = {"thinkingBudget": budget}
     form = body.get("response_format")
     kind = form.get("type") if isinstance(form, dict) else None
     if kind in ("json_object", "json_schema"):
