@@ -1,10 +1,10 @@
 """A controllable fake Gemini (Google AI Studio ``v1beta``) upstream for tests.
 
 It answers ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse`` (events
-separated by CRLF CRLF, no ``[DONE]``, as Google sends them), ``:embedContent`` and ``:batchEmbedContents``
-in Gemini's shapes, takes the key from ``x-goog-api-key`` and answers errors in the ``google.rpc`` model
-(``{"error": {"code", "message", "status", "details"}}``). Scripting, recording and the lifecycle are
-``FakeUpstream``'s (``tests/fake_upstream.py``); ``GeminiBehaviour`` adds what Gemini can say::
+separated by CRLF CRLF, no ``[DONE]``, as Google sends them), ``:countTokens``, ``:embedContent`` and
+``:batchEmbedContents`` in Gemini's shapes, takes the key from ``x-goog-api-key`` and answers errors in the
+``google.rpc`` model (``{"error": {"code", "message", "status", "details"}}``). Scripting, recording and the
+lifecycle are ``FakeUpstream``'s (``tests/fake_upstream.py``); ``GeminiBehaviour`` adds what Gemini can say::
 
     with FakeGemini() as fake:
         fake.script(GeminiBehaviour(status=429, retry_delay="12s"), key="AIza...1")
@@ -28,7 +28,7 @@ from tests.fake_upstream import Behaviour, FakeUpstream, Recorded, split_text
 
 DEFAULT_TEXT = "Hello from the fake Gemini"
 _PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|"
-                   r"embedContent|batchEmbedContents)$")
+                   r"embedContent|batchEmbedContents|countTokens)$")
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 503: "UNAVAILABLE"}
 
@@ -124,6 +124,10 @@ class FakeGemini(FakeUpstream):
         if method == "batchEmbedContents":
             requests = body.get("requests") or []
             return _json({"embeddings": [{"values": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(requests))]},
+                         headers=beh.headers)
+        if method == "countTokens":
+            inner = body.get("generateContentRequest")
+            return _json({"totalTokens": prompt_tokens_of(inner if isinstance(inner, dict) else body)},
                          headers=beh.headers)
         if method == "streamGenerateContent":
             return await self._gemini_stream(request, model, body, beh)

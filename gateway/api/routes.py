@@ -21,7 +21,9 @@ from ..pipeline import SurfacePipeline
 from .admin import ADMIN_ROUTES
 from .anthropic.resources import CountTokensResource, MessagesResource
 from .dialects import ANTHROPIC, GEMINI, OPENAI
+from .google.resources import CountTokensResource as GoogleCountTokensResource
 from .google.resources import GenerateContentResource
+from .google.resources import ModelsResource as GoogleModelsResource
 from .health import HealthResource, LivelinessResource, ReadinessResource
 from .metrics import MetricsResource
 from .models import ModelsResource
@@ -90,6 +92,14 @@ _DIALECT_ROUTES = (
         Operation("POST", "Google streamGenerateContent: SSE events with ?alt=sse, else one JSON array",
                   "GenerateContentRequest", "GenerateContentResponse", streams=True, query=("alt",)),),
         lambda s: GenerateContentResource(s.pipeline, stream=True), GEMINI),
+    Route(("/v1beta/models/{model}:countTokens",), "Google", (
+        Operation("POST", "Google countTokens: the provider's count for a model routed to a Gemini provider, else the "
+                  "gateway's estimate (about 4 characters a token)", "GoogleCountTokensRequest", "GoogleTokenCount"),),
+        lambda s: GoogleCountTokensResource(s.pipeline), GEMINI),
+    Route(("/v1beta/models",), "Google", (
+        Operation("GET", "The models the calling key may use, in Google's ListModelsResponse shape",
+                  answer="GoogleModelList", errors=(401,), query=("pageSize", "pageToken")),),
+        lambda s: GoogleModelsResource(s.runtime), GEMINI),
 )
 
 # --- the rest of the OpenAI surface (api/openai/surface.py) -------------------------------------------------

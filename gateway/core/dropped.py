@@ -2,8 +2,10 @@
 
 A translation maps what has an equivalent on the other side and drops what has none (a tool
 that runs on the provider's servers, a field only one provider knows): the client is never
-refused for sending valid input. ``Dropped`` collects the names as the translation meets them
-and ``log()`` writes them once, at debug level (logger ``gateway.translate``).
+refused for sending valid input. ``Dropped`` collects the names as the translation meets them.
+An inbound dialect hands them on in ``Call.dropped`` (the pipeline logs them once the call goes
+to an upstream of another protocol); a provider adapter writes them with ``log()``, at debug
+level (logger ``gateway.translate``).
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ from typing import Any
 import orjson
 
 from ...core.sse import data_of
+from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_object
-from .render import finish_reason, function_call, usage_metadata
+from .render import REASONING_FIELDS, finish_reason, function_call, usage_metadata
 
 _STATUS_OF = {"upstream_timeout": 504}
 
@@ -36,11 +37,13 @@ class _Candidate:
 class ResponseChunks(ChunkTranslator):
     """Feed it the pipeline's OpenAI-shape SSE items; it returns Google's responses as JSON (bytes)."""
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, chat_body: dict[str, Any] | None = None):
         self.model = model
+        self.chat_body = chat_body or {}  # what was sent, for an estimate when the provider reports no usage
+        self.chars = 0  # characters of text and arguments passed on
         self.response_id = ""
         self.candidates: dict[int, _Candidate] = {}
-        self.usage = (0, 0)
+        self.usage: dict[str, Any] = {}
         self.ended = False
 
     def _error(self, error: dict[str, Any]) -> bytes:
@@ -52,13 +55,20 @@ class ResponseChunks(ChunkTranslator):
         self.ended = True
         candidates = [self._last(i, c) for i, c in sorted(self.candidates.items())] or [
             {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]
-        return [self._response(candidates, usage_metadata(*self.usage))]
+        return [self._response(candidates, usage_metadata(*self._counts(), self.usage))]
+
+    def _counts(self) -> tuple[int, int]:
+        """(prompt, completion) tokens: the provider's, else the gateway's estimate."""
+        prompt, completion = self.usage.get("prompt_tokens"), self.usage.get("completion_tokens")
+        if isinstance(prompt, int) and isinstance(completion, int):
+            return prompt, completion
+        return estimate_prompt_tokens(self.chat_body.get("messages")), tokens_for_chars(self.chars)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         self.response_id = self.response_id or str(chunk.get("id") or "")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            self.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            self.usage = usage
         texts = []
         for position, choice in enumerate(chunk.get("choices") or ()):
             if not isinstance(choice, dict):
@@ -66,10 +76,17 @@ class ResponseChunks(ChunkTranslator):
             index = choice.get("index", position)
             state = self.candidates.setdefault(index if isinstance(index, int) else position, _Candidate())
             delta = as_dict(choice.get("delta"))
+            for name in REASONING_FIELDS:
+                if isinstance(delta.get(name), str) and delta[name]:
+                    self.chars += len(delta[name])
+                    texts.append({"content": {"role": "model", "parts": [{"text": delta[name], "thought": True}]},
+                                  "index": index})
             if isinstance(delta.get("content"), str) and delta["content"]:
+                self.chars += len(delta["content"])
                 texts.append({"content": {"role": "model", "parts": [{"text": delta["content"]}]}, "index": index})
             for call in delta.get("tool_calls") or ():
                 if isinstance(call, dict):
+                    self.chars += len(str(as_dict(call.get("function")).get("arguments") or ""))
                     _add_call(state, call)
             if choice.get("finish_reason"):
                 state.finish = finish_reason(choice["finish_reason"])

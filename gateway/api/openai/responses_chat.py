@@ -10,7 +10,8 @@ outputs ``tool`` messages (images in an output follow as a user message). Tools:
 ``prompt_cache_key``, ``safety_identifier``, ``user``, ``temperature``, ``top_p`` and
 ``parallel_tool_calls`` are copied.
 
-What chat has no room for is dropped with one debug line (``core/dropped.py``): reasoning items
+What chat has no room for is dropped and named in ``Call.dropped`` (one debug line when the call is
+sent): reasoning items
 (their encrypted content is for OpenAI's own models), hosted tools and their calls, item
 references, ``store``, ``include``, ``metadata``, ``truncation``, ``client_metadata``, …
 ``previous_response_id`` and ``conversation`` name a response or conversation stored at OpenAI;
@@ -41,8 +42,8 @@ class PreviousResponseNotFound(InvalidRequest):
     code = "previous_response_not_found"
 
 
-def responses_to_chat(body: dict[str, Any]) -> dict[str, Any]:
-    """The chat request for a Responses request (see the module docstring)."""
+def responses_to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The chat request for a Responses request (see the module docstring), and what it left out."""
     dropped = Dropped("responses->chat")
     _refuse_stored(body)
     tools = ToolMap(body.get("tools"), dropped)
@@ -65,8 +66,7 @@ def responses_to_chat(body: dict[str, Any]) -> dict[str, Any]:
     for name in body:
         if name not in _READ and body[name] is not None:
             dropped.add(name)
-    dropped.log()
-    return chat
+    return chat, tuple(dropped.names)
 
 
 def _refuse_stored(body: dict[str, Any]) -> None:

@@ -174,9 +174,12 @@ class ResponsesResource:
             if stream is not None and not isinstance(stream, bool):
                 raise InvalidRequest("'stream' must be true or false.", param="stream")
             native, route = pipeline.responses_route(exchange, model)
-            call = (Call(RESPONSES, "/responses", body, model, stream is True, headers=passed_headers(req))
-                    if native else Call("chat", "/chat/completions", responses_to_chat(body), model, stream is True,
-                                        wants_usage=True))
+            if native:
+                call = Call(RESPONSES, "/responses", body, model, stream is True, headers=passed_headers(req))
+            else:
+                chat, dropped = responses_to_chat(body)
+                call = Call("chat", "/chat/completions", chat, model, stream is True, wants_usage=True,
+                            dropped=dropped)
         except GatewayError as exc:
             pipeline.refuse(exchange, exc)
             raise

@@ -17,10 +17,14 @@ from .response import block_reason, finish_reason, usage_of
 DIALECT = "gemini"
 
 
-def parse_native(raw: bytes, call: Call) -> Answer:
+def parse_native(raw: bytes, call: Call, counted: bool = True) -> Answer:
+    """The upstream's own answer; its usage (``counted``: a generation, estimated when it reported
+    none; else a call that uses no tokens, such as ``countTokens``)."""
     data = orjson.loads(raw)
     if not isinstance(data, dict):
         raise ValueError("the upstream answer is not a JSON object")
+    if not counted:
+        return Answer(data, Usage(0, 0))
     usage = usage_of(data.get("usageMetadata")) or Usage(0, estimate_tokens(raw.decode("utf-8", "replace")),
                                                          exact=False)
     return Answer(data, usage)
