@@ -44,8 +44,12 @@ TOOL_TURN: dict[str, Any] = {
 
 @pytest.fixture
 def gemini() -> Iterator[FakeGemini]:
-    with FakeGemini() as server:
+    server = FakeGemini()
+    server.start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 def config(fake: FakeUpstream, gemini: FakeGemini) -> str:
