@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +53,6 @@ def agent() -> Callable[[str], Path]:
         pytest.skip(message)
 
     return find
-
-
-@pytest.fixture(scope="module")
-def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Gateway]]:
-    """A gateway started once for a module's tests (``start(config)``), stopped after them."""
-    started: list[Gateway] = []
-
-    def start(config: str) -> Gateway:
-        gateway = Gateway(tmp_path_factory.mktemp("gw"), config)
-        started.append(gateway)
-        return gateway.start()
-
-    yield start
-    for gateway in started:
-        gateway.stop()
 
 
 def ledger_rows(gateway: Gateway, n: int, model: str, timeout: float = 10.0) -> list[dict[str, Any]]:
