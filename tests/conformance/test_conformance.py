@@ -122,7 +122,7 @@ def test_case(path: Path, gateway: Gateway, upstream: ReplayUpstream) -> None:
     sent = upstream.problems
     assert not sent, "the request the gateway sent upstream differs from the case:\n" + "\n".join(sent)
     if case.get("upstream"):
-        assert upstream.received == 1, f"the gateway sent no upstream request (answer {answer.status_code}: {text[:500]})"
+        assert upstream.received == 1, f"no upstream request was sent (answer {answer.status_code}: {text[:500]})"
     problems = answer_problems(case["answer"], answer, text)
     assert not problems, "the answer differs from the case:\n" + "\n".join(problems) + f"\n\nanswer: {text[:3000]}"
     if "ledger" in case:
