@@ -30,7 +30,7 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -70,6 +70,9 @@ class Behaviour:
     # written in pieces of about 64 KiB; ``text`` is then each event's delta (default about 40
     # characters); ``chunks`` and ``cut_after`` do not apply
     stream_bytes: int | None = None
+    # chat: function calls after the text ([{"name", "arguments": {...}, "id"?}]; the text defaults to
+    # none then), finish_reason "tool_calls"; streamed as a name chunk and an arguments chunk each
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,22 @@ def split_text(text: str, n: int) -> list[str]:
     n = max(1, n)
     size = len(text)
     return [text[i * size // n : (i + 1) * size // n] for i in range(n)]
+
+
+def _text_of(beh: Behaviour) -> str:
+    """The answer's text: the scripted one; by default DEFAULT_TEXT, or none before tool calls."""
+    if beh.text is not None:
+        return beh.text
+    return "" if beh.tool_calls else DEFAULT_TEXT
+
+
+def _call_id(call: dict[str, Any], n: int) -> str:
+    return str(call.get("id") or f"call_fake{n}")
+
+
+def _arguments(call: dict[str, Any]) -> str:
+    arguments = call.get("arguments", {})
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
 def _error_body(message: str, status: int, etype: str = "invalid_request_error") -> dict[str, Any]:
@@ -176,7 +195,7 @@ class FakeUpstream:
             await self._runner.cleanup()
             self._runner = None
 
-    def start(self) -> FakeUpstream:
+    def start(self) -> Self:
         """Serve from a daemon thread with its own event loop; returns once listening."""
         if self._thread is not None:
             raise RuntimeError("FakeUpstream already started")
@@ -217,7 +236,7 @@ class FakeUpstream:
         thread.join(timeout=10)
         self._thread = self._loop = None
 
-    def __enter__(self) -> FakeUpstream:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -385,23 +404,29 @@ class FakeUpstream:
             return await self._stream(request, body, model, beh)
         return await self._whole(request, self._completion(body, model, beh), beh)
 
-    def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
-        prompt, completion = prompt_tokens_of(body), len(text.split())
+    def _usage(self, body: dict[str, Any], text: str, calls: list[dict[str, Any]] | None = None) -> dict[str, int]:
+        prompt = prompt_tokens_of(body)
+        completion = len(text.split()) + sum(len(_arguments(c).split()) for c in calls or ())
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
     def _completion(self, body: dict[str, Any], model: str, beh: Behaviour) -> dict[str, Any]:
-        text = DEFAULT_TEXT if beh.text is None else beh.text
+        text = _text_of(beh)
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if beh.tool_calls else text)}
+        if beh.tool_calls:
+            message["tool_calls"] = [{"id": _call_id(c, n), "type": "function",
+                                      "function": {"name": c["name"], "arguments": _arguments(c)}}
+                                     for n, c in enumerate(beh.tool_calls)]
         answer: dict[str, Any] = {
             "id": f"chatcmpl-fake{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": "tool_calls" if beh.tool_calls else "stop"}],
         }
         if beh.usage:
-            answer["usage"] = self._usage(body, text)
+            answer["usage"] = self._usage(body, text, beh.tool_calls)
         return answer
 
     async def _whole(self, request: web.BaseRequest, answer: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
@@ -467,17 +492,24 @@ class FakeUpstream:
                       beh: Behaviour) -> web.StreamResponse:
         if beh.stream_bytes is not None:
             return await self._long_stream(request, body, model, beh)
-        text = DEFAULT_TEXT if beh.text is None else beh.text
+        text = _text_of(beh)
         base = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
         events: list[dict[str, Any]] = []
-        for i, piece in enumerate(split_text(text, beh.chunks or DEFAULT_CHUNKS)):
-            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+        for i, piece in enumerate(split_text(text, beh.chunks or DEFAULT_CHUNKS) if text else []):
+            delta: dict[str, Any] = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
             events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        for n, call in enumerate(beh.tool_calls):
+            named = {"index": n, "id": _call_id(call, n), "type": "function",
+                     "function": {"name": call["name"], "arguments": ""}}
+            for delta in ({"tool_calls": [named]}, {"tool_calls": [{"index": n, "function": {
+                    "arguments": _arguments(call)}}]}):
+                events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        finish = "tool_calls" if beh.tool_calls else "stop"
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         opts = body.get("stream_options")
         if beh.usage and isinstance(opts, dict) and opts.get("include_usage"):
-            events.append({**base, "choices": [], "usage": self._usage(body, text)})
+            events.append({**base, "choices": [], "usage": self._usage(body, text, beh.tool_calls)})
 
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **beh.headers}
         packer = _StreamPacker(beh.encoding)
