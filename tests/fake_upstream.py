@@ -736,14 +736,9 @@ class SurfaceFake:
     def _response_object(self, body: dict[str, Any], status: str, output: list[dict[str, Any]],
                          details: dict[str, int]) -> dict[str, Any]:
         done = status == "completed"
-        inputs = _words(body.get("input")) if isinstance(body.get("input"), str) else _input_words(body.get("input"))
-        outputs = sum(_words(item.get("arguments") or item.get("input") or "") if "call" in item["type"]
-                      else _words(item.get("content") or "") for item in output) + details["reasoning_tokens"]
-        usage = {"input_tokens": inputs, "output_tokens": outputs, "total_tokens": inputs + outputs,
-                 "input_tokens_details": {"cached_tokens": details["cached_tokens"]},
-                 "output_tokens_details": {"reasoning_tokens": details["reasoning_tokens"]}}
         return {"id": "resp_fake1", "object": "response", "created_at": int(time.time()), "status": status,
-                "model": body.get("model"), "output": output if done else [], "usage": usage if done else None,
+                "model": body.get("model"), "output": output if done else [],
+                "usage": responses_usage(body, output, details) if done else None,
                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
                 "incomplete_details": None, "instructions": body.get("instructions"), "metadata": {}}
 
@@ -820,6 +815,17 @@ class SurfaceFake:
             if family == "files":
                 self.file_bytes[obj["id"]] = raw
         return obj
+
+
+def responses_usage(body: dict[str, Any], output: list[dict[str, Any]], details: dict[str, int]) -> dict[str, Any]:
+    """The fake's Responses usage: the words of the input (messages, call arguments and outputs) in,
+    the words of the output items (plus the reasoning tokens scripted) out."""
+    inputs = _words(body.get("input")) if isinstance(body.get("input"), str) else _input_words(body.get("input"))
+    outputs = sum(_words(item.get("arguments") or item.get("input") or "") if "call" in item["type"]
+                  else _words(item.get("content") or "") for item in output) + details["reasoning_tokens"]
+    return {"input_tokens": inputs, "output_tokens": outputs, "total_tokens": inputs + outputs,
+            "input_tokens_details": {"cached_tokens": details["cached_tokens"]},
+            "output_tokens_details": {"reasoning_tokens": details["reasoning_tokens"]}}
 
 
 def _input_words(items: Any) -> int:
