@@ -43,6 +43,7 @@ class GeminiBehaviour(Behaviour):
     retry_delay: str | None = None  # errors: a google.rpc.RetryInfo detail with this retryDelay ("12s")
     api_key_invalid: bool = False  # errors: an ErrorInfo detail with reason API_KEY_INVALID
     thoughts: int = 0  # thoughtsTokenCount in the usage
+    cached: int = 0  # cachedContentTokenCount in the usage (a part of promptTokenCount)
 
 
 def _words(value: Any) -> int:
@@ -145,6 +146,8 @@ class FakeGemini(FakeUpstream):
                  "totalTokenCount": prompt + out + beh.thoughts}
         if beh.thoughts:
             usage["thoughtsTokenCount"] = beh.thoughts
+        if beh.cached:
+            usage["cachedContentTokenCount"] = beh.cached
         return usage
 
     def _response(self, model: str, body: dict[str, Any], beh: GeminiBehaviour, parts: list[dict[str, Any]],

@@ -18,6 +18,7 @@ from tests.conftest import CLIENT_KEY, Gateway
 from tests.fake_gemini import FakeGemini, GeminiBehaviour, prompt_tokens_of
 from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.integration.test_dialect_google import generate, sse_objects
+from tests.integration.test_openai_surface import recent_row
 
 PLACEHOLDER = "skip_thought_signature_validator"
 ROUTER_SCHEMA = {"type": "OBJECT", "properties": {"complexity_reasoning": {"type": "STRING"},
@@ -52,6 +53,11 @@ def gemini() -> Iterator[FakeGemini]:
         server.stop()
 
 
+def counted(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    """A ledger row's tokens: (in, of them read from a cache, out, of them reasoning)."""
+    return row["tokens_in"], row["cache_read_tokens"], row["tokens_out"], row["reasoning_tokens"]
+
+
 def config(fake: FakeUpstream, gemini: FakeGemini) -> str:
     return textwrap.dedent(f"""
     server:
@@ -62,13 +68,13 @@ def config(fake: FakeUpstream, gemini: FakeGemini) -> str:
         base_url: {fake.base_url}
         api_keys: ["sk-upstream-key-one-111111"]
         models: [fake-gpt-4o]
-        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0}}
+        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0, cache_read_token_cost: 0.25}}
       - id: gem
         type: gemini
         base_url: {gemini.base_url}/v1beta
         api_keys: ["AIza-upstream-key-11111111111"]
         models: [gemini-fake-flash]
-        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0}}
+        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0, cache_read_token_cost: 0.25}}
     model_aliases:
       fast: oa:fake-gpt-4o
       flash: gem:gemini-fake-flash
@@ -135,6 +141,9 @@ def test_reasoning_and_usage_details_come_back_in_geminis_words(gw: Gateway, fak
                                                          {"text": "It is PINEAPPLE-42."}]
     assert data["usageMetadata"] == {"promptTokenCount": 700, "candidatesTokenCount": 20, "totalTokenCount": 750,
                                      "cachedContentTokenCount": 500, "thoughtsTokenCount": 30}
+    row = recent_row(gw)
+    assert counted(row) == (700, 500, 50, 30)
+    assert row["cost"] == pytest.approx((200 * 1.0 + 500 * 0.25 + 50 * 2.0) / 1000)
     base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": "x"}
     events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "reasoning_content": "Hm."},
                                     "finish_reason": None}]},
@@ -158,7 +167,7 @@ def test_a_stream_without_usage_still_reports_an_estimate(gw: Gateway, fake: Fak
 
 
 def test_a_gemini_provider_gets_the_cli_turn_untouched(gw: Gateway, gemini: FakeGemini) -> None:
-    gemini.script(GeminiBehaviour(text="It is PINEAPPLE-42.", thoughts=7))
+    gemini.script(GeminiBehaviour(text="It is PINEAPPLE-42.", thoughts=7, cached=3))
     headers = {"x-goog-api-key": CLIENT_KEY, "x-goog-api-client": "google-genai-sdk/1.30.0 gl-node/v20.20.2"}
     answer = generate(gw, "flash", TOOL_TURN, action="streamGenerateContent", params={"alt": "sse"}, headers=headers)
     assert answer.status_code == 200, answer.text
@@ -167,7 +176,11 @@ def test_a_gemini_provider_gets_the_cli_turn_untouched(gw: Gateway, gemini: Fake
     assert sent.headers["x-goog-api-client"] == "google-genai-sdk/1.30.0 gl-node/v20.20.2"
     assert sent.api_key == "AIza-upstream-key-11111111111"
     meta = sse_objects(answer.text)[-1]["usageMetadata"]
-    assert meta["thoughtsTokenCount"] == 7
+    assert (meta["thoughtsTokenCount"], meta["cachedContentTokenCount"]) == (7, 3)
+    row = recent_row(gw)
+    prompt, out = meta["promptTokenCount"], meta["candidatesTokenCount"] + 7
+    assert counted(row) == (prompt, 3, out, 7)
+    assert row["cost"] == pytest.approx(((prompt - 3) * 1.0 + 3 * 0.25 + out * 2.0) / 1000)
 
 
 def test_count_tokens_passes_to_gemini_and_is_estimated_elsewhere(gw: Gateway, gemini: FakeGemini) -> None:

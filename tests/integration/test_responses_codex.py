@@ -53,6 +53,11 @@ def codex_body(**extra: Any) -> dict[str, Any]:
             "text": {"verbosity": "low"}, "client_metadata": {"session_id": "session-1"}, **extra}
 
 
+def counted(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    """A ledger row's tokens: (in, of them read from a cache, out, of them reasoning)."""
+    return row["tokens_in"], row["cache_read_tokens"], row["tokens_out"], row["reasoning_tokens"]
+
+
 def config(fake: FakeUpstream, fake2: FakeUpstream) -> str:
     return textwrap.dedent(f"""
     server:
@@ -63,14 +68,14 @@ def config(fake: FakeUpstream, fake2: FakeUpstream) -> str:
         base_url: {fake.base_url}
         api_keys: ["sk-native-key-111111"]
         models: [gpt-native]
-        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0}}
+        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0, cache_read_token_cost: 0.1}}
       - id: chatonly
         type: openai-compatible
         base_url: {fake2.base_url}
         api_keys: ["sk-chat-only-key-333333"]
         models: [chatty]
         endpoints: [chat]
-        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0}}
+        pricing: {{input_token_cost: 1.0, output_token_cost: 2.0, cache_read_token_cost: 0.1}}
     api_keys:
       - id: app
         key: {CLIENT_KEY}
@@ -185,6 +190,9 @@ def test_a_translated_stream_ends_in_completed_with_the_usage(gw: Gateway, fake2
     line = last_access(gw, "responses")
     assert (line["prompt_tokens"], line["completion_tokens"], line["usage_exact"], line["error"]) == (
         900, 40, True, None)
+    row = recent_row(gw)
+    assert counted(row) == (900, 600, 40, 25)
+    assert row["cost"] == pytest.approx((300 * 1.0 + 600 * 0.1 + 40 * 2.0) / 1000)
 
 
 def test_a_stream_without_usage_still_completes_with_an_estimate(gw: Gateway, fake2: FakeUpstream) -> None:
@@ -255,5 +263,10 @@ def test_a_native_upstream_gets_the_request_untouched(gw: Gateway, fake: FakeUps
     line = last_access(gw, "responses")
     assert (line["prompt_tokens"], line["completion_tokens"], line["usage_exact"]) == (
         usage["input_tokens"], usage["output_tokens"], True)
+    assert (usage["input_tokens_details"], usage["output_tokens_details"]) == (
+        {"cached_tokens": 2}, {"reasoning_tokens": 3})
     row = recent_row(gw)
     assert (row["tokens_in"], row["tokens_out"]) == (usage["input_tokens"], usage["output_tokens"])
+    assert (row["cache_read_tokens"], row["reasoning_tokens"]) == (2, 3)
+    assert row["cost"] == pytest.approx(((usage["input_tokens"] - 2) * 1.0 + 2 * 0.1 + usage["output_tokens"] * 2.0)
+                                        / 1000)

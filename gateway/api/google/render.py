@@ -51,31 +51,21 @@ def reasoning_of(message: dict[str, Any]) -> str:
     return ""
 
 
-def _detail(usage: dict[str, Any], group: str, name: str) -> int:
-    value = as_dict(usage.get(group)).get(name)
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def usage_metadata(prompt: int, completion: int, chat_usage: object = None) -> dict[str, int]:
-    """Gemini's ``usageMetadata`` for ``prompt`` and ``completion`` tokens (the details read from the
-    chat ``usage`` object, when there is one)."""
-    usage = as_dict(chat_usage)
-    thoughts = min(_detail(usage, "completion_tokens_details", "reasoning_tokens"), completion)
-    cached = min(_detail(usage, "prompt_tokens_details", "cached_tokens"), prompt)
-    out = {"promptTokenCount": prompt, "candidatesTokenCount": completion - thoughts,
-           "totalTokenCount": prompt + completion}
-    if cached:
-        out["cachedContentTokenCount"] = cached
-    if thoughts:
-        out["thoughtsTokenCount"] = thoughts
+def usage_metadata(usage: Usage) -> dict[str, int]:
+    """Gemini's ``usageMetadata``: the prompt holds its cached part, the candidates leave out the thoughts."""
+    out = {"promptTokenCount": usage.prompt_tokens, "candidatesTokenCount": usage.completion_tokens -
+           usage.reasoning_tokens, "totalTokenCount": usage.total_tokens}
+    if usage.cache_read_tokens:
+        out["cachedContentTokenCount"] = usage.cache_read_tokens
+    if usage.reasoning_tokens:
+        out["thoughtsTokenCount"] = usage.reasoning_tokens
     return out
 
 
 def to_response(data: dict[str, Any], usage: Usage, model: str) -> dict[str, Any]:
     candidates = [_candidate(choice, i) for i, choice in enumerate(data.get("choices") or ())
                   if isinstance(choice, dict)]
-    meta = usage_metadata(usage.prompt_tokens, usage.completion_tokens, data.get("usage"))
-    return {"candidates": candidates, "usageMetadata": meta, "modelVersion": model,
+    return {"candidates": candidates, "usageMetadata": usage_metadata(usage), "modelVersion": model,
             "responseId": str(data.get("id") or "")}
 
 

@@ -16,6 +16,8 @@ import orjson
 
 from ...core.sse import data_of
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
+from ...core.usage import Usage
+from ..chat_usage import chat_usage
 from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_object
 from .render import REASONING_FIELDS, finish_reason, function_call, usage_metadata
@@ -55,14 +57,12 @@ class ResponseChunks(ChunkTranslator):
         self.ended = True
         candidates = [self._last(i, c) for i, c in sorted(self.candidates.items())] or [
             {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]
-        return [self._response(candidates, usage_metadata(*self._counts(), self.usage))]
+        return [self._response(candidates, usage_metadata(self._usage()))]
 
-    def _counts(self) -> tuple[int, int]:
-        """(prompt, completion) tokens: the provider's, else the gateway's estimate."""
-        prompt, completion = self.usage.get("prompt_tokens"), self.usage.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
-            return prompt, completion
-        return estimate_prompt_tokens(self.chat_body.get("messages")), tokens_for_chars(self.chars)
+    def _usage(self) -> Usage:
+        """The provider's usage, else the gateway's estimate."""
+        return chat_usage(self.usage) or Usage(estimate_prompt_tokens(self.chat_body.get("messages")),
+                                               tokens_for_chars(self.chars), exact=False)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
         self.response_id = self.response_id or str(chunk.get("id") or "")

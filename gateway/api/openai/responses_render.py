@@ -24,25 +24,12 @@ from .responses_tools import CUSTOM_ARGUMENT, ToolMap
 _INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
 
 
-def _count(value: object) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else 0
-
-
-def _detail(usage: dict[str, Any], group: str, name: str) -> int:
-    details = usage.get(group)
-    return _count(details.get(name)) if isinstance(details, dict) else 0
-
-
-def response_usage(chat_usage: object, fallback: Usage) -> dict[str, Any]:
-    """A Response's ``usage`` from a chat ``usage`` object (``fallback`` where there is none)."""
-    usage = chat_usage if isinstance(chat_usage, dict) else {}
-    prompt = _count(usage.get("prompt_tokens")) if usage else fallback.prompt_tokens
-    completion = _count(usage.get("completion_tokens")) if usage else fallback.completion_tokens
-    cached = _detail(usage, "prompt_tokens_details", "cached_tokens")
-    reasoning = _detail(usage, "completion_tokens_details", "reasoning_tokens")
-    return {"input_tokens": prompt, "input_tokens_details": {"cached_tokens": cached},
-            "output_tokens": completion, "output_tokens_details": {"reasoning_tokens": reasoning},
-            "total_tokens": prompt + completion}
+def response_usage(usage: Usage) -> dict[str, Any]:
+    """A Response's ``usage`` (cached and reasoning tokens are parts of the input and output)."""
+    return {"input_tokens": usage.prompt_tokens, "input_tokens_details": {"cached_tokens": usage.cache_read_tokens},
+            "output_tokens": usage.completion_tokens,
+            "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
+            "total_tokens": usage.total_tokens}
 
 
 def shell(request: dict[str, Any], response_id: str, created: int, status: str) -> dict[str, Any]:
@@ -120,5 +107,5 @@ def chat_to_response(data: dict[str, Any], usage: Usage, request: dict[str, Any]
                                     str(function.get("name") or ""), str(function.get("arguments") or "")))
     out = finished(shell(request, response_id, int(data.get("created") or time.time()), "completed"),
                    choice.get("finish_reason") if isinstance(choice, dict) else None)
-    out.update(output=output, usage=response_usage(data.get("usage"), usage))
+    out.update(output=output, usage=response_usage(usage))
     return out

@@ -23,6 +23,7 @@ from ...core.sse import SSEDecoder
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
 from ...pipeline import Stream, translated
+from ..chat_usage import chat_usage
 from ..dialects import as_dict, pipeline_error
 from .responses_render import (
     call_item,
@@ -188,7 +189,11 @@ class ChatToResponseEvents:
                 output.append(call_item(self.tools, item.item_id, item.call_id, item.name, whole))
         return output
 
-    def _estimate(self) -> Usage:
+    def _usage(self) -> Usage:
+        """The provider's usage, else the gateway's estimate."""
+        usage = chat_usage(self.usage)
+        if usage is not None:
+            return usage
         chars = sum(len(part) for item in self.items for part in item.parts)
         return Usage(estimate_prompt_tokens(self.chat_body.get("messages")), tokens_for_chars(chars), exact=False)
 
@@ -198,7 +203,7 @@ class ChatToResponseEvents:
         self.ended = True
         out = [event for item in self.items if not item.done for event in self._close(item)]
         response = finished(shell(self.request, self.response_id, self.created, "completed"), self.finish)
-        response.update(output=self._output(), usage=response_usage(self.usage, self._estimate()))
+        response.update(output=self._output(), usage=response_usage(self._usage()))
         kind = "response.completed" if response["status"] == "completed" else "response.incomplete"
         return [*out, self._event(kind, response=response)]
 
@@ -206,7 +211,7 @@ class ChatToResponseEvents:
         """The stream broke off: ``response.failed`` with the error (and what was used so far)."""
         self.ended = True
         response = shell(self.request, self.response_id, self.created, "failed")
-        response.update(output=self._output(), usage=response_usage(self.usage, self._estimate()),
+        response.update(output=self._output(), usage=response_usage(self._usage()),
                         error={"code": str(error.get("code") or "server_error"),
                                "message": str(error.get("message") or "The provider's stream broke off.")})
         return [self._event("response.failed", response=response)]
