@@ -33,16 +33,19 @@ def response_usage(usage: Usage) -> dict[str, Any]:
 
 
 def shell(request: dict[str, Any], response_id: str, created: int, status: str) -> dict[str, Any]:
-    """A Response object without output (what ``response.created`` carries)."""
+    """A Response object without output (what ``response.created`` carries): the request's settings
+    echoed, with the API's defaults for those it left out."""
+    reasoning, text = request.get("reasoning"), request.get("text")
     return {"id": response_id, "object": "response", "created_at": created, "status": status,
             "model": request.get("model"), "output": [], "error": None, "incomplete_details": None,
             "instructions": request.get("instructions"), "max_output_tokens": request.get("max_output_tokens"),
             "metadata": request.get("metadata") or {}, "parallel_tool_calls": request.get("parallel_tool_calls", True),
-            "previous_response_id": None, "reasoning": request.get("reasoning") or {"effort": None, "summary": None},
+            "previous_response_id": None,
+            "reasoning": {"effort": None, "summary": None, **(reasoning if isinstance(reasoning, dict) else {})},
             "store": request.get("store", True), "temperature": request.get("temperature"),
+            "text": {"format": {"type": "text"}, **(text if isinstance(text, dict) else {})},
             "tool_choice": request.get("tool_choice", "auto"), "tools": request.get("tools") or [],
-            "top_p": request.get("top_p"), "text": request.get("text") or {"format": {"type": "text"}},
-            "truncation": request.get("truncation", "disabled"), "usage": None}
+            "top_p": request.get("top_p"), "truncation": request.get("truncation", "disabled"), "usage": None}
 
 
 def finished(response: dict[str, Any], finish_reason: object) -> dict[str, Any]:
