@@ -138,8 +138,7 @@ def _build_providers(cfg: GatewayConfig, environ: Mapping[str, str], found: _Fin
         providers[p.id] = ProviderSpec(
             id=p.id, type=p.type, protocol=kind.protocol, api_root=api_root(p.type, p.base_url) or "",
             keys=tuple(ProviderKey(p.id, n + 1, s) for n, s in enumerate(secrets)),
-            models=frozenset(models), pricing=Pricing(input_token_cost=p.pricing.input_token_cost,
-                                                      output_token_cost=p.pricing.output_token_cost),
+            models=frozenset(models), pricing=Pricing(**p.pricing.model_dump(exclude=set(p.pricing.per_model()))),
             model_pricing=MappingProxyType(prices), limits=p.limits, weight=p.weight,
             headers=tuple(p.headers.items()),
             timeout_s=p.timeout_s or cfg.server.request_timeout_s,

@@ -33,7 +33,7 @@ from ..config.guard import reload_refusals
 from ..config.loader import ConfigError, LoadedConfig, environment_from, parse_config
 from ..config.schema import ProviderConfig
 from ..config.snapshot import Snapshot, build_snapshot
-from ..core.targets import ProviderKey
+from ..core.targets import ProviderKey, ProviderSpec
 from ..providers.registry import TYPES, entry
 from . import configfile
 from .checked_edit import EditedFile, edit_files
@@ -100,10 +100,23 @@ def _build(texts: _Texts, filename: str) -> tuple[LoadedConfig, Snapshot]:
         raise InvalidEdit(exc.render()) from None
 
 
-def _provider(loaded: LoadedConfig, provider_id: str) -> tuple[int, ProviderConfig]:
+@dataclass(frozen=True)
+class _Pool:
+    """A provider as the files hold it: its place in ``llm_providers``, its config, its keys as
+    built, and the variables its keys come from when ``api_keys`` is not given."""
+
+    index: int
+    config: ProviderConfig
+    spec: ProviderSpec
+    key_envs: tuple[str, ...]
+
+
+def _pool(texts: _Texts, filename: str, provider_id: str) -> _Pool:
+    loaded, snapshot = _build(texts, filename)
     for index, provider in enumerate(loaded.config.llm_providers):
         if provider.id == provider_id:
-            return index, provider
+            envs = provider.key_env_names() or entry(provider.type).key_envs
+            return _Pool(index, provider, snapshot.providers[provider_id], envs)
     raise ProviderNotFound(f"no provider '{provider_id}' in the config")
 
 
@@ -153,18 +166,17 @@ def add_key(files: Files, current: Snapshot, provider_id: str, secret: str, who:
     filename = str(files.config)
 
     def change(old: _Texts) -> tuple[_Texts, KeyChange]:
-        loaded, snapshot = _build(old, filename)
-        index, provider = _provider(loaded, provider_id)
+        pool = _pool(old, filename, provider_id)
         ident = ProviderKey(provider_id, 0, secret).ident
-        if any(k.ident == ident for k in snapshot.providers[provider_id].keys):
+        if any(k.ident == ident for k in pool.spec.keys):
             raise KeyConflict(f"provider '{provider_id}' already has this key")
-        if provider.api_keys is None:
-            variable = next_numbered(entry(provider.type).key_envs[0], _names_in_use(old))
+        if pool.config.api_keys is None:
+            variable = next_numbered(pool.key_envs[0], _names_in_use(old))
             new = _Texts(old.config, set_value(old.env, variable, secret))
         else:
-            raw = configfile.raw_keys(old.config, index)
+            raw = configfile.raw_keys(old.config, pool.index)
             variable = next_numbered(_series_base(raw, provider_id), _names_in_use(old))
-            new = _Texts(configfile.append_key(old.config, index, "${" + variable + "}"),
+            new = _Texts(configfile.append_key(old.config, pool.index, "${" + variable + "}"),
                          set_value(old.env, variable, secret))
         result = _validated(new, filename, current)
         label = next((k.label for k in result.providers[provider_id].keys if k.ident == ident), None)
@@ -201,21 +213,19 @@ def remove_key(files: Files, current: Snapshot, provider_id: str, label: str, wh
     filename = str(files.config)
 
     def change(old: _Texts) -> tuple[_Texts, KeyChange]:
-        loaded, snapshot = _build(old, filename)
-        index, provider = _provider(loaded, provider_id)
-        key = next((k for k in snapshot.providers[provider_id].keys if k.label == label), None)
+        pool = _pool(old, filename, provider_id)
+        key = next((k for k in pool.spec.keys if k.label == label), None)
         if key is None:
             raise KeyNotFound(f"provider '{provider_id}' has no key '{label}'")
         environ = environment_from(old.env)
-        if provider.api_keys is None:
-            bases = entry(provider.type).key_envs
-            pattern = re.compile(rf"^(?:{'|'.join(map(re.escape, bases))})(?:_\d+)?$")
+        if pool.config.api_keys is None:
+            pattern = re.compile(rf"^(?:{'|'.join(map(re.escape, pool.key_envs))})(?:_\d+)?$")
             variables = _holders((n for n in environ if pattern.match(n)), environ, key.secret)
             new = _Texts(old.config, _drop_env(old.env, variables, provider_id))
         else:
-            positions = {i for i, value in enumerate(provider.api_keys) if value.strip() == key.secret}
-            raw = configfile.raw_keys(old.config, index)
-            config = configfile.remove_keys(old.config, index, positions)
+            positions = {i for i, value in enumerate(pool.config.api_keys) if value.strip() == key.secret}
+            raw = configfile.raw_keys(old.config, pool.index)
+            config = configfile.remove_keys(old.config, pool.index, positions)
             named = {n for i in positions for n in configfile.referenced_variables(raw[i])}
             orphans = named - configfile.referenced_variables(config)
             variables = [n for n in sorted(orphans) if n in _env_file_names(old.env) and n not in os.environ]

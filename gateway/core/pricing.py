@@ -14,15 +14,26 @@ DEFAULT_OUTPUT_TOKENS = 4096
 
 
 class Pricing(Strict):
-    """USD per 1K tokens."""
+    """USD per 1K tokens. Tokens read from or written to a provider's prompt cache have prices of
+    their own where the provider bills them apart (None: the input price); reasoning tokens are
+    output tokens."""
 
     input_token_cost: float = Field(0.0, ge=0)
     output_token_cost: float = Field(0.0, ge=0)
+    cache_read_token_cost: float | None = Field(None, ge=0)
+    cache_write_token_cost: float | None = Field(None, ge=0)
 
 
 def cost_usd(pricing: Pricing, usage: Usage) -> float:
-    prompt, completion = usage.prompt_tokens, usage.completion_tokens
-    return (prompt * pricing.input_token_cost + completion * pricing.output_token_cost) / 1000.0
+    read, write = usage.cache_read_tokens, usage.cache_write_tokens
+    inputs = (usage.prompt_tokens - read - write) * pricing.input_token_cost
+    if read:
+        price = pricing.cache_read_token_cost
+        inputs += read * (pricing.input_token_cost if price is None else price)
+    if write:
+        price = pricing.cache_write_token_cost
+        inputs += write * (pricing.input_token_cost if price is None else price)
+    return (inputs + usage.completion_tokens * pricing.output_token_cost) / 1000.0
 
 
 def estimated_cost(pricings: Iterable[Pricing], prompt_tokens: int, output_tokens: int) -> float:

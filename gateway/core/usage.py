@@ -8,9 +8,17 @@ from typing import Any
 
 @dataclass(slots=True)
 class Usage:
+    """Tokens in and out, the same way whatever the provider: ``prompt_tokens`` counts every input
+    token, those read from and written to a prompt cache included (``cache_read_tokens`` and
+    ``cache_write_tokens`` are parts of it); ``completion_tokens`` counts every output token,
+    reasoning (thinking) included (``reasoning_tokens`` is a part of it)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     exact: bool = True  # False when counted locally because the upstream gave none
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:

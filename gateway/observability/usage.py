@@ -63,7 +63,10 @@ def ledger_row(outcome: Outcome, provider: str, duration: float) -> LedgerRow:
         key_label=outcome.key_label or "", status=outcome.status, error_code=outcome.error_code,
         tokens_in=usage.prompt_tokens if usage else 0, tokens_out=usage.completion_tokens if usage else 0,
         cost_usd=outcome.cost_usd, latency_ms=duration * 1000.0, overhead_ms=overhead * 1000.0,
-        stream=outcome.stream, cache_hit=outcome.cache == HIT)
+        stream=outcome.stream, cache_hit=outcome.cache == HIT,
+        cache_read_tokens=usage.cache_read_tokens if usage else 0,
+        cache_write_tokens=usage.cache_write_tokens if usage else 0,
+        reasoning_tokens=usage.reasoning_tokens if usage else 0)
 
 
 def failed(outcome: Outcome) -> bool:

@@ -17,7 +17,9 @@ from .values import GROUP_COLUMNS, GroupBy, LedgerRow, SeriesPoint, UsageGroup, 
 log = logging.getLogger("gateway.store")
 
 LEDGER_COLUMNS = ("time", "request_id", "client_id", "provider", "model", "key_label", "status", "error_code",
-                  "tokens_in", "tokens_out", "cost_usd", "latency_ms", "overhead_ms", "stream", "cache_hit")
+                  "tokens_in", "tokens_out", "cost_usd", "latency_ms", "overhead_ms", "stream", "cache_hit",
+                  # added in schema version 3 (a row written before has none of them: their defaults)
+                  "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "kind", "bytes_in", "bytes_out")
 
 
 def row_values(row: LedgerRow) -> tuple[Any, ...]:
@@ -25,7 +27,8 @@ def row_values(row: LedgerRow) -> tuple[Any, ...]:
 
 
 def row_from_values(values: Sequence[Any]) -> LedgerRow:
-    data = dict(zip(LEDGER_COLUMNS, values, strict=True))
+    """A row from its column values; an older row with fewer columns takes the defaults of the rest."""
+    data = dict(zip(LEDGER_COLUMNS, values, strict=False))
     data["stream"], data["cache_hit"] = bool(data["stream"]), bool(data["cache_hit"])
     return LedgerRow(**data)
 

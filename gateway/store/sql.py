@@ -12,7 +12,11 @@ from .common import client_from_dict, client_to_dict
 from .rows import LEDGER_COLUMNS
 from .values import GROUP_COLUMNS, ClientRecord, GroupBy, UsageGroup, UsageTotals
 
-SCHEMA_VERSION = 2  # 2: the pins table (object affinity)
+SCHEMA_VERSION = 3  # 2: the pins table (object affinity); 3: the ledger's token details and tool-call columns
+# The ledger columns schema version 3 adds, with their SQL types (an existing ledger gets them, defaulted).
+LEDGER_V3 = (("cache_read_tokens", "INTEGER NOT NULL DEFAULT 0"), ("cache_write_tokens", "INTEGER NOT NULL DEFAULT 0"),
+             ("reasoning_tokens", "INTEGER NOT NULL DEFAULT 0"), ("kind", "TEXT NOT NULL DEFAULT 'model'"),
+             ("bytes_in", "INTEGER NOT NULL DEFAULT 0"), ("bytes_out", "INTEGER NOT NULL DEFAULT 0"))
 
 INSERT_LEDGER = (f"INSERT INTO ledger ({', '.join(LEDGER_COLUMNS)}) "
                  f"VALUES ({', '.join('?' for _ in LEDGER_COLUMNS)})")

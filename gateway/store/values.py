@@ -126,6 +126,13 @@ class LedgerRow:
     overhead_ms: float = 0.0
     stream: bool = False
     cache_hit: bool = False
+    # parts of tokens_in / tokens_out (core.usage.Usage): prompt-cache reads and writes, reasoning
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    kind: str = "model"  # "model": a request to a model; "tool": an MCP tool call (provider: server, model: tool)
+    bytes_in: int = 0  # a tool call's argument and result sizes (model requests: 0)
+    bytes_out: int = 0
 
     @property
     def ok(self) -> bool:

@@ -139,6 +139,35 @@ def test_a_provider_drawing_keys_from_the_environment_gets_the_next_numbered_var
     assert set(keys_of(gw, "openai-env")) == {"openai-env#1", "openai-env#2"}
 
 
+def test_a_provider_with_api_keys_env_gets_the_next_variable_of_its_own_series(
+        start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> None:
+    config = textwrap.dedent(f"""
+    llm_providers:
+      - id: pool
+        type: openai
+        base_url: {fake.base_url}
+        api_keys_env: TEAM_POOL_KEY
+        models: [fake-gpt-4o]
+    api_keys:
+      - id: app
+        key: {CLIENT_KEY}
+    """)
+    gw = start_gateway(config)
+    with gw.env_path.open("a") as handle:
+        handle.write(f"TEAM_POOL_KEY={KEY_ONE}\n")
+    wait_until(lambda: set(keys_of(gw, "pool")) == {"pool#1"}, what="reload")
+    with gw.client(MASTER_KEY) as api:
+        added = api.post("/admin/v1/providers/pool/keys", json={"api_key": NEW_KEY})
+        assert added.status_code == 201, added.text
+        assert added.json()["env_variables"] == ["TEAM_POOL_KEY_2"] and added.json()["label"] == "pool#2"
+        removed = api.delete("/admin/v1/providers/pool/keys/pool%231")
+        assert removed.status_code == 200, removed.text
+        assert removed.json()["env_variables"] == ["TEAM_POOL_KEY"]
+    env = gw.env_path.read_text()
+    assert f"TEAM_POOL_KEY_2={NEW_KEY}" in env and KEY_ONE not in env
+    assert set(keys_of(gw, "pool")) == {"pool#1"}
+
+
 def test_an_edit_that_would_not_load_is_refused_and_nothing_is_written(gw: Gateway, fake: FakeUpstream) -> None:
     broken = admin_config(fake) + "model_aliases:\n  fast: nowhere:model\n"
     gw.write_config(broken)  # the watcher refuses it too; the last good config keeps serving

@@ -114,7 +114,8 @@ def test_recent_requests_are_newest_first(gw: Gateway, fake: FakeUpstream) -> No
     assert rows[0]["status"] == 400 and rows[0]["error_code"] == "upstream_rejected_request"
     assert set(rows[1]) == {"time", "request_id", "client_id", "provider", "model", "key_label", "status",
                             "error_code", "tokens_in", "tokens_out", "cost", "latency_ms", "overhead_ms",
-                            "stream", "cache_hit", "saved_usd"}
+                            "stream", "cache_hit", "saved_usd", "cache_read_tokens", "cache_write_tokens",
+                            "reasoning_tokens", "kind", "bytes_in", "bytes_out"}
     assert rows[1]["client_id"] == "app" and rows[1]["key_label"].startswith("fake#")
     assert len(admin_get(gw, "/admin/v1/requests/recent")["requests"]) == 4
     with gw.client(MASTER_KEY) as api:

@@ -72,5 +72,7 @@ def row_view(row: LedgerRow) -> dict[str, Any]:
         "tokens_in": row.tokens_in, "tokens_out": row.tokens_out, "cost": row.spent_usd,
         "saved_usd": row.cost_usd if row.cache_hit else 0.0,
         "latency_ms": round(row.latency_ms, 3), "overhead_ms": round(row.overhead_ms, 3), "stream": row.stream,
-        "cache_hit": row.cache_hit,
+        "cache_hit": row.cache_hit, "cache_read_tokens": row.cache_read_tokens,
+        "cache_write_tokens": row.cache_write_tokens, "reasoning_tokens": row.reasoning_tokens, "kind": row.kind,
+        "bytes_in": row.bytes_in, "bytes_out": row.bytes_out,
     }

@@ -44,9 +44,9 @@ def count(value: Any) -> int:
 def usage_of(usage: dict[str, Any]) -> Usage:
     """Anthropic's usage: ``input_tokens`` leaves out the tokens written to and read from the prompt
     cache, so the prompt is the three together."""
-    prompt = (count(usage.get("input_tokens")) + count(usage.get("cache_creation_input_tokens"))
-              + count(usage.get("cache_read_input_tokens")))
-    return Usage(prompt, count(usage.get("output_tokens")))
+    written, read = count(usage.get("cache_creation_input_tokens")), count(usage.get("cache_read_input_tokens"))
+    prompt = count(usage.get("input_tokens")) + written + read
+    return Usage(prompt, count(usage.get("output_tokens")), cache_read_tokens=read, cache_write_tokens=written)
 
 
 def openai_usage(usage: Usage, cached: int) -> dict[str, Any]:

@@ -55,7 +55,9 @@ def usage_of(meta: Any) -> Usage | None:
     if not isinstance(meta, dict):
         return None
     prompt = _count(meta.get("promptTokenCount")) + _count(meta.get("toolUsePromptTokenCount"))
-    return Usage(prompt, _count(meta.get("candidatesTokenCount")) + _count(meta.get("thoughtsTokenCount")))
+    thoughts = _count(meta.get("thoughtsTokenCount"))
+    return Usage(prompt, _count(meta.get("candidatesTokenCount")) + thoughts,
+                 cache_read_tokens=min(prompt, _count(meta.get("cachedContentTokenCount"))), reasoning_tokens=thoughts)
 
 
 def usage_dict(meta: dict[str, Any], usage: Usage) -> dict[str, Any]:

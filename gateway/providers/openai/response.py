@@ -11,11 +11,17 @@ from ...core.usage import Answer, Usage
 
 
 def usage_from(data: dict[str, Any]) -> Usage | None:
+    """The usage of a chat completion (``prompt_tokens``, ``*_tokens_details``) or of a Responses
+    answer (``input_tokens``, ``input_tokens_details``); None when the answer has none."""
     usage = data.get("usage")
     if not isinstance(usage, dict):
         return None
+    details_in = usage.get("prompt_tokens_details") or usage.get("input_tokens_details")
+    details_out = usage.get("completion_tokens_details") or usage.get("output_tokens_details")
     return Usage(_count(usage.get("prompt_tokens") or usage.get("input_tokens")),
-                 _count(usage.get("completion_tokens") or usage.get("output_tokens")))
+                 _count(usage.get("completion_tokens") or usage.get("output_tokens")),
+                 cache_read_tokens=_count(details_in.get("cached_tokens")) if isinstance(details_in, dict) else 0,
+                 reasoning_tokens=_count(details_out.get("reasoning_tokens")) if isinstance(details_out, dict) else 0)
 
 
 def _count(value: Any) -> int:

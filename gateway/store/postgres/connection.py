@@ -77,6 +77,8 @@ async def _migrate(conn: Conn) -> None:
         return
     for statement in SCHEMA:
         await conn.execute(statement)
+    for column, kind in sql.LEDGER_V3:
+        await conn.execute(f"ALTER TABLE ledger ADD COLUMN IF NOT EXISTS {column} {kind}")
     await conn.execute("INSERT INTO gw_schema VALUES (%s)", (sql.SCHEMA_VERSION,))
 
 

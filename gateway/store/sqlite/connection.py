@@ -60,6 +60,10 @@ def _migrate(conn: Conn) -> None:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 conn.execute(statement)
+        present = {row[1] for row in conn.execute("PRAGMA table_info(ledger)")}
+        for column, kind in sql.LEDGER_V3:
+            if column not in present:
+                conn.execute(f"ALTER TABLE ledger ADD COLUMN {column} {kind}")
         conn.execute(f"PRAGMA user_version = {sql.SCHEMA_VERSION}")
 
 
