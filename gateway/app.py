@@ -82,7 +82,8 @@ async def _gateway_error(req: falcon.asgi.Request, resp: falcon.asgi.Response, e
     resp.status = ex.status
     resp.content_type = falcon.MEDIA_JSON
     # in the shape of the route's dialect (OpenAI's, Anthropic's, Google's): api/dialects.py
-    resp.data = dialect_error_body(dialect_of(req.uri_template, req.path), ex)
+    dialect = dialect_of(req.uri_template, req.path, req.get_header("anthropic-version"))
+    resp.data = dialect_error_body(dialect, ex)
     for name, value in ex.headers.items():
         resp.set_header(name, value)
 

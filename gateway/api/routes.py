@@ -68,8 +68,9 @@ _OPENAI_ROUTES = (
         Operation("POST", "Embeddings", "EmbeddingRequest", "EmbeddingList"),),
         lambda s: OpenAIResource(s.pipeline, EMBEDDINGS_ENDPOINT)),
     Route(prefixed("/models"), "OpenAI", (
-        Operation("GET", "The models the calling key may use (aliases, provider:model ids, bare names)",
-                  answer="ModelList", errors=(401,)),),
+        Operation("GET", "The models the calling key may use (aliases, provider:model ids, bare names); in "
+                  "Anthropic's list shape (limit, after_id, before_id) when the request carries anthropic-version",
+                  answer="ModelListEitherShape", errors=(400, 401), query=("limit", "after_id", "before_id")),),
         lambda s: ModelsResource(s.runtime)),
 )
 
@@ -80,9 +81,9 @@ _DIALECT_ROUTES = (
                   streams=True),),
         lambda s: MessagesResource(s.pipeline), ANTHROPIC),
     Route(prefixed("/messages/count_tokens", ANTHROPIC_PREFIXES), "Anthropic", (
-        Operation("POST", "Input tokens of a Messages request: the gateway's estimate (about 4 characters a "
-                  "token), not the provider's count", "AnthropicCountTokensRequest", "AnthropicTokenCount",
-                  errors=(400, 401, 403, 413)),),
+        Operation("POST", "Input tokens of a Messages request: the provider's count when the model routes to an "
+                  "Anthropic provider (passed through), else the gateway's estimate (about 4 characters a token)",
+                  "AnthropicCountTokensRequest", "AnthropicTokenCount"),),
         lambda s: CountTokensResource(s.pipeline), ANTHROPIC),
     Route(("/v1beta/models/{model}:generateContent",), "Google", (
         Operation("POST", "Google generateContent, routed to any provider; passed through untranslated to "
@@ -190,10 +191,15 @@ def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Ro
 
 _DIALECT_OF = {path: route.dialect for route in TABLE for path in route.paths}
 _PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
+# routes both OpenAI's and Anthropic's clients call: Anthropic's send anthropic-version
+_SHARED_WITH_ANTHROPIC = frozenset(prefixed("/models"))
 
 
-def dialect_of(template: str | None, path: str) -> str:
-    """The dialect a request's errors are written in: its route's, or by its path when no route matched."""
+def dialect_of(template: str | None, path: str, anthropic_version: str | None = None) -> str:
+    """The dialect a request's errors are written in: its route's, or by its path when no route matched;
+    Anthropic's on a route shared with it when the request carries ``anthropic-version``."""
     if template is not None and template in _DIALECT_OF:
+        if anthropic_version and template in _SHARED_WITH_ANTHROPIC:
+            return ANTHROPIC
         return _DIALECT_OF[template]
     return next((dialect for prefix, dialect in _PREFIX_DIALECTS if path.startswith(prefix)), OPENAI)

@@ -30,7 +30,8 @@ from tests.fake_upstream import Behaviour, FakeUpstream, prompt_tokens_of
 SECRET = "The secret word is PINEAPPLE-42."
 ANSWER = "The file says the secret word is PINEAPPLE-42."
 PROMPT = "Read the file secret.txt in the current directory with the Read tool and tell me the secret word."
-PRICES = {"input": 3.0, "output": 15.0}  # USD per 1K tokens, every provider
+PRICES = {"input": 3.0, "output": 15.0, "cache_read": 0.3}  # USD per 1K tokens, every provider
+CACHED = 1000  # prompt tokens the Anthropic fake reports read from its cache
 
 
 @dataclass
@@ -48,7 +49,8 @@ def upstreams() -> Iterator[Upstreams]:
 
 @pytest.fixture(scope="module")
 def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> Gateway:
-    pricing = f"{{input_token_cost: {PRICES['input']}, output_token_cost: {PRICES['output']}}}"
+    pricing = (f"{{input_token_cost: {PRICES['input']}, output_token_cost: {PRICES['output']}, "
+               f"cache_read_token_cost: {PRICES['cache_read']}}}")
     return module_gateway(textwrap.dedent(f"""
     server:
       listen: "127.0.0.1:2906"
@@ -100,16 +102,19 @@ def run_claude(claude: Path, gateway: Gateway, tmp_path: Path, model: str) -> tu
     return json.loads(done.stdout), secret
 
 
-def cost(tokens_in: int, tokens_out: int) -> float:
-    return (tokens_in * PRICES["input"] + tokens_out * PRICES["output"]) / 1000
+def cost(tokens_in: int, tokens_out: int, cached: int) -> float:
+    return ((tokens_in - cached) * PRICES["input"] + cached * PRICES["cache_read"]
+            + tokens_out * PRICES["output"]) / 1000
 
 
-def check_ledger(gateway: Gateway, model: str, expected: list[tuple[int, int]]) -> None:
+def check_ledger(gateway: Gateway, model: str, expected: list[tuple[int, int]], cached: int = 0) -> None:
+    """The ledger's rows for ``model``: each with the (input, output) tokens the upstream reported,
+    ``cached`` of the input read from its cache, their cost, and no error."""
     rows = ledger_rows(gateway, len(expected), model)
     for row, (tokens_in, tokens_out) in zip(rows, expected, strict=True):
         assert (row["status"], row["error_code"]) == (200, None), row
-        assert (row["tokens_in"], row["tokens_out"]) == (tokens_in, tokens_out), row
-        assert row["cost"] == pytest.approx(cost(tokens_in, tokens_out), rel=1e-9), row
+        assert (row["tokens_in"], row["tokens_out"], row["cache_read_tokens"]) == (tokens_in, tokens_out, cached), row
+        assert row["cost"] == pytest.approx(cost(tokens_in, tokens_out, cached), rel=1e-9), row
 
 
 def test_through_an_anthropic_provider(agent: Callable[[str], Path], gateway: Gateway, upstreams: Upstreams,
@@ -117,8 +122,9 @@ def test_through_an_anthropic_provider(agent: Callable[[str], Path], gateway: Ga
     fake = upstreams.anthropic
     fake.reset()
     secret = tmp_path / "work" / "secret.txt"
-    fake.script(AnthropicBehaviour(text="", tool_uses=[{"name": "Read", "input": {"file_path": str(secret)}}]),
-                AnthropicBehaviour(text=ANSWER))
+    fake.script(AnthropicBehaviour(text="", tool_uses=[{"name": "Read", "input": {"file_path": str(secret)}}],
+                                   cache_read_tokens=CACHED),
+                AnthropicBehaviour(text=ANSWER, cache_read_tokens=CACHED))
     result, _ = run_claude(agent("claude"), gateway, tmp_path, "cc-anthropic")
     assert result["result"].strip() == ANSWER
     first, second = (r.json for r in fake.requests)
@@ -128,8 +134,9 @@ def test_through_an_anthropic_provider(agent: Callable[[str], Path], gateway: Ga
     results = [b for m in second["messages"] if isinstance(m["content"], list) for b in m["content"]
                if b.get("type") == "tool_result"]
     assert results and "PINEAPPLE-42" in json.dumps(results[-1]["content"])
-    check_ledger(gateway, "claude-upstream", [(input_tokens_of(first), 0),
-                                              (input_tokens_of(second), len(ANSWER.split()))])
+    inputs = [input_tokens_of(first) + CACHED, input_tokens_of(second) + CACHED]
+    check_ledger(gateway, "claude-upstream", [(inputs[0], 0), (inputs[1], len(ANSWER.split()))], CACHED)
+    assert result["usage"]["cache_read_input_tokens"] == 2 * CACHED  # what the agent counted
 
 
 def test_through_an_openai_provider(agent: Callable[[str], Path], gateway: Gateway, upstreams: Upstreams,

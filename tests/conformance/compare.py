@@ -9,6 +9,7 @@ known in advance, the case writes a matcher instead:
 ``"$any"``          anything, but the key must be there
 ``"$absent"``       the key must not be there (in objects only)
 ``"$string"``       any string (``"$int"``, ``"$number"``, ``"$bool"`` likewise)
+``"$positive"``     an integer above 0 (an estimate the case does not pin down)
 ``"$re:PATTERN"``   a string the regular expression matches whole
 ``{"$json": X}``    a string holding JSON that compares with ``X`` (matchers allowed inside)
 ``"$$text"``        the literal string ``$text``
@@ -72,6 +73,9 @@ def _matcher(expected: str, actual: Any, where: str) -> list[str]:
         return [] if actual == expected[1:] else [f"{where}: expected {expected[1:]!r}, got {_show(actual)}"]
     if expected == "$any":
         return []
+    if expected == "$positive":
+        ok = isinstance(actual, int) and not isinstance(actual, bool) and actual > 0
+        return [] if ok else [f"{where}: expected an integer above 0, got {_show(actual)}"]
     if expected in _TYPES:
         ok = isinstance(actual, _TYPES[expected]) and (expected == "$bool" or not isinstance(actual, bool))
         return [] if ok else [f"{where}: expected {expected[1:]}, got {_show(actual)}"]

@@ -37,6 +37,7 @@ def test_matchers() -> None:
     assert differences({"args": {"$json": {"city": "Paris"}}}, {"args": '{"city":  "Paris"}'}) == []
     assert differences({"args": {"$json": {"city": "Paris"}}}, {"args": '{"city": "Rome"}'}) != []
     assert differences("$$literal", "$literal") == []
+    assert differences("$positive", 3) == [] and differences("$positive", 0) != []
     with pytest.raises(ValueError):
         differences("$nope", 1)
 

@@ -46,11 +46,13 @@ def cached_tokens(usage: object) -> int:
     return cached if isinstance(cached, int) and not isinstance(cached, bool) and cached > 0 else 0
 
 
-def anthropic_usage(prompt: int, completion: int, cached: int) -> dict[str, int]:
-    """Anthropic's usage fields for ``prompt`` input tokens (``cached`` of them read from the cache)."""
+def anthropic_usage(prompt: int, completion: int, cached: int, written: int = 0) -> dict[str, int]:
+    """Anthropic's usage fields for ``prompt`` input tokens (``cached`` of them read from the cache,
+    ``written`` written to it)."""
     cached = min(cached, prompt)
-    return {"input_tokens": prompt - cached, "cache_creation_input_tokens": 0, "cache_read_input_tokens": cached,
-            "output_tokens": completion}
+    written = min(written, prompt - cached)
+    return {"input_tokens": prompt - cached - written, "cache_creation_input_tokens": written,
+            "cache_read_input_tokens": cached, "output_tokens": completion}
 
 
 def tool_input(arguments: object) -> Any:
@@ -90,7 +92,7 @@ def to_message(data: dict[str, Any], usage: Usage, model: str, thinking: bool = 
         if isinstance(function, dict):
             content.append({"type": "tool_use", "id": str(call.get("id") or f"toolu_{i}"),
                             "name": str(function.get("name") or ""), "input": tool_input(function.get("arguments"))})
-    cached = cached_tokens(data.get("usage"))
     return {"id": message_id(data.get("id")), "type": "message", "role": "assistant", "model": model,
             "content": content, "stop_reason": stop_reason(choice.get("finish_reason")), "stop_sequence": None,
-            "usage": anthropic_usage(usage.prompt_tokens, usage.completion_tokens, cached)}
+            "usage": anthropic_usage(usage.prompt_tokens, usage.completion_tokens, usage.cache_read_tokens,
+                                     usage.cache_write_tokens)}
