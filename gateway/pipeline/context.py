@@ -106,10 +106,12 @@ def translated(source: Stream, feed: Callable[[bytes], list[bytes]], end: Callab
     ``source`` too, so the request is settled and recorded as it would be untranslated."""
 
     async def run() -> AsyncGenerator[bytes, None]:
-        async for item in source:
-            for out in feed(item):
-                yield out
-        for out in end():
-            yield out
+        async for item in source:  # what one item makes goes out in one send, as the relay's items do
+            out = feed(item)
+            if out:
+                yield out[0] if len(out) == 1 else b"".join(out)
+        out = end()
+        if out:
+            yield b"".join(out)
 
     return Stream(run(), content_type, source)

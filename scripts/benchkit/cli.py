@@ -25,7 +25,8 @@ benchkit/targets.py): run it before a performance-sensitive change. Timing is no
 not run it.
 
 Instead of the main run: ``--stores`` (the same load through each store), ``--protocols`` (the
-Anthropic and Gemini adapters against the OpenAI pass-through), ``--overhead`` (sequential added
+Anthropic and Gemini adapters against the OpenAI pass-through), ``--dialects`` (each client dialect
+to each provider protocol against OpenAI → OpenAI), ``--overhead`` (sequential added
 latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
 LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
 
@@ -48,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from benchkit.common import GATEWAY_ENV, BenchError
+from benchkit.dialects import run_dialects
 from benchkit.main_run import run
 from benchkit.overhead_run import run_overhead
 from benchkit.protocols import run_protocols
@@ -108,6 +110,10 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocols", action="store_true",
                    help="instead of the main run: one row per protocol (OpenAI pass-through, Anthropic and Gemini "
                         "adapters; whole and streamed), gateway CPU per request and per event")
+    p.add_argument("--dialects", action="store_true",
+                   help="instead of the main run: one row per dialect pair (the client's dialect → the provider's "
+                        "protocol: OpenAI → OpenAI as the reference, Responses → chat, Google → OpenAI, OpenAI → "
+                        "Gemini, …; whole and streamed), gateway CPU per request and per upstream event")
     p.add_argument("--overhead", action="store_true",
                    help="instead of the main run: sequential added latency, direct and gateway in interleaved "
                         "rounds (median of the round medians, IQR of the per-round differences)")
@@ -142,8 +148,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "--event-streams >= 1, --stream-events >= 2")
     if args.overhead_rounds < 1 or args.overhead_requests < 1:
         p.error("--overhead-rounds and --overhead-requests >= 1")
-    if sum((args.stores, args.protocols, args.overhead)) > 1:
-        p.error("--stores, --protocols and --overhead are separate runs: give one")
+    if sum((args.stores, args.protocols, args.dialects, args.overhead)) > 1:
+        p.error("--stores, --protocols, --dialects and --overhead are separate runs: give one")
     if args.with_litellm and not args.overhead:
         p.error("--with-litellm goes with --overhead")
     return args
@@ -152,6 +158,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def dispatch(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     if args.protocols:
         return run_protocols(args, procs, tmp)
+    if args.dialects:
+        return run_dialects(args, procs, tmp)
     if args.overhead:
         return run_overhead(args, procs, tmp)
     return run_stores(args, procs, tmp) if args.stores else run(args, procs, tmp)

@@ -15,7 +15,7 @@ LUA = """\
 wrk.method = "POST"
 wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer {key}"
+{auth}
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -35,10 +35,14 @@ def lua_string(s: str) -> str:
     return "[==[" + s + "]==]"
 
 
-def write_lua(tmp: Path, name: str, body: bytes) -> Path:
-    path = tmp / f"{name}.lua"
-    path.write_text(LUA.format(body=lua_string(body.decode()), key=CLIENT_KEY))
-    return path
+def write_lua(tmp: Path, name: str, body: bytes, path: str | None = None, key_header: str = "Authorization") -> Path:
+    """The script of one request: ``body`` POSTed to ``path`` (the URL's when None), the client key
+    in ``key_header`` (a bearer token in Authorization)."""
+    value = f"Bearer {CLIENT_KEY}" if key_header.lower() == "authorization" else CLIENT_KEY
+    auth = f'wrk.headers["{key_header}"] = "{value}"' + (f"\nwrk.path = {lua_string(path)}" if path else "")
+    script = tmp / f"{name}.lua"
+    script.write_text(LUA.format(body=lua_string(body.decode()), auth=auth))
+    return script
 
 
 @dataclass

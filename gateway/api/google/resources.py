@@ -71,9 +71,14 @@ def render(resp: falcon.asgi.Response, result: Answer | Stream | None, call: Cal
         data = result.data if native else to_response(result.data, result.usage, call.model)
         resp.data = orjson.dumps(data)
     else:
-        chunks: ResponseChunks | NativeChunks = NativeChunks() if native else ResponseChunks(call.model, call.body)
         framing = Framing(sse)
-        stream = translated(result, lambda item: framing.frame(chunks.feed(item)), framing.close, framing.content_type)
+        if native and sse:  # the relay writes Gemini's SSE already: passed on as it is
+            passed = NativeChunks(sse=True)
+            stream = translated(result, passed.feed, list, framing.content_type)
+        else:
+            chunks = NativeChunks() if native else ResponseChunks(call.model, call.body)
+            stream = translated(result, lambda item: framing.frame(chunks.feed(item)), framing.close,
+                                framing.content_type)
         stream_to(resp, stream, framing.content_type)
 
 

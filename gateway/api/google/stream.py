@@ -17,12 +17,14 @@ import orjson
 from ...core.sse import data_of
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
+from ..chat_chunks import MARK, REST
 from ..chat_usage import chat_usage
 from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_object
 from .render import REASONING_FIELDS, finish_reason, function_call, usage_metadata
 
 _STATUS_OF = {"upstream_timeout": 504}
+_TEXT_OBJECT = b'{"candidates":[{"content":{"role":"model","parts":[{"text":"%b%b'  # the text, then ``_head``
 
 
 def error_json(error: dict[str, Any]) -> bytes:
@@ -43,10 +45,30 @@ class ResponseChunks(ChunkTranslator):
         self.model = model
         self.chat_body = chat_body or {}  # what was sent, for an estimate when the provider reports no usage
         self.chars = 0  # characters of text and arguments passed on
+        self._head = b""  # what follows a text delta's text in a response (known once the stream began)
         self.response_id = ""
         self.candidates: dict[int, _Candidate] = {}
         self.usage: dict[str, Any] = {}
         self.ended = False
+
+    def feed(self, item: bytes) -> list[bytes]:
+        """As ``ChunkTranslator.feed``; a text delta of the first candidate, once the stream has
+        begun, is written as bytes (``chat_chunks.text_delta``'s test, inlined: this runs once per
+        event)."""
+        if b'{"error"' in item or b"\r" in item:
+            return super().feed(item)
+        out = []
+        match, skip, head = REST.match, len(MARK), self._head
+        for event in item.split(b"\n\n"):
+            at = event.find(MARK) if head else -1
+            if at > 0 and (found := match(event, at + skip)) is not None and b'"usage":{' not in event:
+                escaped = found.group(1)
+                self.chars += len(escaped)
+                out.append(_TEXT_OBJECT % (escaped, head))
+            elif event.startswith(b"data:"):
+                out += super().feed(event + b"\n\n")
+                head = self._head
+        return out
 
     def _error(self, error: dict[str, Any]) -> bytes:
         return error_json(error)
@@ -65,7 +87,10 @@ class ResponseChunks(ChunkTranslator):
                                                tokens_for_chars(self.chars), exact=False)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
-        self.response_id = self.response_id or str(chunk.get("id") or "")
+        if not self.response_id:
+            self.response_id = str(chunk.get("id") or "")
+            self._head = (b'"}]},"index":0}],"modelVersion":' + orjson.dumps(self.model) + b',"responseId":'
+                          + orjson.dumps(self.response_id) + b"}")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
             self.usage = usage
@@ -119,14 +144,20 @@ def _add_call(state: _Candidate, call: dict[str, Any]) -> None:
 
 class NativeChunks:
     """Gemini's own responses from a Gemini provider, passed through as they came; only an error
-    event the pipeline made itself is rewritten into Google's shape."""
+    event the pipeline made itself is rewritten into Google's shape. ``sse``: the client reads SSE,
+    as the relay writes it, so an item without such an error goes out whole, as it is."""
+
+    def __init__(self, sse: bool = False):
+        self.sse = sse
 
     def feed(self, item: bytes) -> list[bytes]:
+        if self.sse and b'{"error"' not in item:
+            return [item]
         out = []
         for data in data_of(item):
             error = pipeline_error(data)
             out.append(error_json(error) if error is not None else data)
-        return out
+        return out if not self.sse else [b"data: " + obj + b"\r\n\r\n" for obj in out]
 
     def finish(self) -> list[bytes]:
         return []

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from ...core.sse import SSEDecoder
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
 from ...pipeline import Stream, translated
+from ..chat_chunks import MARK, REST
 from ..chat_usage import chat_usage
 from ..dialects import as_dict, pipeline_error
 from .responses_render import (
@@ -36,6 +36,8 @@ from .responses_render import (
 )
 from .responses_tools import ToolMap
 
+_DELTA_HEAD = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":'
+
 
 @dataclass(slots=True)
 class _Item:
@@ -46,6 +48,15 @@ class _Item:
     call_id: str = ""
     name: str = ""
     done: bool = False
+    escaped: list[bytes] = field(default_factory=list)  # text pieces from the fast path, still JSON-escaped
+    template: bytes = b""  # a text delta event, %d the sequence number and %b the (escaped) text
+
+    def text(self) -> str:
+        """All of the item's text or arguments (the escaped pieces decoded at once)."""
+        if self.escaped:
+            self.parts.append(orjson.loads(b'"' + b"".join(self.escaped) + b'"'))
+            self.escaped.clear()
+        return "".join(self.parts)
 
 
 class ChatToResponseEvents:
@@ -71,9 +82,36 @@ class ChatToResponseEvents:
         return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
 
     def start(self) -> list[bytes]:
-        response = shell(self.request, self.response_id, self.created, "in_progress")
-        return [self._event("response.created", response=response),
-                self._event("response.in_progress", response=response)]
+        response = orjson.dumps(shell(self.request, self.response_id, self.created, "in_progress"))
+        self.sequence = 2
+        return [b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":'
+                + response + b"}\n\n",
+                b'event: response.in_progress\ndata: {"type":"response.in_progress","sequence_number":1,"response":'
+                + response + b"}\n\n"]
+
+    def feed_item(self, raw: bytes) -> list[bytes]:
+        """An item of the chat stream (whole ``data:`` events) -> the Responses events it makes. While
+        the message is open, a text delta (``chat_chunks.text_delta``'s test, inlined: this runs once
+        per event) is written as bytes; any other event takes ``feed``."""
+        out: list[bytes] = []
+        message = self._open_message()
+        match, skip = REST.match, len(MARK)
+        for event in raw.split(b"\n\n") if b"\r" not in raw else raw.replace(b"\r\n", b"\n").split(b"\n\n"):
+            at = event.find(MARK) if message is not None else -1
+            if at > 0 and message is not None and (found := match(event, at + skip)) is not None \
+                    and b'"usage":{' not in event:
+                escaped = found.group(1)
+                message.escaped.append(escaped)
+                out.append(message.template % (self.sequence, escaped))
+                self.sequence += 1
+            elif event.startswith(b"data:"):
+                out += self.feed(event[6:] if event.startswith(b"data: ") else event[5:])
+                message = self._open_message()
+        return out
+
+    def _open_message(self) -> _Item | None:
+        item = self.text_item
+        return item if item is not None and item.kind == "message" and not self.ended else None
 
     def feed(self, data: bytes) -> list[bytes]:
         """The data of one chat SSE event -> the Responses events it makes."""
@@ -120,6 +158,8 @@ class ChatToResponseEvents:
                 out += self._close(item)
             suffix = f"{self.response_id[5:]}_{len(self.items)}"
             item = self.text_item = self._open(kind, ("rs_" if kind == "reasoning" else "msg_") + suffix)
+            item.template = (_DELTA_HEAD + b'%d,"item_id":"' + item.item_id.encode() + b'","output_index":'
+                             + str(item.index).encode() + b',"content_index":0,"delta":"%b"}\n\n')
             if kind == "reasoning":
                 out.append(self._event("response.output_item.added", output_index=item.index,
                                        item={**reasoning_item(item.item_id, ""), "content": []}))
@@ -128,6 +168,7 @@ class ChatToResponseEvents:
                                        item={**message_item(item.item_id, "", "in_progress"), "content": []}))
                 out.append(self._event("response.content_part.added", item_id=item.item_id, output_index=item.index,
                                        content_index=0, part={"type": "output_text", "text": "", "annotations": []}))
+        item.text()
         item.parts.append(text)
         kind_event = "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
         out.append(self._event(kind_event, item_id=item.item_id, output_index=item.index, content_index=0, delta=text))
@@ -157,7 +198,7 @@ class ChatToResponseEvents:
 
     def _close(self, item: _Item) -> list[bytes]:
         item.done = True
-        whole = "".join(item.parts)
+        whole = item.text()
         where = {"item_id": item.item_id, "output_index": item.index}
         if item.kind == "reasoning":
             done = reasoning_item(item.item_id, whole)
@@ -180,7 +221,7 @@ class ChatToResponseEvents:
     def _output(self) -> list[dict[str, Any]]:
         output = []
         for item in self.items:
-            whole = "".join(item.parts)
+            whole = item.text()
             if item.kind == "reasoning":
                 output.append(reasoning_item(item.item_id, whole))
             elif item.kind == "message":
@@ -194,7 +235,7 @@ class ChatToResponseEvents:
         usage = chat_usage(self.usage)
         if usage is not None:
             return usage
-        chars = sum(len(part) for item in self.items for part in item.parts)
+        chars = sum(len(item.text()) for item in self.items)
         return Usage(estimate_prompt_tokens(self.chat_body.get("messages")), tokens_for_chars(chars), exact=False)
 
     def finish_events(self) -> list[bytes]:
@@ -221,13 +262,17 @@ async def as_response_events(chat_events: AsyncIterator[bytes], request: dict[st
                              close: Callable[[], Awaitable[None]]) -> AsyncGenerator[bytes, None]:
     """The chat stream ``chat_events`` as ``response.*`` events; ``close()`` ends the chat stream."""
     translator = ChatToResponseEvents(request, chat_body)
-    decoder = SSEDecoder()
+    feed = translator.feed_item
+    started = translator.start()  # sent with the first events, in one send
     try:
-        yield b"".join(translator.start())
         async for raw in chat_events:
-            out = [event for data in decoder.data(raw) for event in translator.feed(data)]
+            out = feed(raw)
+            if started:
+                out, started = [*started, *out], []
             if out:
-                yield b"".join(out)
+                yield out[0] if len(out) == 1 else b"".join(out)
+        if started:
+            yield b"".join(started)
         if not translator.ended:  # the chat stream ended without [DONE] and without an error event
             yield b"".join(translator.failed({"message": "The provider's stream ended before it was complete."}))
     finally:
