@@ -25,9 +25,9 @@ benchkit/targets.py): run it before a performance-sensitive change. Timing is no
 not run it.
 
 Instead of the main run: ``--stores`` (the same load through each store), ``--protocols`` (the
-Anthropic and Gemini adapters against the OpenAI pass-through), ``--overhead`` (sequential added
-latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
-LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
+Anthropic and Gemini adapters and the Anthropic dialect against the OpenAI pass-through),
+``--overhead`` (sequential added latency in interleaved rounds, the method public gateway comparisons
+use; ``--with-litellm`` adds LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
 
 Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
 its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
@@ -106,8 +106,9 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; one and two workers)")
     p.add_argument("--protocols", action="store_true",
-                   help="instead of the main run: one row per protocol (OpenAI pass-through, Anthropic and Gemini "
-                        "adapters; whole and streamed), gateway CPU per request and per event")
+                   help="instead of the main run: one row per dialect and protocol (OpenAI pass-through, the "
+                        "Anthropic and Gemini adapters, the Anthropic dialect to OpenAI and passed through; whole "
+                        "and streamed), gateway CPU per request and per event")
     p.add_argument("--overhead", action="store_true",
                    help="instead of the main run: sequential added latency, direct and gateway in interleaved "
                         "rounds (median of the round medians, IQR of the per-round differences)")
