@@ -106,12 +106,12 @@ def translated(source: Stream, feed: Callable[[bytes], list[bytes]], end: Callab
     ``source`` too, so the request is settled and recorded as it would be untranslated."""
 
     async def run() -> AsyncGenerator[bytes, None]:
-        async for item in source:  # what one item makes goes out in one send, as the relay's items do
+        async for item in source:
             out = feed(item)
-            if out:
+            if out:  # what one item became, sent at once as the item came (one write, not one per event)
                 yield out[0] if len(out) == 1 else b"".join(out)
-        out = end()
-        if out:
-            yield b"".join(out)
+        tail = end()
+        if tail:
+            yield b"".join(tail)
 
     return Stream(run(), content_type, source)

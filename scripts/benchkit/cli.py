@@ -25,10 +25,10 @@ benchkit/targets.py): run it before a performance-sensitive change. Timing is no
 not run it.
 
 Instead of the main run: ``--stores`` (the same load through each store), ``--protocols`` (the
-Anthropic and Gemini adapters against the OpenAI pass-through), ``--dialects`` (each client dialect
-to each provider protocol against OpenAI → OpenAI), ``--overhead`` (sequential added
-latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
-LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
+Anthropic and Gemini adapters and the Anthropic, Responses and Google dialects against the OpenAI
+pass-through),
+``--overhead`` (sequential added latency in interleaved rounds, the method public gateway comparisons
+use; ``--with-litellm`` adds LiteLLM proxy, installed once into a cached virtualenv, to the same rounds).
 
 Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
 its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 from benchkit.common import GATEWAY_ENV, BenchError
-from benchkit.dialects import run_dialects
 from benchkit.main_run import run
 from benchkit.overhead_run import run_overhead
 from benchkit.protocols import run_protocols
@@ -108,12 +107,10 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; one and two workers)")
     p.add_argument("--protocols", action="store_true",
-                   help="instead of the main run: one row per protocol (OpenAI pass-through, Anthropic and Gemini "
-                        "adapters; whole and streamed), gateway CPU per request and per event")
-    p.add_argument("--dialects", action="store_true",
-                   help="instead of the main run: one row per dialect pair (the client's dialect → the provider's "
-                        "protocol: OpenAI → OpenAI as the reference, Responses → chat, Google → OpenAI, OpenAI → "
-                        "Gemini, …; whole and streamed), gateway CPU per request and per upstream event")
+                   help="instead of the main run: one row per dialect and protocol (OpenAI pass-through, the "
+                        "Anthropic and Gemini adapters, the Anthropic and Google dialects to OpenAI and passed "
+                        "through, Responses to a chat-only provider; whole and streamed), gateway CPU per request "
+                        "and per event")
     p.add_argument("--overhead", action="store_true",
                    help="instead of the main run: sequential added latency, direct and gateway in interleaved "
                         "rounds (median of the round medians, IQR of the per-round differences)")
@@ -148,8 +145,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                 "--event-streams >= 1, --stream-events >= 2")
     if args.overhead_rounds < 1 or args.overhead_requests < 1:
         p.error("--overhead-rounds and --overhead-requests >= 1")
-    if sum((args.stores, args.protocols, args.dialects, args.overhead)) > 1:
-        p.error("--stores, --protocols, --dialects and --overhead are separate runs: give one")
+    if sum((args.stores, args.protocols, args.overhead)) > 1:
+        p.error("--stores, --protocols and --overhead are separate runs: give one")
     if args.with_litellm and not args.overhead:
         p.error("--with-litellm goes with --overhead")
     return args
@@ -158,8 +155,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def dispatch(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     if args.protocols:
         return run_protocols(args, procs, tmp)
-    if args.dialects:
-        return run_dialects(args, procs, tmp)
     if args.overhead:
         return run_overhead(args, procs, tmp)
     return run_stores(args, procs, tmp) if args.stores else run(args, procs, tmp)

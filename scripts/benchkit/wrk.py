@@ -15,7 +15,7 @@ LUA = """\
 wrk.method = "POST"
 wrk.body = {body}
 wrk.headers["Content-Type"] = "application/json"
-{auth}
+wrk.headers["Authorization"] = "Bearer {key}"
 
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -35,14 +35,17 @@ def lua_string(s: str) -> str:
     return "[==[" + s + "]==]"
 
 
-def write_lua(tmp: Path, name: str, body: bytes, path: str | None = None, key_header: str = "Authorization") -> Path:
-    """The script of one request: ``body`` POSTed to ``path`` (the URL's when None), the client key
-    in ``key_header`` (a bearer token in Authorization)."""
-    value = f"Bearer {CLIENT_KEY}" if key_header.lower() == "authorization" else CLIENT_KEY
-    auth = f'wrk.headers["{key_header}"] = "{value}"' + (f"\nwrk.path = {lua_string(path)}" if path else "")
-    script = tmp / f"{name}.lua"
-    script.write_text(LUA.format(body=lua_string(body.decode()), auth=auth))
-    return script
+def write_lua(tmp: Path, name: str, body: bytes, url_path: str | None = None,
+              key_header: str = "Authorization") -> Path:
+    """The script posting ``body`` (to ``url_path`` instead of the chat path, when given), the client
+    key in ``key_header`` (a bearer token in Authorization, else the key itself)."""
+    path = tmp / f"{name}.lua"
+    script = LUA.format(body=lua_string(body.decode()), key=CLIENT_KEY)
+    if key_header.lower() != "authorization":
+        script = script.replace(f'wrk.headers["Authorization"] = "Bearer {CLIENT_KEY}"',
+                                f'wrk.headers["{key_header}"] = "{CLIENT_KEY}"')
+    path.write_text(script if url_path is None else f"wrk.path = {lua_string(url_path)}\n" + script)
+    return path
 
 
 @dataclass

@@ -20,8 +20,13 @@ from ...core.tokens import tokens_for_chars
 from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_type
 from .render import REASONING_FIELDS, anthropic_usage, cached_tokens, message_id, stop_reason
+from .text_run import TextRun, text_span
 
 _STATUS_OF = {"upstream_timeout": 504}
+# a text_delta event's bytes around its text (the text copied from the chunk still JSON-escaped)
+_TEXT_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,' \
+              b'"delta":{"type":"text_delta","text":"'
+_TEXT_END = b'"}}\n\n'
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -46,6 +51,8 @@ class MessageEvents(ChunkTranslator):
         self.started = False
         self.ended = False
         self.index = -1  # the open content block (-1: none)
+        self.text_head = b""  # a text_delta event's bytes up to its text, for the open block
+        self.run = TextRun()  # the bytes this stream's text chunks share
         self.open_kind: str | None = None  # "thinking" | "text" | "tool_use"
         self.tool_blocks: dict[int, int] = {}  # OpenAI tool call index -> content block index
         self.stop_reason = "end_turn"
@@ -55,6 +62,36 @@ class MessageEvents(ChunkTranslator):
 
     def _error(self, error: dict[str, Any]) -> bytes:
         return error_event(error)
+
+    def feed(self, item: bytes) -> list[bytes]:
+        """The events for ``item``: while a text block is open, text chunks are rewritten from their
+        bytes (``text_run.py``: the usual case); any other chunk is parsed (``ChunkTranslator.feed``)."""
+        if b"\r" in item:
+            return super().feed(item)
+        out: list[bytes] = []
+        pos, size = 0, len(item)
+        while pos < size:
+            if self.open_kind == "text":
+                events, pos, chars = self.run.rewrite(item, pos, self.text_head, _TEXT_END)
+                if events:
+                    self.chars += chars
+                    out.append(b"".join(events))
+                    continue
+            cut = item.find(b"\n\n", pos)
+            cut = size if cut < 0 else cut + 2
+            out += self._one(item[pos:cut])
+            pos = cut
+        return out
+
+    def _one(self, raw: bytes) -> list[bytes]:
+        """One chunk (an event with its blank line)."""
+        span = text_span(raw) if self.open_kind == "text" else None
+        if span is None:
+            return super().feed(raw)
+        start, end = span
+        self.run.learn(raw, start, end)
+        self.chars += end - start
+        return [self.text_head + raw[start:end] + _TEXT_END] if end > start else []
 
     def end(self) -> list[bytes]:
         """Nothing more comes (the pipeline ends a stream that broke off with an error event)."""
@@ -151,6 +188,7 @@ class MessageEvents(ChunkTranslator):
     def _open(self, block: dict[str, Any]) -> list[bytes]:
         out = self._close_block()
         self.index += 1
+        self.text_head = _TEXT_DELTA % self.index
         self.open_kind = block["type"]
         out.append(event("content_block_start", {"type": "content_block_start", "index": self.index,
                                                  "content_block": block}))
