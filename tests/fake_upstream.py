@@ -642,6 +642,7 @@ class SurfaceFake:
         # scripted Responses answers, one per /v1/responses request: (output items, usage details);
         # a request finding none gets one message with DEFAULT_TEXT
         self.responses_script: deque[tuple[list[dict[str, Any]], dict[str, int]]] = deque()
+        self.responses_linger_s = 0.0  # a Responses stream stays open this long after its last event
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
@@ -653,6 +654,7 @@ class SurfaceFake:
             self.speech_delay_s = 0.0
             self.responses_event_lines = True
             self.responses_script.clear()
+            self.responses_linger_s = 0.0
 
     def script_responses(self, *outputs: list[dict[str, Any]], cached_tokens: int = 0,
                          reasoning_tokens: int = 0) -> None:
@@ -765,6 +767,8 @@ class SurfaceFake:
             payload = json.dumps({"type": kind, "sequence_number": n, **data})
             head = f"event: {kind}\n" if self.responses_event_lines else ""
             await resp.write(f"{head}data: {payload}\n\n".encode())
+        if self.responses_linger_s:
+            await asyncio.sleep(self.responses_linger_s)
         await resp.write_eof()
         return resp
 

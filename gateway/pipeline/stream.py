@@ -29,6 +29,7 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
     outcome = admitted.exchange.outcome
     translator = opened.adapter.stream_relay(admitted.call)
     feed = translator.feed
+    delivered = False  # the stream's last event went out: a client leaving now (Codex does, at once) got it all
     try:
         async for chunk in async_stream(opened.response):
             events = feed(chunk)
@@ -36,13 +37,15 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
                 if outcome.upstream_s is None:
                     outcome.upstream_s = time.perf_counter() - outcome.started
                 yield events[0] if len(events) == 1 else b"".join(events)
+                delivered = translator.done
         if not translator.done:
             outcome.error_code = "stream_interrupted"
             yield error_event("The provider's stream ended before it was complete.")
     except asyncio.CancelledError:
         if not guard.absorb():
             raise
-        outcome.status = CLIENT_CLOSED
+        if not delivered:
+            outcome.status = CLIENT_CLOSED
     except httpx.TimeoutException:
         outcome.error_code = "upstream_timeout"
         yield error_event("The provider stopped sending in time.", code="upstream_timeout")
@@ -54,7 +57,7 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
         yield error_event(f"The provider sent an event larger than {MAX_EVENT_BYTES >> 20} MB.")
     finally:
         guard.close()
-        if guard.fired and outcome.status == 200:
+        if guard.fired and outcome.status == 200 and not delivered:
             outcome.status = CLIENT_CLOSED  # the client left while the server was sending
         with contextlib.suppress(Exception):
             await opened.response.aclose()

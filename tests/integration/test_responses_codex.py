@@ -270,3 +270,54 @@ def test_a_native_upstream_gets_the_request_untouched(gw: Gateway, fake: FakeUps
     assert (row["cache_read_tokens"], row["reasoning_tokens"]) == (2, 3)
     assert row["cost"] == pytest.approx(((usage["input_tokens"] - 2) * 1.0 + 2 * 0.1 + usage["output_tokens"] * 2.0)
                                         / 1000)
+
+
+SIGNED = [{"type": "reasoning.text", "text": "Need the file.", "signature": "sig-abc", "format": "anthropic-claude-v1"}]
+
+
+def test_signed_reasoning_goes_round_trip_in_encrypted_content(gw: Gateway, fake2: FakeUpstream) -> None:
+    """A provider's signed reasoning (chat's reasoning_details) comes back in the reasoning item's
+    encrypted_content; the item sent back with the history reaches the provider again."""
+    call = {"id": "call_r", "type": "function", "function": {"name": "exec_command", "arguments": '{"cmd":"ls"}'}}
+    fake2.script(Behaviour(body=chat_answer({"content": None, "reasoning_content": "Need the file.",
+                                             "reasoning_details": SIGNED, "tool_calls": [call]}, "tool_calls", USAGE)))
+    first = create(gw, codex_body(input="List files."))
+    reasoning, function = (item.model_dump(exclude_none=True) for item in first.output)
+    assert reasoning["type"] == "reasoning" and reasoning["encrypted_content"].startswith("gw-reasoning-1:")
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "Need the file."}]
+    history = [{"type": "message", "role": "user", "content": "List files."}, reasoning, function,
+               {"type": "function_call_output", "call_id": "call_r", "output": "a.txt"}]
+    create(gw, codex_body(input=history))
+    assistant = fake2.requests[-1].json["messages"][1]
+    assert assistant == {"role": "assistant", "content": None, "reasoning_content": "Need the file.",
+                         "reasoning_details": SIGNED,
+                         "tool_calls": [{"id": "call_r", "type": "function",
+                                         "function": {"name": "exec_command", "arguments": '{"cmd":"ls"}'}}]}
+    # streamed: the signature comes in its own delta, the text in reasoning_content
+    fake2.script(chat_stream([{"role": "assistant", "reasoning_content": "Need the file."},
+                              {"reasoning_details": [{**SIGNED[0], "text": None, "index": 0}]},
+                              {"tool_calls": [{"index": 0, **call}]}], "tool_calls", USAGE))
+    events = list(create(gw, codex_body(input="List files."), stream=True))
+    done = [e.item for e in events if e.type == "response.output_item.done" and e.item.type == "reasoning"]
+    assert len(done) == 1 and done[0].encrypted_content is not None
+    assert events[-1].response.output[0].encrypted_content == done[0].encrypted_content
+    # without include, no encrypted content (as OpenAI answers)
+    fake2.script(Behaviour(body=chat_answer({"content": "Hi", "reasoning_content": "Hm.", "reasoning_details": SIGNED},
+                                            "stop", USAGE)))
+    plain = sdk(gw).responses.create(model="chatonly:chatty", input="Hi")
+    assert plain.output[0].type == "reasoning" and plain.output[0].encrypted_content is None
+
+
+def test_a_client_leaving_once_the_stream_completed_is_not_a_client_closed(gw: Gateway, fake: FakeUpstream) -> None:
+    """Codex closes its connection as soon as response.completed arrives, while the provider may
+    still be ending its stream: the request was answered whole (200, its usage and cost)."""
+    fake.surface.responses_linger_s = 1.0
+    body = {"model": "native:gpt-native", "input": "one two three", "stream": True}
+    with httpx.stream("POST", gw.base_url + "/v1/responses", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {CLIENT_KEY}"}) as answer:
+        for line in answer.iter_lines():
+            if line.startswith("data: ") and json.loads(line[6:])["type"] == "response.completed":
+                break  # leave at once, as Codex does
+    row = recent_row(gw)
+    assert (row["status"], row["error_code"], row["tokens_in"]) == (200, None, 3)
+    assert row["cost"] > 0

@@ -28,6 +28,7 @@ import orjson
 
 from ...core.dropped import Dropped
 from ...errors import InvalidRequest
+from .responses_render import reasoning_details
 from .responses_tools import CUSTOM_ARGUMENT, ToolMap
 
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
@@ -109,6 +110,7 @@ class Conversation:
         self.dropped = dropped
         self.out: list[dict[str, Any]] = []
         self.pending_images: list[dict[str, Any]] = []  # images in tool outputs, sent after the outputs
+        self.reasoning: dict[str, Any] = {}  # the next assistant message's reasoning (from a reasoning item)
 
     def messages(self, value: object) -> list[dict[str, Any]]:
         if isinstance(value, str):
@@ -135,6 +137,10 @@ class Conversation:
             self._call(item, item.get("name"), arguments)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             self._output(item)
+        elif kind == "reasoning" and (details := reasoning_details(item.get("encrypted_content"))) is not None:
+            texts = [p.get("text") for p in item.get("content") or () if isinstance(p, dict)]
+            self.reasoning = {"reasoning_content": "".join(t for t in texts if isinstance(t, str)),
+                              "reasoning_details": details}
         else:
             self.dropped.add(f"input[type={kind}]")
 
@@ -142,16 +148,23 @@ class Conversation:
         role = _ROLES[item["role"]]
         content = item.get("content")
         if isinstance(content, str):
-            self.out.append({"role": role, "content": content})
+            self._append({"role": role, "content": content})
             return
         parts = self._parts(content if isinstance(content, list) else [])
         if role != "user" or all(p["type"] == "text" for p in parts):  # only user turns take media in chat
             text = "".join(p.get("text", "") for p in parts if p["type"] == "text")
             if len(parts) != sum(p["type"] == "text" for p in parts):
                 self.dropped.add(f"{item['role']} media")
-            self.out.append({"role": role, "content": text})
+            self._append({"role": role, "content": text})
         else:
-            self.out.append({"role": role, "content": parts})
+            self._append({"role": role, "content": parts})
+
+    def _append(self, message: dict[str, Any]) -> None:
+        """A message; an assistant one takes the reasoning a reasoning item before it carried."""
+        if message["role"] == "assistant" and self.reasoning:
+            message.update(self.reasoning)
+            self.reasoning = {}
+        self.out.append(message)
 
     def _parts(self, content: list[Any]) -> list[dict[str, Any]]:
         parts: list[dict[str, Any]] = []
@@ -179,12 +192,12 @@ class Conversation:
         call = {"id": str(item.get("call_id") or item.get("id") or ""), "type": "function",
                 "function": {"name": self.tools.chat_name(name, item.get("namespace")), "arguments": arguments}}
         last = self.out[-1] if self.out else None
-        if last is not None and last["role"] == "assistant":
+        if last is not None and last["role"] == "assistant" and not self.reasoning:
             last.setdefault("tool_calls", []).append(call)
             if not last.get("content"):
                 last["content"] = None
         else:
-            self.out.append({"role": "assistant", "content": None, "tool_calls": [call]})
+            self._append({"role": "assistant", "content": None, "tool_calls": [call]})
 
     def _output(self, item: dict[str, Any]) -> None:
         output = item.get("output")

@@ -6,6 +6,12 @@ as a ``reasoning_text`` part), a ``message`` with the answer's text, then one it
 ``input`` unwrapped from the one argument: ``responses_tools.py``). ``finish_reason`` ``length``
 makes the response ``incomplete`` (``max_output_tokens``), ``content_filter`` likewise.
 
+A provider's signed reasoning (an Anthropic thinking block and its signature, which chat carries in
+``reasoning_details``) rides in the reasoning item's ``encrypted_content`` when the client asked for it
+(``include: ["reasoning.encrypted_content"]``), as OpenAI's own reasoning does; a client that sends the
+item back (Codex does, with ``store: false``) gives the provider its reasoning again
+(``responses_chat.py``).
+
 Usage: ``input_tokens`` (``input_tokens_details.cached_tokens``), ``output_tokens``
 (``output_tokens_details.reasoning_tokens``) and ``total_tokens`` from the chat usage; a response
 always carries usage (estimated when the provider reported none), because clients read it.
@@ -13,6 +19,8 @@ always carries usage (estimated when the provider reported none), because client
 
 from __future__ import annotations
 
+import base64
+import binascii
 import time
 from typing import Any
 
@@ -61,8 +69,38 @@ def message_item(item_id: str, text: str, status: str = "completed") -> dict[str
             "content": [{"type": "output_text", "text": text, "annotations": []}]}
 
 
-def reasoning_item(item_id: str, text: str) -> dict[str, Any]:
-    return {"type": "reasoning", "id": item_id, "summary": [], "content": [{"type": "reasoning_text", "text": text}]}
+ENCRYPTED_PREFIX = "gw-reasoning-1:"  # an encrypted_content the gateway made (chat's reasoning_details)
+
+
+def wants_encrypted(request: dict[str, Any]) -> bool:
+    include = request.get("include")
+    return isinstance(include, list) and "reasoning.encrypted_content" in include
+
+
+def encrypted_content(details: list[dict[str, Any]]) -> str:
+    """Chat's ``reasoning_details`` as a reasoning item's ``encrypted_content``."""
+    return ENCRYPTED_PREFIX + base64.urlsafe_b64encode(orjson.dumps(details)).decode()
+
+
+def reasoning_details(encrypted: object) -> list[dict[str, Any]] | None:
+    """The ``reasoning_details`` an ``encrypted_content`` of the gateway's holds; None for any other
+    (OpenAI's own, which only OpenAI reads)."""
+    if not isinstance(encrypted, str) or not encrypted.startswith(ENCRYPTED_PREFIX):
+        return None
+    try:
+        details = orjson.loads(base64.urlsafe_b64decode(encrypted[len(ENCRYPTED_PREFIX):]))
+    except (binascii.Error, ValueError):
+        return None
+    return [d for d in details if isinstance(d, dict)] if isinstance(details, list) else None
+
+
+def reasoning_item(item_id: str, text: str, details: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A reasoning item (its text as a ``reasoning_text`` part; ``details``: its encrypted content)."""
+    item: dict[str, Any] = {"type": "reasoning", "id": item_id, "summary": [],
+                            "content": [{"type": "reasoning_text", "text": text}]}
+    if details:
+        item["encrypted_content"] = encrypted_content(details)
+    return item
 
 
 def call_item(tools: ToolMap, item_id: str, call_id: str, chat_name: str, arguments: str,
@@ -99,8 +137,11 @@ def chat_to_response(data: dict[str, Any], usage: Usage, request: dict[str, Any]
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {} if isinstance(choice, dict) else {}
     output: list[dict[str, Any]] = []
-    if isinstance(message.get("reasoning_content"), str) and message["reasoning_content"]:
-        output.append(reasoning_item("rs_" + suffix, message["reasoning_content"]))
+    text = message.get("reasoning_content")
+    details = message.get("reasoning_details") if wants_encrypted(request) else None
+    details = [d for d in details if isinstance(d, dict)] if isinstance(details, list) else None
+    if isinstance(text, str) and text or details:
+        output.append(reasoning_item("rs_" + suffix, text if isinstance(text, str) else "", details))
     if isinstance(message.get("content"), str) and message["content"]:
         output.append(message_item("msg_" + suffix, message["content"]))
     for i, call in enumerate(message.get("tool_calls") or ()):

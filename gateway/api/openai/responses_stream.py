@@ -33,6 +33,7 @@ from .responses_render import (
     reasoning_item,
     response_usage,
     shell,
+    wants_encrypted,
 )
 from .responses_tools import ToolMap
 
@@ -75,6 +76,8 @@ class ChatToResponseEvents:
         self.usage: dict[str, Any] | None = None
         self.finish: object = None
         self.ended = False
+        self.encrypted = wants_encrypted(request)
+        self.details: dict[int, dict[str, Any]] = {}  # chat's reasoning_details, by their index
 
     def _event(self, kind: str, **fields: Any) -> bytes:
         payload = {"type": kind, "sequence_number": self.sequence, **fields}
@@ -137,6 +140,8 @@ class ChatToResponseEvents:
             delta = as_dict(choice.get("delta"))
             if isinstance(delta.get("reasoning_content"), str) and delta["reasoning_content"]:
                 out += self._text("reasoning", delta["reasoning_content"])
+            if self.encrypted and isinstance(delta.get("reasoning_details"), list):
+                out += self._details(delta["reasoning_details"])
             if isinstance(delta.get("content"), str) and delta["content"]:
                 out += self._text("message", delta["content"])
             for call in delta.get("tool_calls") or ():
@@ -168,11 +173,27 @@ class ChatToResponseEvents:
                                        item={**message_item(item.item_id, "", "in_progress"), "content": []}))
                 out.append(self._event("response.content_part.added", item_id=item.item_id, output_index=item.index,
                                        content_index=0, part={"type": "output_text", "text": "", "annotations": []}))
+        if not text:
+            return out
         item.text()
         item.parts.append(text)
         kind_event = "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
         out.append(self._event(kind_event, item_id=item.item_id, output_index=item.index, content_index=0, delta=text))
         return out
+
+    def _details(self, details: list[Any]) -> list[bytes]:
+        """Pieces of chat's ``reasoning_details`` (merged by their index) for the reasoning item's
+        encrypted content; a reasoning item is opened for them if none is."""
+        for detail in details:
+            if isinstance(detail, dict):
+                index = detail.get("index")
+                key = index if isinstance(index, int) else len(self.details)
+                self.details[key] = {**self.details.get(key, {}), **{k: v for k, v in detail.items() if k != "index"}}
+        item = self.text_item
+        return [] if item is not None and item.kind == "reasoning" else self._text("reasoning", "")
+
+    def _reasoning_details(self) -> list[dict[str, Any]] | None:
+        return [detail for _, detail in sorted(self.details.items())] or None
 
     def _call(self, call: dict[str, Any]) -> list[bytes]:
         index = call.get("index")
@@ -201,7 +222,7 @@ class ChatToResponseEvents:
         whole = item.text()
         where = {"item_id": item.item_id, "output_index": item.index}
         if item.kind == "reasoning":
-            done = reasoning_item(item.item_id, whole)
+            done = reasoning_item(item.item_id, whole, self._reasoning_details())
             events = [self._event("response.reasoning_text.done", **where, content_index=0, text=whole)]
         elif item.kind == "message":
             done = message_item(item.item_id, whole)
@@ -223,7 +244,7 @@ class ChatToResponseEvents:
         for item in self.items:
             whole = item.text()
             if item.kind == "reasoning":
-                output.append(reasoning_item(item.item_id, whole))
+                output.append(reasoning_item(item.item_id, whole, self._reasoning_details()))
             elif item.kind == "message":
                 output.append(message_item(item.item_id, whole))
             else:
