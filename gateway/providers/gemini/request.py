@@ -112,7 +112,7 @@ def _append(contents: list[Content], role: str, parts: list[Part]) -> None:
 
 def _assistant_parts(message: dict[str, Any], i: int, call_names: dict[str, str], dropped: Dropped) -> list[Part]:
     parts: list[Part] = [{"text": t} for t in texts(message.get("content"), i, dropped) if t]
-    for field in ("reasoning_content", "reasoning"):
+    for field in ("reasoning_content", "reasoning", "reasoning_details"):
         if message.get(field):
             dropped.add(f"assistant.{field}")
     calls = message.get("tool_calls") or []
