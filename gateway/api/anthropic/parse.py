@@ -51,6 +51,7 @@ def parse_count(body: dict[str, Any], query: str = "", headers: Iterable[tuple[s
     """A ``count_tokens`` body as a ``Call``: passed through to ``COUNT_PATH`` of an Anthropic provider."""
     model = model_of(body)
     chat = chat_body(body, model, Notes())
+    chat["max_tokens"] = 1  # a count produces no output: the budget holds for no more
     return Call(PASSTHROUGH, COUNT_PATH, chat, model, dialect=ANTHROPIC, query=query, headers=passed_headers(headers),
                 native_body=body)
 
