@@ -97,7 +97,8 @@ class CountTokensResource:
             body = await read_json(req, exchange.snapshot.max_body_bytes)
             inner = body.get("generateContentRequest")
             generate = parse_generate(inner if isinstance(inner, dict) else body, model, False)
-            call = Call(PASSTHROUGH, "countTokens", generate.body, generate.model, dialect=GEMINI, native_body=body,
+            counted = {**generate.body, "max_tokens": 1}  # a count produces no output: the budget holds for no more
+            call = Call(PASSTHROUGH, "countTokens", counted, generate.model, dialect=GEMINI, native_body=body,
                         headers=passed_headers(req))
             route = resolve(exchange.snapshot, call.model, exchange.client)
         except GatewayError as exc:
