@@ -1,5 +1,5 @@
 """The Responses and Google dialects' stream translations: plain text chunks are rewritten from their
-bytes (``api/chat_chunks.py``), and what the client gets is what reading every chunk gives, whatever
+bytes (``api/anthropic/text_run.py``), and what the client gets is what reading every chunk gives, whatever
 the text holds (quotes, backslashes, escapes, non-ASCII), in one read or chunk by chunk."""
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from typing import Any
 import orjson
 import pytest
 
-from gateway.api.chat_chunks import text_delta
 from gateway.api.google.stream import ResponseChunks
 from gateway.api.openai.responses_stream import ChatToResponseEvents
 
@@ -61,14 +60,3 @@ def test_a_google_stream_carries_the_text_exactly(joined: bool) -> None:
     assert all(o["responseId"] == "chatcmpl-1" and o["modelVersion"] == "m" for o in objects)
     assert objects[-1]["candidates"][0]["finishReason"] == "STOP"
     assert objects[-1]["usageMetadata"]["candidatesTokenCount"] == 9
-
-
-def test_only_a_plain_text_chunk_is_read_from_its_bytes() -> None:
-    assert text_delta(chunk({"content": 'a "b"'})[6:-2]) == b'a \\"b\\"'
-    assert text_delta(chunk({"content": "x"}, "stop")[6:-2]) is None  # finishing
-    assert text_delta(chunk({"content": "x", "reasoning_content": "y"})[6:-2]) is None
-    assert text_delta(chunk({"content": "x"}, usage=USAGE)[6:-2]) is None
-    assert text_delta(chunk({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]})[6:-2]) is None
-    assert text_delta(chunk({"role": "assistant", "content": "x"})[6:-2]) is None
-    two = chunk({"content": "x"}).replace(b'"finish_reason":null}]', b'"finish_reason":null},{"index":1}]')
-    assert text_delta(two[6:-2]) is None  # two choices

@@ -17,7 +17,7 @@ import orjson
 from ...core.sse import data_of
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
-from ..chat_chunks import MARK, REST
+from ..anthropic.text_run import TextRun, text_span
 from ..chat_usage import chat_usage
 from ..dialects import ChunkTranslator, as_dict, pipeline_error
 from .errors import error_object
@@ -46,28 +46,36 @@ class ResponseChunks(ChunkTranslator):
         self.chat_body = chat_body or {}  # what was sent, for an estimate when the provider reports no usage
         self.chars = 0  # characters of text and arguments passed on
         self._head = b""  # what follows a text delta's text in a response (known once the stream began)
+        self.run = TextRun()  # the bytes this stream's text chunks share
         self.response_id = ""
         self.candidates: dict[int, _Candidate] = {}
         self.usage: dict[str, Any] = {}
         self.ended = False
 
     def feed(self, item: bytes) -> list[bytes]:
-        """As ``ChunkTranslator.feed``; a text delta of the first candidate, once the stream has
-        begun, is written as bytes (``chat_chunks.text_delta``'s test, inlined: this runs once per
-        event)."""
-        if b'{"error"' in item or b"\r" in item:
+        """As ``ChunkTranslator.feed``; once the stream has begun, text chunks of the first choice are
+        written as responses from their bytes (``api/anthropic/text_run.py``: the usual case)."""
+        if b"\r" in item:
             return super().feed(item)
-        out = []
-        match, skip, head = REST.match, len(MARK), self._head
-        for event in item.split(b"\n\n"):
-            at = event.find(MARK) if head else -1
-            if at > 0 and (found := match(event, at + skip)) is not None and b'"usage":{' not in event:
-                escaped = found.group(1)
-                self.chars += len(escaped)
-                out.append(_TEXT_OBJECT % (escaped, head))
-            elif event.startswith(b"data:"):
-                out += super().feed(event + b"\n\n")
-                head = self._head
+        out: list[bytes] = []
+        pos, size = 0, len(item)
+        while pos < size:
+            if self._head and self.run.tail:
+                pieces, pos, chars = self.run.rewrite(item, pos, b"", b"")
+                if pieces:
+                    self.chars += chars
+                    out += [_TEXT_OBJECT % (text, self._head) for text in pieces[1::3] if text]
+                    continue
+            cut = item.find(b"\n\n", pos)
+            cut = size if cut < 0 else cut + 2
+            event, pos = item[pos:cut], cut
+            span = text_span(event) if self._head else None
+            if span is None:
+                out += super().feed(event)
+            elif span[1] > span[0]:
+                self.run.learn(event, *span)
+                self.chars += span[1] - span[0]
+                out.append(_TEXT_OBJECT % (event[span[0]:span[1]], self._head))
         return out
 
     def _error(self, error: dict[str, Any]) -> bytes:

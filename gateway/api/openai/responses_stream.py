@@ -22,7 +22,7 @@ import orjson
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
 from ...pipeline import Stream, translated
-from ..chat_chunks import MARK, REST
+from ..anthropic.text_run import TextRun, text_span
 from ..chat_usage import chat_usage
 from ..dialects import as_dict, pipeline_error
 from .responses_render import (
@@ -77,6 +77,7 @@ class ChatToResponseEvents:
         self.finish: object = None
         self.ended = False
         self.encrypted = wants_encrypted(request)
+        self.run = TextRun()  # the bytes this stream's text chunks share
         self.details: dict[int, dict[str, Any]] = {}  # chat's reasoning_details, by their index
 
     def _event(self, kind: str, **fields: Any) -> bytes:
@@ -94,22 +95,40 @@ class ChatToResponseEvents:
 
     def feed_item(self, raw: bytes) -> list[bytes]:
         """An item of the chat stream (whole ``data:`` events) -> the Responses events it makes. While
-        the message is open, a text delta (``chat_chunks.text_delta``'s test, inlined: this runs once
-        per event) is written as bytes; any other event takes ``feed``."""
+        the message is open, text chunks are written as ``output_text.delta`` events from their bytes
+        (``api/anthropic/text_run.py``: the usual case); any other chunk takes ``feed``."""
+        if b"\r" in raw:
+            raw = raw.replace(b"\r\n", b"\n")
         out: list[bytes] = []
-        message = self._open_message()
-        match, skip = REST.match, len(MARK)
-        for event in raw.split(b"\n\n") if b"\r" not in raw else raw.replace(b"\r\n", b"\n").split(b"\n\n"):
-            at = event.find(MARK) if message is not None else -1
-            if at > 0 and message is not None and (found := match(event, at + skip)) is not None \
-                    and b'"usage":{' not in event:
-                escaped = found.group(1)
-                message.escaped.append(escaped)
-                out.append(message.template % (self.sequence, escaped))
-                self.sequence += 1
+        pos, size = 0, len(raw)
+        while pos < size:
+            message = self._open_message()
+            if message is not None and self.run.tail:
+                pieces, pos, _ = self.run.rewrite(raw, pos, b"", b"")
+                if pieces:
+                    out += self._deltas(message, pieces[1::3])
+                    continue
+            cut = raw.find(b"\n\n", pos)
+            cut = size if cut < 0 else cut + 2
+            event, pos = raw[pos:cut], cut
+            span = text_span(event) if message is not None else None
+            if message is not None and span is not None:
+                self.run.learn(event, *span)
+                out += self._deltas(message, [event[span[0]:span[1]]])
             elif event.startswith(b"data:"):
-                out += self.feed(event[6:] if event.startswith(b"data: ") else event[5:])
-                message = self._open_message()
+                out += self.feed(event[5:].strip())
+        return out
+
+    def _deltas(self, message: _Item, texts: list[bytes]) -> list[bytes]:
+        """``output_text.delta`` events for pieces of the message's text, still JSON-escaped."""
+        out = []
+        sequence, template = self.sequence, message.template
+        for text in texts:
+            if text:
+                message.escaped.append(text)
+                out.append(template % (sequence, text))
+                sequence += 1
+        self.sequence = sequence
         return out
 
     def _open_message(self) -> _Item | None:
