@@ -183,13 +183,13 @@ class Framing:
         return "text/event-stream" if self.sse else "application/json"
 
     def frame(self, objects: list[bytes]) -> list[bytes]:
+        """``objects`` framed, as one piece (they go out in one send)."""
+        if not objects:
+            return []
         if self.sse:
-            return [b"data: " + obj + b"\r\n\r\n" for obj in objects]
-        out = []
-        for obj in objects:
-            out.append((b"[" if self.first else b",\r\n") + obj)
-            self.first = False
-        return out
+            return [b"data: " + b"\r\n\r\ndata: ".join(objects) + b"\r\n\r\n"]
+        opening, self.first = b"[" if self.first else b",\r\n", False
+        return [opening + b",\r\n".join(objects)]
 
     def close(self) -> list[bytes]:
         if self.sse:
