@@ -116,7 +116,8 @@ def error_handlers(known: dict[str, str]) -> tuple[ErrorHandler, ErrorHandler]:
                             params: Any) -> None:
         resp.status = ex.status
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = dialect_error_body(dialect_of(known, req.uri_template, req.path), ex)
+        dialect = dialect_of(known, req.uri_template, req.path, req.get_header("anthropic-version"))
+        resp.data = dialect_error_body(dialect, ex)
         for name, value in ex.headers.items():
             resp.set_header(name, value)
 

@@ -179,6 +179,21 @@ def start_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable
         gateway.stop()
 
 
+@pytest.fixture(scope="module")
+def module_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Gateway]]:
+    """A gateway started once for a module's tests (``start(config)``), stopped after them."""
+    started: list[Gateway] = []
+
+    def start(config: str) -> Gateway:
+        gateway = Gateway(tmp_path_factory.mktemp("gw"), config)
+        started.append(gateway)
+        return gateway.start()
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
 @pytest.fixture
 def gateway(start_gateway: Callable[..., Gateway], fake: FakeUpstream) -> Gateway:
     return start_gateway(basic_config(fake))

@@ -1,7 +1,8 @@
 """A controllable fake Anthropic Messages upstream (``POST /v1/messages``), on ``FakeUpstream``'s machinery.
 
 It checks requests the way the real API does (``x-api-key``, ``anthropic-version``, ``max_tokens``,
-user/assistant roles only, tool results first in a user turn, no ``tool_choice`` without tools)
+user, assistant and (mid-conversation) system roles only, tool results first in a user turn, no
+``tool_choice`` without tools)
 and answers with Anthropic's shapes: whole messages, SSE streams (``message_start`` …
 ``message_stop``, with ``ping``), and errors ``{"type": "error", "error": {"type", "message"}}``::
 
@@ -89,8 +90,8 @@ def request_problem(headers: Any, body: Any) -> tuple[int, str] | None:
 
 def _message_problem(i: int, message: Any) -> str | None:
     role = message.get("role") if isinstance(message, dict) else None
-    if role not in ("user", "assistant"):
-        return f'messages.{i}.role: Input should be "user" or "assistant"'
+    if role not in ("user", "assistant", "system"):
+        return f'messages.{i}.role: Input should be "user", "assistant" or "system"'
     content = message.get("content")
     if isinstance(content, list):
         kinds = [b.get("type") for b in content if isinstance(b, dict)]

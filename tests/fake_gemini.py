@@ -1,10 +1,10 @@
 """A controllable fake Gemini (Google AI Studio ``v1beta``) upstream for tests.
 
 It answers ``POST /v1beta/models/{model}:generateContent``, ``:streamGenerateContent?alt=sse`` (events
-separated by CRLF CRLF, no ``[DONE]``, as Google sends them), ``:embedContent`` and ``:batchEmbedContents``
-in Gemini's shapes, takes the key from ``x-goog-api-key`` and answers errors in the ``google.rpc`` model
-(``{"error": {"code", "message", "status", "details"}}``). Scripting, recording and the lifecycle are
-``FakeUpstream``'s (``tests/fake_upstream.py``); ``GeminiBehaviour`` adds what Gemini can say::
+separated by CRLF CRLF, no ``[DONE]``, as Google sends them), ``:countTokens``, ``:embedContent`` and
+``:batchEmbedContents`` in Gemini's shapes, takes the key from ``x-goog-api-key`` and answers errors in the
+``google.rpc`` model (``{"error": {"code", "message", "status", "details"}}``). Scripting, recording and the
+lifecycle are ``FakeUpstream``'s (``tests/fake_upstream.py``); ``GeminiBehaviour`` adds what Gemini can say::
 
     with FakeGemini() as fake:
         fake.script(GeminiBehaviour(status=429, retry_delay="12s"), key="AIza...1")
@@ -28,7 +28,7 @@ from tests.fake_upstream import Behaviour, FakeUpstream, Recorded, split_text
 
 DEFAULT_TEXT = "Hello from the fake Gemini"
 _PATH = re.compile(r"^/v1beta/models/(?P<model>[^/:]+):(?P<method>generateContent|streamGenerateContent|"
-                   r"embedContent|batchEmbedContents)$")
+                   r"embedContent|batchEmbedContents|countTokens)$")
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
            500: "INTERNAL", 503: "UNAVAILABLE"}
 
@@ -43,6 +43,7 @@ class GeminiBehaviour(Behaviour):
     retry_delay: str | None = None  # errors: a google.rpc.RetryInfo detail with this retryDelay ("12s")
     api_key_invalid: bool = False  # errors: an ErrorInfo detail with reason API_KEY_INVALID
     thoughts: int = 0  # thoughtsTokenCount in the usage
+    cached: int = 0  # cachedContentTokenCount in the usage (a part of promptTokenCount)
 
 
 def _words(value: Any) -> int:
@@ -125,6 +126,10 @@ class FakeGemini(FakeUpstream):
             requests = body.get("requests") or []
             return _json({"embeddings": [{"values": [0.1 * (i + 1), 0.2, 0.3]} for i in range(len(requests))]},
                          headers=beh.headers)
+        if method == "countTokens":
+            inner = body.get("generateContentRequest")
+            return _json({"totalTokens": prompt_tokens_of(inner if isinstance(inner, dict) else body)},
+                         headers=beh.headers)
         if method == "streamGenerateContent":
             return await self._gemini_stream(request, model, body, beh)
         return _json(self._response(model, body, beh, self._parts(beh), True), headers=beh.headers)
@@ -141,6 +146,8 @@ class FakeGemini(FakeUpstream):
                  "totalTokenCount": prompt + out + beh.thoughts}
         if beh.thoughts:
             usage["thoughtsTokenCount"] = beh.thoughts
+        if beh.cached:
+            usage["cachedContentTokenCount"] = beh.cached
         return usage
 
     def _response(self, model: str, body: dict[str, Any], beh: GeminiBehaviour, parts: list[dict[str, Any]],

@@ -30,7 +30,7 @@ import time
 import zlib
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 from aiohttp import web
 
@@ -70,6 +70,9 @@ class Behaviour:
     # written in pieces of about 64 KiB; ``text`` is then each event's delta (default about 40
     # characters); ``chunks`` and ``cut_after`` do not apply
     stream_bytes: int | None = None
+    # chat: function calls after the text ([{"name", "arguments": {...}, "id"?}]; the text defaults to
+    # none then), finish_reason "tool_calls"; streamed as a name chunk and an arguments chunk each
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,22 @@ def split_text(text: str, n: int) -> list[str]:
     n = max(1, n)
     size = len(text)
     return [text[i * size // n : (i + 1) * size // n] for i in range(n)]
+
+
+def _text_of(beh: Behaviour) -> str:
+    """The answer's text: the scripted one; by default DEFAULT_TEXT, or none before tool calls."""
+    if beh.text is not None:
+        return beh.text
+    return "" if beh.tool_calls else DEFAULT_TEXT
+
+
+def _call_id(call: dict[str, Any], n: int) -> str:
+    return str(call.get("id") or f"call_fake{n}")
+
+
+def _arguments(call: dict[str, Any]) -> str:
+    arguments = call.get("arguments", {})
+    return arguments if isinstance(arguments, str) else json.dumps(arguments)
 
 
 def _error_body(message: str, status: int, etype: str = "invalid_request_error") -> dict[str, Any]:
@@ -176,7 +195,7 @@ class FakeUpstream:
             await self._runner.cleanup()
             self._runner = None
 
-    def start(self) -> FakeUpstream:
+    def start(self) -> Self:
         """Serve from a daemon thread with its own event loop; returns once listening."""
         if self._thread is not None:
             raise RuntimeError("FakeUpstream already started")
@@ -217,7 +236,7 @@ class FakeUpstream:
         thread.join(timeout=10)
         self._thread = self._loop = None
 
-    def __enter__(self) -> FakeUpstream:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:
@@ -385,23 +404,29 @@ class FakeUpstream:
             return await self._stream(request, body, model, beh)
         return await self._whole(request, self._completion(body, model, beh), beh)
 
-    def _usage(self, body: dict[str, Any], text: str) -> dict[str, int]:
-        prompt, completion = prompt_tokens_of(body), len(text.split())
+    def _usage(self, body: dict[str, Any], text: str, calls: list[dict[str, Any]] | None = None) -> dict[str, int]:
+        prompt = prompt_tokens_of(body)
+        completion = len(text.split()) + sum(len(_arguments(c).split()) for c in calls or ())
         return {"prompt_tokens": prompt, "completion_tokens": completion,
                 "total_tokens": prompt + completion}
 
     def _completion(self, body: dict[str, Any], model: str, beh: Behaviour) -> dict[str, Any]:
-        text = DEFAULT_TEXT if beh.text is None else beh.text
+        text = _text_of(beh)
+        message: dict[str, Any] = {"role": "assistant", "content": text or (None if beh.tool_calls else text)}
+        if beh.tool_calls:
+            message["tool_calls"] = [{"id": _call_id(c, n), "type": "function",
+                                      "function": {"name": c["name"], "arguments": _arguments(c)}}
+                                     for n, c in enumerate(beh.tool_calls)]
         answer: dict[str, Any] = {
             "id": f"chatcmpl-fake{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "logprobs": None, "finish_reason": "stop"}],
+            "choices": [{"index": 0, "message": message, "logprobs": None,
+                         "finish_reason": "tool_calls" if beh.tool_calls else "stop"}],
         }
         if beh.usage:
-            answer["usage"] = self._usage(body, text)
+            answer["usage"] = self._usage(body, text, beh.tool_calls)
         return answer
 
     async def _whole(self, request: web.BaseRequest, answer: dict[str, Any], beh: Behaviour) -> web.StreamResponse:
@@ -467,17 +492,24 @@ class FakeUpstream:
                       beh: Behaviour) -> web.StreamResponse:
         if beh.stream_bytes is not None:
             return await self._long_stream(request, body, model, beh)
-        text = DEFAULT_TEXT if beh.text is None else beh.text
+        text = _text_of(beh)
         base = {"id": f"chatcmpl-fake{next(self._ids)}", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": model}
         events: list[dict[str, Any]] = []
-        for i, piece in enumerate(split_text(text, beh.chunks or DEFAULT_CHUNKS)):
-            delta = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+        for i, piece in enumerate(split_text(text, beh.chunks or DEFAULT_CHUNKS) if text else []):
+            delta: dict[str, Any] = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
             events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
-        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        for n, call in enumerate(beh.tool_calls):
+            named = {"index": n, "id": _call_id(call, n), "type": "function",
+                     "function": {"name": call["name"], "arguments": ""}}
+            for delta in ({"tool_calls": [named]}, {"tool_calls": [{"index": n, "function": {
+                    "arguments": _arguments(call)}}]}):
+                events.append({**base, "choices": [{"index": 0, "delta": delta, "finish_reason": None}]})
+        finish = "tool_calls" if beh.tool_calls else "stop"
+        events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
         opts = body.get("stream_options")
         if beh.usage and isinstance(opts, dict) and opts.get("include_usage"):
-            events.append({**base, "choices": [], "usage": self._usage(body, text)})
+            events.append({**base, "choices": [], "usage": self._usage(body, text, beh.tool_calls)})
 
         headers = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache", **beh.headers}
         packer = _StreamPacker(beh.encoding)
@@ -626,6 +658,10 @@ class SurfaceFake:
         # False: responses streams as ``data:`` lines only (the kind in the JSON's "type", no ``event:``
         # line), as several OpenAI-compatible servers send them
         self.responses_event_lines = True
+        # scripted Responses answers, one per /v1/responses request: (output items, usage details);
+        # a request finding none gets one message with DEFAULT_TEXT
+        self.responses_script: deque[tuple[list[dict[str, Any]], dict[str, int]]] = deque()
+        self.responses_linger_s = 0.0  # a Responses stream stays open this long after its last event
         self._ids = itertools.count(1)
 
     def reset(self) -> None:
@@ -636,6 +672,17 @@ class SurfaceFake:
             self.failures.clear()
             self.speech_delay_s = 0.0
             self.responses_event_lines = True
+            self.responses_script.clear()
+            self.responses_linger_s = 0.0
+
+    def script_responses(self, *outputs: list[dict[str, Any]], cached_tokens: int = 0,
+                         reasoning_tokens: int = 0) -> None:
+        """The next ``/v1/responses`` requests answer these output items (one list per request), their
+        usage reporting ``cached_tokens`` and ``reasoning_tokens`` (parts of the input and output)."""
+        with self._lock:
+            for output in outputs:
+                self.responses_script.append((output, {"cached_tokens": cached_tokens,
+                                                       "reasoning_tokens": reasoning_tokens}))
 
     def fail_next(self, status: int, headers: dict[str, str] | None = None) -> None:
         """The next surface request is answered ``status`` (after its body was read)."""
@@ -706,34 +753,40 @@ class SurfaceFake:
         await resp.write_eof()
         return resp
 
-    def _response_object(self, body: dict[str, Any], status: str) -> dict[str, Any]:
-        prompt = body.get("input")
-        words = len(prompt.split()) if isinstance(prompt, str) else 5
+    def _response_object(self, body: dict[str, Any], status: str, output: list[dict[str, Any]],
+                         details: dict[str, int]) -> dict[str, Any]:
         done = status == "completed"
-        output = [{"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
-                   "content": [{"type": "output_text", "text": DEFAULT_TEXT, "annotations": []}]}] if done else []
-        usage = {"input_tokens": words, "output_tokens": len(DEFAULT_TEXT.split()),
-                 "total_tokens": words + len(DEFAULT_TEXT.split()),
-                 "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}}
         return {"id": "resp_fake1", "object": "response", "created_at": int(time.time()), "status": status,
-                "model": body.get("model"), "output": output, "usage": usage if done else None,
+                "model": body.get("model"), "output": output if done else [],
+                "usage": responses_usage(body, output, details) if done else None,
                 "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "error": None,
                 "incomplete_details": None, "instructions": body.get("instructions"), "metadata": {}}
 
+    def _next_output(self) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        with self._lock:
+            if self.responses_script:
+                return self.responses_script.popleft()
+        message = {"type": "message", "id": "msg_fake1", "status": "completed", "role": "assistant",
+                   "content": [{"type": "output_text", "text": DEFAULT_TEXT, "annotations": []}]}
+        return [message], {"cached_tokens": 0, "reasoning_tokens": 0}
+
     async def _responses(self, request: web.BaseRequest, body: dict[str, Any]) -> web.StreamResponse:
+        output, details = self._next_output()
         if not body.get("stream"):
-            return _json_response(self._response_object(body, "completed"))
+            return _json_response(self._response_object(body, "completed", output, details))
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
-        events: list[tuple[str, dict[str, Any]]] = [("response.created",
-                                                     {"response": self._response_object(body, "in_progress")})]
-        events += [("response.output_text.delta", {"item_id": "msg_fake1", "output_index": 0, "content_index": 0,
-                                                   "delta": piece}) for piece in split_text(DEFAULT_TEXT, 3)]
-        events.append(("response.completed", {"response": self._response_object(body, "completed")}))
+        events: list[tuple[str, dict[str, Any]]] = [
+            ("response.created", {"response": self._response_object(body, "in_progress", output, details)})]
+        for index, item in enumerate(output):
+            events += _item_events(index, item)
+        events.append(("response.completed", {"response": self._response_object(body, "completed", output, details)}))
         for n, (kind, data) in enumerate(events):
             payload = json.dumps({"type": kind, "sequence_number": n, **data})
             head = f"event: {kind}\n" if self.responses_event_lines else ""
             await resp.write(f"{head}data: {payload}\n\n".encode())
+        if self.responses_linger_s:
+            await asyncio.sleep(self.responses_linger_s)
         await resp.write_eof()
         return resp
 
@@ -784,6 +837,48 @@ class SurfaceFake:
             if family == "files":
                 self.file_bytes[obj["id"]] = raw
         return obj
+
+
+def responses_usage(body: dict[str, Any], output: list[dict[str, Any]], details: dict[str, int]) -> dict[str, Any]:
+    """The fake's Responses usage: the words of the input (messages, call arguments and outputs) in,
+    the words of the output items (plus the reasoning tokens scripted) out."""
+    inputs = _words(body.get("input")) if isinstance(body.get("input"), str) else _input_words(body.get("input"))
+    outputs = sum(_words(item.get("arguments") or item.get("input") or "") if "call" in item["type"]
+                  else _words(item.get("content") or "") for item in output) + details["reasoning_tokens"]
+    return {"input_tokens": inputs, "output_tokens": outputs, "total_tokens": inputs + outputs,
+            "input_tokens_details": {"cached_tokens": details["cached_tokens"]},
+            "output_tokens_details": {"reasoning_tokens": details["reasoning_tokens"]}}
+
+
+def _input_words(items: Any) -> int:
+    """The words of a Responses ``input`` list: message texts, call arguments and outputs."""
+    total = 0
+    for item in items if isinstance(items, list) else ():
+        if isinstance(item, dict):
+            total += _words(item.get("content")) + _words(item.get("output")) + _words(item.get("arguments"))
+    return total
+
+
+def _item_events(index: int, item: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The events that stream one output item, as OpenAI sends them."""
+    where = {"output_index": index}
+    if item["type"] == "message":
+        text = item["content"][0]["text"]
+        ids = {"item_id": item["id"], "output_index": index, "content_index": 0}
+        events = [("response.output_item.added", {**where, "item": {**item, "status": "in_progress", "content": []}}),
+                  ("response.content_part.added", {**ids, "part": {"type": "output_text", "text": ""}})]
+        events += [("response.output_text.delta", {**ids, "delta": piece}) for piece in split_text(text, 3)]
+        events += [("response.output_text.done", {**ids, "text": text}),
+                   ("response.content_part.done", {**ids, "part": item["content"][0]})]
+    elif item["type"] == "function_call":
+        events = [("response.output_item.added", {**where, "item": {**item, "arguments": "", "status": "in_progress"}}),
+                  ("response.function_call_arguments.delta", {**where, "item_id": item["id"],
+                                                              "delta": item["arguments"]}),
+                  ("response.function_call_arguments.done", {**where, "item_id": item["id"],
+                                                             "arguments": item["arguments"]})]
+    else:
+        events = [("response.output_item.added", {**where, "item": item})]
+    return [*events, ("response.output_item.done", {**where, "item": item})]
 
 
 def _belongs(obj: dict[str, Any], family: str, parts: list[str]) -> bool:

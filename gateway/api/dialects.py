@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from ..core.sse import data_of
+from ..core.sse import data_of, one_data_event
 from ..errors import GatewayError
 from .anthropic.errors import error_body as anthropic_error
 from .google.errors import error_body as google_error
@@ -72,7 +72,7 @@ class ChunkTranslator:
 
     def feed(self, item: bytes) -> list[bytes]:
         out: list[bytes] = []
-        for data in data_of(item):
+        for data in (item[6:-2],) if one_data_event(item) else data_of(item):
             if data == b"[DONE]":
                 out += self.finish()
                 continue

@@ -37,7 +37,7 @@ _GOOGLE_ERROR = _object(["error"], error=_object(["code", "message", "status"], 
                                                  details={"type": "array", "items": _OBJ}))
 _MESSAGES = {"type": "array", "minItems": 1, "items": _object(["role"], role=_STR)}
 _ANTHROPIC_MESSAGES = {"type": "array", "minItems": 1,
-                       "items": _object(["role", "content"], role={"enum": ["user", "assistant"]},
+                       "items": _object(["role", "content"], role={"enum": ["user", "assistant", "system"]},
                                         content={"type": ["string", "array"]})}
 _GOOGLE_CONTENTS = {"type": "array", "minItems": 1,
                     "items": _object(["parts"], role={"enum": ["user", "model", "function", "tool"]}, parts=_ARR)}
@@ -61,11 +61,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "ModelList": _object(["object", "data"], object={"const": "list"},
                          data={"type": "array", "items": _object(["id", "object"], id=_STR, object={"const": "model"},
                                                                  created=_INT, owned_by=_STR)}),
+    "AnthropicModelList": _object(["data", "has_more", "first_id", "last_id"],
+                                  data={"type": "array", "items": _object(
+                                      ["type", "id", "display_name", "created_at"], type={"const": "model"}, id=_STR,
+                                      display_name=_STR, created_at={"type": "string", "format": "date-time"})},
+                                  has_more={"type": "boolean"}, first_id={"type": ["string", "null"]},
+                                  last_id={"type": ["string", "null"]}),
     "AnthropicMessagesRequest": _object(["model", "max_tokens", "messages"], model=_STR, max_tokens=_POSITIVE,
                                         messages=_ANTHROPIC_MESSAGES, system={"type": ["string", "array"]},
                                         stream={"type": "boolean"}, tools=_ARR, tool_choice=_OBJ,
                                         stop_sequences={"type": "array", "items": _STR},
-                                        temperature={"type": "number"}, top_p={"type": "number"}, metadata=_OBJ),
+                                        temperature={"type": "number"}, top_p={"type": "number"}, metadata=_OBJ,
+                                        thinking=_OBJ, output_config=_OBJ),
     "AnthropicCountTokensRequest": _object(["model", "messages"], model=_STR, messages=_ANTHROPIC_MESSAGES,
                                            system={"type": ["string", "array"]}, tools=_ARR),
     "AnthropicMessage": _object(["id", "type", "role", "content", "model", "stop_reason", "usage"], id=_STR,
@@ -79,11 +86,18 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                                                                temperature={"type": "number"}),
                                       tools=_ARR, toolConfig=_OBJ),
     "GenerateContentResponse": _object(["candidates"], candidates=_ARR, usageMetadata=_OBJ, modelVersion=_STR),
+    "GoogleCountTokensRequest": _object([], contents=_GOOGLE_CONTENTS, generateContentRequest=_OBJ),
+    "GoogleTokenCount": _object(["totalTokens"], totalTokens=_INT, promptTokensDetails=_ARR),
+    "GoogleModelList": _object(["models"], nextPageToken=_STR,
+                               models={"type": "array", "items": _object(["name"], name=_STR, displayName=_STR,
+                                                                         supportedGenerationMethods=_ARR)}),
     "Health": _object(["status"], status=_STR),
     "Readiness": _object(["status"], status=_STR),
     "OpenAPIDocument": _object(["openapi", "info", "paths"], openapi=_STR, info=_OBJ, paths=_OBJ),
 }
 
+SCHEMAS["ModelListEitherShape"] = {"oneOf": [{"$ref": "#/components/schemas/ModelList"},
+                                            {"$ref": "#/components/schemas/AnthropicModelList"}]}
 _ERROR_SCHEMA = {"openai": "OpenAIError", "anthropic": "AnthropicError", "gemini": "GoogleError"}
 _SECURITY_SCHEMES = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "A client key (or the master key)."},

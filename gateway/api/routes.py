@@ -21,7 +21,9 @@ from ..pipeline import SurfacePipeline
 from .admin import ADMIN_ROUTES
 from .anthropic.resources import CountTokensResource, MessagesResource
 from .dialects import ANTHROPIC, GEMINI, OPENAI
+from .google.resources import CountTokensResource as GoogleCountTokensResource
 from .google.resources import GenerateContentResource
+from .google.resources import ModelsResource as GoogleModelsResource
 from .health import HealthResource, LivelinessResource, ReadinessResource
 from .mcp import McpResource
 from .metrics import MetricsResource
@@ -68,8 +70,9 @@ _OPENAI_ROUTES = (
         Operation("POST", "Embeddings", "EmbeddingRequest", "EmbeddingList"),),
         lambda s: OpenAIResource(s.pipeline, EMBEDDINGS_ENDPOINT)),
     Route(prefixed("/models"), "OpenAI", (
-        Operation("GET", "The models the calling key may use (aliases, provider:model ids, bare names)",
-                  answer="ModelList", errors=(401,)),),
+        Operation("GET", "The models the calling key may use (aliases, provider:model ids, bare names); in "
+                  "Anthropic's list shape (limit, after_id, before_id) when the request carries anthropic-version",
+                  answer="ModelListEitherShape", errors=(400, 401), query=("limit", "after_id", "before_id")),),
         lambda s: ModelsResource(s.runtime)),
 )
 
@@ -80,9 +83,9 @@ _DIALECT_ROUTES = (
                   streams=True),),
         lambda s: MessagesResource(s.pipeline), ANTHROPIC),
     Route(prefixed("/messages/count_tokens", ANTHROPIC_PREFIXES), "Anthropic", (
-        Operation("POST", "Input tokens of a Messages request: the gateway's estimate (about 4 characters a "
-                  "token), not the provider's count", "AnthropicCountTokensRequest", "AnthropicTokenCount",
-                  errors=(400, 401, 403, 413)),),
+        Operation("POST", "Input tokens of a Messages request: the provider's count when the model routes to an "
+                  "Anthropic provider (passed through), else the gateway's estimate (about 4 characters a token)",
+                  "AnthropicCountTokensRequest", "AnthropicTokenCount"),),
         lambda s: CountTokensResource(s.pipeline), ANTHROPIC),
     Route(("/v1beta/models/{model}:generateContent",), "Google", (
         Operation("POST", "Google generateContent, routed to any provider; passed through untranslated to "
@@ -92,6 +95,14 @@ _DIALECT_ROUTES = (
         Operation("POST", "Google streamGenerateContent: SSE events with ?alt=sse, else one JSON array",
                   "GenerateContentRequest", "GenerateContentResponse", streams=True, query=("alt",)),),
         lambda s: GenerateContentResource(s.pipeline, stream=True), GEMINI),
+    Route(("/v1beta/models/{model}:countTokens",), "Google", (
+        Operation("POST", "Google countTokens: the provider's count for a model routed to a Gemini provider, else the "
+                  "gateway's estimate (about 4 characters a token)", "GoogleCountTokensRequest", "GoogleTokenCount"),),
+        lambda s: GoogleCountTokensResource(s.pipeline), GEMINI),
+    Route(("/v1beta/models",), "Google", (
+        Operation("GET", "The models the calling key may use, in Google's ListModelsResponse shape",
+                  answer="GoogleModelList", errors=(401,), query=("pageSize", "pageToken")),),
+        lambda s: GoogleModelsResource(s.runtime), GEMINI),
 )
 
 # --- the rest of the OpenAI surface (api/openai/surface.py) -------------------------------------------------
@@ -193,6 +204,8 @@ def register(app: falcon.asgi.App[Any, Any], services: Services, table: tuple[Ro
 
 
 _PREFIX_DIALECTS = (("/v1beta/", GEMINI), ("/v1/messages", ANTHROPIC), ("/api/v1/messages", ANTHROPIC))
+# routes both OpenAI's and Anthropic's clients call: Anthropic's send anthropic-version
+_SHARED_WITH_ANTHROPIC = frozenset(prefixed("/models"))
 
 
 def dialects(base_paths: tuple[str, ...] = ()) -> dict[str, str]:
@@ -200,9 +213,12 @@ def dialects(base_paths: tuple[str, ...] = ()) -> dict[str, str]:
     return {path: route.dialect for route in with_base_paths(TABLE, base_paths) for path in route.paths}
 
 
-def dialect_of(known: dict[str, str], template: str | None, path: str) -> str:
+def dialect_of(known: dict[str, str], template: str | None, path: str, anthropic_version: str | None = None) -> str:
     """The dialect a request's errors are written in: its route's (``known``: ``dialects()``), or by its
-    path when no route matched."""
+    path when no route matched; Anthropic's on a route shared with it when the request carries
+    ``anthropic-version``."""
     if template is not None and template in known:
+        if anthropic_version and template in _SHARED_WITH_ANTHROPIC:
+            return ANTHROPIC
         return known[template]
     return next((dialect for prefix, dialect in _PREFIX_DIALECTS if path.startswith(prefix)), OPENAI)

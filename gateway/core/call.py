@@ -53,3 +53,7 @@ class Call:
     # ``dialect`` sends ``native_body`` (only its model replaced by the target's) and hands the
     # answer and stream back untranslated: see ``providers.base.ProviderAdapter``.
     native_body: dict[str, Any] | None = None
+    # What the translation into OpenAI's shape left out (fields and blocks OpenAI has no place
+    # for), by name: logged once, at debug level, when the call goes to an upstream that is not
+    # of ``dialect``'s protocol (which then never sees them).
+    dropped: tuple[str, ...] = ()

@@ -117,9 +117,11 @@ def translated(source: Stream, feed: Callable[[bytes], list[bytes]], end: Callab
 
     async def run() -> AsyncGenerator[bytes, None]:
         async for item in source:
-            for out in feed(item):
-                yield out
-        for out in end():
-            yield out
+            out = feed(item)
+            if out:  # what one item became, sent at once as the item came (one write, not one per event)
+                yield out[0] if len(out) == 1 else b"".join(out)
+        tail = end()
+        if tail:
+            yield b"".join(tail)
 
     return Stream(run(), content_type, source)

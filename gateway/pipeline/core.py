@@ -34,6 +34,7 @@ read is translated rather than passed through.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from dataclasses import replace
 
@@ -57,6 +58,8 @@ from .estimate import cost_hold, input_tokens, output_tokens
 from .guard import guard_answer, guard_input
 from .guard_stream import guard_stream
 from .stream import relay, whole_as_stream
+
+log = logging.getLogger("gateway.translate")
 
 
 class Pipeline:
@@ -129,7 +132,11 @@ class Pipeline:
         if opened is None:
             return None
         # same-dialect pass-through: the adapter answered in the client's own protocol (see above)
-        admitted.exchange.native = call.native_body is not None and call.dialect == opened.target.provider.protocol
+        native = admitted.exchange.native = (call.native_body is not None
+                                             and call.dialect == opened.target.provider.protocol)
+        if call.dropped and not native:
+            log.debug("request %s: not carried over to provider '%s' (%s): %s", admitted.exchange.outcome.request_id,
+                      opened.target.provider.id, opened.target.provider.protocol, ", ".join(call.dropped))
         keep = plan.keep if plan is not None else None
         trace = admitted.exchange.outcome.trace
         if opened.answer is not None:

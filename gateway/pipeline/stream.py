@@ -30,6 +30,7 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
     translator = opened.adapter.stream_relay(admitted.call)
     feed = translator.feed
     content = outcome.content  # set with observability.capture_content: the answer's text is kept
+    delivered = False  # the stream's last event went out: a client leaving now (Codex does, at once) got it all
     try:
         async for chunk in async_stream(opened.response):
             events = feed(chunk)
@@ -39,13 +40,15 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
                 if content is not None:
                     content.add_events(events)
                 yield events[0] if len(events) == 1 else b"".join(events)
+                delivered = translator.done
         if not translator.done:
             outcome.error_code = "stream_interrupted"
             yield error_event("The provider's stream ended before it was complete.")
     except asyncio.CancelledError:
         if not guard.absorb():
             raise
-        outcome.status = CLIENT_CLOSED
+        if not delivered:
+            outcome.status = CLIENT_CLOSED
     except httpx.TimeoutException:
         outcome.error_code = "upstream_timeout"
         yield error_event("The provider stopped sending in time.", code="upstream_timeout")
@@ -57,7 +60,7 @@ async def relay(admitted: Admitted, opened: UpstreamAnswer, guard: Disconnect,
         yield error_event(f"The provider sent an event larger than {MAX_EVENT_BYTES >> 20} MB.")
     finally:
         guard.close()
-        if guard.fired and outcome.status == 200:
+        if guard.fired and outcome.status == 200 and not delivered:
             outcome.status = CLIENT_CLOSED  # the client left while the server was sending
         with contextlib.suppress(Exception):
             await opened.response.aclose()

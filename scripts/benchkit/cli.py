@@ -28,12 +28,13 @@ benchkit/targets.py): run it before a performance-sensitive change. Timing is no
 not run it.
 
 Instead of the main run: ``--stores`` (the same load through each store), ``--protocols`` (the
-Anthropic and Gemini adapters against the OpenAI pass-through), ``--overhead`` (sequential added
-latency in interleaved rounds, the method public gateway comparisons use; ``--with-litellm`` adds
-LiteLLM proxy, installed once into a cached virtualenv, to the same rounds), ``--mcp`` (an MCP tools/call
-through the gateway's /mcp against the same call direct to the MCP server, in interleaved rounds),
-``--guardrails`` (the pii and secrets guards' cost per 4 KB prompt and per streamed event, in-process),
-``--guardrails-e2e`` (the same guards end to end: two gateways, guarded and not, side by side under wrk).
+Anthropic and Gemini adapters and the Anthropic, Responses and Google dialects against the OpenAI
+pass-through), ``--overhead`` (sequential added latency in interleaved rounds, the method public
+gateway comparisons use; ``--with-litellm`` adds LiteLLM proxy, installed once into a cached
+virtualenv, to the same rounds), ``--mcp`` (an MCP tools/call through the gateway's /mcp against the
+same call direct to the MCP server, in interleaved rounds), ``--guardrails`` (the pii and secrets
+guards' cost per 4 KB prompt and per streamed event, in-process), ``--guardrails-e2e`` (the same
+guards end to end: two gateways, guarded and not, side by side under wrk).
 
 Exit status: 0 when the benchmark ran (whatever PASS/FAIL says), 3 when --quick found a ratio past
 its limit, 1 on an error (a process would not start, a sanity answer was wrong, wrong
@@ -122,8 +123,10 @@ def add_mode_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stores", action="store_true",
                    help="instead of the main run: the store rows (memory, sqlite, redis; one and two workers)")
     p.add_argument("--protocols", action="store_true",
-                   help="instead of the main run: one row per protocol (OpenAI pass-through, Anthropic and Gemini "
-                        "adapters; whole and streamed), gateway CPU per request and per event")
+                   help="instead of the main run: one row per dialect and protocol (OpenAI pass-through, the "
+                        "Anthropic and Gemini adapters, the Anthropic and Google dialects to OpenAI and passed "
+                        "through, Responses to a chat-only provider; whole and streamed), gateway CPU per request "
+                        "and per event")
     p.add_argument("--overhead", action="store_true",
                    help="instead of the main run: sequential added latency, direct and gateway in interleaved "
                         "rounds (median of the round medians, IQR of the per-round differences)")

@@ -134,11 +134,14 @@ def protocol_config(port: int, ports: dict[str, int]) -> str:
                  ("p-anthropic", "anthropic", f"http://127.0.0.1:{ports['anthropic']}", "bench-anthropic"),
                  ("p-anthropic-sse", "anthropic", f"http://127.0.0.1:{ports['anthropic-sse']}",
                   "bench-anthropic-sse"),
-                 ("p-gemini", "gemini", f"http://127.0.0.1:{ports['gemini']}/v1beta", "bench-gemini")]
+                 ("p-gemini", "gemini", f"http://127.0.0.1:{ports['gemini']}/v1beta", "bench-gemini"),
+                 # chat only: /v1/responses is translated to chat for them
+                 ("p-chat", "openai-compatible", f"http://127.0.0.1:{ports['openai']}", "bench-chat"),
+                 ("p-chat-sse", "openai-compatible", f"http://127.0.0.1:{ports['openai-sse']}", "bench-chat-sse")]
     lines = [f'server: {{listen: "127.0.0.1:{port}", log_requests: false}}', "storage: {type: memory}",
              "llm_providers:"]
     for pid, kind, url, model in providers:
         lines += [f"  - id: {pid}", f"    type: {kind}", f"    base_url: {url}", f"    api_keys: [{keys}]",
-                  f"    models: [{model}]"]
+                  f"    models: [{model}]"] + (["    endpoints: [chat]"] if pid.startswith("p-chat") else [])
     lines += ["api_keys:", f"  - {{id: bench, key: {CLIENT_KEY}}}"]
     return "\n".join(lines) + "\n"

@@ -1,7 +1,10 @@
 """``--protocols``: one gateway, one nginx with canned answers in each protocol's shape, and the same
-OpenAI chat request from wrk: what translating to and from Anthropic Messages and Gemini
-generateContent costs over the OpenAI pass-through, as the gateway's CPU per request (and per
-stream, and per event relayed), all rows in one run, taking turns; and each stream relay alone."""
+question from wrk as an OpenAI chat request, an Anthropic Messages request, an OpenAI Responses
+request or a Google generateContent request: what translating between the dialects and the upstream
+protocols costs over the OpenAI pass-through (OpenAI chat to Anthropic Messages and Gemini
+generateContent; Anthropic Messages, Responses and generateContent to OpenAI chat; Anthropic's and
+Gemini's own pass-through), as the gateway's CPU per request (and per stream, and per event relayed), all
+rows in one run, taking turns; and each stream relay alone."""
 
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from benchkit.common import (
     log_tail,
     request_body,
 )
+from benchkit.dialect_requests import GOOGLE_KEY, dialect_events, gemini_request, responses_request
+from benchkit.dialect_rows import MESSAGES_PATH, dialect_relay_cpu_us, messages_body, messages_events
 from benchkit.gateway_process import Gateway, gateway_log_problems, gateway_run, gateway_workdir, spawn_gateway
 from benchkit.protocol_answers import (
     PROTOCOL_PIECES,
@@ -41,16 +46,28 @@ from benchkit.system import Processes
 from benchkit.tools import ensure_tools
 from benchkit.wrk import WrkResult, describe, run_wrk, write_lua, wrk_problems
 
-PROTOCOL_ROWS: tuple[tuple[str, str, str, bool], ...] = (  # (protocol, row label, model, stream)
-    ("openai", "openai pass-through", "bench-openai", False),
-    ("anthropic", "anthropic adapter", "bench-anthropic", False),
-    ("gemini", "gemini adapter", "bench-gemini", False),
-    ("openai", "openai pass-through, stream", "bench-openai-sse", True),
-    ("anthropic", "anthropic adapter, stream", "bench-anthropic-sse", True),
-    ("gemini", "gemini adapter, stream", "bench-gemini", True),
+# (client dialect, upstream protocol, row label, model, stream); the first of each kind is the reference
+PROTOCOL_ROWS: tuple[tuple[str, str, str, str, bool], ...] = (
+    ("openai", "openai", "openai pass-through", "bench-openai", False),
+    ("openai", "anthropic", "anthropic adapter", "bench-anthropic", False),
+    ("openai", "gemini", "gemini adapter", "bench-gemini", False),
+    ("anthropic", "openai", "anthropic dialect to openai", "bench-openai", False),
+    ("anthropic", "anthropic", "anthropic dialect pass-through", "bench-anthropic", False),
+    ("responses", "openai", "responses to openai chat", "bench-chat", False),
+    ("gemini", "openai", "gemini dialect to openai", "bench-openai", False),
+    ("gemini", "gemini", "gemini dialect pass-through", "bench-gemini", False),
+    ("openai", "openai", "openai pass-through, stream", "bench-openai-sse", True),
+    ("openai", "anthropic", "anthropic adapter, stream", "bench-anthropic-sse", True),
+    ("openai", "gemini", "gemini adapter, stream", "bench-gemini", True),
+    ("anthropic", "openai", "anthropic dialect to openai, stream", "bench-openai-sse", True),
+    ("anthropic", "anthropic", "anthropic dialect pass-through, stream", "bench-anthropic-sse", True),
+    ("responses", "openai", "responses to openai chat, stream", "bench-chat-sse", True),
+    ("gemini", "openai", "gemini dialect to openai, stream", "bench-openai-sse", True),
+    ("gemini", "gemini", "gemini dialect pass-through, stream", "bench-gemini", True),
 )
 PROTOCOL_LIMIT = 1.20  # translation costs at most 20% over the pass-through
-ProtocolRow = tuple[str, str, bool, int, Path]  # protocol, label, stream, events per stream, wrk script
+# dialect, protocol, label, stream, events per stream, wrk script
+ProtocolRow = tuple[str, str, str, bool, int, Path]
 
 
 def protocol_gateway(args: argparse.Namespace, procs: Processes, tmp: Path, ports: dict[str, int]) -> Gateway:
@@ -93,10 +110,19 @@ def run_protocols(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     gw = protocol_gateway(args, procs, tmp, ports)
     conns = max(args.levels)
     rows: list[ProtocolRow] = []
-    for protocol, label, model, stream in PROTOCOL_ROWS:
-        events = protocol_events(gw, model, stream)
-        lua = write_lua(tmp, "proto-" + label.replace(", ", "-").replace(" ", "_"), request_body(stream, model))
-        rows.append((protocol, label, stream, events, lua))
+    for dialect, protocol, label, model, stream in PROTOCOL_ROWS:
+        name = "proto-" + label.replace(", ", "-").replace(" ", "_")
+        if dialect == "anthropic":
+            events = messages_events(gw, model, stream)
+            lua = write_lua(tmp, name, messages_body(stream, model), MESSAGES_PATH)
+        elif dialect in ("responses", "gemini"):
+            events = dialect_events(gw, dialect, model, stream)
+            path, body = (responses_request if dialect == "responses" else gemini_request)(stream, model)
+            lua = write_lua(tmp, name, body, path, GOOGLE_KEY if dialect == "gemini" else "Authorization")
+        else:
+            events = protocol_events(gw, model, stream)
+            lua = write_lua(tmp, name, request_body(stream, model))
+        rows.append((dialect, protocol, label, stream, events, lua))
         if args.warmup > 0:
             gateway_run(gw, "during the warm-up", run_wrk, tools["wrk"], lua, gw.port, conns, args.warmup,
                         "gateway", label, procs)
@@ -108,7 +134,7 @@ def run_protocols(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
     procs.stop(gw.proc)
     procs.stop(nginx_proc)
     result = protocol_results(rows, rounds)
-    relays = relay_cpu_us()
+    relays = relay_cpu_us() | dialect_relay_cpu_us()
     print(render_protocol_rows(result, conns, args.rounds, problems, relays), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"protocols": result, "relay_cpu_us_per_stream": relays, "conns": conns,
@@ -120,9 +146,9 @@ def run_protocols(args: argparse.Namespace, procs: Processes, tmp: Path) -> int:
 def protocol_rounds(args: argparse.Namespace, procs: Processes, wrk: str, gw: Gateway, rows: list[ProtocolRow],
                     conns: int, problems: list[str]) -> dict[str, list[WrkResult]]:
     """Every row's wrk runs, the rows taking turns --rounds times."""
-    rounds: dict[str, list[WrkResult]] = {label: [] for _, label, _, _, _ in rows}
+    rounds: dict[str, list[WrkResult]] = {label: [] for _, _, label, _, _, _ in rows}
     for round_no in range(1, args.rounds + 1):
-        for _, label, _, _, lua in rows:
+        for _, _, label, _, _, lua in rows:
             r = gateway_run(gw, "during a protocol row", run_wrk, wrk, lua, gw.port, conns, args.duration,
                             "gateway", label, procs, gw.proc.pid)
             log(f"round {round_no}, {label}: {describe(r)}")
@@ -158,12 +184,13 @@ def relay_cpu_us(repeats: int = 5, streams: int = 1000) -> dict[str, float]:
 def protocol_results(rows: list[ProtocolRow], rounds: dict[str, list[WrkResult]]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     base: dict[bool, float] = {}
-    for protocol, label, stream, events, _ in rows:
+    for dialect, protocol, label, stream, events, _ in rows:
         cpus = [r.server_cpu_us_per_req for r in rounds[label] if r.server_cpu_us_per_req is not None]
         best = min(cpus) if cpus else None
-        if protocol == "openai" and best is not None:
+        if dialect == protocol == "openai" and best is not None:
             base[stream] = best
-        out.append({"protocol": protocol, "row": label, "stream": stream, "events_per_stream": events,
+        out.append({"dialect": dialect, "protocol": protocol, "row": label, "stream": stream,
+                    "events_per_stream": events,
                     "cpu_us": best, "cpu_us_rounds": [round(c, 1) for c in cpus],
                     "cpu_us_per_event": best / events if best is not None and events else None,
                     "rps": max((r.rps for r in rounds[label]), default=0.0),
@@ -188,14 +215,14 @@ def render_protocol_rows(result: list[dict[str, Any]], conns: int, rounds: int, 
                      f"| {', '.join(f'{c:.0f}' for c in row['cpu_us_rounds'])} "
                      f"| {row['events_per_stream'] or '-'} | {fmt_us(row['cpu_us_per_event'])} | {row['rps']:.0f} "
                      f"| {row['p50_ms']:.2f} | {'-' if ratio is None else f'{ratio:.2f}x'} |")
-        if row["protocol"] != "openai" and ratio is not None:
+        if not row["dialect"] == row["protocol"] == "openai" and ratio is not None:
             verdict = "PASS" if ratio <= PROTOCOL_LIMIT else "FAIL"
             verdicts.append(f"{verdict}: {row['row']}: {ratio:.2f}x the pass-through's CPU (limit "
                             f"{PROTOCOL_LIMIT:.2f}x)")
     if relays:
         ref = relays.get("openai")
         lines += ["", f"Stream relay alone (in this process, the canned stream of {len(PROTOCOL_PIECES)} text events "
-                  "as one read, lowest of 5 x 1,000): " + ", ".join(
+                  "as one read, lowest of 5 x 1,000; the Anthropic dialect's with its translation): " + ", ".join(
                       f"{p} {us:.1f} µs/stream" + (f" ({us / ref:.2f}x)" if ref and p != "openai" else "")
                       for p, us in relays.items())]
     lines += ["", *verdicts]

@@ -35,9 +35,16 @@ def lua_string(s: str) -> str:
     return "[==[" + s + "]==]"
 
 
-def write_lua(tmp: Path, name: str, body: bytes) -> Path:
+def write_lua(tmp: Path, name: str, body: bytes, url_path: str | None = None,
+              key_header: str = "Authorization") -> Path:
+    """The script posting ``body`` (to ``url_path`` instead of the chat path, when given), the client
+    key in ``key_header`` (a bearer token in Authorization, else the key itself)."""
     path = tmp / f"{name}.lua"
-    path.write_text(LUA.format(body=lua_string(body.decode()), key=CLIENT_KEY))
+    script = LUA.format(body=lua_string(body.decode()), key=CLIENT_KEY)
+    if key_header.lower() != "authorization":
+        script = script.replace(f'wrk.headers["Authorization"] = "Bearer {CLIENT_KEY}"',
+                                f'wrk.headers["{key_header}"] = "{CLIENT_KEY}"')
+    path.write_text(script if url_path is None else f"wrk.path = {lua_string(url_path)}\n" + script)
     return path
 
 

@@ -160,7 +160,7 @@ def test_errors_in_google_shape(start_gateway: Callable[..., Gateway], fake: Fak
     limited = generate(gateway, "fast", body)
     assert limited.status_code == 429 and int(limited.headers["retry-after"]) >= 1
     assert limited.json()["error"]["status"] == "RESOURCE_EXHAUSTED" and limited.json()["error"]["code"] == 429
-    missing = generate(gateway, "fast", body, action="countTokens")
+    missing = generate(gateway, "fast", body, action="predict")
     assert missing.status_code == 404 and missing.json()["error"]["status"] == "NOT_FOUND"
 
 

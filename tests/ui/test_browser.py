@@ -254,3 +254,23 @@ def test_the_overview_shows_a_failing_sink(tmp_path: Path, fake: FakeUpstream, p
         assert page.problems == []
     finally:
         gw.stop()
+
+
+def test_the_live_log_shows_cache_and_reasoning_tokens(admin_gateway: Gateway, fake: FakeUpstream, page: Any) -> None:
+    usage = {"prompt_tokens": 1200, "completion_tokens": 40, "total_tokens": 1240,
+             "prompt_tokens_details": {"cached_tokens": 1024}, "completion_tokens_details": {"reasoning_tokens": 32}}
+    fake.script(Behaviour(body={"id": "chatcmpl-u1", "object": "chat.completion", "created": 1, "model": "x",
+                                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},
+                                             "finish_reason": "stop"}], "usage": usage}))
+    send_traffic(admin_gateway, 1)
+    signed_in(page, admin_gateway, "log")
+    details = page.get_by_test_id("token-details")
+    deadline = time.monotonic() + 30  # the ledger writes its rows in batches
+    while time.monotonic() < deadline and details.count() == 0:
+        time.sleep(1)
+        page.reload()
+        sync_api.expect(page.locator("#page")).to_have_attribute("data-page", "log", timeout=15_000)
+    sync_api.expect(details.first).to_have_text("1,024 cache read · 32 reasoning")
+    sync_api.expect(page.locator("table.log tbody tr").first).to_contain_text("1,200 / 40")
+    shot(page, "log-token-details")
+    assert page.problems == []

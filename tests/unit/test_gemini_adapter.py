@@ -139,7 +139,7 @@ def test_a_legacy_completion_is_one_user_turn():
 
 # ---------------------------------------------------------------- answers
 
-def test_a_text_answer_leaves_thoughts_out_and_counts_them_as_output():
+def test_a_text_answer_gives_its_thoughts_as_reasoning_content_and_counts_them_as_output():
     answer = GEMINI.parse_response(payload("generate_response.json"), chat({"messages": []}))
     data = answer.data
     assert data["object"] == "chat.completion" and data["model"] == "smart"
@@ -147,7 +147,7 @@ def test_a_text_answer_leaves_thoughts_out_and_counts_them_as_output():
     assert data["choices"] == [{"index": 0, "logprobs": None, "finish_reason": "stop", "message": {
         "role": "assistant",
         "content": "The sky looks blue because air molecules scatter short blue wavelengths more than red ones "
-                   "(Rayleigh scattering)."}}]
+                   "(Rayleigh scattering).", "reasoning_content": "Let me think about the sky."}}]
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.exact) == (11, 72, True)
     assert data["usage"] == {"prompt_tokens": 11, "completion_tokens": 72, "total_tokens": 83,
                              "completion_tokens_details": {"reasoning_tokens": 53}}

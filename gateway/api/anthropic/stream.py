@@ -1,9 +1,12 @@
 """OpenAI chat chunks rewritten as Anthropic's stream events, one stream at a time.
 
-``message_start``; for each text run or tool call a ``content_block_start``, its
-``content_block_delta`` events (``text_delta``, ``input_json_delta``) and ``content_block_stop``;
-at the end ``message_delta`` (stop reason, usage) and ``message_stop``. An error event the
-pipeline made (the upstream's stream broke off) becomes Anthropic's ``error`` event.
+``message_start`` (its usage: the gateway's count of the input, as an OpenAI upstream reports
+usage only at the end); for each reasoning run (when the client asked to see thinking), text run
+or tool call a ``content_block_start``, its ``content_block_delta`` events (``thinking_delta``,
+``text_delta``, ``input_json_delta``) and ``content_block_stop``; at the end ``message_delta``
+(the stop reason, and the upstream's usage correcting the count: input, cache reads, output)
+and ``message_stop``. An error event the pipeline made (the upstream's stream broke off)
+becomes Anthropic's ``error`` event.
 """
 
 from __future__ import annotations
@@ -13,9 +16,16 @@ from typing import Any
 import orjson
 
 from ...core.sse import data_of
+from ...core.tokens import tokens_for_chars
 from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
 from .errors import error_object
-from .render import message_id, stop_reason
+from .render import REASONING_FIELDS, anthropic_usage, cached_tokens, message_id, stop_reason
+from .text_run import TextRun, text_span
+
+# a text_delta event's bytes around its text (the text copied from the chunk still JSON-escaped)
+_TEXT_DELTA = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,' \
+              b'"delta":{"type":"text_delta","text":"'
+_TEXT_END = b'"}}\n\n'
 
 
 def event(name: str, data: dict[str, Any]) -> bytes:
@@ -29,21 +39,58 @@ def error_event(error: dict[str, Any]) -> bytes:
 
 
 class MessageEvents(ChunkTranslator):
-    """Feed it the pipeline's OpenAI-shape SSE items; it returns Anthropic's events."""
+    """Feed it the pipeline's OpenAI-shape SSE items; it returns Anthropic's events.
 
-    def __init__(self, model: str):
+    ``input_tokens``: the gateway's count of the input, what ``message_start`` says until the
+    upstream's usage corrects it; ``thinking``: the client asked to see thinking."""
+
+    def __init__(self, model: str, input_tokens: int = 0, thinking: bool = False):
         self.model = model
+        self.thinking = thinking
         self.started = False
         self.ended = False
         self.index = -1  # the open content block (-1: none)
-        self.open_kind: str | None = None  # "text" | "tool_use"
+        self.text_head = b""  # a text_delta event's bytes up to its text, for the open block
+        self.run = TextRun()  # the bytes this stream's text chunks share
+        self.open_kind: str | None = None  # "thinking" | "text" | "tool_use"
         self.tool_blocks: dict[int, int] = {}  # OpenAI tool call index -> content block index
         self.stop_reason = "end_turn"
-        self.input_tokens = 0
-        self.output_tokens = 0
+        self.estimate = input_tokens
+        self.usage: dict[str, Any] | None = None  # the upstream's (OpenAI-shape) usage
+        self.chars = 0  # characters relayed, for an output count when the upstream reports no usage
 
     def _error(self, error: dict[str, Any]) -> bytes:
         return error_event(error)
+
+    def feed(self, item: bytes) -> list[bytes]:
+        """The events for ``item``: while a text block is open, text chunks are rewritten from their
+        bytes (``text_run.py``: the usual case); any other chunk is parsed (``ChunkTranslator.feed``)."""
+        if b"\r" in item:
+            return super().feed(item)
+        out: list[bytes] = []
+        pos, size = 0, len(item)
+        while pos < size:
+            if self.open_kind == "text":
+                events, pos, chars = self.run.rewrite(item, pos, self.text_head, _TEXT_END)
+                if events:
+                    self.chars += chars
+                    out.append(b"".join(events))
+                    continue
+            cut = item.find(b"\n\n", pos)
+            cut = size if cut < 0 else cut + 2
+            out += self._one(item[pos:cut])
+            pos = cut
+        return out
+
+    def _one(self, raw: bytes) -> list[bytes]:
+        """One chunk (an event with its blank line)."""
+        span = text_span(raw) if self.open_kind == "text" else None
+        if span is None:
+            return super().feed(raw)
+        start, end = span
+        self.run.learn(raw, start, end)
+        self.chars += end - start
+        return [self.text_head + raw[start:end] + _TEXT_END] if end > start else []
 
     def end(self) -> list[bytes]:
         """Nothing more comes (the pipeline ends a stream that broke off with an error event)."""
@@ -54,7 +101,12 @@ class MessageEvents(ChunkTranslator):
             return []
         self.ended = True
         out = self._start({}) + self._close_block()
-        usage = {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+        if self.usage is not None:
+            reported = self.usage
+            usage = anthropic_usage(_count(reported.get("prompt_tokens")), _count(reported.get("completion_tokens")),
+                                    cached_tokens(reported))
+        else:
+            usage = anthropic_usage(self.estimate, tokens_for_chars(self.chars), 0)
         out.append(event("message_delta", {"type": "message_delta", "usage": usage,
                                            "delta": {"stop_reason": self.stop_reason, "stop_sequence": None}}))
         out.append(event("message_stop", {"type": "message_stop"}))
@@ -64,22 +116,32 @@ class MessageEvents(ChunkTranslator):
         out = self._start(chunk)
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            self.input_tokens = int(usage.get("prompt_tokens") or 0)
-            self.output_tokens = int(usage.get("completion_tokens") or 0)
+            self.usage = usage
         choices = chunk.get("choices")
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
         if choice is None:
             return out
         delta = choice.get("delta")
         if isinstance(delta, dict):
-            text = delta.get("content")
-            if isinstance(text, str) and text:
-                out += self._text(text)
-            for call in delta.get("tool_calls") or ():
-                if isinstance(call, dict):
-                    out += self._tool(call)
+            out += self._delta(delta)
         if choice.get("finish_reason"):
             self.stop_reason = stop_reason(choice["finish_reason"])
+        return out
+
+    def _delta(self, delta: dict[str, Any]) -> list[bytes]:
+        out: list[bytes] = []
+        if self.thinking:
+            for name in REASONING_FIELDS:
+                reasoning = delta.get(name)
+                if isinstance(reasoning, str) and reasoning:
+                    out += self._piece("thinking", "thinking_delta", reasoning)
+                    break
+        text = delta.get("content")
+        if isinstance(text, str) and text:
+            out += self._piece("text", "text_delta", text)
+        for call in delta.get("tool_calls") or ():
+            if isinstance(call, dict):
+                out += self._tool(call)
         return out
 
     def _start(self, chunk: dict[str, Any]) -> list[bytes]:
@@ -88,13 +150,21 @@ class MessageEvents(ChunkTranslator):
         self.started = True
         message: dict[str, Any] = {
             "id": message_id(chunk.get("id")), "type": "message", "role": "assistant", "model": self.model,
-            "content": [], "stop_reason": None, "stop_sequence": None, "usage": {"input_tokens": 0, "output_tokens": 0}}
+            "content": [], "stop_reason": None, "stop_sequence": None,
+            "usage": anthropic_usage(self.estimate, 0, 0)}
         return [event("message_start", {"type": "message_start", "message": message})]
 
-    def _text(self, text: str) -> list[bytes]:
-        out = [] if self.open_kind == "text" else self._open({"type": "text", "text": ""})
+    def _piece(self, kind: str, delta_type: str, text: str) -> list[bytes]:
+        """A piece of thinking or text: in the open block of its kind, else in a new one."""
+        self.chars += len(text)
+        out: list[bytes] = []
+        if self.open_kind != kind:
+            block = {"type": "thinking", "thinking": "", "signature": ""} if kind == "thinking" else \
+                {"type": "text", "text": ""}
+            out = self._open(block)
+        field = "thinking" if kind == "thinking" else "text"
         out.append(event("content_block_delta", {"type": "content_block_delta", "index": self.index,
-                                                 "delta": {"type": "text_delta", "text": text}}))
+                                                 "delta": {"type": delta_type, field: text}}))
         return out
 
     def _tool(self, call: dict[str, Any]) -> list[bytes]:
@@ -107,14 +177,17 @@ class MessageEvents(ChunkTranslator):
                               "name": str(function.get("name") or ""), "input": {}})
             self.tool_blocks[position] = self.index
         arguments = function.get("arguments")
-        if isinstance(arguments, str) and arguments and self.tool_blocks[position] == self.index:
-            out.append(event("content_block_delta", {"type": "content_block_delta", "index": self.index,
+        if isinstance(arguments, str) and arguments:
+            # a piece for a call whose block a later call closed (calls interleaved) still goes to its block
+            self.chars += len(arguments)
+            out.append(event("content_block_delta", {"type": "content_block_delta", "index": self.tool_blocks[position],
                                                      "delta": {"type": "input_json_delta", "partial_json": arguments}}))
         return out
 
     def _open(self, block: dict[str, Any]) -> list[bytes]:
         out = self._close_block()
         self.index += 1
+        self.text_head = _TEXT_DELTA % self.index
         self.open_kind = block["type"]
         out.append(event("content_block_start", {"type": "content_block_start", "index": self.index,
                                                  "content_block": block}))
@@ -125,6 +198,10 @@ class MessageEvents(ChunkTranslator):
             return []
         self.open_kind = None
         return [event("content_block_stop", {"type": "content_block_stop", "index": self.index})]
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 class NativeEvents:

@@ -1,4 +1,11 @@
-"""An OpenAI chat completion written as Google's ``GenerateContentResponse``."""
+"""An OpenAI chat completion written as Google's ``GenerateContentResponse``.
+
+Every candidate has a ``finishReason`` (Gemini CLI takes an answer without one for a broken
+stream). The answer's reasoning text (``reasoning_content``, or ``reasoning``) comes first as a
+``thought`` part. ``usageMetadata`` counts as Gemini does: ``promptTokenCount`` holds the cached
+part (``cachedContentTokenCount``), ``candidatesTokenCount`` leaves out the thinking
+(``thoughtsTokenCount``), ``totalTokenCount`` is all of it.
+"""
 
 from __future__ import annotations
 
@@ -34,20 +41,40 @@ def function_call(call: Any) -> dict[str, Any] | None:
     return {"functionCall": part}
 
 
-def usage_metadata(prompt: int, completion: int) -> dict[str, int]:
-    return {"promptTokenCount": prompt, "candidatesTokenCount": completion, "totalTokenCount": prompt + completion}
+REASONING_FIELDS = ("reasoning_content", "reasoning")  # where OpenAI-compatible servers put reasoning text
+
+
+def reasoning_of(message: dict[str, Any]) -> str:
+    for name in REASONING_FIELDS:
+        if isinstance(message.get(name), str) and message[name]:
+            return str(message[name])
+    return ""
+
+
+def usage_metadata(usage: Usage) -> dict[str, int]:
+    """Gemini's ``usageMetadata``: the prompt holds its cached part, the candidates leave out the thoughts."""
+    out = {"promptTokenCount": usage.prompt_tokens, "candidatesTokenCount": usage.completion_tokens -
+           usage.reasoning_tokens, "totalTokenCount": usage.total_tokens}
+    if usage.cache_read_tokens:
+        out["cachedContentTokenCount"] = usage.cache_read_tokens
+    if usage.reasoning_tokens:
+        out["thoughtsTokenCount"] = usage.reasoning_tokens
+    return out
 
 
 def to_response(data: dict[str, Any], usage: Usage, model: str) -> dict[str, Any]:
     candidates = [_candidate(choice, i) for i, choice in enumerate(data.get("choices") or ())
                   if isinstance(choice, dict)]
-    return {"candidates": candidates, "usageMetadata": usage_metadata(usage.prompt_tokens, usage.completion_tokens),
-            "modelVersion": model, "responseId": str(data.get("id") or "")}
+    return {"candidates": candidates, "usageMetadata": usage_metadata(usage), "modelVersion": model,
+            "responseId": str(data.get("id") or "")}
 
 
 def _candidate(choice: dict[str, Any], position: int) -> dict[str, Any]:
     message = as_dict(choice.get("message"))
     parts: list[dict[str, Any]] = []
+    reasoning = reasoning_of(message)
+    if reasoning:
+        parts.append({"text": reasoning, "thought": True})
     if isinstance(message.get("content"), str) and message["content"]:
         parts.append({"text": message["content"]})
     for call in message.get("tool_calls") or ():

@@ -15,9 +15,15 @@ from typing import Any
 import orjson
 
 from ...core.sse import data_of
+from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
+from ...core.usage import Usage
+from ..anthropic.text_run import TextRun, text_span
+from ..chat_usage import chat_usage
 from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
 from .errors import error_object
-from .render import finish_reason, function_call, usage_metadata
+from .render import REASONING_FIELDS, finish_reason, function_call, usage_metadata
+
+_TEXT_OBJECT = b'{"candidates":[{"content":{"role":"model","parts":[{"text":"%b%b'  # the text, then ``_head``
 
 
 def error_json(error: dict[str, Any]) -> bytes:
@@ -37,12 +43,42 @@ class _Candidate:
 class ResponseChunks(ChunkTranslator):
     """Feed it the pipeline's OpenAI-shape SSE items; it returns Google's responses as JSON (bytes)."""
 
-    def __init__(self, model: str):
+    def __init__(self, model: str, chat_body: dict[str, Any] | None = None):
         self.model = model
+        self.chat_body = chat_body or {}  # what was sent, for an estimate when the provider reports no usage
+        self.chars = 0  # characters of text and arguments passed on
+        self._head = b""  # what follows a text delta's text in a response (known once the stream began)
+        self.run = TextRun()  # the bytes this stream's text chunks share
         self.response_id = ""
         self.candidates: dict[int, _Candidate] = {}
-        self.usage = (0, 0)
+        self.usage: dict[str, Any] = {}
         self.ended = False
+
+    def feed(self, item: bytes) -> list[bytes]:
+        """As ``ChunkTranslator.feed``; once the stream has begun, text chunks of the first choice are
+        written as responses from their bytes (``api/anthropic/text_run.py``: the usual case)."""
+        if b"\r" in item:
+            return super().feed(item)
+        out: list[bytes] = []
+        pos, size = 0, len(item)
+        while pos < size:
+            if self._head and self.run.tail:
+                pieces, pos, chars = self.run.rewrite(item, pos, b"", b"")
+                if pieces:
+                    self.chars += chars
+                    out += [_TEXT_OBJECT % (text, self._head) for text in pieces[1::3] if text]
+                    continue
+            cut = item.find(b"\n\n", pos)
+            cut = size if cut < 0 else cut + 2
+            event, pos = item[pos:cut], cut
+            span = text_span(event) if self._head else None
+            if span is None:
+                out += super().feed(event)
+            elif span[1] > span[0]:
+                self.run.learn(event, *span)
+                self.chars += span[1] - span[0]
+                out.append(_TEXT_OBJECT % (event[span[0]:span[1]], self._head))
+        return out
 
     def _error(self, error: dict[str, Any]) -> bytes:
         return error_json(error)
@@ -53,13 +89,21 @@ class ResponseChunks(ChunkTranslator):
         self.ended = True
         candidates = [self._last(i, c) for i, c in sorted(self.candidates.items())] or [
             {"content": {"role": "model", "parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]
-        return [self._response(candidates, usage_metadata(*self.usage))]
+        return [self._response(candidates, usage_metadata(self._usage()))]
+
+    def _usage(self) -> Usage:
+        """The provider's usage, else the gateway's estimate."""
+        return chat_usage(self.usage) or Usage(estimate_prompt_tokens(self.chat_body.get("messages")),
+                                               tokens_for_chars(self.chars), exact=False)
 
     def _chunk(self, chunk: dict[str, Any]) -> list[bytes]:
-        self.response_id = self.response_id or str(chunk.get("id") or "")
+        if not self.response_id:
+            self.response_id = str(chunk.get("id") or "")
+            self._head = (b'"}]},"index":0}],"modelVersion":' + orjson.dumps(self.model) + b',"responseId":'
+                          + orjson.dumps(self.response_id) + b"}")
         usage = chunk.get("usage")
         if isinstance(usage, dict):
-            self.usage = (int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+            self.usage = usage
         texts = []
         for position, choice in enumerate(chunk.get("choices") or ()):
             if not isinstance(choice, dict):
@@ -67,10 +111,17 @@ class ResponseChunks(ChunkTranslator):
             index = choice.get("index", position)
             state = self.candidates.setdefault(index if isinstance(index, int) else position, _Candidate())
             delta = as_dict(choice.get("delta"))
+            for name in REASONING_FIELDS:
+                if isinstance(delta.get(name), str) and delta[name]:
+                    self.chars += len(delta[name])
+                    texts.append({"content": {"role": "model", "parts": [{"text": delta[name], "thought": True}]},
+                                  "index": index})
             if isinstance(delta.get("content"), str) and delta["content"]:
+                self.chars += len(delta["content"])
                 texts.append({"content": {"role": "model", "parts": [{"text": delta["content"]}]}, "index": index})
             for call in delta.get("tool_calls") or ():
                 if isinstance(call, dict):
+                    self.chars += len(str(as_dict(call.get("function")).get("arguments") or ""))
                     _add_call(state, call)
             if choice.get("finish_reason"):
                 state.finish = finish_reason(choice["finish_reason"])
@@ -103,14 +154,20 @@ def _add_call(state: _Candidate, call: dict[str, Any]) -> None:
 
 class NativeChunks:
     """Gemini's own responses from a Gemini provider, passed through as they came; only an error
-    event the pipeline made itself is rewritten into Google's shape."""
+    event the pipeline made itself is rewritten into Google's shape. ``sse``: the client reads SSE,
+    as the relay writes it, so an item without such an error goes out whole, as it is."""
+
+    def __init__(self, sse: bool = False):
+        self.sse = sse
 
     def feed(self, item: bytes) -> list[bytes]:
+        if self.sse and b'{"error"' not in item:
+            return [item]
         out = []
         for data in data_of(item):
             error = pipeline_error(data)
             out.append(error_json(error) if error is not None else data)
-        return out
+        return out if not self.sse else [b"data: " + obj + b"\r\n\r\n" for obj in out]
 
     def finish(self) -> list[bytes]:
         return []
@@ -128,13 +185,13 @@ class Framing:
         return "text/event-stream" if self.sse else "application/json"
 
     def frame(self, objects: list[bytes]) -> list[bytes]:
+        """``objects`` framed, as one piece (they go out in one send)."""
+        if not objects:
+            return []
         if self.sse:
-            return [b"data: " + obj + b"\r\n\r\n" for obj in objects]
-        out = []
-        for obj in objects:
-            out.append((b"[" if self.first else b",\r\n") + obj)
-            self.first = False
-        return out
+            return [b"data: " + b"\r\n\r\ndata: ".join(objects) + b"\r\n\r\n"]
+        opening, self.first = b"[" if self.first else b",\r\n", False
+        return [opening + b",\r\n".join(objects)]
 
     def close(self) -> list[bytes]:
         if self.sse:

@@ -22,7 +22,9 @@ from ..common import DisconnectGuard, read_json, request_id_of
 from .multipart import UploadBody, open_upload
 from .parse import model_of as checked_model
 from .render import render
-from .responses_chat import as_response_events, chat_to_response, responses_to_chat
+from .responses_chat import responses_to_chat
+from .responses_render import chat_to_response
+from .responses_stream import as_response_events, native_events
 
 # body fields that name objects a call works on (their pins route it)
 _REFERENCES = ("assistant_id", "thread_id", "file_id", "file_ids", "vector_store_ids")
@@ -157,8 +159,9 @@ class UploadResource:
 
 
 class ResponsesResource:
-    """``POST /v1/responses``: passed through where every provider of the route serves it, else
-    translated to chat and back (``responses_chat.py``)."""
+    """``POST /v1/responses``: passed through where every provider of the route serves it (with the
+    client's session headers), else translated to chat and back (``responses_chat.py``,
+    ``responses_render.py``, ``responses_stream.py``)."""
 
     def __init__(self, pipeline: SurfacePipeline):
         self.pipeline = pipeline
@@ -174,20 +177,36 @@ class ResponsesResource:
             if stream is not None and not isinstance(stream, bool):
                 raise InvalidRequest("'stream' must be true or false.", param="stream")
             native, route = pipeline.responses_route(exchange, model)
-            call = (Call(RESPONSES, "/responses", body, model, stream is True) if native else
-                    Call("chat", "/chat/completions", responses_to_chat(body, pipeline.described(route)), model,
-                         stream is True, wants_usage=True))
+            if native:
+                call = Call(RESPONSES, "/responses", body, model, stream is True, headers=passed_headers(req))
+            else:
+                chat, dropped = responses_to_chat(body)
+                call = Call("chat", "/chat/completions", chat, model, stream is True, wants_usage=True,
+                            dropped=dropped)
         except GatewayError as exc:
             pipeline.refuse(exchange, exc)
             raise
         admitted = await _admit(pipeline, exchange, resp, call, route)
         result = await pipeline.dispatch(admitted, DisconnectGuard(req))
-        if native or result is None:
+        if result is None or isinstance(result, Answer) and native:
             render(resp, result)
         elif isinstance(result, Answer):
-            render(resp, Answer(chat_to_response(result.data, body), result.usage))
+            render(resp, Answer(chat_to_response(result.data, result.usage, body), result.usage))
+        elif native:
+            render(resp, native_events(result))
         else:
-            render(resp, Stream(as_response_events(aiter(result), body, result.close)))
+            render(resp, Stream(as_response_events(aiter(result), body, call.body, result.close)))
+
+
+# client headers a Responses upstream reads (the session and turn a request belongs to, betas);
+# never the client's key
+_PASSED = frozenset({"openai-beta", "session-id", "thread-id", "originator", "x-client-request-id"})
+
+
+def passed_headers(req: falcon.asgi.Request) -> tuple[tuple[str, str], ...]:
+    """The headers passed on to a Responses-native upstream: ``_PASSED`` and ``x-codex-*``."""
+    return tuple((name.lower(), value) for name, value in req.headers.items()
+                 if name.lower() in _PASSED or name.lower().startswith("x-codex-"))
 
 
 def referenced_ids(path_ids: list[str], body: object) -> list[str]:

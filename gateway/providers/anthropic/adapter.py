@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import orjson
 
 from ...core.call import CHAT, Call
@@ -52,7 +53,18 @@ class AnthropicAdapter:
         if key is not None:
             auth["x-api-key"] = key.secret
         headers = request_headers(provider, auth, call.stream)
-        return UpstreamRequest("POST", provider.api_root + path, headers, orjson.dumps(body), shared_head=True)
+        url = provider.api_root + path
+        if not _native(call):
+            return UpstreamRequest("POST", url, headers, orjson.dumps(body), shared_head=True)
+        # the client's own query string and anthropic-* headers (its anthropic-version and betas, which
+        # its body may need) go as they came
+        if call.query:
+            url += "?" + call.query
+        if call.headers:
+            merged = dict(headers)
+            merged.update(call.headers)
+            headers = httpx.Headers(merged)
+        return UpstreamRequest("POST", url, headers, orjson.dumps(body), shared_head=not call.headers)
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
         if _native(call):

@@ -1,7 +1,10 @@
-"""OpenAI message content -> Anthropic content blocks (text, images, documents, tool use and results)."""
+"""OpenAI message content -> Anthropic content blocks (text, images, documents, tool use and results,
+and thinking carried back in ``reasoning_details``)."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Any
 
@@ -70,19 +73,49 @@ def image_block(image: Any, where: str) -> dict[str, Any]:
 
 
 def _document_block(file: Any, where: str) -> dict[str, Any]:
+    """A PDF as a base64 document; a text file (``text/*``) as a text document, as Anthropic takes them."""
     data = file.get("file_data") if isinstance(file, dict) else None
     match = _DATA_URL.match(data) if isinstance(data, str) else None
     if match is None:
         raise InvalidRequest(f"{where}.file: only inline files (file_data as a base64 data: URL) can be sent "
                              "to an Anthropic provider.", param=where)
-    return {"type": "document", "source": {"type": "base64", "media_type": match.group("type"),
-                                           "data": match.group("data")}}
+    kind = match.group("type")
+    source = {"type": "base64", "media_type": kind, "data": match.group("data")}
+    if kind.startswith("text/"):
+        try:
+            text = base64.b64decode(match.group("data"), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidRequest(f"{where}.file.file_data is not base64 UTF-8 text.", param=where) from None
+        source = {"type": "text", "media_type": "text/plain", "data": text}
+    block: dict[str, Any] = {"type": "document", "source": source}
+    name = file.get("filename") if isinstance(file, dict) else None
+    if isinstance(name, str) and name:
+        block["title"] = name
+    return block
+
+
+def thinking_blocks(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The signed thinking an earlier answer carried in ``reasoning_details`` (``response.py``), as the
+    blocks Anthropic wants back first in the assistant's turn; unsigned reasoning cannot go back."""
+    details = message.get("reasoning_details")
+    blocks: list[dict[str, Any]] = []
+    for detail in details if isinstance(details, list) else ():
+        kind = detail.get("type") if isinstance(detail, dict) else None
+        if kind == "reasoning.text" and isinstance(detail.get("signature"), str) and detail["signature"]:
+            text = detail.get("text")
+            if not isinstance(text, str):  # streamed: the text came as reasoning_content
+                text = message.get("reasoning_content")
+            blocks.append({"type": "thinking", "thinking": text if isinstance(text, str) else "",
+                           "signature": detail["signature"]})
+        elif kind == "reasoning.encrypted" and isinstance(detail.get("data"), str):
+            blocks.append({"type": "redacted_thinking", "data": detail["data"]})
+    return blocks
 
 
 def assistant_blocks(message: dict[str, Any], where: str) -> list[dict[str, Any]]:
-    """An assistant turn: its text, then its tool calls as ``tool_use`` blocks."""
+    """An assistant turn: its thinking (when carried back), its text, then its tool calls as ``tool_use`` blocks."""
     content = message.get("content")
-    blocks: list[dict[str, Any]] = []
+    blocks: list[dict[str, Any]] = thinking_blocks(message)
     if isinstance(content, str):
         if content:
             blocks.append({"type": "text", "text": content})

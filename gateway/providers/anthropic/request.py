@@ -1,6 +1,8 @@
 """OpenAI chat requests -> Anthropic Messages requests (``POST {root}/messages``).
 
-- ``system``/``developer`` messages (wherever they are) become the top-level ``system``;
+- ``system``/``developer`` messages (wherever they are) become the top-level ``system``: Anthropic
+  takes system messages inside ``messages`` on some models only (and refuses them on the others),
+  so one later in the conversation joins the top-level prompt too, its place not kept;
 - turns keep their order; consecutive turns of one role are merged into one (``tool`` messages
   become ``tool_result`` blocks of a user turn, placed before any other block of it, as Anthropic
   requires);
@@ -9,7 +11,11 @@
   ``parallel_tool_calls: false`` becomes ``disable_parallel_tool_use``;
 - ``max_tokens`` (or ``max_completion_tokens``) is required by Anthropic: ``DEFAULT_MAX_TOKENS``
   when the client gave none;
-- ``response_format`` json_object/json_schema: see ``json_mode``.
+- ``response_format`` json_object/json_schema: see ``json_mode``;
+- ``reasoning_effort`` becomes adaptive thinking with ``output_config.effort`` (``minimal`` as
+  ``low``; ``none`` asks for no thinking), unless the tool choice forces a tool, which Anthropic
+  refuses with thinking on; the thinking comes back as ``reasoning_content`` and
+  ``reasoning_details`` (see ``response.py``), which a later turn's assistant message may carry back.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from .content import assistant_blocks, text_of, tool_result_block, user_blocks
 DEFAULT_MAX_TOKENS = 4096  # Anthropic requires max_tokens; the gateway's cost hold assumes the same
 JSON_TOOL = "json_answer"  # the forced tool whose input is the JSON answer (response_format)
 _JSON_PROMPT = "Answer with a single JSON object only: no prose, no code fences."
+_EFFORTS = {"minimal": "low", "low": "low", "medium": "medium", "high": "high", "xhigh": "xhigh"}
 
 
 def messages_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, Any]:
@@ -39,6 +46,10 @@ def messages_body(body: dict[str, Any], model: str, stream: bool) -> dict[str, A
         choice = {"type": "tool", "name": JSON_TOOL}
     elif mode == "prompt":
         system.append(_json_instruction(body.get("response_format")))
+    effort = thinking_effort(body)
+    if effort is not None and (choice is None or choice["type"] in ("auto", "none")):
+        out["thinking"] = {"type": "adaptive"}
+        out["output_config"] = {"effort": effort}
     if system:
         out["system"] = system[0] if len(system) == 1 else [{"type": "text", "text": s} for s in system]
     out["messages"] = turns
@@ -65,9 +76,14 @@ def json_mode(body: dict[str, Any]) -> str | None:
     kind = fmt.get("type") if isinstance(fmt, dict) else None
     if kind not in ("json_object", "json_schema"):
         return None
-    if body.get("tools") or _schema_of(fmt).get("type", "object") != "object":
-        return "prompt"
+    if body.get("tools") or _schema_of(fmt).get("type", "object") != "object" or thinking_effort(body):
+        return "prompt"  # (a forced tool shuts out thinking too)
     return "tool"
+
+
+def thinking_effort(body: dict[str, Any]) -> str | None:
+    """Anthropic's ``output_config.effort`` for OpenAI's ``reasoning_effort`` (None: no thinking asked)."""
+    return _EFFORTS.get(str(body.get("reasoning_effort")))
 
 
 def _schema_of(fmt: Any) -> dict[str, Any]:

@@ -1,4 +1,12 @@
-"""Anthropic Messages answers -> OpenAI chat completions (content, tool calls, finish reason, usage)."""
+"""Anthropic Messages answers -> OpenAI chat completions (content, tool calls, finish reason, usage).
+
+Thinking, which OpenAI's chat shape has no field for, comes back the way several OpenAI-compatible
+servers return reasoning: its text as the message's ``reasoning_content``, and each block with its
+signature in ``reasoning_details`` (``{"type": "reasoning.text", "text", "signature", "format"}``;
+a redacted block as ``{"type": "reasoning.encrypted", "data", "format"}``). A client that sends
+the assistant message back with its ``reasoning_details`` gives Anthropic the signed thinking it
+wants in a tool-use turn (``content.thinking_blocks``).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ import orjson
 
 from ...core.usage import Answer, Usage
 
+FORMAT = "anthropic-claude-v1"  # ``reasoning_details[].format``: whose signature it is
 # Anthropic's stop_reason -> OpenAI's finish_reason (anything else: "stop")
 FINISH_REASONS = {
     "end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
@@ -54,6 +63,10 @@ def parse_message(raw: bytes, requested_model: str, json_answer: bool) -> Answer
     message: dict[str, Any] = {"role": "assistant", "content": text if text or not calls else None}
     if calls:
         message["tool_calls"] = calls
+    details = [detail for block in data["content"] if (detail := reasoning_detail(block)) is not None]
+    if details:
+        message["reasoning_content"] = "".join(str(d.get("text") or "") for d in details)
+        message["reasoning_details"] = details
     raw_usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
     usage = usage_of(raw_usage)
     answer = {
@@ -64,6 +77,21 @@ def parse_message(raw: bytes, requested_model: str, json_answer: bool) -> Answer
         "usage": openai_usage(usage, count(raw_usage.get("cache_read_input_tokens"))),
     }
     return Answer(answer, usage)
+
+
+def reasoning_detail(block: Any, index: int | None = None) -> dict[str, Any] | None:
+    """A thinking block as a ``reasoning_details`` entry (None for any other block)."""
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind == "thinking":
+        detail: dict[str, Any] = {"type": "reasoning.text", "text": str(block.get("thinking") or ""),
+                                  "signature": str(block.get("signature") or ""), "format": FORMAT}
+    elif kind == "redacted_thinking":
+        detail = {"type": "reasoning.encrypted", "data": str(block.get("data") or ""), "format": FORMAT}
+    else:
+        return None
+    if index is not None:
+        detail["index"] = index
+    return detail
 
 
 def _content(blocks: list[Any], json_answer: bool) -> tuple[str, list[dict[str, Any]]]:

@@ -5,6 +5,8 @@ Anthropic's events: ``message_start`` (id, input usage), ``content_block_start``
 tool call's arguments), ``content_block_stop``, ``message_delta`` (``stop_reason``, output usage),
 ``message_stop`` (the end), ``ping``, and ``error`` (the stream failed after it began). A stream
 that ends without ``message_stop`` leaves ``done`` false: the pipeline tells the client it was cut.
+Thinking (``thinking_delta``) streams as ``reasoning_content`` deltas, its signature
+(``signature_delta``) and a redacted block as ``reasoning_details`` entries (see ``response.py``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ...core.sse import SSEDecoder
 from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
 from ..base import scrub
-from .response import count, finish_reason, openai_usage, usage_of
+from .response import FORMAT, count, finish_reason, openai_usage, reasoning_detail, usage_of
 
 DONE = b"data: [DONE]\n\n"
 
@@ -59,6 +61,7 @@ class AnthropicStreamRelay:
         self._id = ""
         self._created = int(time.time())
         self._tools: dict[int, int] = {}  # content block index -> OpenAI tool call index
+        self._thinking: dict[int, int] = {}  # content block index -> reasoning_details index
         self._chars = 0  # characters of content relayed (for a local estimate; the text is not kept)
 
     def feed(self, chunk: bytes) -> list[bytes]:
@@ -93,6 +96,8 @@ class AnthropicStreamRelay:
         block = _obj(event, "content_block")
         if block.get("type") == "text" and block.get("text"):
             return self._content(str(block["text"]))
+        if block.get("type") in ("thinking", "redacted_thinking"):
+            return self._reasoning_start(_index(event), block)
         if block.get("type") != "tool_use" or self.json_answer:
             return []
         index = self._tools[_index(event)] = len(self._tools)
@@ -105,8 +110,10 @@ class AnthropicStreamRelay:
         kind = delta.get("type")
         if kind == "text_delta":
             return self._content(str(delta.get("text") or ""))
+        if kind in ("thinking_delta", "signature_delta"):
+            return self._reasoning(_index(event), delta)
         if kind != "input_json_delta" or not delta.get("partial_json"):
-            return []  # thinking, signatures, citations; empty argument pieces
+            return []  # citations; empty argument pieces
         piece = str(delta["partial_json"])
         if self.json_answer:
             return self._content(piece)
@@ -114,6 +121,26 @@ class AnthropicStreamRelay:
         if index is None:
             return []
         return [self._chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})]
+
+    def _reasoning_start(self, block_index: int, block: dict[str, Any]) -> list[bytes]:
+        index = self._thinking[block_index] = len(self._thinking)
+        if block.get("type") == "redacted_thinking":
+            return [self._chunk({"reasoning_details": [reasoning_detail(block, index)]})]
+        text = block.get("thinking")
+        return [self._chunk({"reasoning_content": text})] if isinstance(text, str) and text else []
+
+    def _reasoning(self, block_index: int, delta: dict[str, Any]) -> list[bytes]:
+        """A piece of thinking, or its signature (once the block is done)."""
+        index = self._thinking.get(block_index)
+        if index is None:
+            return []
+        if delta.get("type") == "thinking_delta":
+            text = str(delta.get("thinking") or "")
+            self._chars += len(text)
+            return [self._chunk({"reasoning_content": text})] if text else []
+        detail = {"type": "reasoning.text", "signature": str(delta.get("signature") or ""), "format": FORMAT,
+                  "index": index}
+        return [self._chunk({"reasoning_details": [detail]})]
 
     def _content(self, text: str) -> list[bytes]:
         if not text:

@@ -8,12 +8,13 @@ in the ``x-goog-api-key`` header, never in the URL (where access logs would keep
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+import httpx
 import orjson
 
-from ...core.call import CHAT, COMPLETIONS, EMBEDDINGS, Call
+from ...core.call import CHAT, COMPLETIONS, EMBEDDINGS, PASSTHROUGH, Call
 from ...core.request import UpstreamRequest
 from ...core.usage import Answer
 from ...errors import InvalidRequest
@@ -37,7 +38,17 @@ def model_url(target: Target, method: str) -> str:
 
 
 def _native(call: Call) -> bool:
-    return call.dialect == DIALECT and call.operation == CHAT
+    """The client spoke Gemini's protocol itself: its body goes as it came (same-dialect pass-through)."""
+    return call.dialect == DIALECT and call.operation in (CHAT, PASSTHROUGH)
+
+
+def _native_body(target: Target, call: Call) -> dict[str, Any]:
+    """The client's own body; a ``countTokens`` body's ``generateContentRequest`` names the target's model."""
+    body = call.native_body if call.native_body is not None else call.body
+    inner = body.get("generateContentRequest") if call.operation == PASSTHROUGH else None
+    if isinstance(inner, dict):
+        body = {**body, "generateContentRequest": {**inner, "model": "models/" + target.model.removeprefix("models/")}}
+    return body
 
 
 class GeminiAdapter:
@@ -48,22 +59,26 @@ class GeminiAdapter:
             model = target.model.removeprefix("models/")
             method = "batchEmbedContents" if is_batch(call.body) else "embedContent"
             body = embed_request(call.body, model)
+        elif _native(call):
+            method = call.path if call.operation == PASSTHROUGH else \
+                "streamGenerateContent?alt=sse" if streams else "generateContent"
+            body = _native_body(target, call)
         elif call.operation in (CHAT, COMPLETIONS):
             method = "streamGenerateContent?alt=sse" if streams else "generateContent"
-            if _native(call):
-                body = call.native_body if call.native_body is not None else call.body  # the client's own body
-            else:
-                body = chat_request(call.body) if call.operation == CHAT else completion_request(call.body)
+            body = chat_request(call.body) if call.operation == CHAT else completion_request(call.body)
         else:
             raise InvalidRequest(f"Provider '{target.provider.id}' (type gemini) cannot serve {call.path}.")
         headers = request_headers(target.provider, auth, streams)
-        return UpstreamRequest("POST", model_url(target, method), headers, orjson.dumps(body), shared_head=True)
+        if call.headers and _native(call):  # the client's x-goog-api-client, as it came
+            headers = httpx.Headers({**dict(headers), **dict(call.headers)})
+        return UpstreamRequest("POST", model_url(target, method), headers, orjson.dumps(body),
+                               shared_head=not (call.headers and _native(call)))
 
     def parse_response(self, raw: bytes, call: Call) -> Answer:
         if call.operation == EMBEDDINGS:
             return parse_embeddings(raw, call.model, call.body)
         if _native(call):
-            return parse_native(raw, call)
+            return parse_native(raw, call, counted=call.operation == CHAT)
         return parse_answer(raw, call.model, call.body, call.operation == CHAT)
 
     def stream_relay(self, call: Call) -> Relay:

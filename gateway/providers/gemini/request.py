@@ -2,30 +2,40 @@
 
 Roles: ``assistant`` → ``model``; ``system``/``developer`` → ``systemInstruction``; tool results → ``user``
 turns of ``functionResponse`` parts named after the call they answer. Consecutive turns of one role are
-merged (Gemini wants the answers to parallel calls in one turn). Images: ``data:`` URLs → ``inlineData``,
-``https`` URLs → ``fileData``. Anything Gemini cannot take is an ``InvalidRequest`` naming the field.
+merged (Gemini wants the answers to parallel calls in one turn). Parts: ``content.py``; images in a tool
+result follow its ``functionResponse`` in the same turn. A function call keeps the ``thoughtSignature`` its
+id carries (``ids.py``); the first call of a model turn without one (history from another provider) gets
+the placeholder Gemini documents for that, which Gemini 3 needs to accept the turn.
+``reasoning_effort`` → ``thinkingConfig`` (a budget, with the thoughts asked back as ``reasoning_content``).
+What Gemini has no room for (reasoning text from earlier turns, non-function tools, parts it cannot take) is
+left out with one debug line (``core/dropped.py``); what is malformed is an ``InvalidRequest`` naming the field.
 """
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Any
 
 import orjson
 
+from ...core.dropped import Dropped
 from ...errors import InvalidRequest
+from .content import Part, texts, user_parts
 from .ids import signature_of
 from .schema import gemini_schema, has_properties
 
 _ROLES = {"user": "user", "assistant": "model", "tool": "user", "function": "user"}
 _CHOICE_MODES = {"auto": "AUTO", "none": "NONE", "required": "ANY", "any": "ANY"}
-_AUDIO = {"wav": "audio/wav", "mp3": "audio/mp3", "flac": "audio/flac", "ogg": "audio/ogg", "aac": "audio/aac"}
+# what Gemini's documentation gives to send as a function call's thought signature when the call did not
+# come from Gemini (history from another model): Gemini 3 refuses a turn whose first call has none
+NO_SIGNATURE = "skip_thought_signature_validator"
 # OpenAI field → generationConfig field, copied when given
 _SAME_MEANING = (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
                  ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
                  ("seed", "seed"))
+# reasoning_effort → thinkingConfig.thinkingBudget (tokens), the budgets Google's own OpenAI-compatible
+# endpoint uses (Gemini 3 still takes a budget; "none" turns thinking off)
+_THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 
-Part = dict[str, Any]
 Content = dict[str, Any]
 
 
@@ -34,8 +44,11 @@ def chat_request(body: dict[str, Any]) -> dict[str, Any]:
     messages = body.get("messages")
     if not isinstance(messages, list):
         raise InvalidRequest("'messages' must be an array.", param="messages")
-    system, contents = _conversation(messages)
-    return _assemble(body, contents, system)
+    dropped = Dropped("chat->gemini")
+    system, contents = _conversation(messages, dropped)
+    out = _assemble(body, contents, system, dropped)
+    dropped.log()
+    return out
 
 
 def completion_request(body: dict[str, Any]) -> dict[str, Any]:
@@ -45,14 +58,14 @@ def completion_request(body: dict[str, Any]) -> dict[str, Any]:
         prompt = prompt[0]
     if not isinstance(prompt, str):
         raise InvalidRequest("Gemini takes one text prompt per completion request.", param="prompt")
-    return _assemble(body, [{"role": "user", "parts": [{"text": prompt}]}], [])
+    return _assemble(body, [{"role": "user", "parts": [{"text": prompt}]}], [], Dropped("completion->gemini"))
 
 
-def _assemble(body: dict[str, Any], contents: list[Content], system: list[Part]) -> dict[str, Any]:
+def _assemble(body: dict[str, Any], contents: list[Content], system: list[Part], dropped: Dropped) -> dict[str, Any]:
     out: dict[str, Any] = {"contents": contents}
     if system:
         out["systemInstruction"] = {"parts": system}
-    tools = _tools(body)
+    tools = _tools(body, dropped)
     if tools:
         out["tools"] = [{"functionDeclarations": tools}]
     choice = _tool_config(body.get("tool_choice", body.get("function_call")))
@@ -64,7 +77,7 @@ def _assemble(body: dict[str, Any], contents: list[Content], system: list[Part])
     return out
 
 
-def _conversation(messages: list[Any]) -> tuple[list[Part], list[Content]]:
+def _conversation(messages: list[Any], dropped: Dropped) -> tuple[list[Part], list[Content]]:
     system: list[Part] = []
     contents: list[Content] = []
     call_names: dict[str, str] = {}  # tool_call_id → function name, from the assistant turns so far
@@ -73,17 +86,17 @@ def _conversation(messages: list[Any]) -> tuple[list[Part], list[Content]]:
             raise InvalidRequest(f"messages[{i}] must be an object.", param=f"messages[{i}]")
         role = message.get("role")
         if role in ("system", "developer"):
-            system.extend({"text": t} for t in _texts(message.get("content"), i) if t)
+            system.extend({"text": t} for t in texts(message.get("content"), i, dropped) if t)
             continue
         if role not in _ROLES:
             raise InvalidRequest(f"messages[{i}].role '{str(role)[:40]}' is not one Gemini can take.",
                                  param=f"messages[{i}].role")
         if role == "assistant":
-            parts = _assistant_parts(message, i, call_names)
+            parts = _assistant_parts(message, i, call_names, dropped)
         elif role in ("tool", "function"):
-            parts = [_function_response(message, i, call_names)]
+            parts = _function_response(message, i, call_names, dropped)
         else:
-            parts = _user_parts(message.get("content"), i)
+            parts = user_parts(message.get("content"), i, dropped)
         _append(contents, _ROLES[role], parts)
     return system, contents
 
@@ -97,69 +110,11 @@ def _append(contents: list[Content], role: str, parts: list[Part]) -> None:
         contents.append({"role": role, "parts": parts})
 
 
-def _texts(content: Any, i: int) -> list[str]:
-    if content is None:
-        return []
-    if isinstance(content, str):
-        return [content]
-    if isinstance(content, list):
-        texts = []
-        for part in content:
-            if not (isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str)):
-                raise InvalidRequest(f"messages[{i}].content may hold only text parts here.",
-                                     param=f"messages[{i}].content")
-            texts.append(part["text"])
-        return texts
-    raise InvalidRequest(f"messages[{i}].content must be a string or an array of parts.",
-                         param=f"messages[{i}].content")
-
-
-def _user_parts(content: Any, i: int) -> list[Part]:
-    if isinstance(content, str):
-        return [{"text": content}] if content else []
-    if not isinstance(content, list):
-        raise InvalidRequest(f"messages[{i}].content must be a string or an array of parts.",
-                             param=f"messages[{i}].content")
-    parts: list[Part] = []
-    for j, part in enumerate(content):
-        where = f"messages[{i}].content[{j}]"
-        kind = part.get("type") if isinstance(part, dict) else None
-        if kind == "text" and isinstance(part.get("text"), str):
-            if part["text"]:
-                parts.append({"text": part["text"]})
-        elif kind == "image_url":
-            image = part.get("image_url")
-            parts.append(_media_part(image.get("url") if isinstance(image, dict) else image, where))
-        elif kind == "input_audio" and isinstance(part.get("input_audio"), dict):
-            audio = part["input_audio"]
-            mime = _AUDIO.get(str(audio.get("format")), f"audio/{audio.get('format')}")
-            parts.append({"inlineData": {"mimeType": mime, "data": str(audio.get("data") or "")}})
-        elif kind == "file" and isinstance(part.get("file"), dict) and part["file"].get("file_data"):
-            parts.append(_media_part(part["file"]["file_data"], where))
-        else:
-            raise InvalidRequest(f"{where}: a part of type '{str(kind)[:40]}' cannot be sent to Gemini.", param=where)
-    return parts
-
-
-def _media_part(url: Any, where: str) -> Part:
-    """A ``data:`` URL → ``inlineData``; an ``https`` URL → ``fileData``; anything else is refused."""
-    if isinstance(url, str) and url.startswith("data:"):
-        header, sep, data = url[5:].partition(",")
-        mime, _, encoding = header.partition(";")
-        if not sep or encoding != "base64" or not mime:
-            raise InvalidRequest(f"{where}: a data: URL must look like data:<mime type>;base64,<data>.", param=where)
-        return {"inlineData": {"mimeType": mime, "data": data}}
-    if isinstance(url, str) and url.startswith("https://"):
-        file: dict[str, str] = {"fileUri": url}
-        guessed = mimetypes.guess_type(url.split("?", 1)[0])[0]
-        if guessed:
-            file["mimeType"] = guessed
-        return {"fileData": file}
-    raise InvalidRequest(f"{where}: Gemini takes images as data: URLs (base64) or https URLs.", param=where)
-
-
-def _assistant_parts(message: dict[str, Any], i: int, call_names: dict[str, str]) -> list[Part]:
-    parts: list[Part] = [{"text": t} for t in _texts(message.get("content"), i) if t]
+def _assistant_parts(message: dict[str, Any], i: int, call_names: dict[str, str], dropped: Dropped) -> list[Part]:
+    parts: list[Part] = [{"text": t} for t in texts(message.get("content"), i, dropped) if t]
+    for field in ("reasoning_content", "reasoning", "reasoning_details"):
+        if message.get(field):
+            dropped.add(f"assistant.{field}")
     calls = message.get("tool_calls") or []
     legacy = message.get("function_call")
     if isinstance(legacy, dict):
@@ -173,7 +128,7 @@ def _assistant_parts(message: dict[str, Any], i: int, call_names: dict[str, str]
             raise InvalidRequest(f"{where} must name its function.", param=where)
         part: Part = {"functionCall": {"name": function["name"], "args": _arguments(function.get("arguments"), where)}}
         call_id = str(call.get("id") or "")
-        signature = signature_of(call_id)
+        signature = signature_of(call_id) or (NO_SIGNATURE if j == 0 else None)
         if signature:
             part["thoughtSignature"] = signature
         if call_id:
@@ -194,31 +149,34 @@ def _arguments(raw: Any, where: str) -> dict[str, Any]:
     return args
 
 
-def _function_response(message: dict[str, Any], i: int, call_names: dict[str, str]) -> Part:
-    """A tool result as a ``functionResponse`` named after the call it answers."""
+def _function_response(message: dict[str, Any], i: int, call_names: dict[str, str], dropped: Dropped) -> list[Part]:
+    """A tool result as a ``functionResponse`` named after the call it answers (its images and
+    files after it, as parts of the same turn)."""
     call_id = message.get("tool_call_id")
     name = call_names.get(call_id) if isinstance(call_id, str) else None
     name = name or message.get("name")
     if not isinstance(name, str) or not name:
         raise InvalidRequest(f"messages[{i}] answers tool call '{str(call_id)[:80]}', which no earlier assistant "
                              "message made.", param=f"messages[{i}].tool_call_id")
-    text = "".join(_texts(message.get("content"), i))
+    parts = user_parts(message.get("content"), i, dropped)
+    text = "".join(str(p["text"]) for p in parts if "text" in p)
     try:
         value: Any = orjson.loads(text)
     except orjson.JSONDecodeError:
         value = text
     response = value if isinstance(value, dict) else {"result": value}
-    return {"functionResponse": {"name": name, "response": response}}
+    return [{"functionResponse": {"name": name, "response": response}}, *(p for p in parts if "text" not in p)]
 
 
-def _tools(body: dict[str, Any]) -> list[dict[str, Any]]:
+def _tools(body: dict[str, Any], dropped: Dropped) -> list[dict[str, Any]]:
     declarations: list[dict[str, Any]] = []
     tools = body.get("tools")
     if isinstance(tools, list):
         for j, tool in enumerate(tools):
             if not isinstance(tool, dict) or tool.get("type", "function") != "function" \
                     or not isinstance(tool.get("function"), dict):
-                raise InvalidRequest(f"tools[{j}]: Gemini takes only function tools.", param=f"tools[{j}]")
+                dropped.add(f"tools[type={tool.get('type') if isinstance(tool, dict) else None}]")
+                continue
             declarations.append(_declaration(tool["function"], f"tools[{j}].function"))
     functions = body.get("functions")
     if isinstance(functions, list):
@@ -268,6 +226,10 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         config["stopSequences"] = [stop]
     elif isinstance(stop, list) and stop:
         config["stopSequences"] = [s for s in stop if isinstance(s, str)]
+    budget = _THINKING_BUDGETS.get(str(body.get("reasoning_effort")))
+    if budget is not None:  # thoughts asked back (as reasoning_content) whenever thinking is on
+        config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True} if budget else \
+            {"thinkingBudget": 0}
     form = body.get("response_format")
     kind = form.get("type") if isinstance(form, dict) else None
     if kind in ("json_object", "json_schema"):

@@ -1,8 +1,9 @@
 """Gemini ``GenerateContentResponse`` → OpenAI chat completions (and legacy text completions), with usage.
 
-Text parts are joined (``thought`` parts are left out); ``functionCall`` parts become ``tool_calls`` with
-generated ids (``ids.py``). ``finishReason`` maps to OpenAI's (``STOP`` with calls → ``tool_calls``; the
-safety family → ``content_filter``); a prompt blocked outright (``promptFeedback.blockReason``, no
+Text parts are joined; ``thought`` parts (asked for with ``includeThoughts``) become the message's
+``reasoning_content`` (where OpenAI-compatible servers put reasoning text); ``functionCall`` parts become
+``tool_calls`` with generated ids (``ids.py``). ``finishReason`` maps to OpenAI's (``STOP`` with calls →
+``tool_calls``; the safety family → ``content_filter``); a prompt blocked outright (``promptFeedback.blockReason``, no
 candidates) is one ``content_filter`` choice whose ``refusal`` says why. Usage: ``promptTokenCount`` in,
 ``candidatesTokenCount`` + ``thoughtsTokenCount`` out (thinking is billed as output).
 """
@@ -79,6 +80,7 @@ class Reading:
 
     index: int
     text: str = ""
+    reasoning: str = ""  # the text of thought parts
     calls: list[dict[str, Any]] = field(default_factory=list)  # OpenAI tool calls (no stream index)
     finish: Any = None  # Gemini's raw finishReason
 
@@ -94,9 +96,13 @@ def read_candidate(candidate: dict[str, Any], position: int) -> Reading:
                 and part.get("thought") is not True:
             reading.text = text
             return reading
-    texts = []
+    texts, thoughts = [], []
     for part in parts if isinstance(parts, list) else ():
-        if not isinstance(part, dict) or part.get("thought") is True:
+        if not isinstance(part, dict):
+            continue
+        if part.get("thought") is True:
+            if isinstance(part.get("text"), str):
+                thoughts.append(part["text"])
             continue
         if isinstance(part.get("text"), str):
             texts.append(part["text"])
@@ -104,6 +110,7 @@ def read_candidate(candidate: dict[str, Any], position: int) -> Reading:
         if isinstance(call, dict):
             reading.calls.append(tool_call(call, part.get("thoughtSignature")))
     reading.text = "".join(texts)
+    reading.reasoning = "".join(thoughts)
     return reading
 
 
@@ -159,6 +166,8 @@ def parse_answer(raw: bytes, requested_model: str, request_body: dict[str, Any],
 
 def _message_choice(reading: Reading) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reading.text or (None if reading.calls else "")}
+    if reading.reasoning:
+        message["reasoning_content"] = reading.reasoning
     if reading.calls:
         message["tool_calls"] = reading.calls
     return {"index": reading.index, "message": message, "logprobs": None,

@@ -131,7 +131,7 @@ class GeminiRelay:
     def _choice(self, reading: Reading) -> dict[str, Any] | None:
         index = reading.index
         self._started.add(index)
-        self._chars += len(reading.text)
+        self._chars += len(reading.text) + len(reading.reasoning)
         reason = finish_reason(reading.finish, bool(reading.calls) or bool(self._calls.get(index)))
         if reason is not None:
             self._finished.add(index)
@@ -143,6 +143,8 @@ class GeminiRelay:
         if index not in self._calls:  # the first chunk of this candidate
             self._calls[index] = 0
             delta["role"] = "assistant"
+        if reading.reasoning:
+            delta["reasoning_content"] = reading.reasoning
         if reading.text:
             delta["content"] = reading.text
         if reading.calls:

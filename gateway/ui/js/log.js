@@ -20,6 +20,13 @@ function matches(row, filter) {
   return true;
 }
 
+// The parts of the token counts a provider reported apart: prompt-cache reads and writes, reasoning.
+function tokenDetails(row) {
+  const parts = [[row.cache_read_tokens, "cache read"], [row.cache_write_tokens, "cache write"], [row.reasoning_tokens, "reasoning"]]
+    .filter(([n]) => n > 0).map(([n, what]) => `${fmtNumber(n)} ${what}`);
+  return parts.length ? h("div", { class: "small muted", "data-testid": "token-details" }, parts.join(" · ")) : null;
+}
+
 function rowElement(row) {
   const flags = [row.stream ? "stream" : "", row.cache_hit ? "cache" : ""].filter(Boolean).join(" ");
   return h("tr", { class: isError(row) ? "row-error" : "", "data-request": row.request_id || "" },
@@ -27,7 +34,7 @@ function rowElement(row) {
     h("td", {}, row.client_id || "–"), h("td", {}, row.provider || "–"), h("td", {}, row.model || "–"),
     h("td", {}, row.key_label || "–"),
     h("td", { class: "status" }, String(row.status ?? "–"), row.error_code ? h("div", { class: "small" }, row.error_code) : null),
-    h("td", { class: "num" }, `${fmtNumber(row.tokens_in ?? 0)} / ${fmtNumber(row.tokens_out ?? 0)}`),
+    h("td", { class: "num" }, `${fmtNumber(row.tokens_in ?? 0)} / ${fmtNumber(row.tokens_out ?? 0)}`, tokenDetails(row)),
     h("td", { class: "num" }, fmtMs(row.latency_ms)), h("td", { class: "num" }, fmtMs(row.overhead_ms)),
     h("td", { class: "num" }, fmtUsd(row.cost)), h("td", { class: "small muted" }, flags));
 }
