@@ -10,7 +10,10 @@ from typing import Any, Protocol
 CHAT = "chat"  # POST /chat/completions, streamed or whole
 COMPLETIONS = "completions"  # POST /completions, streamed or whole
 EMBEDDINGS = "embeddings"  # POST /embeddings, whole
-PASSTHROUGH = "passthrough"  # ``Call.path`` under the provider's root, body as given (only the model rewritten)
+# ``Call.path`` under the provider's root with the client's own body (``native_body``, only the model
+# rewritten), for a provider of the client's dialect; ``body`` holds the request in OpenAI's chat
+# shape for the estimates and the guards (a token count: Anthropic's count_tokens, Gemini's countTokens)
+PASSTHROUGH = "passthrough"
 # The rest of OpenAI's surface: each also names the endpoint family a provider may serve
 # (``pipeline/surface.py`` refuses a provider that cannot, with a 400 naming it).
 IMAGES = "images"  # POST /images/generations (JSON in, JSON out)

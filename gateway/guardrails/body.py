@@ -18,7 +18,18 @@ from collections.abc import Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.call import ASSISTANTS, AUDIO, CHAT, COMPLETIONS, EMBEDDINGS, IMAGES, MODERATIONS, RESPONSES, THREADS
+from ..core.call import (
+    ASSISTANTS,
+    AUDIO,
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    IMAGES,
+    MODERATIONS,
+    PASSTHROUGH,
+    RESPONSES,
+    THREADS,
+)
 
 Path = tuple[str | int, ...]
 
@@ -151,7 +162,7 @@ _REQUEST_FIELDS = {COMPLETIONS: "prompt", EMBEDDINGS: "input", IMAGES: "prompt",
 
 def request_texts(operation: str, body: Mapping[str, Any]) -> BodyTexts:
     """The texts of a request ``body`` for ``operation`` (``core.call``: chat, completions, ...)."""
-    if operation == CHAT:
+    if operation in (CHAT, PASSTHROUGH):  # a pass-through's body is a chat request (core.call)
         return _collect(_chat_request(body))
     field = _REQUEST_FIELDS.get(operation)
     if field is not None:  # a string or a list of strings (token arrays are not text)

@@ -120,6 +120,11 @@ class Pipeline:
             raise
         return Admitted(exchange, call, route, admission, est_tokens, guardrails)
 
+    async def answered_here(self, admitted: Admitted) -> None:
+        """A request the gateway answered itself after admitting it (a token count it estimated once a
+        guard changed the text it would have passed on): what it held released, the request recorded."""
+        await self._fail(admitted, 200, None)
+
     async def dispatch(self, admitted: Admitted, guard: Disconnect,
                        cache_control: str | None = None) -> Answer | Stream | None:
         """Find an upstream answer (see the module docstring for what comes back), or the response

@@ -79,6 +79,11 @@ class CountTokensResource:
         admitted = await pipeline.admit(exchange, call, anthropic)
         for name, value in admitted.headers.items():
             resp.set_header(name, value)
+        if admitted.call.dialect != ANTHROPIC:  # a guard changed the text: the client's own is not passed on
+            await pipeline.answered_here(admitted)
+            resp.set_header("x-gateway-token-count", "estimate")
+            resp.data = orjson.dumps({"input_tokens": estimate_input(admitted.call)})
+            return
         result = await pipeline.dispatch(admitted, DisconnectGuard(req))
         if result is None:
             resp.status = CLIENT_CLOSED

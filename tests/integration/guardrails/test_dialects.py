@@ -126,3 +126,18 @@ def test_google_a_block_mid_stream_is_googles_error(guarded: Gateway, gemini_ser
     text = "".join(p.get("text", "") for e in events[:-1] for c in e.get("candidates", ())
                    for p in c["content"]["parts"])
     assert LEAKY.startswith(text) and "LEAK" not in text
+
+
+def test_a_masked_token_count_is_the_gateways_estimate_and_sends_nothing(guarded: Gateway,
+                                                                          claude_server: FakeAnthropic,
+                                                                          gemini_server: FakeGemini) -> None:
+    # a count passed through would carry the client's own text: with a guard masking it, the gateway counts
+    counted = claude_sdk(guarded).messages.with_raw_response.count_tokens(
+        model="claude", messages=[{"role": "user", "content": f"Mail {EMAIL} please"}])
+    assert counted.headers["x-gateway-token-count"] == "estimate" and counted.parse().input_tokens > 0
+    google_count = httpx.post(f"{guarded.base_url}/v1beta/models/gem:countTokens", timeout=30,
+                              headers={"x-goog-api-key": CLIENT_KEY},
+                              json={"contents": [{"role": "user", "parts": [{"text": f"Mail {EMAIL}"}]}]})
+    assert google_count.status_code == 200 and google_count.headers["x-gateway-token-count"] == "estimate"
+    assert google_count.json()["totalTokens"] > 0
+    assert upstream_calls(claude_server) == [] and upstream_calls(gemini_server) == []

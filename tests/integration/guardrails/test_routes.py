@@ -72,6 +72,11 @@ TEXT_ROUTES: dict[str, list[Case]] = {
     "/v1beta/models/{model}:streamGenerateContent": [
         Case("/v1beta/models/plain:streamGenerateContent?alt=sse", {"contents": [{"parts": [{"text": SECRET}]}]},
              GOOGLE, "gemini")],
+    "/v1/messages/count_tokens": [  # passed through to an Anthropic provider: the text leaves
+        Case("/v1/messages/count_tokens", {"model": "claude-plain", "messages": USER}, ANTHROPIC, "anthropic")],
+    "/v1beta/models/{model}:countTokens": [  # passed through to a Gemini provider: the text leaves
+        Case("/v1beta/models/gem-plain:countTokens", {"contents": [{"parts": [{"text": SECRET}]}]}, GOOGLE,
+             "gemini")],
     "/mcp": [Case("/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {
         "name": "demo__echo", "arguments": {"text": SECRET}, "_meta": MCP_META}}, MCP, "mcp")],
 }
@@ -83,7 +88,7 @@ NO_TEXT: dict[str, str] = {
     "/v1/audio/translations": "an audio upload, streamed through unread",
     "/v1/files/{object_id}/content": "reads a file's bytes",
     "/v1/threads/{thread_id}/runs/{object_id}/steps": "reads a run's steps",
-    "/v1/messages/count_tokens": "counted by the gateway, sent nowhere",
+    "/v1beta/models": "lists the models a key may use (Google's shape)",
     "/health": "operations", "/health/liveliness": "operations", "/health/readiness": "operations",
     "/metrics": "operations", "/openapi.json": "operations", "/docs": "operations",
 }
