@@ -24,7 +24,7 @@ from ...core.usage import Usage
 from ...pipeline import Stream, translated
 from ..anthropic.text_run import TextRun, text_span
 from ..chat_usage import chat_usage
-from ..dialects import as_dict, pipeline_error
+from ..dialects import as_dict, event_details, pipeline_error
 from .responses_render import (
     call_item,
     custom_input,
@@ -293,8 +293,7 @@ class ChatToResponseEvents:
         self.ended = True
         response = shell(self.request, self.response_id, self.created, "failed")
         response.update(output=self._output(), usage=response_usage(self._usage()),
-                        error={"code": str(error.get("code") or "server_error"),
-                               "message": str(error.get("message") or "The provider's stream broke off.")})
+                        error=failure(error, "The provider's stream broke off."))
         return [self._event("response.failed", response=response)]
 
 
@@ -319,10 +318,17 @@ async def as_response_events(chat_events: AsyncIterator[bytes], request: dict[st
         await close()
 
 
+def failure(error: dict[str, Any], default: str) -> dict[str, str]:
+    """A failed response's ``error`` from the pipeline's error event: its code and message, and a
+    guardrail's name and entity when one blocked the answer."""
+    return {"code": str(error.get("code") or "server_error"), "message": str(error.get("message") or default),
+            **event_details(error)}
+
+
 def native_events(source: Stream) -> Stream:
     """A Responses-native upstream's stream as it came, but for an error event the pipeline wrote
     itself (the upstream broke off), which becomes ``response.failed``."""
-    failure = ChatToResponseEvents({}, {})
+    shell_of = ChatToResponseEvents({}, {})
 
     def feed(item: bytes) -> list[bytes]:
         if not item.startswith(b'data: {"error"'):
@@ -330,8 +336,8 @@ def native_events(source: Stream) -> Stream:
         error = pipeline_error(item[6:].strip())
         if error is None:
             return [item]
-        response = {"id": failure.response_id, "object": "response", "status": "failed", "output": [],
-                    "error": {"code": str(error.get("code") or "server_error"), "message": str(error.get("message"))}}
+        response = {"id": shell_of.response_id, "object": "response", "status": "failed", "output": [],
+                    "error": failure(error, "The provider's stream broke off.")}
         return [b"event: response.failed\ndata: " + orjson.dumps({"type": "response.failed", "response": response})
                 + b"\n\n"]
 

@@ -133,7 +133,10 @@ def test_responses_translated_to_chat_are_guarded(guarded: Gateway, claude_serve
     assert "".join(streamed) == f"Dear {EMAIL}, noted."
     claude_server.set_default(Behaviour(text=LEAKY, chunks=9))
     events = list(client.responses.create(model="claude-leaky", input="the code?", stream=True))
-    assert events[-1].type == "error" and events[-1].code == "guardrail_blocked"
+    # the Responses stream's own end for a failure: response.failed, its error naming the guard
+    failed: Any = events[-1]
+    assert failed.type == "response.failed" and failed.response.error.code == "guardrail_blocked"
+    assert failed.response.error.to_dict()["guardrail"] == "no-leak"
     assert "LEAK" not in "".join(e.delta for e in events if e.type == "response.output_text.delta")
 
 
