@@ -20,7 +20,7 @@ import falcon.asgi
 from ..core.call import Call
 from ..core.usage import Answer
 from ..errors import GatewayError
-from ..pipeline import Admitted, Pipeline, Stream
+from ..pipeline import Admitted, Exchange, Pipeline, Stream
 from .common import DisconnectGuard, read_json, request_id_of
 
 
@@ -59,6 +59,11 @@ class DialectResource(ABC):
         except GatewayError as exc:
             pipeline.refuse(exchange, exc)
             raise
+        await self.run(req, resp, exchange, call)
+
+    async def run(self, req: falcon.asgi.Request, resp: falcon.asgi.Response, exchange: Exchange, call: Call) -> None:
+        """Admit, dispatch and render ``call`` (a dialect may serve some calls another way)."""
+        pipeline = self.pipeline
         admitted = await pipeline.admit(exchange, call)
         for name, value in admitted.headers.items():
             resp.set_header(name, value)

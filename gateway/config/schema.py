@@ -127,6 +127,8 @@ class Routing(Strict):
     circuit_breaker_open_s: float = Field(30.0, gt=0)
     quarantine_s: float = Field(600.0, gt=0)  # a key the upstream rejected (401/403) rests this long
     limit_window_s: float = Field(60.0, gt=0)  # the "minute" of req/tokens_per_min; shorten only to test
+    # rounds of MCP tool calls the gateway runs for a model before it must answer (docs/mcp.md)
+    max_tool_rounds: int = Field(8, ge=1, le=100)
 
 
 class ProviderConfigBase(Strict):

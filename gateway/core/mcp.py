@@ -7,10 +7,15 @@ endpoint (``<server_id>__<tool>``), so ``deny: ["delete_*"]`` and ``allow: ["git
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 
 SEPARATOR = "__"  # between a server id and a tool's own name on /mcp (server ids never hold it)
+FUNCTION_PREFIX = "mcp_"  # of the function name a model is offered an MCP tool under
+MAX_FUNCTION_NAME = 64  # OpenAI's function names: [A-Za-z0-9_-], at most 64 (Anthropic and Gemini accept them)
+_NOT_IN_FUNCTION_NAMES = re.compile(r"[^A-Za-z0-9_-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +77,18 @@ ALL_MCP = McpAccess(servers=None)
 def usable(spec: McpServerSpec, access: McpAccess, tool: str) -> bool:
     """Whether a client with ``access`` may list and call ``tool`` of ``spec``'s server."""
     return spec.tools.permits(tool) and access.tool_allowed(spec.id, tool)
+
+
+def function_name(server_id: str, tool: str) -> str:
+    """The function name a model is offered ``tool`` of ``server_id`` under: ``mcp_<server>__<tool>``.
+
+    MCP names may hold characters function names may not (``.``) and run to 128 characters; such a
+    name has those characters replaced by ``_``, is cut to fit, and ends with 8 hex digits of a hash
+    of the whole name, so two tools never share one. The same tool always gets the same name (a
+    conversation sent again names the calls it made)."""
+    raw = f"{FUNCTION_PREFIX}{server_id}{SEPARATOR}{tool}"
+    clean = _NOT_IN_FUNCTION_NAMES.sub("_", raw)
+    if clean == raw and len(raw) <= MAX_FUNCTION_NAME:
+        return raw
+    digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
+    return clean[:MAX_FUNCTION_NAME - 9] + "_" + digest

@@ -79,6 +79,12 @@ class Disconnect(Protocol):
     def close(self) -> None: ...
 
 
+class Closes(Protocol):
+    """What a stream may be made from: something to close with it."""
+
+    async def close(self) -> None: ...
+
+
 class Stream:
     """A streamed answer: its bytes as they come (SSE events, or audio, ...), then the cleanup that
     settles and records the request.
@@ -90,7 +96,7 @@ class Stream:
     __slots__ = ("_generator", "_source", "content_type")
 
     def __init__(self, generator: AsyncGenerator[bytes, None], content_type: str = EVENT_STREAM,
-                 source: Stream | None = None):
+                 source: Closes | None = None):
         self._generator = generator
         self._source = source  # a stream this one is made from (``translated``): closed with it
         self.content_type = content_type

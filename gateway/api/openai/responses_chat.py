@@ -4,9 +4,11 @@
 messages; ``user``/``assistant`` messages keep their text, images (``input_image`` with a URL),
 files (``input_file`` with ``file_data``) and audio; ``function_call`` and ``custom_tool_call``
 items become the assistant's ``tool_calls`` (joined to the assistant message before them), their
-outputs ``tool`` messages (images in an output follow as a user message). Tools: see
-``responses_tools.py``. ``reasoning.effort`` → ``reasoning_effort``, ``text.verbosity`` →
-``verbosity``, ``text.format`` → ``response_format``, ``max_output_tokens`` → ``max_tokens``;
+outputs ``tool`` messages (images in an output follow as a user message); so does an ``mcp_call``
+item (an MCP tool the gateway ran in an earlier turn: ``api/openai/mcp_items.py``), as the call of
+the function that tool is offered as, and its output or error. Tools: see ``responses_tools.py``.
+``reasoning.effort`` → ``reasoning_effort``, ``text.verbosity`` → ``verbosity``, ``text.format`` →
+``response_format``, ``max_output_tokens`` → ``max_tokens``;
 ``prompt_cache_key``, ``safety_identifier``, ``user``, ``temperature``, ``top_p`` and
 ``parallel_tool_calls`` are copied.
 
@@ -22,11 +24,13 @@ as Codex does (``store: false``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
 
 from ...core.dropped import Dropped
+from ...core.mcp import function_name
 from ...errors import InvalidRequest
 from .responses_render import reasoning_details
 from .responses_tools import CUSTOM_ARGUMENT, ToolMap
@@ -43,15 +47,17 @@ class PreviousResponseNotFound(InvalidRequest):
     code = "previous_response_not_found"
 
 
-def responses_to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], tuple[str, ...]]:
-    """The chat request for a Responses request (see the module docstring), and what it left out."""
+def responses_to_chat(body: dict[str, Any], mcp_servers: Mapping[str, str] | None = None,
+                      ) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The chat request for a Responses request (see the module docstring), and what it left out.
+    ``mcp_servers``: the server id of each ``server_label`` the request's MCP tools give."""
     dropped = Dropped("responses->chat")
     _refuse_stored(body)
     tools = ToolMap(body.get("tools"), dropped)
     messages: list[dict[str, Any]] = []
     if isinstance(body.get("instructions"), str) and body["instructions"]:
         messages.append({"role": "system", "content": body["instructions"]})
-    messages.extend(Conversation(tools, dropped).messages(body.get("input")))
+    messages.extend(Conversation(tools, dropped, mcp_servers or {}).messages(body.get("input")))
     chat: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     chat.update({k: body[k] for k in _COPIED if body.get(k) is not None})
     if isinstance(body.get("max_output_tokens"), int):
@@ -105,9 +111,10 @@ def _reasoning_and_text(body: dict[str, Any], chat: dict[str, Any], dropped: Dro
 class Conversation:
     """Builds the chat messages of a Responses ``input`` (see the module docstring)."""
 
-    def __init__(self, tools: ToolMap, dropped: Dropped):
+    def __init__(self, tools: ToolMap, dropped: Dropped, mcp_servers: Mapping[str, str] | None = None):
         self.tools = tools
         self.dropped = dropped
+        self.mcp_servers = mcp_servers or {}
         self.out: list[dict[str, Any]] = []
         self.pending_images: list[dict[str, Any]] = []  # images in tool outputs, sent after the outputs
         self.reasoning: dict[str, Any] = {}  # the next assistant message's reasoning (from a reasoning item)
@@ -137,6 +144,8 @@ class Conversation:
             self._call(item, item.get("name"), arguments)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             self._output(item)
+        elif kind == "mcp_call" and isinstance(item.get("name"), str):
+            self._mcp_call(item)
         elif kind == "reasoning" and (details := reasoning_details(item.get("encrypted_content"))) is not None:
             texts = [p.get("text") for p in item.get("content") or () if isinstance(p, dict)]
             self.reasoning = {"reasoning_content": "".join(t for t in texts if isinstance(t, str)),
@@ -198,6 +207,19 @@ class Conversation:
                 last["content"] = None
         else:
             self._append({"role": "assistant", "content": None, "tool_calls": [call]})
+
+    def _mcp_call(self, item: dict[str, Any]) -> None:
+        """An MCP call the gateway ran in an earlier turn: the function call it was, and its result."""
+        label = str(item.get("server_label") or "")
+        call_id = str(item.get("id") or "")
+        name = function_name(self.mcp_servers.get(label, label), item["name"])
+        self._call({"call_id": call_id}, name, str(item.get("arguments") or "{}"))
+        output, error = item.get("output"), item.get("error")
+        if not isinstance(output, str):
+            message = error.get("message") if isinstance(error, dict) else error
+            output = (message if isinstance(message, str) else orjson.dumps(error).decode() if error is not None
+                      else "The tool did not run.")
+        self.out.append({"role": "tool", "tool_call_id": call_id, "content": output})
 
     def _output(self, item: dict[str, Any]) -> None:
         output = item.get("output")

@@ -29,7 +29,9 @@ import orjson
 from ...core.usage import Usage
 from .responses_tools import CUSTOM_ARGUMENT, ToolMap
 
-_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}
+# finish reasons that leave a response incomplete, and why (``max_tool_rounds``: the gateway's tool
+# loop stopped running the model's MCP calls: pipeline/tool_loop.py)
+_INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter", "max_tool_rounds": "max_tool_rounds"}
 
 
 def response_usage(usage: Usage) -> dict[str, Any]:

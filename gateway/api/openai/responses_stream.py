@@ -50,6 +50,7 @@ class _Item:
     name: str = ""
     done: bool = False
     escaped: list[bytes] = field(default_factory=list)  # text pieces from the fast path, still JSON-escaped
+    whole: dict[str, Any] | None = None  # an item the gateway made whole (an MCP step's: ``mcp_items.py``)
     template: bytes = b""  # a text delta event, %d the sequence number and %b the (escaped) text
 
     def text(self) -> str:
@@ -169,6 +170,22 @@ class ChatToResponseEvents:
             self.finish = choice.get("finish_reason") or self.finish
         return out
 
+    def event(self, kind: str, **fields: Any) -> bytes:
+        """One Responses event, numbered in this stream's sequence."""
+        return self._event(kind, **fields)
+
+    def place(self, item_id: str) -> tuple[int, list[bytes]]:
+        """The output index for an item made whole elsewhere (set its ``whole`` with ``set_item``),
+        and the events that close the text item open before it."""
+        out = self._close(self.text_item) if self.text_item is not None else []
+        self.text_item = None
+        item = self._open("whole", item_id)
+        item.done = True
+        return item.index, out
+
+    def set_item(self, index: int, whole: dict[str, Any]) -> None:
+        self.items[index].whole = whole
+
     def _open(self, kind: str, item_id: str) -> _Item:
         item = _Item(kind, len(self.items), item_id, [])
         self.items.append(item)
@@ -262,7 +279,9 @@ class ChatToResponseEvents:
         output = []
         for item in self.items:
             whole = item.text()
-            if item.kind == "reasoning":
+            if item.whole is not None:
+                output.append(item.whole)
+            elif item.kind == "reasoning":
                 output.append(reasoning_item(item.item_id, whole, self._reasoning_details()))
             elif item.kind == "message":
                 output.append(message_item(item.item_id, whole))

@@ -19,6 +19,8 @@ from ...errors import GatewayError, InvalidRequest
 from ...pipeline import Admitted, Exchange, Pin, RawWhole, Stream, SurfacePipeline, is_object_id
 from ...pipeline.affinity import AffinityStore
 from ..common import DisconnectGuard, read_json, request_id_of
+from .mcp_flow import responses_call, serve
+from .mcp_request import has_mcp_tools
 from .multipart import UploadBody, open_upload
 from .parse import model_of as checked_model
 from .render import render
@@ -161,7 +163,8 @@ class UploadResource:
 class ResponsesResource:
     """``POST /v1/responses``: passed through where every provider of the route serves it (with the
     client's session headers), else translated to chat and back (``responses_chat.py``,
-    ``responses_render.py``, ``responses_stream.py``)."""
+    ``responses_render.py``, ``responses_stream.py``); with MCP tools, the gateway's tool loop
+    (``mcp_flow.py``)."""
 
     def __init__(self, pipeline: SurfacePipeline):
         self.pipeline = pipeline
@@ -176,8 +179,11 @@ class ResponsesResource:
             stream = body.get("stream", False)
             if stream is not None and not isinstance(stream, bool):
                 raise InvalidRequest("'stream' must be true or false.", param="stream")
-            native, route = pipeline.responses_route(exchange, model)
-            if native:
+            tools = has_mcp_tools(body)
+            native, route = (False, None) if tools else pipeline.responses_route(exchange, model)
+            if tools:  # the gateway runs them: never passed through (mcp_flow.py)
+                call, route, found = responses_call(pipeline, exchange, body, model, stream is True)
+            elif native:
                 call = Call(RESPONSES, "/responses", body, model, stream is True, headers=passed_headers(req))
             else:
                 chat, dropped = responses_to_chat(body)
@@ -186,6 +192,9 @@ class ResponsesResource:
         except GatewayError as exc:
             pipeline.refuse(exchange, exc)
             raise
+        if tools:
+            await serve(pipeline, req, resp, exchange, call, route, found, body)
+            return
         admitted = await _admit(pipeline, exchange, resp, call, route)
         result = await pipeline.dispatch(admitted, DisconnectGuard(req))
         if result is None or isinstance(result, Answer) and native:
