@@ -1,5 +1,5 @@
 """One gateway for the tool-loop tests: an MCP server ``demo`` (``tests/mcp_upstream.py``, priced
-0.01 per call) and one that is down (``down``), in front of four model upstreams: ``fake`` (an
+0.01 per call), one whose ``whoami`` answers ``LEAK-0042`` (``leaky``) and one that is down (``down``), in front of four model upstreams: ``fake`` (an
 OpenAI-compatible chat upstream), ``native`` (type openai: it serves ``/v1/responses`` itself),
 ``claude`` (Anthropic) and ``gem`` (Gemini). ``routing.max_tool_rounds`` is 2.
 
@@ -32,7 +32,7 @@ NOMCP_KEY = "sk-test-no-mcp-key-0123456789"
 ADD = {"type": "mcp", "server_label": "demo", "require_approval": "never"}
 
 
-def loop_config(mcp_url: str, fake: FakeUpstream, native: FakeUpstream, claude: FakeAnthropic,
+def loop_config(mcp_url: str, leaky_url: str, fake: FakeUpstream, native: FakeUpstream, claude: FakeAnthropic,
                 gem: FakeGemini) -> str:
     return textwrap.dedent(f"""
     server: {{listen: "127.0.0.1:2906", request_timeout_s: 20}}
@@ -42,6 +42,8 @@ def loop_config(mcp_url: str, fake: FakeUpstream, native: FakeUpstream, claude: 
         url: {mcp_url}
         headers: {{Authorization: "Bearer ${{MCP_UPSTREAM_TOKEN}}"}}
         price_per_call_usd: 0.01
+      - id: leaky
+        url: {leaky_url}
       - id: down
         url: http://127.0.0.1:{free_port()}/mcp
         timeout_s: 2
@@ -60,7 +62,7 @@ def loop_config(mcp_url: str, fake: FakeUpstream, native: FakeUpstream, claude: 
     api_keys:
       - {{id: app, key: {CLIENT_KEY}, allowed_providers: ["*"], mcp: {{servers: ["*"]}}}}
       - {{id: limited, key: {LIMITED_KEY}, allowed_providers: ["*"], mcp: {{servers: [demo], tools: {{deny: [echo, sleep]}}}}}}
-      - {{id: guarded, key: {GUARDED_KEY}, allowed_providers: ["*"], guardrails: [no-leak], mcp: {{servers: [demo]}}}}
+      - {{id: guarded, key: {GUARDED_KEY}, allowed_providers: ["*"], guardrails: [no-leak], mcp: {{servers: [demo, leaky]}}}}
       - {{id: two, key: {TWO_KEY}, allowed_providers: ["*"], limits: {{req_per_min: 2}}, mcp: {{servers: [demo]}}}}
       - {{id: nomcp, key: {NOMCP_KEY}, allowed_providers: ["*"]}}
     """)
@@ -86,9 +88,19 @@ def mcp_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpUpstre
 
 
 @pytest.fixture(scope="module")
+def leaky_upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[McpUpstream]:
+    """An MCP server whose ``whoami`` answers what the ``no-leak`` guard blocks."""
+    upstream = McpUpstream(tmp_path_factory.mktemp("mcp"), "LEAK-0042")
+    yield upstream
+    upstream.stop()
+
+
+@pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory, fake_server: FakeUpstream, fake_server_2: FakeUpstream,
-            claude_server: FakeAnthropic, gemini_server: FakeGemini, mcp_upstream: McpUpstream) -> Iterator[Gateway]:
-    config = loop_config(mcp_upstream.url, fake_server, fake_server_2, claude_server, gemini_server)
+            claude_server: FakeAnthropic, gemini_server: FakeGemini, mcp_upstream: McpUpstream,
+            leaky_upstream: McpUpstream) -> Iterator[Gateway]:
+    config = loop_config(mcp_upstream.url, leaky_upstream.url, fake_server, fake_server_2, claude_server,
+                         gemini_server)
     gateway = Gateway(tmp_path_factory.mktemp("loop"), config, env_with_token())
     gateway.start()
     yield gateway
