@@ -74,13 +74,30 @@ def _message(data: dict[str, Any]) -> dict[str, Any]:
     return message if isinstance(message, dict) else {}
 
 
+@dataclass(slots=True)
+class _Finished:
+    """What the request's span ends with: the last round's record, every round's usage and cost."""
+
+    status: int
+    error_code: str | None
+    target: Target | None
+    key_label: str | None
+    usage: Usage | None
+    cost_usd: float
+    cache: str | None
+    stream: bool
+    upstream_s: float | None
+
+
 class LoopTrace:
     """The request's span over every round: each round's record ends it no more; the loop does,
-    with its last round's record."""
+    with its last round's record and the usage and cost of them all."""
 
     def __init__(self, inner: RequestTrace):
         self.inner = inner
         self.last: Finished | None = None
+        self.usage: Usage | None = None
+        self.cost_usd = 0.0
 
     def called(self, call: Call) -> None:
         self.inner.called(call)
@@ -99,11 +116,15 @@ class LoopTrace:
 
     def end(self, outcome: Finished) -> None:
         self.last = outcome
+        self.cost_usd += outcome.cost_usd
+        if outcome.usage is not None:
+            self.usage = outcome.usage if self.usage is None else _added(self.usage, outcome.usage)
 
     def finish(self) -> None:
         last, self.last = self.last, None
         if last is not None:
-            self.inner.end(last)
+            self.inner.end(_Finished(last.status, last.error_code, last.target, last.key_label, self.usage,
+                                     self.cost_usd, last.cache, last.stream, last.upstream_s))
 
 
 class LoopStream:

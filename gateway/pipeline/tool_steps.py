@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -116,7 +117,12 @@ async def run_call(service: ToolService, exchange: Exchange, started: CallStarte
     arguments = _arguments(started)
     if arguments is None:
         return _protocol_error(started, INVALID_PARAMS, f"The arguments of '{function.tool}' must be a JSON object.")
-    with tool_call(exchange.trace, function.tool, call_id=started.call_id, arguments=arguments) as span:
+    spec = exchange.snapshot.mcp_servers.get(function.server_id)
+    where = urlsplit(spec.url) if spec is not None and spec.url is not None else None
+    server = (where.hostname, where.port or (443 if where.scheme == "https" else 80)) \
+        if where is not None and where.hostname else None
+    with tool_call(exchange.trace, function.tool, call_id=started.call_id, arguments=arguments,
+                   server=server) as span:
         try:
             outcome = await service.call_tool(exchange.snapshot, exchange.client, function.server_id, function.tool,
                                               arguments, request_id=exchange.outcome.request_id,

@@ -1,7 +1,8 @@
 """One gateway for the tool-loop tests: an MCP server ``demo`` (``tests/mcp_upstream.py``, priced
-0.01 per call), one whose ``whoami`` answers ``LEAK-0042`` (``leaky``) and one that is down (``down``), in front of four model upstreams: ``fake`` (an
-OpenAI-compatible chat upstream), ``native`` (type openai: it serves ``/v1/responses`` itself),
-``claude`` (Anthropic) and ``gem`` (Gemini). ``routing.max_tool_rounds`` is 2.
+0.01 per call), one whose ``whoami`` answers ``LEAK-0042`` (``leaky``) and one that is down
+(``down``), in front of four model upstreams: ``fake`` (an OpenAI-compatible chat upstream),
+``native`` (type openai: it serves ``/v1/responses`` itself), ``claude`` (Anthropic) and ``gem``
+(Gemini). ``routing.max_tool_rounds`` is 2.
 
 Clients: ``app`` may use every server; ``limited`` only ``demo`` without its ``echo`` and ``sleep``;
 ``guarded`` has the ``no-leak`` guard (blocks ``LEAK-`` and four digits in answers and tool results);
@@ -58,11 +59,14 @@ def loop_config(mcp_url: str, leaky_url: str, fake: FakeUpstream, native: FakeUp
          api_keys: ["AIzaFakeUpstreamKey000000000000000000001"], models: [gemini-x]}}
     guardrails:
       guards:
-        - {{name: no-leak, type: regex, on: output, action: block, patterns: [{{name: leak, pattern: 'LEAK-[0-9]{{4}}'}}]}}
+        - {{name: no-leak, type: regex, on: output, action: block,
+           patterns: [{{name: leak, pattern: 'LEAK-[0-9]{{4}}'}}]}}
     api_keys:
       - {{id: app, key: {CLIENT_KEY}, allowed_providers: ["*"], mcp: {{servers: ["*"]}}}}
-      - {{id: limited, key: {LIMITED_KEY}, allowed_providers: ["*"], mcp: {{servers: [demo], tools: {{deny: [echo, sleep]}}}}}}
-      - {{id: guarded, key: {GUARDED_KEY}, allowed_providers: ["*"], guardrails: [no-leak], mcp: {{servers: [demo, leaky]}}}}
+      - {{id: limited, key: {LIMITED_KEY}, allowed_providers: ["*"],
+         mcp: {{servers: [demo], tools: {{deny: [echo, sleep]}}}}}}
+      - {{id: guarded, key: {GUARDED_KEY}, allowed_providers: ["*"], guardrails: [no-leak],
+         mcp: {{servers: [demo, leaky]}}}}
       - {{id: two, key: {TWO_KEY}, allowed_providers: ["*"], limits: {{req_per_min: 2}}, mcp: {{servers: [demo]}}}}
       - {{id: nomcp, key: {NOMCP_KEY}, allowed_providers: ["*"]}}
     """)
@@ -117,6 +121,17 @@ def fresh(fake_server: FakeUpstream, fake_server_2: FakeUpstream, claude_server:
 
 def sdk(gateway: Gateway, key: str = CLIENT_KEY, **kwargs: Any) -> openai.OpenAI:
     return openai.OpenAI(base_url=gateway.base_url + "/v1", api_key=key, max_retries=0, **kwargs)
+
+
+def respond(gateway: Gateway, key: str = CLIENT_KEY, *, raw: bool = False, **body: Any) -> Any:
+    """``responses.create`` with the official SDK (``raw``: ``with_raw_response``, for the headers)."""
+    client = sdk(gateway, key)
+    return (client.responses.with_raw_response.create if raw else client.responses.create)(**body)
+
+
+def chat(gateway: Gateway, key: str = CLIENT_KEY, **body: Any) -> Any:
+    """``chat.completions.create`` with the official SDK."""
+    return sdk(gateway, key).chat.completions.create(**body)
 
 
 def rows_of(gateway: Gateway, request_id: str, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -13,7 +13,16 @@ import pytest
 
 from tests.conftest import CLIENT_KEY, Gateway
 from tests.fake_upstream import Behaviour, FakeUpstream, prompt_tokens_of
-from tests.integration.mcp_loop.conftest import ADD, GUARDED_KEY, NOMCP_KEY, TWO_KEY, chat_bodies, rows_of, sdk
+from tests.integration.mcp_loop.conftest import (
+    ADD,
+    GUARDED_KEY,
+    NOMCP_KEY,
+    TWO_KEY,
+    chat,
+    chat_bodies,
+    respond,
+    rows_of,
+)
 from tests.mcp_helpers import McpUpstream, wait_for
 
 ADD_CALL = {"name": "mcp_demo__add", "arguments": {"a": 2, "b": 3}, "id": "call_add"}
@@ -22,7 +31,7 @@ ASK = [{"role": "user", "content": "What is 2 + 3?"}]
 
 def test_chat_completions_run_the_loop(gateway: Gateway, fake_server: FakeUpstream, mcp_upstream: McpUpstream) -> None:
     fake_server.script(Behaviour(text="Adding.", tool_calls=[ADD_CALL]), Behaviour(text="It is 5."))
-    completion = sdk(gateway).chat.completions.create(model="fake:gpt-x", messages=ASK, tools=[ADD])  # type: ignore[list-item]
+    completion = chat(gateway, model="fake:gpt-x", messages=ASK, tools=[ADD])
     choice = completion.choices[0]
     assert (choice.message.content, choice.finish_reason, choice.message.tool_calls) == ("Adding.\n\nIt is 5.", "stop",
                                                                                          None)
@@ -41,7 +50,7 @@ def test_a_chat_stream_runs_the_loop(gateway: Gateway, fake_server: FakeUpstream
     fake_server.script(Behaviour(text="Adding.", tool_calls=[ADD_CALL]),
                        Behaviour(text="Now the weather.", tool_calls=[{"name": "get_weather", "arguments": {},
                                                                         "id": "call_w"}]))
-    chunks = list(sdk(gateway).chat.completions.create(model="fake:gpt-x", messages=ASK, tools=[ADD, weather],  # type: ignore[list-item]
+    chunks = list(chat(gateway, model="fake:gpt-x", messages=ASK, tools=[ADD, weather],
                                                        stream=True, stream_options={"include_usage": True}))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "Adding.\n\nNow the weather."
@@ -79,7 +88,7 @@ def test_a_server_url_the_gateway_knows_is_accepted(gateway: Gateway, fake_serve
                                                     mcp_upstream: McpUpstream) -> None:
     fake_server.script(Behaviour(text="ok"), Behaviour(text="ok"))
     for url in (mcp_upstream.url, gateway.base_url + "/mcp/demo"):
-        response = sdk(gateway).responses.create(model="fake:gpt-x", input="hi",
+        response = respond(gateway, model="fake:gpt-x", input="hi",
                                                  tools=[{**ADD, "server_label": "mine", "server_url": url}])
         assert response.output[0].type == "mcp_list_tools" and response.output[0].server_label == "mine"
 
@@ -87,8 +96,8 @@ def test_a_server_url_the_gateway_knows_is_accepted(gateway: Gateway, fake_serve
 def test_a_result_a_guardrail_blocks_fails_the_call(gateway: Gateway, fake_server: FakeUpstream) -> None:
     fake_server.script(Behaviour(tool_calls=[{"name": "mcp_leaky__whoami", "arguments": {}}]),
                        Behaviour(text="The tool's answer was withheld."))
-    raw = sdk(gateway, GUARDED_KEY).responses.with_raw_response.create(
-        model="fake:gpt-x", input="x", tools=[{**ADD, "server_label": "leaky"}])
+    raw = respond(gateway, GUARDED_KEY, raw=True, model="fake:gpt-x", input="x",
+                  tools=[{**ADD, "server_label": "leaky"}])
     response = raw.parse()
     call = next(i for i in response.output if i.type == "mcp_call")
     message = "The answer was blocked by guardrail 'no-leak' (leak)."
@@ -106,9 +115,8 @@ def test_a_result_a_guardrail_blocks_fails_the_call(gateway: Gateway, fake_serve
 def test_limits_hold_across_rounds(gateway: Gateway, fake_server: FakeUpstream) -> None:
     fake_server.script(*[Behaviour(tool_calls=[{"name": "mcp_demo__add", "arguments": {"a": n, "b": 1}}])
                          for n in range(2)], Behaviour(text="never sent"))
-    client = sdk(gateway, TWO_KEY)
     with pytest.raises(openai.RateLimitError) as caught:
-        client.responses.with_raw_response.create(model="fake:gpt-x", input="x", tools=[ADD])
+        respond(gateway, TWO_KEY, raw=True, model="fake:gpt-x", input="x", tools=[ADD])
     request_id = caught.value.response.headers["x-request-id"]
     rows = rows_of(gateway, request_id, 5)
     assert [(r["kind"], r["status"]) for r in rows] == [("model", 200), ("mcp", 200), ("model", 200), ("mcp", 200),
@@ -138,7 +146,7 @@ def test_a_streaming_client_that_leaves_mid_loop_cancels_the_call(gateway: Gatew
     before = mcp_upstream.events().count("demo sleep cancelled")
     fake_server.script(Behaviour(tool_calls=[{"name": "mcp_demo__sleep", "arguments": {"seconds": 30}}]),
                        Behaviour(text="never sent"))
-    stream = sdk(gateway).responses.create(model="fake:gpt-x", input="sleep", tools=[ADD], stream=True,
+    stream = respond(gateway, model="fake:gpt-x", input="sleep", tools=[ADD], stream=True,
                                            extra_headers={"x-request-id": "loop-left-stream"})
     for event in stream:
         if event.type == "response.mcp_call.in_progress":

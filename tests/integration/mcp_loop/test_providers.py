@@ -8,8 +8,8 @@ import json
 
 from tests.conftest import Gateway
 from tests.fake_anthropic import AnthropicBehaviour, FakeAnthropic
-from tests.fake_gemini import GeminiBehaviour, FakeGemini
-from tests.integration.mcp_loop.conftest import ADD, chat_bodies, rows_of, sdk
+from tests.fake_gemini import FakeGemini, GeminiBehaviour
+from tests.integration.mcp_loop.conftest import ADD, chat_bodies, respond, rows_of
 from tests.mcp_helpers import McpUpstream
 
 
@@ -18,7 +18,7 @@ def test_an_anthropic_model_calls_the_tool(gateway: Gateway, claude_server: Fake
     claude_server.script(AnthropicBehaviour(text="", tool_uses=[{"name": "mcp_demo__add", "input": {"a": 40, "b": 2},
                                                                  "id": "toolu_add"}]),
                          AnthropicBehaviour(text="It is 42."))
-    raw = sdk(gateway).responses.with_raw_response.create(model="claude:claude-x", input="40+2?", tools=[ADD],
+    raw = respond(gateway, raw=True, model="claude:claude-x", input="40+2?", tools=[ADD],
                                                           max_output_tokens=200)
     response = raw.parse()
     assert response.output_text == "It is 42."
@@ -40,7 +40,7 @@ def test_an_anthropic_stream_calls_the_tool(gateway: Gateway, claude_server: Fak
     claude_server.script(AnthropicBehaviour(text="Checking.", tool_uses=[{"name": "mcp_demo__echo",
                                                                           "input": {"text": "from claude"}}]),
                          AnthropicBehaviour(text="Echoed it back."))
-    events = list(sdk(gateway).responses.create(model="claude:claude-x", input="echo", tools=[ADD], stream=True,
+    events = list(respond(gateway, model="claude:claude-x", input="echo", tools=[ADD], stream=True,
                                                 max_output_tokens=200))
     final = events[-1].response
     assert events[-1].type == "response.completed"
@@ -55,7 +55,7 @@ def test_a_gemini_model_calls_the_tool(gateway: Gateway, gemini_server: FakeGemi
                                        mcp_upstream: McpUpstream) -> None:
     gemini_server.script(GeminiBehaviour(function_call={"name": "mcp_demo__add", "args": {"a": 7, "b": 8}}),
                          GeminiBehaviour(text="Fifteen."))
-    response = sdk(gateway).responses.create(model="gem:gemini-x", input="7+8?", tools=[ADD])
+    response = respond(gateway, model="gem:gemini-x", input="7+8?", tools=[ADD])
     assert response.output_text == "Fifteen."
     call = next(i for i in response.output if i.type == "mcp_call")
     assert (call.name, call.output, call.status) == ("add", "15", "completed")
@@ -70,7 +70,7 @@ def test_a_gemini_model_calls_the_tool(gateway: Gateway, gemini_server: FakeGemi
 def test_a_gemini_stream_calls_the_tool(gateway: Gateway, gemini_server: FakeGemini) -> None:
     gemini_server.script(GeminiBehaviour(function_call={"name": "mcp_demo__add", "args": {"a": 1, "b": 1}}),
                          GeminiBehaviour(text="Two."))
-    events = list(sdk(gateway).responses.create(model="gem:gemini-x", input="1+1?", tools=[ADD], stream=True))
+    events = list(respond(gateway, model="gem:gemini-x", input="1+1?", tools=[ADD], stream=True))
     final = events[-1].response
     assert events[-1].type == "response.completed"
     assert [i.type for i in final.output] == ["mcp_list_tools", "mcp_call", "message"]

@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.conftest import Gateway
 from tests.fake_upstream import Behaviour, FakeUpstream, prompt_tokens_of
-from tests.integration.mcp_loop.conftest import ADD, chat_bodies, rows_of, sdk
+from tests.integration.mcp_loop.conftest import ADD, chat_bodies, respond, rows_of
 from tests.mcp_helpers import McpUpstream
 
 ADD_CALL = {"name": "mcp_demo__add", "arguments": {"a": 2, "b": 3}, "id": "call_add"}
@@ -20,8 +20,8 @@ ADD_CALL = {"name": "mcp_demo__add", "arguments": {"a": 2, "b": 3}, "id": "call_
 def test_a_whole_response_runs_the_call_and_answers(gateway: Gateway, fake_server: FakeUpstream,
                                                     mcp_upstream: McpUpstream) -> None:
     fake_server.script(Behaviour(text="Let me add.", tool_calls=[ADD_CALL]), Behaviour(text="The sum is 5."))
-    raw = sdk(gateway).responses.with_raw_response.create(
-        model="fake:gpt-x", input="What is 2 + 3?", tools=[{**ADD, "allowed_tools": ["add", "echo"]}])
+    raw = respond(gateway, raw=True, model="fake:gpt-x", input="What is 2 + 3?",
+                  tools=[{**ADD, "allowed_tools": ["add", "echo"]}])
     response = raw.parse()
     assert response.status == "completed" and response.output_text == "Let me add.The sum is 5."  # every message
     kinds = [item.type for item in response.output]
@@ -59,7 +59,7 @@ def test_a_streamed_response_sends_the_mcp_events(gateway: Gateway, fake_server:
                                                   mcp_upstream: McpUpstream) -> None:
     fake_server.script(Behaviour(tool_calls=[{"name": "mcp_demo__echo", "arguments": {"text": "hi there"}}]),
                        Behaviour(text="It said hi there."))
-    events = list(sdk(gateway).responses.create(model="fake:gpt-x", input="Echo hi there", stream=True,
+    events = list(respond(gateway, model="fake:gpt-x", input="Echo hi there", stream=True,
                                                 tools=[ADD]))
     kinds = [e.type for e in events]
     assert kinds[:2] == ["response.created", "response.in_progress"]
@@ -87,7 +87,7 @@ def test_a_streamed_response_sends_the_mcp_events(gateway: Gateway, fake_server:
 
 def test_a_responses_native_upstream_gets_chat_with_functions(gateway: Gateway, fake_server_2: FakeUpstream) -> None:
     fake_server_2.script(Behaviour(tool_calls=[ADD_CALL]), Behaviour(text="5 it is."))
-    response = sdk(gateway).responses.create(model="native:native-x", input="2+3?", tools=[ADD])
+    response = respond(gateway, model="native:native-x", input="2+3?", tools=[ADD])
     assert response.output_text == "5 it is." and [i.type for i in response.output][1] == "mcp_call"
     assert fake_server_2.surface.calls_to("/v1/responses") == []  # never passed through
     assert fake_server_2.count() == 2
@@ -98,7 +98,7 @@ def test_a_tool_outside_the_key_s_policy_is_not_offered(gateway: Gateway, fake_s
     from tests.integration.mcp_loop.conftest import LIMITED_KEY
 
     fake_server.script(Behaviour(text="Fine."))
-    response = sdk(gateway, LIMITED_KEY).responses.create(model="fake:gpt-x", input="hi", tools=[ADD])
+    response = respond(gateway, LIMITED_KEY, model="fake:gpt-x", input="hi", tools=[ADD])
     listed = response.output[0]
     names = {t.name for t in listed.tools}
     assert "add" in names and "echo" not in names and "sleep" not in names
@@ -110,8 +110,8 @@ def test_a_tool_outside_the_key_s_policy_is_not_offered(gateway: Gateway, fake_s
 def test_a_server_that_cannot_list_is_reported_and_the_model_answers(gateway: Gateway,
                                                                      fake_server: FakeUpstream) -> None:
     fake_server.script(Behaviour(text="Done without tools."))
-    response = sdk(gateway).responses.create(
-        model="fake:gpt-x", input="hi", tools=[ADD, {"type": "mcp", "server_label": "down", "require_approval": "never"}])
+    response = respond(gateway, model="fake:gpt-x", input="hi",
+                       tools=[ADD, {"type": "mcp", "server_label": "down", "require_approval": "never"}])
     listed = [i for i in response.output if i.type == "mcp_list_tools"]
     assert [(i.server_label, bool(i.error)) for i in listed] == [("demo", False), ("down", True)]
     assert "could not list its tools" in (listed[1].error or "")
@@ -122,7 +122,7 @@ def test_a_model_that_keeps_calling_tools_stops_at_max_tool_rounds(gateway: Gate
                                                                    mcp_upstream: McpUpstream) -> None:
     calls = [Behaviour(tool_calls=[{"name": "mcp_demo__add", "arguments": {"a": n, "b": 100}}]) for n in range(5)]
     fake_server.script(*calls)
-    raw = sdk(gateway).responses.with_raw_response.create(model="fake:gpt-x", input="loop", tools=[ADD])
+    raw = respond(gateway, raw=True, model="fake:gpt-x", input="loop", tools=[ADD])
     response = raw.parse()
     assert response.status == "incomplete"
     assert response.incomplete_details is not None and response.incomplete_details.reason == "max_tool_rounds"
@@ -139,7 +139,7 @@ def test_a_model_that_keeps_calling_tools_stops_at_max_tool_rounds(gateway: Gate
 def test_mcp_call_items_sent_back_continue_the_conversation(gateway: Gateway, fake_server: FakeUpstream) -> None:
     client_tool = {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}}
     fake_server.script(Behaviour(tool_calls=[ADD_CALL, {"name": "get_weather", "arguments": {}, "id": "call_w"}]))
-    response = sdk(gateway).responses.create(model="fake:gpt-x", input="add, then weather",
+    response = respond(gateway, model="fake:gpt-x", input="add, then weather",
                                              tools=[ADD, client_tool])
     assert [i.type for i in response.output] == ["mcp_list_tools", "mcp_call", "function_call"]
     assert response.output[2].name == "get_weather" and response.output[2].call_id == "call_w"
@@ -147,7 +147,7 @@ def test_mcp_call_items_sent_back_continue_the_conversation(gateway: Gateway, fa
     history: list[Any] = [{"role": "user", "content": "add, then weather"},
                           *[i.model_dump(exclude_none=True) for i in response.output],
                           {"type": "function_call_output", "call_id": "call_w", "output": "sunny"}]
-    again = sdk(gateway).responses.create(model="fake:gpt-x", input=history, tools=[ADD, client_tool])
+    again = respond(gateway, model="fake:gpt-x", input=history, tools=[ADD, client_tool])
     assert again.output_text == "5 and sunny."
     messages = chat_bodies(fake_server)[-1]["messages"]
     assert [m["role"] for m in messages] == ["user", "assistant", "tool", "assistant", "tool"]
