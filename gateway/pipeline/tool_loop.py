@@ -28,14 +28,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, replace
 from typing import Any
 
 from ..core.call import Call
-from ..core.targets import Route, Target
+from ..core.targets import Route
 from ..core.usage import Answer, Usage
 from ..errors import GatewayError
-from ..observability.trace_types import AttemptTrace, Finished, RequestTrace, ToolCall
 from ..observability.usage import Outcome
 from .context import Admitted, Disconnect, Exchange, Stream
 from .core import Pipeline
@@ -43,6 +43,7 @@ from .sse import error_event
 from .tool_offer import Offer
 from .tool_round import RoundReader
 from .tool_steps import CallDone, CallStarted, Said, Step, not_run, run_call
+from .tool_trace import LoopTrace, added
 
 MAX_TOOL_ROUNDS = "max_tool_rounds"  # the finish reason of an answer cut short by the round limit
 _KEPT = ("role", "content", "tool_calls", "reasoning_content", "reasoning_details")  # of an assistant message
@@ -61,70 +62,11 @@ def usage_dict(usage: Usage) -> dict[str, Any]:
             "completion_tokens_details": {"reasoning_tokens": usage.reasoning_tokens}}
 
 
-def _added(a: Usage, b: Usage) -> Usage:
-    return Usage(a.prompt_tokens + b.prompt_tokens, a.completion_tokens + b.completion_tokens, a.exact and b.exact,
-                 a.cache_read_tokens + b.cache_read_tokens, a.cache_write_tokens + b.cache_write_tokens,
-                 a.reasoning_tokens + b.reasoning_tokens)
-
-
 def _message(data: dict[str, Any]) -> dict[str, Any]:
     choices = data.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else {}
     message = choice.get("message")
     return message if isinstance(message, dict) else {}
-
-
-@dataclass(slots=True)
-class _Finished:
-    """What the request's span ends with: the last round's record, every round's usage and cost."""
-
-    status: int
-    error_code: str | None
-    target: Target | None
-    key_label: str | None
-    usage: Usage | None
-    cost_usd: float
-    cache: str | None
-    stream: bool
-    upstream_s: float | None
-
-
-class LoopTrace:
-    """The request's span over every round: each round's record ends it no more; the loop does,
-    with its last round's record and the usage and cost of them all."""
-
-    def __init__(self, inner: RequestTrace):
-        self.inner = inner
-        self.last: Finished | None = None
-        self.usage: Usage | None = None
-        self.cost_usd = 0.0
-
-    def called(self, call: Call) -> None:
-        self.inner.called(call)
-
-    def answered(self, data: dict[str, Any]) -> None:
-        self.inner.answered(data)
-
-    def watch(self, events: AsyncGenerator[bytes, None]) -> AsyncGenerator[bytes, None]:
-        return self.inner.watch(events)
-
-    def attempt(self, target: Target, key_label: str, call: Call) -> AttemptTrace:
-        return self.inner.attempt(target, key_label, call)
-
-    def tool_call(self, name: str, call_id: str | None, arguments: Any, server: tuple[str, int] | None) -> ToolCall:
-        return self.inner.tool_call(name, call_id, arguments, server)
-
-    def end(self, outcome: Finished) -> None:
-        self.last = outcome
-        self.cost_usd += outcome.cost_usd
-        if outcome.usage is not None:
-            self.usage = outcome.usage if self.usage is None else _added(self.usage, outcome.usage)
-
-    def finish(self) -> None:
-        last, self.last = self.last, None
-        if last is not None:
-            self.inner.end(_Finished(last.status, last.error_code, last.target, last.key_label, self.usage,
-                                     self.cost_usd, last.cache, last.stream, last.upstream_s))
 
 
 class LoopStream:
@@ -224,7 +166,7 @@ class ToolLoop:
 
     def _count(self, usage: Usage | None) -> None:
         if usage is not None:
-            self.usage = _added(self.usage, usage)
+            self.usage = added(self.usage, usage)
 
     # --- whole ----------------------------------------------------------------------------------
     async def whole(self, admitted: Admitted) -> LoopAnswer | None:
@@ -318,8 +260,9 @@ class ToolLoop:
                     yield error_event("The provider's stream ended before it was complete.")
                     return
                 self.wrote = self.wrote or bool(reader.content)
-                async for step in self._after(reader):
-                    yield step
+                async with aclosing(self._after(reader)) as steps:
+                    async for step in steps:
+                        yield step
                 opened, self._opened = self._opened, None
                 if opened is None:
                     return

@@ -14,7 +14,7 @@ import falcon.asgi
 from ...core.call import CHAT, Call
 from ...core.targets import Route
 from ...core.usage import Answer
-from ...errors import GatewayError
+from ...errors import GatewayError, InvalidRequest
 from ...pipeline import Exchange, Pipeline, Stream, SurfacePipeline
 from ...pipeline.tool_loop import ToolLoop
 from ...pipeline.tool_offer import McpSelection, make_offer
@@ -38,6 +38,8 @@ def responses_call(pipeline: SurfacePipeline, exchange: Exchange, body: dict[str
 def chat_call(exchange: Exchange, call: Call) -> tuple[Call, list[McpSelection]]:
     """A chat request with MCP tools: the call without them, and its servers."""
     found = selections(call.body, exchange.snapshot, exchange.client)
+    if call.body.get("n") not in (None, 1):
+        raise InvalidRequest("'n' must be 1 when the request has MCP tools.", param="n")
     body = without_mcp(call.body, found, False)
     return Call(call.operation, call.path, body, call.model, call.stream, call.wants_usage), found
 
