@@ -4,7 +4,8 @@ Output items, in order: a ``reasoning`` item for the answer's reasoning text (``
 as a ``reasoning_text`` part), a ``message`` with the answer's text, then one item per tool call:
 ``function_call`` (with its ``namespace`` when the tool was in one) or ``custom_tool_call`` (its
 ``input`` unwrapped from the one argument: ``responses_tools.py``). ``finish_reason`` ``length``
-makes the response ``incomplete`` (``max_output_tokens``), ``content_filter`` likewise.
+makes the response ``incomplete`` (``max_output_tokens``), ``content_filter`` and ``max_tool_rounds``
+(the gateway's tool loop ran out of rounds) likewise.
 
 A provider's signed reasoning (an Anthropic thinking block and its signature, which chat carries in
 ``reasoning_details``) rides in the reasoning item's ``encrypted_content`` when the client asked for it

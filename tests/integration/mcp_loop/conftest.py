@@ -6,7 +6,7 @@
 
 Clients: ``app`` may use every server; ``limited`` only ``demo`` without its ``echo`` and ``sleep``;
 ``guarded`` has the ``no-leak`` guard (blocks ``LEAK-`` and four digits in answers and tool results);
-``two`` may make two requests a minute; ``nomcp`` may use no MCP server.
+``two`` and ``two-stream`` may make two requests a minute; ``nomcp`` may use no MCP server.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from tests.mcp_helpers import UPSTREAM_TOKEN, McpUpstream, env_with_token
 LIMITED_KEY = "sk-test-limited-key-0123456789"
 GUARDED_KEY = "sk-test-guarded-key-0123456789"
 TWO_KEY = "sk-test-two-requests-key-012345"
+TWO_STREAM_KEY = "sk-test-two-streams-key-0123456"
 NOMCP_KEY = "sk-test-no-mcp-key-0123456789"
 ADD = {"type": "mcp", "server_label": "demo", "require_approval": "never"}
 
@@ -68,6 +69,8 @@ def loop_config(mcp_url: str, leaky_url: str, fake: FakeUpstream, native: FakeUp
       - {{id: guarded, key: {GUARDED_KEY}, allowed_providers: ["*"], guardrails: [no-leak],
          mcp: {{servers: [demo, leaky]}}}}
       - {{id: two, key: {TWO_KEY}, allowed_providers: ["*"], limits: {{req_per_min: 2}}, mcp: {{servers: [demo]}}}}
+      - {{id: two-stream, key: {TWO_STREAM_KEY}, allowed_providers: ["*"], limits: {{req_per_min: 2}},
+         mcp: {{servers: [demo]}}}}
       - {{id: nomcp, key: {NOMCP_KEY}, allowed_providers: ["*"]}}
     """)
 

@@ -18,6 +18,7 @@ from tests.integration.mcp_loop.conftest import (
     GUARDED_KEY,
     NOMCP_KEY,
     TWO_KEY,
+    TWO_STREAM_KEY,
     chat,
     chat_bodies,
     respond,
@@ -119,6 +120,21 @@ def test_limits_hold_across_rounds(gateway: Gateway, fake_server: FakeUpstream) 
         respond(gateway, TWO_KEY, raw=True, model="fake:gpt-x", input="x", tools=[ADD])
     request_id = caught.value.response.headers["x-request-id"]
     rows = rows_of(gateway, request_id, 5)
+    assert [(r["kind"], r["status"]) for r in rows] == [("model", 200), ("mcp", 200), ("model", 200), ("mcp", 200),
+                                                        ("model", 429)]
+    assert fake_server.count() == 2
+
+
+def test_a_streamed_loop_a_limit_stops_fails_the_response(gateway: Gateway, fake_server: FakeUpstream) -> None:
+    fake_server.script(*[Behaviour(tool_calls=[{"name": "mcp_demo__add", "arguments": {"a": n, "b": 1}}])
+                         for n in range(2)], Behaviour(text="never sent"))
+    events = list(respond(gateway, TWO_STREAM_KEY, model="fake:gpt-x", input="x", tools=[ADD], stream=True,
+                          extra_headers={"x-request-id": "loop-limited-stream"}))
+    assert events[-1].type == "response.failed"
+    assert events[-1].response.error.code == "rate_limit_exceeded"
+    calls = [e.item for e in events if e.type == "response.output_item.done" and e.item.type == "mcp_call"]
+    assert [c.output for c in calls] == ["1", "2"]
+    rows = rows_of(gateway, "loop-limited-stream", 5)
     assert [(r["kind"], r["status"]) for r in rows] == [("model", 200), ("mcp", 200), ("model", 200), ("mcp", 200),
                                                         ("model", 429)]
     assert fake_server.count() == 2
