@@ -154,3 +154,19 @@ def test_mcp_call_items_sent_back_continue_the_conversation(gateway: Gateway, fa
     assert messages[1]["tool_calls"][0]["function"]["name"] == "mcp_demo__add"
     assert messages[2] == {"role": "tool", "tool_call_id": response.output[1].id, "content": "5"}
     assert messages[3]["tool_calls"][0]["function"]["name"] == "get_weather"
+
+
+def test_a_tool_that_fails_is_a_failed_call_the_model_reads(gateway: Gateway, fake_server: FakeUpstream,
+                                                            mcp_upstream: McpUpstream) -> None:
+    fake_server.script(Behaviour(tool_calls=[{"name": "mcp_demo__fail", "arguments": {}, "id": "call_f"}]),
+                       Behaviour(text="The tool failed."))
+    events = list(respond(gateway, model="fake:gpt-x", input="fail please", tools=[ADD], stream=True))
+    kinds = [e.type for e in events]
+    assert "response.mcp_call.failed" in kinds and "response.mcp_call.completed" not in kinds
+    [call] = [e.item for e in events if e.type == "response.output_item.done" and e.item.type == "mcp_call"]
+    assert call.status == "failed" and call.output is None
+    assert call.error.type == "mcp_tool_execution_error"
+    [content] = call.error.content
+    assert content["text"].startswith("Error executing tool fail")  # the server's own words
+    assert chat_bodies(fake_server)[1]["messages"][-1]["content"] == content["text"]  # what the model read
+    assert "demo call fail" in mcp_upstream.events()
