@@ -1,6 +1,8 @@
 """``GET /v1/models``: what the calling key may use (aliases, provider:model ids, bare models).
 
-In OpenAI's shape (``{object: list, data: [{id, object, created, owned_by}]}``), or in Anthropic's
+In OpenAI's shape (``{object: list, data: [{id, object, created, owned_by}]}``); in Google's
+``ListModelsResponse`` when the key comes as Google's SDKs send it (``x-goog-api-key``, ``?key=``);
+or in Anthropic's
 when the request carries ``anthropic-version`` (what Anthropic's SDKs and Claude Code send):
 ``{data: [{type: model, id, display_name, created_at}], has_more, first_id, last_id}``, a page of
 ``limit`` models (default 20, at most 1000) after ``after_id`` or before ``before_id``.
@@ -19,6 +21,7 @@ from ..errors import InvalidRequest
 from ..pipeline.auth import authenticate_any
 from ..routing.resolve import visible_models
 from ..server.runtime import Runtime
+from .google.resources import google_page
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
@@ -30,10 +33,14 @@ class ModelsResource:
 
     async def on_get(self, req: falcon.asgi.Request, resp: falcon.asgi.Response) -> None:
         snapshot = self.runtime.snapshot
+        google_key = req.get_header("x-goog-api-key") or req.get_param("key")
         caller = await authenticate_any(snapshot, self.runtime.directory, req.get_header("authorization"),
-                                        req.get_header("x-api-key"))
+                                        req.get_header("x-api-key") or google_key)
         models = visible_models(snapshot, caller.client)
         resp.content_type = falcon.MEDIA_JSON
+        if google_key:  # Google's SDKs list the models of /v1 with their own key header
+            resp.data = orjson.dumps(google_page([name for name, _ in models], req))
+            return
         if req.get_header("anthropic-version"):
             resp.data = orjson.dumps(anthropic_page(models, self.runtime.started_at, req))
             return

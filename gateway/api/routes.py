@@ -48,6 +48,7 @@ from .openapi import DocsResource, OpenAPIResource
 from .table import (
     ADMIN,
     ANTHROPIC_PREFIXES,
+    GOOGLE_VERSIONS,
     PUBLIC,
     Operation,
     Route,
@@ -76,6 +77,11 @@ _OPENAI_ROUTES = (
         lambda s: ModelsResource(s.runtime)),
 )
 
+def _google(method: str) -> tuple[str, ...]:
+    """A Google model method under both of the API's versions (Google's SDKs call either)."""
+    return tuple(f"{version}/models/{method}" for version in GOOGLE_VERSIONS)
+
+
 _DIALECT_ROUTES = (
     Route(prefixed("/messages", ANTHROPIC_PREFIXES), "Anthropic", (
         Operation("POST", "Anthropic Messages API, whole or streamed (SSE), routed to any provider; passed "
@@ -87,15 +93,15 @@ _DIALECT_ROUTES = (
                   "Anthropic provider (passed through), else the gateway's estimate (about 4 characters a token)",
                   "AnthropicCountTokensRequest", "AnthropicTokenCount"),),
         lambda s: CountTokensResource(s.pipeline), ANTHROPIC),
-    Route(("/v1beta/models/{model}:generateContent",), "Google", (
+    Route(_google("{model}:generateContent"), "Google", (
         Operation("POST", "Google generateContent, routed to any provider; passed through untranslated to "
                   "Gemini providers", "GenerateContentRequest", "GenerateContentResponse"),),
         lambda s: GenerateContentResource(s.pipeline, stream=False), GEMINI),
-    Route(("/v1beta/models/{model}:streamGenerateContent",), "Google", (
+    Route(_google("{model}:streamGenerateContent"), "Google", (
         Operation("POST", "Google streamGenerateContent: SSE events with ?alt=sse, else one JSON array",
                   "GenerateContentRequest", "GenerateContentResponse", streams=True, query=("alt",)),),
         lambda s: GenerateContentResource(s.pipeline, stream=True), GEMINI),
-    Route(("/v1beta/models/{model}:countTokens",), "Google", (
+    Route(_google("{model}:countTokens"), "Google", (
         Operation("POST", "Google countTokens: the provider's count for a model routed to a Gemini provider, else the "
                   "gateway's estimate (about 4 characters a token)", "GoogleCountTokensRequest", "GoogleTokenCount"),),
         lambda s: GoogleCountTokensResource(s.pipeline), GEMINI),

@@ -17,6 +17,7 @@ ADMIN = "admin"  # the master key or an ``admin: true`` client's key
 CLIENT_ERRORS = (400, 401, 403, 413, 429, 502, 503, 504)
 OPENAI_PREFIXES = ("/v1", "/api/v1", "")  # also under /api/v1 and bare, as LiteLLM users call them
 ANTHROPIC_PREFIXES = ("/v1", "/api/v1")
+GOOGLE_VERSIONS = ("/v1beta", "/v1")  # Google's API serves its model methods under both
 MIRRORED_PREFIX = "/v1"  # what ``server.base_paths`` serve again under each base path (``with_base_paths``)
 
 

@@ -146,15 +146,20 @@ class ModelsResource:
         snapshot = self.runtime.snapshot
         caller = await authenticate_any(snapshot, self.runtime.directory, *credentials(req))
         names = [name for name, _ in visible_models(snapshot, caller.client)]
-        size, token = req.get_param("pageSize") or "", req.get_param("pageToken") or ""
-        size_n = int(size) if size.isdigit() and int(size) > 0 else DEFAULT_PAGE
-        start = int(token) if token.isdigit() else 0
-        page = names[start:start + min(size_n, MAX_PAGE)]
-        answer: dict[str, Any] = {"models": [_model(name) for name in page]}
-        if start + len(page) < len(names):
-            answer["nextPageToken"] = str(start + len(page))
         resp.content_type = falcon.MEDIA_JSON
-        resp.data = orjson.dumps(answer)
+        resp.data = orjson.dumps(google_page(names, req))
+
+
+def google_page(names: list[str], req: falcon.asgi.Request) -> dict[str, Any]:
+    """One page of ``names`` in Google's ``ListModelsResponse`` shape (``pageSize``, ``pageToken``)."""
+    size, token = req.get_param("pageSize") or "", req.get_param("pageToken") or ""
+    size_n = int(size) if size.isdigit() and int(size) > 0 else DEFAULT_PAGE
+    start = int(token) if token.isdigit() else 0
+    page = names[start:start + min(size_n, MAX_PAGE)]
+    answer: dict[str, Any] = {"models": [_model(name) for name in page]}
+    if start + len(page) < len(names):
+        answer["nextPageToken"] = str(start + len(page))
+    return answer
 
 
 def _model(name: str) -> dict[str, Any]:
