@@ -83,7 +83,9 @@ class ResponseCache:
         if policy is None:
             return None
         try:
-            digest = request_digest(call.operation, call.model, (t.name for t in route.targets), call.body)
+            # a translated call's stream keeps the upstream's model in its events: kept apart from a plain call's
+            operation = call.operation + "+translated" if call.translated else call.operation
+            digest = request_digest(operation, call.model, (t.name for t in route.targets), call.body)
         except TypeError:
             return None
         no_cache, no_store = cache_directives(cache_control)

@@ -60,3 +60,6 @@ class Call:
     # for), by name: logged once, at debug level, when the call goes to an upstream that is not
     # of ``dialect``'s protocol (which then never sees them).
     dropped: tuple[str, ...] = ()
+    # The answer reaches the client in another shape (a dialect's translator reads the OpenAI-shape
+    # stream and writes its own model): a relay need not rewrite the model in each chunk.
+    translated: bool = False

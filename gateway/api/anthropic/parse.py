@@ -44,7 +44,8 @@ def parse_messages(body: dict[str, Any], query: str = "", headers: Iterable[tupl
         chat["stream_options"] = {"include_usage": True}
     # wants_usage: the usage chunk is what message_delta's usage is made of
     return Call(CHAT, "/chat/completions", chat, model, stream=stream is True, wants_usage=True, dialect=ANTHROPIC,
-                query=query, headers=passed_headers(headers), native_body=body, dropped=tuple(notes.dropped))
+                query=query, headers=passed_headers(headers), native_body=body, dropped=tuple(notes.dropped),
+                translated=True)
 
 
 def parse_count(body: dict[str, Any], query: str = "", headers: Iterable[tuple[str, str]] = ()) -> Call:

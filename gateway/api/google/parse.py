@@ -61,7 +61,7 @@ def parse_generate(body: dict[str, Any], model: str, stream: bool,
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
     return Call(CHAT, "/chat/completions", chat, model, stream=stream, wants_usage=True, dialect=GEMINI,
-                native_body=body, headers=headers, dropped=tuple(dropped.names))
+                native_body=body, headers=headers, dropped=tuple(dropped.names), translated=True)
 
 
 class Conversation:

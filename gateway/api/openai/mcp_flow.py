@@ -32,7 +32,8 @@ def responses_call(pipeline: SurfacePipeline, exchange: Exchange, body: dict[str
     found = selections(body, exchange.snapshot, exchange.client)
     route = pipeline.route_for(exchange, model, CHAT, "/v1/responses")
     chat, dropped = responses_to_chat(without_mcp(body, found, True), {s.label: s.server_id for s in found})
-    return Call(CHAT, "/chat/completions", chat, model, stream, wants_usage=True, dropped=dropped), route, found
+    return Call(CHAT, "/chat/completions", chat, model, stream, wants_usage=True, dropped=dropped,
+                translated=True), route, found
 
 
 def chat_call(exchange: Exchange, call: Call) -> tuple[Call, list[McpSelection]]:

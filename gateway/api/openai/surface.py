@@ -188,7 +188,7 @@ class ResponsesResource:
             else:
                 chat, dropped = responses_to_chat(body)
                 call = Call("chat", "/chat/completions", chat, model, stream is True, wants_usage=True,
-                            dropped=dropped)
+                            dropped=dropped, translated=True)
         except GatewayError as exc:
             pipeline.refuse(exchange, exc)
             raise

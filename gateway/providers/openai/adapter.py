@@ -53,7 +53,7 @@ class OpenAIAdapter:
     def stream_relay(self, call: Call) -> StreamRelay | ResponsesRelay:
         if call.operation == RESPONSES:
             return ResponsesRelay(call.model, call.body)
-        return StreamRelay(call.model, call.wants_usage, call.body)
+        return StreamRelay(call.model, call.wants_usage, call.body, keeps_model=not call.translated)
 
     def error_message(self, body: bytes, secret: str | None) -> str:
         return error_message_from(body, secret)
