@@ -11,15 +11,17 @@ from typing import Any
 
 from ..core.targets import ProviderSpec
 from .base import Detector
-from .config import AnyGuard, GuardrailsConfig, ModerationGuard, PiiGuard, RegexGuard, SecretsGuard, WebhookGuard
+from .config import BuiltInGuard, GuardrailsConfig, ModerationGuard, PiiGuard, RegexGuard, SecretsGuard, WebhookGuard
 from .custom import RegexDetector
 from .engine import CompiledGuard, Guardrails
 from .local import LocalRule
 from .pii import PiiDetector
+from .plugin_guard import plugin_rule
 from .remote import ModerationCheck, WebhookCheck
 from .secrets import ProviderKeys, SecretsDetector
 
 Problem = tuple[tuple[Any, ...], str]  # (path in the file, message)
+BUILT_IN = (PiiGuard, SecretsGuard, RegexGuard, ModerationGuard, WebhookGuard)
 
 
 def unknown_names(names: Sequence[str], known: Collection[str]) -> list[tuple[int, str]]:
@@ -38,14 +40,23 @@ def build_guardrails(cfg: GuardrailsConfig, providers: Mapping[str, ProviderSpec
     guards: dict[str, CompiledGuard] = {}
     for i, guard in enumerate(cfg.guards):
         here = ("guardrails", "guards", i)
-        if guard.name in guards:
-            problems.append((here + ("name",), f"guardrail name '{guard.name}' is used twice"))
+        if not isinstance(guard, BUILT_IN):  # a plugin type's guard
+            made = plugin_rule(guard)
+            if isinstance(made, str):
+                problems.append((here, made))
+                continue
+            rule, on = made
+            compiled = CompiledGuard(rule.guard, on in ("input", "both"), on in ("output", "both"), local=rule)
+        else:
+            problem = _moderation_problem(guard, providers) if isinstance(guard, ModerationGuard) else None
+            if problem is not None:
+                problems.append((here + ("provider",), problem))
+                continue
+            compiled = _compile(guard, keys)
+        if compiled.name in guards:
+            problems.append((here + ("name",), f"guardrail name '{compiled.name}' is used twice"))
             continue
-        problem = _moderation_problem(guard, providers) if isinstance(guard, ModerationGuard) else None
-        if problem is not None:
-            problems.append((here + ("provider",), problem))
-            continue
-        guards[guard.name] = _compile(guard, keys)
+        guards[compiled.name] = compiled
     problems += [(("guardrails", "default", j), message) for j, message in unknown_names(cfg.default, guards)]
     for alias, names in alias_guards.items():
         problems += [(("model_aliases", alias, "guardrails", j), message)
@@ -63,7 +74,7 @@ def _moderation_problem(guard: ModerationGuard, providers: Mapping[str, Provider
     return None
 
 
-def _compile(guard: AnyGuard, keys: ProviderKeys) -> CompiledGuard:
+def _compile(guard: BuiltInGuard, keys: ProviderKeys) -> CompiledGuard:
     on_input, on_output = guard.on in ("input", "both"), guard.on in ("output", "both")
     if isinstance(guard, WebhookGuard):
         check: WebhookCheck | ModerationCheck = WebhookCheck(

@@ -17,11 +17,22 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Discriminator,
+    Field,
+    SerializeAsAny,
+    Tag,
+    WrapValidator,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from ..core.policy import Strict
+from ..plugins.loader import GUARDRAILS, failure
 from .patterns import PatternProblem, check_pattern
+from .registry import PLUGIN_TYPES
 
 PiiEntity = Literal["email", "phone", "card", "iban", "ip"]
 SecretEntity = Literal["openai_key", "anthropic_key", "google_key", "aws_access_key", "aws_secret_key",
@@ -53,9 +64,13 @@ class _Guard(Strict):
     @classmethod
     def _on_as_written(cls, value: Any) -> Any:
         """YAML 1.1 (PyYAML) reads a bare ``on`` key as the boolean true: it is this field."""
-        if isinstance(value, dict) and True in value and "on" not in value:
-            return {("on" if key is True else key): v for key, v in value.items()}
-        return value
+        return _on_key(value)
+
+
+def _on_key(value: Any) -> Any:
+    if isinstance(value, dict) and True in value and "on" not in value:
+        return {("on" if key is True else key): v for key, v in value.items()}
+    return value
 
 
 class _LocalGuard(_Guard):
@@ -178,13 +193,41 @@ class WebhookGuard(_RemoteGuard):
 
 _GUARD_TAGS: dict[str, str] = {"pii": "PiiGuard", "secrets": "SecretsGuard", "regex": "RegexGuard",
                                "moderation": "ModerationGuard", "webhook": "WebhookGuard"}
+PLUGIN_TAG = "PluginGuard"
+UNKNOWN_TAG = "UnknownGuard"
 # What pydantic puts in an error's location to name the union member (the loader drops them).
-GUARD_TAGS = frozenset(_GUARD_TAGS.values())
+GUARD_TAGS = frozenset(_GUARD_TAGS.values()) | {PLUGIN_TAG, UNKNOWN_TAG}
 
 
-def _guard_tag(value: Any) -> str | None:
+def _guard_tag(value: Any) -> str:
     kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return _GUARD_TAGS.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return UNKNOWN_TAG
+    if kind in PLUGIN_TYPES:
+        return PLUGIN_TAG
+    return _GUARD_TAGS.get(kind, UNKNOWN_TAG)
+
+
+def _by_plugin_model(value: Any, handler: Any) -> Any:
+    """A plugin's guard, validated by the model its type brings (a bare YAML ``on`` read as its field)."""
+    if isinstance(value, BaseModel):
+        return value
+    return PLUGIN_TYPES[value["type"]].config.model_validate(_on_key(value))
+
+
+def _unknown(value: Any, handler: Any) -> Any:
+    """A guard whose ``type`` is missing or names no guard type: one error naming the types there
+    are (or why the plugin that would add it is not in use)."""
+    kind = value.get("type") if isinstance(value, dict) else None
+    why = failure(GUARDRAILS, kind) if isinstance(kind, str) else None
+    if why is not None:
+        raise PydanticCustomError("plugin_failed", "{why}", {"why": why})
+    names = [*_GUARD_TAGS, *sorted(PLUGIN_TYPES)]
+    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
+    if not isinstance(value, dict):
+        raise PydanticCustomError("guard_shape", "a guard is a mapping with a type ({expected})",
+                                  {"expected": expected})
+    raise PydanticCustomError("guard_type", "type must be one of {expected}", {"expected": expected})
 
 
 GuardConfig = Annotated[
@@ -192,11 +235,12 @@ GuardConfig = Annotated[
     | Annotated[SecretsGuard, Tag("SecretsGuard")]
     | Annotated[RegexGuard, Tag("RegexGuard")]
     | Annotated[ModerationGuard, Tag("ModerationGuard")]
-    | Annotated[WebhookGuard, Tag("WebhookGuard")],
-    Discriminator(_guard_tag, custom_error_type="guard_type",
-                  custom_error_message="type must be one of 'pii', 'secrets', 'regex', 'moderation' or 'webhook'"),
+    | Annotated[WebhookGuard, Tag("WebhookGuard")]
+    | Annotated[SerializeAsAny[BaseModel], WrapValidator(_by_plugin_model), Tag(PLUGIN_TAG)]
+    | Annotated[BaseModel, WrapValidator(_unknown), Tag(UNKNOWN_TAG)],
+    Discriminator(_guard_tag),
 ]
-AnyGuard = PiiGuard | SecretsGuard | RegexGuard | ModerationGuard | WebhookGuard
+BuiltInGuard = PiiGuard | SecretsGuard | RegexGuard | ModerationGuard | WebhookGuard
 LocalGuardConfig = PiiGuard | SecretsGuard | RegexGuard
 RemoteGuardConfig = ModerationGuard | WebhookGuard
 

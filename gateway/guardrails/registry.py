@@ -42,6 +42,9 @@ def register(kind: GuardType) -> None:
         raise NotAGuardType("its config must be a pydantic model class")
     if "type" not in kind.config.model_fields:
         raise NotAGuardType("its config model needs a 'type' field (Literal of its name)")
+    missing = [f for f in ("name", "on", "action") if f not in kind.config.model_fields]
+    if missing:
+        raise NotAGuardType(f"its config model needs the fields every local guard has (missing: {', '.join(missing)})")
     if not callable(kind.detector):
         raise NotAGuardType("its detector must be callable")
     PLUGIN_TYPES[kind.name] = kind

@@ -140,3 +140,57 @@ def test_a_config_naming_a_failed_plugin_is_one_clear_error(plugin_python: str, 
     reload = gw.readiness()["last_reload"]
     assert reload["result"] == "error" and BROKEN in reload["error"]
     assert gw.readiness()["config"]["version"] == version  # the last good config serves on
+
+
+def test_a_plugin_guard_type_masks_and_blocks_through_the_gateway(plugin_python: str, tmp_path: Path,
+                                                                  start_gateway: Callable[..., Gateway]) -> None:
+    collected = tmp_path / "collected.jsonl"
+    config = textwrap.dedent(f"""
+    server: {{listen: "127.0.0.1:2906"}}
+    llm_providers:
+      - {{id: parrot, type: echo, models: [echo-1, echo-strict], prefix: "echo: "}}
+    model_aliases:
+      strict: {{targets: [parrot:echo-strict], guardrails: [long-numbers-blocked]}}
+    api_keys:
+      - {{id: app, key: {CLIENT_KEY}}}
+    guardrails:
+      default: [long-numbers]
+      guards:
+        - {{name: long-numbers, type: no-digits, on: input, action: mask, min_run: 6}}
+        - {{name: long-numbers-blocked, type: no-digits, on: input, action: block}}
+    observability:
+      sinks:
+        - {{type: collect, path: {collected}, interval_s: 0.1}}
+    """)
+    gw = start_gateway(config, python=plugin_python)
+    client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=CLIENT_KEY, max_retries=0)
+    answer = client.chat.completions.create(model="echo-1", messages=[
+        {"role": "user", "content": "call 5551234567 about order 4711"}])
+    # the plugin's detector found the long run (min_run from its own config field), not the short one
+    assert answer.choices[0].message.content == "echo: call <DIGITS_1> about order 4711"
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.chat.completions.create(model="strict", messages=[{"role": "user", "content": "order 4711"}])
+    assert refused.value.code == "guardrail_blocked" and "long-numbers-blocked" in str(refused.value)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(collected.read_text().splitlines() if collected.exists() else []) < 2:
+        time.sleep(0.05)
+    records = [json.loads(line) for line in collected.read_text().splitlines()]
+    assert [(r["status"], r["guardrails"]) for r in records] == [
+        (200, "long-numbers:mask:input:1:digits"), (400, "long-numbers-blocked:block:input:1:digits")]
+
+
+def test_a_plugin_guard_is_checked_by_its_own_model_with_file_and_line(plugin_python: str, tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    base = echo_config(tmp_path / "c.jsonl").replace("        - {type: explodes}\n", "")
+    config.write_text(base + "guardrails:\n  guards:\n    - {name: nums, type: no-digits, on: input, action: mask, "
+                      "min_run: 0}\n    - {name: other, type: no-such-guard, on: input, action: log}\n")
+    checked = gateway_cli(plugin_python, "check-config", str(config), cwd=tmp_path)
+    assert checked.returncode == 2, checked.stdout
+    lines = config.read_text().splitlines()
+    first, second = lines.index("    - {name: nums, type: no-digits, on: input, action: mask, min_run: 0}") + 1, \
+        len(lines)
+    assert f"{config}:{first}: guardrails.guards[0].min_run: Input should be greater than or equal to 1" \
+        in checked.stderr
+    assert (f"{config}:{second}: guardrails.guards[1]: type must be one of 'pii', 'secrets', 'regex', "
+            "'moderation', 'webhook' or 'no-digits'") in checked.stderr
+    assert "Traceback" not in checked.stderr
