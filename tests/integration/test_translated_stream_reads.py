@@ -111,11 +111,17 @@ def test_a_responses_stream_over_chat_from_one_read_is_exact_and_served_again_fr
         gw: Gateway, fake2: FakeUpstream) -> None:
     fake2.script(Behaviour(body=one_read_stream(True), headers={"Content-Type": "text/event-stream"}))
     client = openai.OpenAI(base_url=gw.base_url + "/v1", api_key=CLIENT_KEY, max_retries=0, timeout=30)
-    for _ in range(2):
-        events = list(client.responses.create(model="kept", input="hi", stream=True))
+    for expected in ("miss", "hit"):
+        raw = client.responses.with_raw_response.create(model="kept", input="hi", stream=True)
+        assert raw.headers["x-cache"] == expected
+        events = list(raw.parse())
         deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
         completed = events[-1]
         assert deltas == "".join(TEXTS) and completed.type == "response.completed"
         assert completed.response.model == "kept"
         assert completed.response.usage is not None and completed.response.usage.output_tokens == 13
     assert fake2.count() == 1
+    again = client.responses.with_raw_response.create(model="kept", input="hi", stream=True, extra_headers={
+        "Cache-Control": "no-cache"})
+    list(again.parse())
+    assert again.headers["x-cache"] == "miss" and fake2.count() == 2  # the request's Cache-Control is heard

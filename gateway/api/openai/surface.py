@@ -196,7 +196,9 @@ class ResponsesResource:
             await serve(pipeline, req, resp, exchange, call, route, found, body)
             return
         admitted = await _admit(pipeline, exchange, resp, call, route)
-        result = await pipeline.dispatch(admitted, DisconnectGuard(req))
+        result = await pipeline.dispatch(admitted, DisconnectGuard(req), req.get_header("cache-control"))
+        if exchange.outcome.cache is not None:  # the response cache applied (Responses over chat): hit | miss
+            resp.set_header("x-cache", exchange.outcome.cache)
         if result is None or isinstance(result, Answer) and native:
             render(resp, result)
         elif isinstance(result, Answer):
