@@ -30,7 +30,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from ..core.policy import Strict
-from ..plugins.loader import GUARDRAILS, failure
+from ..plugins.loader import GUARDRAILS
+from ..plugins.typed_items import TypedItems
 from .patterns import PatternProblem, check_pattern
 from .registry import PLUGIN_TYPES
 
@@ -191,44 +192,10 @@ class WebhookGuard(_RemoteGuard):
         return v
 
 
-_GUARD_TAGS: dict[str, str] = {"pii": "PiiGuard", "secrets": "SecretsGuard", "regex": "RegexGuard",
-                               "moderation": "ModerationGuard", "webhook": "WebhookGuard"}
-PLUGIN_TAG = "PluginGuard"
-UNKNOWN_TAG = "UnknownGuard"
-# What pydantic puts in an error's location to name the union member (the loader drops them).
-GUARD_TAGS = frozenset(_GUARD_TAGS.values()) | {PLUGIN_TAG, UNKNOWN_TAG}
-
-
-def _guard_tag(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    if not isinstance(kind, str):
-        return UNKNOWN_TAG
-    if kind in PLUGIN_TYPES:
-        return PLUGIN_TAG
-    return _GUARD_TAGS.get(kind, UNKNOWN_TAG)
-
-
-def _by_plugin_model(value: Any, handler: Any) -> Any:
-    """A plugin's guard, validated by the model its type brings (a bare YAML ``on`` read as its field)."""
-    if isinstance(value, BaseModel):
-        return value
-    return PLUGIN_TYPES[value["type"]].config.model_validate(_on_key(value))
-
-
-def _unknown(value: Any, handler: Any) -> Any:
-    """A guard whose ``type`` is missing or names no guard type: one error naming the types there
-    are (or why the plugin that would add it is not in use)."""
-    kind = value.get("type") if isinstance(value, dict) else None
-    why = failure(GUARDRAILS, kind) if isinstance(kind, str) else None
-    if why is not None:
-        raise PydanticCustomError("plugin_failed", "{why}", {"why": why})
-    names = [*_GUARD_TAGS, *sorted(PLUGIN_TYPES)]
-    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
-    if not isinstance(value, dict):
-        raise PydanticCustomError("guard_shape", "a guard is a mapping with a type ({expected})",
-                                  {"expected": expected})
-    raise PydanticCustomError("guard_type", "type must be one of {expected}", {"expected": expected})
-
+_ITEMS = TypedItems("guard", GUARDRAILS, {"pii": "PiiGuard", "secrets": "SecretsGuard", "regex": "RegexGuard",
+                                          "moderation": "ModerationGuard", "webhook": "WebhookGuard"},
+                    lambda: {name: kind.config for name, kind in PLUGIN_TYPES.items()}, _on_key)
+GUARD_TAGS = _ITEMS.tags  # what pydantic puts in an error's location to name the union member
 
 GuardConfig = Annotated[
     Annotated[PiiGuard, Tag("PiiGuard")]
@@ -236,9 +203,9 @@ GuardConfig = Annotated[
     | Annotated[RegexGuard, Tag("RegexGuard")]
     | Annotated[ModerationGuard, Tag("ModerationGuard")]
     | Annotated[WebhookGuard, Tag("WebhookGuard")]
-    | Annotated[SerializeAsAny[BaseModel], WrapValidator(_by_plugin_model), Tag(PLUGIN_TAG)]
-    | Annotated[BaseModel, WrapValidator(_unknown), Tag(UNKNOWN_TAG)],
-    Discriminator(_guard_tag),
+    | Annotated[SerializeAsAny[BaseModel], WrapValidator(_ITEMS.by_plugin_model), Tag(_ITEMS.plugin_tag)]
+    | Annotated[BaseModel, WrapValidator(_ITEMS.unknown), Tag(_ITEMS.unknown_tag)],
+    Discriminator(_ITEMS.tag),
 ]
 BuiltInGuard = PiiGuard | SecretsGuard | RegexGuard | ModerationGuard | WebhookGuard
 LocalGuardConfig = PiiGuard | SecretsGuard | RegexGuard

@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import importlib.util
 import re
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Literal, Self
 
 from pydantic import Discriminator, Field, SerializeAsAny, Tag, WrapValidator, field_validator, model_validator
-from pydantic_core import PydanticCustomError
 
 from ...core.policy import Strict
-from ...plugins.loader import SINKS, failure
+from ...plugins.loader import SINKS
+from ...plugins.typed_items import TypedItems
 
 SINK_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -133,49 +133,17 @@ class OtlpLogsSinkConfig(SinkConfigBase):
 
 # A plugin's sink config models, by type name (``registry.register`` adds them).
 PLUGIN_CONFIGS: dict[str, type[SinkConfigBase]] = {}
-_TAGS = {"file": "FileSink", "webhook": "WebhookSink", "otlp_logs": "OtlpLogsSink"}
-PLUGIN_TAG = "PluginSink"
-UNKNOWN_TAG = "UnknownSink"
-# What pydantic puts in an error's location to name the union member (the config loader drops them).
-SINK_TAGS = frozenset(_TAGS.values()) | {PLUGIN_TAG, UNKNOWN_TAG}
-
-
-def _sink_tag(value: Any) -> str:
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    if not isinstance(kind, str):
-        return UNKNOWN_TAG
-    if kind in PLUGIN_CONFIGS:
-        return PLUGIN_TAG
-    return _TAGS.get(kind, UNKNOWN_TAG)
-
-
-def _by_plugin_model(value: Any, handler: Any) -> Any:
-    if isinstance(value, SinkConfigBase):
-        return value
-    return PLUGIN_CONFIGS[value["type"]].model_validate(value)
-
-
-def _unknown(value: Any, handler: Any) -> Any:
-    """A sink whose ``type`` is missing or names no sink type: one error, naming the types there are
-    (or why the plugin that would add it is not in use)."""
-    kind = value.get("type") if isinstance(value, dict) else None
-    why = failure(SINKS, kind) if isinstance(kind, str) else None
-    if why is not None:
-        raise PydanticCustomError("plugin_failed", "{why}", {"why": why})
-    names = [*_TAGS, *sorted(PLUGIN_CONFIGS)]
-    expected = ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}"
-    if not isinstance(value, dict):
-        raise PydanticCustomError("sink_shape", "a sink is a mapping with a type ({expected})", {"expected": expected})
-    raise PydanticCustomError("sink_type", "type must be one of {expected}", {"expected": expected})
-
+_ITEMS = TypedItems("sink", SINKS, {"file": "FileSink", "webhook": "WebhookSink", "otlp_logs": "OtlpLogsSink"},
+                    lambda: PLUGIN_CONFIGS)
+SINK_TAGS = _ITEMS.tags  # what pydantic puts in an error's location to name the union member
 
 SinkConfig = Annotated[
     Annotated[FileSinkConfig, Tag("FileSink")]
     | Annotated[WebhookSinkConfig, Tag("WebhookSink")]
     | Annotated[OtlpLogsSinkConfig, Tag("OtlpLogsSink")]
-    | Annotated[SerializeAsAny[SinkConfigBase], WrapValidator(_by_plugin_model), Tag(PLUGIN_TAG)]
-    | Annotated[SinkConfigBase, WrapValidator(_unknown), Tag(UNKNOWN_TAG)],
-    Discriminator(_sink_tag),
+    | Annotated[SerializeAsAny[SinkConfigBase], WrapValidator(_ITEMS.by_plugin_model), Tag(_ITEMS.plugin_tag)]
+    | Annotated[SinkConfigBase, WrapValidator(_ITEMS.unknown), Tag(_ITEMS.unknown_tag)],
+    Discriminator(_ITEMS.tag),
 ]
 
 
