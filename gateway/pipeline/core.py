@@ -75,7 +75,7 @@ class Pipeline:
         snapshot = self.runtime.snapshot
         caller = await authenticate_any(snapshot, self.runtime.directory, authorization, x_api_key)
         client = caller.client
-        if not caller.is_master and not client.budget.own() and snapshot.default_budget.limits_spend():
+        if snapshot.default_budget.limits_spend() and not caller.is_master and not client.budget.own():
             client = replace(client, budget=snapshot.default_budget)  # BUDGET_PROFILE's, for a client without its own
         return Exchange(snapshot, client, Outcome(request_id, client.id, endpoint, "", 200, started))
 

@@ -22,6 +22,10 @@ def request_budget(routing: Routing, request_timeout_s: float, route: Route) -> 
     if routing.total_timeout_s:
         return routing.total_timeout_s
     cap = request_timeout_s
+    if len(route.targets) == 1:  # the usual route: its key count times its timeout, with nothing to sort
+        provider = route.targets[0].provider
+        tries = len(provider.keys) if provider.keys else int(not provider.needs_key)
+        return max(provider.timeout_s, min(provider.timeout_s * min(tries, routing.max_attempts), cap))
     longest = max((t.provider.timeout_s for t in route.targets), default=cap)
     attempts = heapq.nlargest(routing.max_attempts, _attempt_timeouts(route, routing.max_attempts))
     return max(longest, min(sum(attempts), cap))
