@@ -20,17 +20,14 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import ledger_rows
+from tests.clients.conftest import ANSWER, PRICING, agent_dirs, check_ledger, finished
 from tests.conftest import CLIENT_KEY, Gateway
 from tests.fake_anthropic import AnthropicBehaviour, FakeAnthropic, input_tokens_of
 from tests.fake_gemini import FakeGemini, GeminiBehaviour
 from tests.fake_gemini import prompt_tokens_of as gemini_prompt_tokens
 from tests.fake_upstream import Behaviour, FakeUpstream, prompt_tokens_of
 
-SECRET = "The secret word is PINEAPPLE-42."
-ANSWER = "The file says the secret word is PINEAPPLE-42."
 PROMPT = "Read the file secret.txt in the current directory with the Read tool and tell me the secret word."
-PRICES = {"input": 3.0, "output": 15.0, "cache_read": 0.3}  # USD per 1K tokens, every provider
 CACHED = 1000  # prompt tokens the Anthropic fake reports read from its cache
 
 
@@ -49,8 +46,6 @@ def upstreams() -> Iterator[Upstreams]:
 
 @pytest.fixture(scope="module")
 def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> Gateway:
-    pricing = (f"{{input_token_cost: {PRICES['input']}, output_token_cost: {PRICES['output']}, "
-               f"cache_read_token_cost: {PRICES['cache_read']}}}")
     return module_gateway(textwrap.dedent(f"""
     server:
       listen: "127.0.0.1:2906"
@@ -61,19 +56,19 @@ def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> G
         base_url: {upstreams.anthropic.base_url}
         api_keys: ["sk-ant-upstream-key-1111111"]
         models: [claude-upstream]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: oai
         type: openai-compatible
         base_url: {upstreams.openai.base_url}
         api_keys: ["sk-upstream-key-one-111111"]
         models: [gpt-upstream]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: gem
         type: gemini
         base_url: {upstreams.gemini.base_url}/v1beta
         api_keys: ["AIza-upstream-key-1111111"]
         models: [gemini-upstream]
-        pricing: {pricing}
+        pricing: {PRICING}
     model_aliases:
       cc-anthropic: claude:claude-upstream
       cc-openai: oai:gpt-upstream
@@ -87,34 +82,16 @@ def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> G
 
 def run_claude(claude: Path, gateway: Gateway, tmp_path: Path, model: str) -> tuple[dict[str, Any], Path]:
     """One headless turn (``claude -p``) in a fresh directory holding ``secret.txt``; its JSON result."""
-    work, home, tmp = tmp_path / "work", tmp_path / "home", tmp_path / "tmp"
-    for directory in (work, home, tmp):
-        directory.mkdir()
+    work, home = agent_dirs(tmp_path)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
     secret = work / "secret.txt"
-    secret.write_text(SECRET + "\n")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp), "ANTHROPIC_BASE_URL": gateway.base_url,
            "ANTHROPIC_API_KEY": CLIENT_KEY, "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
            "CLAUDE_CODE_MAX_RETRIES": "0"}
     done = subprocess.run([str(claude), "-p", PROMPT, "--model", model, "--output-format", "json"], cwd=work, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"claude exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}\n" \
-                                 f"gateway log:\n{gateway.logs()[-3000:]}"
-    return json.loads(done.stdout), secret
-
-
-def cost(tokens_in: int, tokens_out: int, cached: int) -> float:
-    return ((tokens_in - cached) * PRICES["input"] + cached * PRICES["cache_read"]
-            + tokens_out * PRICES["output"]) / 1000
-
-
-def check_ledger(gateway: Gateway, model: str, expected: list[tuple[int, int]], cached: int = 0) -> None:
-    """The ledger's rows for ``model``: each with the (input, output) tokens the upstream reported,
-    ``cached`` of the input read from its cache, their cost, and no error."""
-    rows = ledger_rows(gateway, len(expected), model)
-    for row, (tokens_in, tokens_out) in zip(rows, expected, strict=True):
-        assert (row["status"], row["error_code"]) == (200, None), row
-        assert (row["tokens_in"], row["tokens_out"], row["cache_read_tokens"]) == (tokens_in, tokens_out, cached), row
-        assert row["cost"] == pytest.approx(cost(tokens_in, tokens_out, cached), rel=1e-9), row
+    return json.loads(finished(done, "claude", gateway)), secret
 
 
 def test_through_an_anthropic_provider(agent: Callable[[str], Path], gateway: Gateway, upstreams: Upstreams,

@@ -21,17 +21,14 @@ from typing import Any
 
 import pytest
 
-from tests.clients.conftest import ledger_rows
+from tests.clients.conftest import ANSWER, PRICING, agent_dirs, check_ledger, finished
 from tests.conftest import CLIENT_KEY, Gateway
 from tests.fake_anthropic import AnthropicBehaviour, FakeAnthropic, input_tokens_of
 from tests.fake_gemini import FakeGemini, GeminiBehaviour
 from tests.fake_gemini import prompt_tokens_of as gemini_prompt_tokens
 from tests.fake_upstream import Behaviour, FakeUpstream, prompt_tokens_of, responses_usage
 
-SECRET = "The secret word is PINEAPPLE-42."
-ANSWER = "The file says the secret word is PINEAPPLE-42."
 PROMPT = "Read the file secret.txt in the current directory and tell me the secret word."
-PRICES = {"input": 3.0, "output": 15.0}  # USD per 1K tokens, every provider
 
 
 @dataclass
@@ -50,7 +47,6 @@ def upstreams() -> Iterator[Upstreams]:
 
 @pytest.fixture(scope="module")
 def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> Gateway:
-    pricing = f"{{input_token_cost: {PRICES['input']}, output_token_cost: {PRICES['output']}}}"
     return module_gateway(textwrap.dedent(f"""
     server:
       request_timeout_s: 30
@@ -60,26 +56,26 @@ def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> G
         base_url: {upstreams.native.base_url}
         api_keys: ["sk-upstream-native-111111"]
         models: [codex-native-model]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: chat
         type: openai-compatible
         base_url: {upstreams.chat.base_url}
         api_keys: ["sk-upstream-chat-222222"]
         models: [codex-chat-model]
         endpoints: [chat]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: claude
         type: anthropic
         base_url: {upstreams.anthropic.base_url}
         api_keys: ["sk-ant-upstream-key-1111111"]
         models: [codex-claude-model]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: gem
         type: gemini
         base_url: {upstreams.gemini.base_url}/v1beta
         api_keys: ["AIza-upstream-key-1111111"]
         models: [codex-gemini-model]
-        pricing: {pricing}
+        pricing: {PRICING}
     model_aliases:
       cx-native: native:codex-native-model
       cx-chat: chat:codex-chat-model
@@ -94,10 +90,8 @@ def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> G
 
 def run_codex(codex: Path, gateway: Gateway, tmp_path: Path, model: str) -> str:
     """One headless turn (``codex exec``) in a fresh directory holding ``secret.txt``; its stdout."""
-    work, home = tmp_path / "work", tmp_path / "home"
-    (home / ".codex").mkdir(parents=True)
-    work.mkdir()
-    (work / "secret.txt").write_text(SECRET + "\n")
+    work, home = agent_dirs(tmp_path)
+    (home / ".codex").mkdir()
     (home / ".codex" / "config.toml").write_text(textwrap.dedent(f"""
         model = "{model}"
         model_provider = "gateway"
@@ -119,25 +113,11 @@ def run_codex(codex: Path, gateway: Gateway, tmp_path: Path, model: str) -> str:
            "GATEWAY_API_KEY": CLIENT_KEY}
     done = subprocess.run([str(codex), "exec", "--skip-git-repo-check", "--sandbox", "danger-full-access", PROMPT],
                           cwd=work, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"codex exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}\n" \
-                                 f"gateway log:\n{gateway.logs()[-3000:]}"
-    return done.stdout
+    return finished(done, "codex", gateway)
 
 
 def command(tmp_path: Path) -> dict[str, str]:
     return {"cmd": f"cat {tmp_path / 'work' / 'secret.txt'}"}
-
-
-def cost(tokens_in: int, tokens_out: int) -> float:
-    return (tokens_in * PRICES["input"] + tokens_out * PRICES["output"]) / 1000
-
-
-def check_ledger(gateway: Gateway, model: str, expected: list[tuple[int, int]]) -> None:
-    rows = ledger_rows(gateway, len(expected), model)
-    for row, (tokens_in, tokens_out) in zip(rows, expected, strict=True):
-        assert (row["status"], row["error_code"]) == (200, None), row
-        assert (row["tokens_in"], row["tokens_out"]) == (tokens_in, tokens_out), row
-        assert row["cost"] == pytest.approx(cost(tokens_in, tokens_out), rel=1e-9), row
 
 
 def test_through_a_responses_native_provider(agent: Callable[[str], Path], gateway: Gateway, upstreams: Upstreams,

@@ -21,17 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.clients.conftest import ledger_rows
+from tests.clients.conftest import ANSWER, PRICING, agent_dirs, check_ledger, finished
 from tests.conftest import CLIENT_KEY, Gateway
 from tests.fake_anthropic import AnthropicBehaviour, FakeAnthropic, input_tokens_of
 from tests.fake_gemini import FakeGemini, GeminiBehaviour
 from tests.fake_gemini import prompt_tokens_of as gemini_prompt_tokens
 from tests.fake_upstream import Behaviour, FakeUpstream, prompt_tokens_of
 
-SECRET = "The secret word is PINEAPPLE-42."
-ANSWER = "The file says the secret word is PINEAPPLE-42."
 PROMPT = "Read the file secret.txt in the current directory and tell me the secret word."
-PRICES = {"input": 3.0, "output": 15.0}  # USD per 1K tokens, every provider
 SETTINGS = {"security": {"auth": {"selectedType": "gemini-api-key"}}, "privacy": {"usageStatisticsEnabled": False},
             "general": {"maxAttempts": 1}}
 
@@ -51,7 +48,6 @@ def upstreams() -> Iterator[Upstreams]:
 
 @pytest.fixture(scope="module")
 def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> Gateway:
-    pricing = f"{{input_token_cost: {PRICES['input']}, output_token_cost: {PRICES['output']}}}"
     return module_gateway(textwrap.dedent(f"""
     server:
       request_timeout_s: 30
@@ -61,19 +57,19 @@ def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> G
         base_url: {upstreams.gemini.base_url}/v1beta
         api_keys: ["AIza-upstream-key-1111111"]
         models: [gcli-gemini-model]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: oai
         type: openai-compatible
         base_url: {upstreams.openai.base_url}
         api_keys: ["sk-upstream-key-one-111111"]
         models: [gcli-openai-model]
-        pricing: {pricing}
+        pricing: {PRICING}
       - id: claude
         type: anthropic
         base_url: {upstreams.anthropic.base_url}
         api_keys: ["sk-ant-upstream-key-1111111"]
         models: [gcli-claude-model]
-        pricing: {pricing}
+        pricing: {PRICING}
     model_aliases:
       gc-gemini: gem:gcli-gemini-model
       gc-openai: oai:gcli-openai-model
@@ -87,35 +83,19 @@ def gateway(module_gateway: Callable[[str], Gateway], upstreams: Upstreams) -> G
 
 def run_gemini(gemini: Path, gateway: Gateway, tmp_path: Path, model: str) -> str:
     """One headless turn (``gemini -p``) in a fresh directory holding ``secret.txt``; its stdout."""
-    work, home = tmp_path / "work", tmp_path / "home"
-    (home / ".gemini").mkdir(parents=True)
-    work.mkdir()
-    (work / "secret.txt").write_text(SECRET + "\n")
+    work, home = agent_dirs(tmp_path)
+    (home / ".gemini").mkdir()
     (home / ".gemini" / "settings.json").write_text(json.dumps(SETTINGS))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(home), "TMPDIR": str(tmp_path), "TERM": "dumb",
            "GOOGLE_GEMINI_BASE_URL": gateway.base_url, "GEMINI_API_KEY": CLIENT_KEY,
            "GEMINI_CLI_TRUST_WORKSPACE": "true", "GEMINI_CLI_NO_RELAUNCH": "true"}
     done = subprocess.run([str(gemini), "-p", PROMPT, "-m", model], cwd=work, env=env, stdin=subprocess.DEVNULL,
                           capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, f"gemini exited {done.returncode}\nstdout: {done.stdout}\nstderr: {done.stderr}\n" \
-                                 f"gateway log:\n{gateway.logs()[-3000:]}"
-    return done.stdout
+    return finished(done, "gemini", gateway)
 
 
 def read_file(tmp_path: Path) -> dict[str, str]:
     return {"file_path": str(tmp_path / "work" / "secret.txt")}
-
-
-def cost(tokens_in: int, tokens_out: int) -> float:
-    return (tokens_in * PRICES["input"] + tokens_out * PRICES["output"]) / 1000
-
-
-def check_ledger(gateway: Gateway, model: str, expected: list[tuple[int, int]]) -> None:
-    rows = ledger_rows(gateway, len(expected), model)
-    for row, (tokens_in, tokens_out) in zip(rows, expected, strict=True):
-        assert (row["status"], row["error_code"]) == (200, None), row
-        assert (row["tokens_in"], row["tokens_out"]) == (tokens_in, tokens_out), row
-        assert row["cost"] == pytest.approx(cost(tokens_in, tokens_out), rel=1e-9), row
 
 
 def test_through_a_gemini_provider(agent: Callable[[str], Path], gateway: Gateway, upstreams: Upstreams,
