@@ -22,6 +22,7 @@ import orjson
 
 from ..core.mcp import McpServerSpec
 from ..core.request import UpstreamRequest
+from ..core.sse import EventTooLarge, SSEDecoder
 from ..upstream.client import AnswerTooLarge, Upstream, async_stream, read_answer
 from .link import Progress, Refused, Reply, TooLarge, Unreachable, relay_progress, reply_of
 from .protocol import (
@@ -37,7 +38,6 @@ from .protocol import (
     header_value,
     modern_meta,
 )
-from .sse import SseParser
 
 log = logging.getLogger("gateway.mcp")
 PROBE_LIMIT = 1 << 20  # bytes of a discover or initialize answer
@@ -221,13 +221,17 @@ class HttpLink:
 async def _read_events(response: httpx.Response, request_id: int, progress: Progress | None,
                        limit: int) -> Reply:
     """The answer to ``request_id`` from an SSE stream, relaying progress notifications until it comes."""
-    parser = SseParser()
+    decoder = SSEDecoder()
     size = 0
     async for chunk in async_stream(response):
         size += len(chunk)
         if size > limit:
             raise TooLarge(f"its answer passed {limit} bytes")
-        for data in parser.feed(chunk):
+        try:
+            found = decoder.data(chunk)
+        except EventTooLarge as exc:
+            raise TooLarge(str(exc)) from None
+        for data in found:
             try:
                 message = orjson.loads(data)
             except orjson.JSONDecodeError:

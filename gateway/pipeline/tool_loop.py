@@ -104,7 +104,6 @@ class ToolLoop:
         self.rounds = 0  # model rounds admitted
         self.tool_rounds = 0  # rounds of tool calls run
         self.wrote = False  # a round wrote text
-        self.left = False  # the client left
         self.current: Stream | None = None  # the round being streamed
         self.watch: Disconnect | None = None  # the watch on the client while it streams
         self._opened: tuple[Admitted, Stream] | None = None  # the round ``_after`` opened
@@ -148,7 +147,6 @@ class ToolLoop:
         except asyncio.CancelledError:
             if not guard.absorb():
                 raise
-            self.left = True
             return None
         finally:
             guard.close()

@@ -15,6 +15,7 @@ from typing import Any
 
 import orjson
 
+from ..core.sse import SSEDecoder
 from .sse import DONE
 
 
@@ -36,16 +37,13 @@ class RoundReader:
         self.finish: str | None = None
         self.done = False  # [DONE] came
         self.failed = False  # an error event came
-        self._pending = b""
+        self._decoder = SSEDecoder()
 
     def feed(self, item: bytes) -> list[bytes]:
-        data = self._pending + item.replace(b"\r\n", b"\n") if b"\r" in item or self._pending else item
-        events = data.split(b"\n\n")
-        self._pending = events.pop()
         out: list[bytes] = []
-        for event in events:
-            if event.startswith(b"data:") and not self.done and not self.failed:
-                out += self._data(event, event[5:].strip())
+        for event in self._decoder.feed(item):
+            if event.data and not self.done and not self.failed:
+                out += self._data(event.raw, event.data)
         return out
 
     def _data(self, event: bytes, data: bytes) -> list[bytes]:
