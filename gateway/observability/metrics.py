@@ -180,26 +180,36 @@ def _every_worker() -> Collector:
     return REGISTRY
 
 
-def cache_lookups() -> dict[str, int]:
-    """Response-cache lookups since start by result (``hit``, ``miss``), summed over the workers."""
-    found = {"hit": 0, "miss": 0}
+CACHE_LOOKUPS_FAMILY, GUARDRAIL_ACTIONS_FAMILY = "gateway_cache_lookups", "gateway_guardrail_actions"
+Samples = dict[str, list[tuple[dict[str, str], int]]]  # family name -> (labels, count) of its ``_total`` samples
+
+
+def counter_samples(*families: str) -> Samples:
+    """The counts of the named counter families (names without ``_total``), every worker's, from one
+    collection (in multiprocess mode each collection reads every worker's files)."""
+    found: Samples = {name: [] for name in families}
     for family in _every_worker().collect():
-        if family.name == "gateway_cache_lookups":
-            for sample in family.samples:
-                if sample.name.endswith("_total") and sample.labels.get("result") in found:
-                    found[sample.labels["result"]] += int(sample.value)
+        samples = found.get(family.name)
+        if samples is not None:
+            samples += [(s.labels, int(s.value)) for s in family.samples if s.name.endswith("_total")]
     return found
 
 
-def guardrail_actions() -> list[tuple[str, str, int]]:
+def cache_lookups(samples: Samples | None = None) -> dict[str, int]:
+    """Response-cache lookups since start by result (``hit``, ``miss``), summed over the workers."""
+    found = {"hit": 0, "miss": 0}
+    for labels, count in (samples or counter_samples(CACHE_LOOKUPS_FAMILY))[CACHE_LOOKUPS_FAMILY]:
+        if labels.get("result") in found:
+            found[labels["result"]] += count
+    return found
+
+
+def guardrail_actions(samples: Samples | None = None) -> list[tuple[str, str, int]]:
     """Guardrail actions since start as (guardrail, action, count), summed over the workers."""
     found: dict[tuple[str, str], int] = {}
-    for family in _every_worker().collect():
-        if family.name == "gateway_guardrail_actions":
-            for sample in family.samples:
-                if sample.name.endswith("_total"):
-                    key = (sample.labels.get("guardrail", ""), sample.labels.get("action", ""))
-                    found[key] = found.get(key, 0) + int(sample.value)
+    for labels, count in (samples or counter_samples(GUARDRAIL_ACTIONS_FAMILY))[GUARDRAIL_ACTIONS_FAMILY]:
+        key = (labels.get("guardrail", ""), labels.get("action", ""))
+        found[key] = found.get(key, 0) + count
     return sorted((g, a, n) for (g, a), n in found.items() if n)
 
 

@@ -40,6 +40,7 @@ class StatusResource(AdminResource):
         snapshot, reload = runtime.snapshot, runtime.reload
         async with store_errors():
             directory = await runtime.stores.ledger.list_clients()
+        counts = metrics.counter_samples(metrics.CACHE_LOOKUPS_FAMILY, metrics.GUARDRAIL_ACTIONS_FAMILY)
         reply(resp, {
             "config_version": snapshot.version,
             "last_reload": {"result": reload.result, "at": int(reload.at), "error": reload.error,
@@ -48,27 +49,27 @@ class StatusResource(AdminResource):
             "providers": len(snapshot.providers), "clients": len(config_clients(runtime)) + len(directory),
             "store": {"runtime": runtime.stores.runtime.name, "ledger": runtime.stores.ledger.name},
             "warnings": list(snapshot.warnings),
-            "cache": _cache_view(),
+            "cache": _cache_view(counts),
             "sinks": runtime.sinks.status(),
-            "guardrails": _guardrails_view(runtime),
+            "guardrails": _guardrails_view(runtime, counts),
         })
 
 
-def _cache_view() -> dict[str, Any]:
+def _cache_view(counts: metrics.Samples) -> dict[str, Any]:
     """The response cache's lookups since this gateway started (all its workers; each replica its own)."""
-    lookups = metrics.cache_lookups()
+    lookups = metrics.cache_lookups(counts)
     total = lookups["hit"] + lookups["miss"]
     return {"hits": lookups["hit"], "misses": lookups["miss"],
             "hit_rate": round(lookups["hit"] / total, 6) if total else None}
 
 
-def _guardrails_view(runtime: Runtime) -> dict[str, Any]:
+def _guardrails_view(runtime: Runtime, counts: metrics.Samples) -> dict[str, Any]:
     """The configured guards and their actions since this gateway started (all its workers)."""
     guardrails = runtime.snapshot.guardrails
     guards = [{"name": g.name, "input": g.on_input, "output": g.on_output} for g in guardrails.guards.values()]
     return {"guards": guards,
             "default": list(guardrails.default),
-            "actions": [{"guardrail": g, "action": a, "count": n} for g, a, n in metrics.guardrail_actions()]}
+            "actions": [{"guardrail": g, "action": a, "count": n} for g, a, n in metrics.guardrail_actions(counts)]}
 
 
 async def _key_views(runtime: Runtime, provider: ProviderSpec, served: dict[str, int]) -> list[dict[str, Any]]:
