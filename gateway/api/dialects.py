@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from ..core.sse import data_of, one_data_event
+from ..core.tokens import estimate_prompt_tokens
 from ..errors import GatewayError
 from .anthropic.errors import error_body as anthropic_error
 from .google.errors import error_body as google_error
@@ -48,6 +49,25 @@ def event_details(error: dict[str, Any]) -> dict[str, str]:
 def as_dict(value: object) -> dict[str, Any]:
     """``value`` if it is a JSON object, else an empty one (for reading what an upstream sent)."""
     return value if isinstance(value, dict) else {}
+
+
+REASONING_FIELDS = ("reasoning_content", "reasoning")  # where OpenAI-compatible servers put reasoning text
+
+
+def reasoning_of(message: dict[str, Any]) -> str:
+    """An OpenAI-shape message's (or delta's) reasoning text, "" when it has none."""
+    for name in REASONING_FIELDS:
+        text = message.get(name)
+        if isinstance(text, str) and text:
+            return text
+    return ""
+
+
+def estimate_input(chat: dict[str, Any]) -> int:
+    """The gateway's count of a chat body's input tokens: its messages (as the limits count them) and
+    tools (about four characters a token)."""
+    tools = chat.get("tools")
+    return estimate_prompt_tokens(chat.get("messages")) + ((len(orjson.dumps(tools)) + 3) // 4 if tools else 0)
 
 
 def pipeline_error(data: bytes) -> dict[str, Any] | None:

@@ -13,15 +13,12 @@ from typing import Any
 
 import orjson
 
-from ...core.call import Call
-from ...core.tokens import estimate_prompt_tokens
 from ...core.usage import Usage
-from ..dialects import as_dict
+from ..dialects import as_dict, reasoning_of
 
 # OpenAI finish_reason -> Anthropic stop_reason
 STOP_REASONS = {"stop": "end_turn", "length": "max_tokens", "tool_calls": "tool_use", "function_call": "tool_use",
                 "content_filter": "refusal"}
-REASONING_FIELDS = ("reasoning_content", "reasoning")  # where OpenAI-compatible servers put reasoning text
 
 
 def message_id(openai_id: object) -> str:
@@ -31,12 +28,6 @@ def message_id(openai_id: object) -> str:
 
 def stop_reason(finish_reason: object) -> str:
     return STOP_REASONS.get(str(finish_reason), "end_turn")
-
-
-def estimate_input(call: Call) -> int:
-    """The gateway's count of a request's input tokens: its messages (as the limits count them) and tools."""
-    tools = call.body.get("tools")
-    return estimate_prompt_tokens(call.body.get("messages")) + ((len(orjson.dumps(tools)) + 3) // 4 if tools else 0)
 
 
 def cached_tokens(usage: object) -> int:
@@ -64,14 +55,6 @@ def tool_input(arguments: object) -> Any:
     except orjson.JSONDecodeError:
         return {"_unparsed_arguments": str(arguments)}
     return value if isinstance(value, dict) else {"value": value}
-
-
-def reasoning_of(message: dict[str, Any]) -> str:
-    for name in REASONING_FIELDS:
-        text = message.get(name)
-        if isinstance(text, str) and text:
-            return text
-    return ""
 
 
 def to_message(data: dict[str, Any], usage: Usage, model: str, thinking: bool = False) -> dict[str, Any]:

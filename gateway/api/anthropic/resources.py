@@ -20,9 +20,10 @@ from ...pipeline import CLIENT_CLOSED, Admitted, Pipeline, Stream, translated
 from ...routing.resolve import resolve
 from ..common import DisconnectGuard, read_json, request_id_of, stream_to
 from ..dialect import DialectResource
+from ..dialects import estimate_input
 from .options import wants_thinking
 from .parse import ANTHROPIC, COUNT_TOKENS, MESSAGES, parse_count, parse_messages
-from .render import estimate_input, to_message
+from .render import to_message
 from .stream import MessageEvents, NativeEvents
 
 
@@ -49,7 +50,7 @@ def render(resp: falcon.asgi.Response, result: Answer | Stream | None, call: Cal
         events = NativeEvents()
         stream_to(resp, translated(result, events.feed, events.end), "text/event-stream")
     else:
-        translator = MessageEvents(call.model, estimate_input(call), thinking)
+        translator = MessageEvents(call.model, estimate_input(call.body), thinking)
         stream_to(resp, translated(result, translator.feed, translator.end), "text/event-stream")
 
 
@@ -72,7 +73,7 @@ class CountTokensResource:
         resp.content_type = falcon.MEDIA_JSON
         if not native:
             resp.set_header("x-gateway-token-count", "estimate")
-            resp.data = orjson.dumps({"input_tokens": estimate_input(call)})
+            resp.data = orjson.dumps({"input_tokens": estimate_input(call.body)})
             return
         anthropic = Route(route.strategy, tuple(route.targets[i] for i in native),
                           tuple(route.weights[i] for i in native) if route.weights else ())
@@ -82,7 +83,7 @@ class CountTokensResource:
         if admitted.call.dialect != ANTHROPIC:  # a guard changed the text: the client's own is not passed on
             await pipeline.answered_here(admitted)
             resp.set_header("x-gateway-token-count", "estimate")
-            resp.data = orjson.dumps({"input_tokens": estimate_input(admitted.call)})
+            resp.data = orjson.dumps({"input_tokens": estimate_input(admitted.call.body)})
             return
         result = await pipeline.dispatch(admitted, DisconnectGuard(req))
         if result is None:

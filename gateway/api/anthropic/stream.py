@@ -17,9 +17,9 @@ import orjson
 
 from ...core.sse import data_of
 from ...core.tokens import tokens_for_chars
-from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
+from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error, reasoning_of
 from .errors import error_object
-from .render import REASONING_FIELDS, anthropic_usage, cached_tokens, message_id, stop_reason
+from .render import anthropic_usage, cached_tokens, message_id, stop_reason
 from .text_run import TextRun, text_span
 
 # a text_delta event's bytes around its text (the text copied from the chunk still JSON-escaped)
@@ -130,12 +130,9 @@ class MessageEvents(ChunkTranslator):
 
     def _delta(self, delta: dict[str, Any]) -> list[bytes]:
         out: list[bytes] = []
-        if self.thinking:
-            for name in REASONING_FIELDS:
-                reasoning = delta.get(name)
-                if isinstance(reasoning, str) and reasoning:
-                    out += self._piece("thinking", "thinking_delta", reasoning)
-                    break
+        reasoning = reasoning_of(delta) if self.thinking else ""
+        if reasoning:
+            out += self._piece("thinking", "thinking_delta", reasoning)
         text = delta.get("content")
         if isinstance(text, str) and text:
             out += self._piece("text", "text_delta", text)

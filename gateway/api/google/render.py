@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from ...core.usage import Usage
-from ..dialects import as_dict
+from ..dialects import as_dict, reasoning_of
 
 # OpenAI finish_reason -> Google finishReason
 FINISH_REASONS = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY", "tool_calls": "STOP",
@@ -39,16 +39,6 @@ def function_call(call: Any) -> dict[str, Any] | None:
     if call.get("id"):
         part["id"] = str(call["id"])
     return {"functionCall": part}
-
-
-REASONING_FIELDS = ("reasoning_content", "reasoning")  # where OpenAI-compatible servers put reasoning text
-
-
-def reasoning_of(message: dict[str, Any]) -> str:
-    for name in REASONING_FIELDS:
-        if isinstance(message.get(name), str) and message[name]:
-            return str(message[name])
-    return ""
 
 
 def usage_metadata(usage: Usage) -> dict[str, int]:

@@ -17,7 +17,6 @@ import orjson
 
 from ...core.call import PASSTHROUGH, Call
 from ...core.targets import Route
-from ...core.tokens import estimate_prompt_tokens
 from ...core.usage import Answer
 from ...errors import GatewayError
 from ...pipeline import CLIENT_CLOSED, Admitted, Pipeline, Stream, translated
@@ -26,6 +25,7 @@ from ...routing.resolve import resolve, visible_models
 from ...server.runtime import Runtime
 from ..common import DisconnectGuard, read_json, request_id_of, stream_to
 from ..dialect import DialectResource
+from ..dialects import estimate_input
 from .parse import GEMINI, GENERATE, parse_generate
 from .render import to_response
 from .stream import Framing, NativeChunks, ResponseChunks
@@ -129,8 +129,7 @@ class CountTokensResource:
 
 def _estimated(resp: falcon.asgi.Response, chat: dict[str, Any]) -> None:
     """The gateway's own count of a chat body (about four characters a token), in Google's shape."""
-    tools = chat.get("tools")
-    count = estimate_prompt_tokens(chat.get("messages")) + ((len(orjson.dumps(tools)) + 3) // 4 if tools else 0)
+    count = estimate_input(chat)
     resp.set_header("x-gateway-token-count", "estimate")
     resp.data = orjson.dumps({"totalTokens": count, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": count}]})
 

@@ -19,9 +19,9 @@ from ...core.tokens import estimate_prompt_tokens, tokens_for_chars
 from ...core.usage import Usage
 from ..anthropic.text_run import TextRun, text_span
 from ..chat_usage import chat_usage
-from ..dialects import STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
+from ..dialects import REASONING_FIELDS, STREAM_ERROR_STATUS, ChunkTranslator, as_dict, event_details, pipeline_error
 from .errors import error_object
-from .render import REASONING_FIELDS, finish_reason, function_call, usage_metadata
+from .render import finish_reason, function_call, usage_metadata
 
 _TEXT_OBJECT = b'{"candidates":[{"content":{"role":"model","parts":[{"text":"%b%b'  # the text, then ``_head``
 

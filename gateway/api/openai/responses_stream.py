@@ -53,11 +53,15 @@ class _Item:
     whole: dict[str, Any] | None = None  # an item the gateway made whole (an MCP step's: ``mcp_items.py``)
     template: bytes = b""  # a text delta event, %d the sequence number and %b the (escaped) text
 
-    def text(self) -> str:
-        """All of the item's text or arguments (the escaped pieces decoded at once)."""
+    def flush(self) -> None:
+        """The escaped pieces decoded, at once, onto ``parts`` (before a piece that came parsed)."""
         if self.escaped:
             self.parts.append(orjson.loads(b'"' + b"".join(self.escaped) + b'"'))
             self.escaped.clear()
+
+    def text(self) -> str:
+        """All of the item's text or arguments."""
+        self.flush()
         return "".join(self.parts)
 
 
@@ -211,7 +215,7 @@ class ChatToResponseEvents:
                                        content_index=0, part={"type": "output_text", "text": "", "annotations": []}))
         if not text:
             return out
-        item.text()
+        item.flush()  # the pieces stay in their order
         item.parts.append(text)
         kind_event = "response.reasoning_text.delta" if kind == "reasoning" else "response.output_text.delta"
         out.append(self._event(kind_event, item_id=item.item_id, output_index=item.index, content_index=0, delta=text))
