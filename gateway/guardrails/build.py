@@ -40,19 +40,19 @@ def build_guardrails(cfg: GuardrailsConfig, providers: Mapping[str, ProviderSpec
     guards: dict[str, CompiledGuard] = {}
     for i, guard in enumerate(cfg.guards):
         here = ("guardrails", "guards", i)
-        if not isinstance(guard, BUILT_IN):  # a plugin type's guard
-            made = plugin_rule(guard)
-            if isinstance(made, str):
-                problems.append((here, made))
-                continue
-            rule, on = made
-            compiled = CompiledGuard(rule.guard, on in ("input", "both"), on in ("output", "both"), local=rule)
-        else:
+        if isinstance(guard, BUILT_IN):
             problem = _moderation_problem(guard, providers) if isinstance(guard, ModerationGuard) else None
             if problem is not None:
                 problems.append((here + ("provider",), problem))
                 continue
             compiled = _compile(guard, keys)
+        else:  # a plugin type's guard (a LocalGuardBase of its own model)
+            rule = plugin_rule(guard)
+            if isinstance(rule, str):
+                problems.append((here, rule))
+                continue
+            compiled = CompiledGuard(guard.name, guard.on in ("input", "both"), guard.on in ("output", "both"),
+                                     local=rule)
         if compiled.name in guards:
             problems.append((here + ("name",), f"guardrail name '{compiled.name}' is used twice"))
             continue

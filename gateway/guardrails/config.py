@@ -18,7 +18,6 @@ import re
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
-    BaseModel,
     Discriminator,
     Field,
     SerializeAsAny,
@@ -32,6 +31,7 @@ from pydantic_core import PydanticCustomError
 from ..core.policy import Strict
 from ..plugins.loader import GUARDRAILS
 from ..plugins.typed_items import TypedItems
+from .guard_base import GuardBase, LocalGuardBase
 from .patterns import PatternProblem, check_pattern
 from .registry import PLUGIN_TYPES
 
@@ -41,8 +41,6 @@ SecretEntity = Literal["openai_key", "anthropic_key", "google_key", "aws_access_
 PII_ENTITIES: tuple[PiiEntity, ...] = ("email", "phone", "card", "iban", "ip")
 SECRET_ENTITIES: tuple[SecretEntity, ...] = ("openai_key", "anthropic_key", "google_key", "aws_access_key",
                                              "aws_secret_key", "github_token", "jwt", "private_key")
-GuardOn = Literal["input", "output", "both"]
-GUARD_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
@@ -55,42 +53,7 @@ def _unique(values: list[str], what: str) -> list[str]:
     return values
 
 
-class _Guard(Strict):
-    """What every guard has: a name other parts of the config select it by, and where it looks."""
-
-    name: str = Field(pattern=GUARD_NAME)
-    on: GuardOn
-
-    @model_validator(mode="before")
-    @classmethod
-    def _on_as_written(cls, value: Any) -> Any:
-        """YAML 1.1 (PyYAML) reads a bare ``on`` key as the boolean true: it is this field."""
-        return _on_key(value)
-
-
-def _on_key(value: Any) -> Any:
-    if isinstance(value, dict) and True in value and "on" not in value:
-        return {("on" if key is True else key): v for key, v in value.items()}
-    return value
-
-
-class _LocalGuard(_Guard):
-    """A guard the gateway runs itself (pii, secrets, regex): it blocks, masks or only logs a match."""
-
-    action: Literal["block", "mask", "log"]
-    # mask only: the originals go back into the answer the client receives
-    restore: bool = False
-
-    @model_validator(mode="after")
-    def _restore_needs_masked_input(self) -> Self:
-        if self.restore and self.action != "mask":
-            raise ValueError("restore: true needs action: mask (it puts back what was masked)")
-        if self.restore and self.on == "output":
-            raise ValueError("restore: true puts back what was masked in the request; with on: output nothing is")
-        return self
-
-
-class PiiGuard(_LocalGuard):
+class PiiGuard(LocalGuardBase):
     type: Literal["pii"]
     entities: list[PiiEntity] = Field(default_factory=lambda: list(PII_ENTITIES), min_length=1)
 
@@ -100,7 +63,7 @@ class PiiGuard(_LocalGuard):
         return _unique(v, "entity")
 
 
-class SecretsGuard(_LocalGuard):
+class SecretsGuard(LocalGuardBase):
     """Key and token shapes; the gateway's own provider keys are always among them."""
 
     type: Literal["secrets"]
@@ -128,7 +91,7 @@ class RegexPattern(Strict):
         return self
 
 
-class RegexGuard(_LocalGuard):
+class RegexGuard(LocalGuardBase):
     type: Literal["regex"]
     patterns: list[RegexPattern] = Field(min_length=1, max_length=64)
     # the longest match looked for across the chunks of a stream (and the overlap of scan windows)
@@ -141,7 +104,7 @@ class RegexGuard(_LocalGuard):
         return v
 
 
-class _RemoteGuard(_Guard):
+class _RemoteGuard(GuardBase):
     """A guard that asks a service: its answer blocks (``action: block``) or is only logged (``log``)."""
 
     action: Literal["block", "log"]
@@ -194,7 +157,7 @@ class WebhookGuard(_RemoteGuard):
 
 _ITEMS = TypedItems("guard", GUARDRAILS, {"pii": "PiiGuard", "secrets": "SecretsGuard", "regex": "RegexGuard",
                                           "moderation": "ModerationGuard", "webhook": "WebhookGuard"},
-                    lambda: {name: kind.config for name, kind in PLUGIN_TYPES.items()}, _on_key)
+                    lambda: {name: kind.config for name, kind in PLUGIN_TYPES.items()})
 GUARD_TAGS = _ITEMS.tags  # what pydantic puts in an error's location to name the union member
 
 GuardConfig = Annotated[
@@ -203,13 +166,11 @@ GuardConfig = Annotated[
     | Annotated[RegexGuard, Tag("RegexGuard")]
     | Annotated[ModerationGuard, Tag("ModerationGuard")]
     | Annotated[WebhookGuard, Tag("WebhookGuard")]
-    | Annotated[SerializeAsAny[BaseModel], WrapValidator(_ITEMS.by_plugin_model), Tag(_ITEMS.plugin_tag)]
-    | Annotated[BaseModel, WrapValidator(_ITEMS.unknown), Tag(_ITEMS.unknown_tag)],
+    | Annotated[SerializeAsAny[LocalGuardBase], WrapValidator(_ITEMS.by_plugin_model), Tag(_ITEMS.plugin_tag)]
+    | Annotated[LocalGuardBase, WrapValidator(_ITEMS.unknown), Tag(_ITEMS.unknown_tag)],
     Discriminator(_ITEMS.tag),
 ]
 BuiltInGuard = PiiGuard | SecretsGuard | RegexGuard | ModerationGuard | WebhookGuard
-LocalGuardConfig = PiiGuard | SecretsGuard | RegexGuard
-RemoteGuardConfig = ModerationGuard | WebhookGuard
 
 
 class GuardrailsConfig(Strict):

@@ -1,26 +1,22 @@
 """A plugin type's guard (``guardrails.registry``) as a local rule of the engine.
 
-The plugin's config model is validated by pydantic where the config is read (``config.py``); what
-the engine needs of it is checked here, each problem a message for the guard's ``file:line``:
-``name`` as the built-in guards' names, ``on``, an ``action`` of a local guard, ``restore`` only
-with masked input. The plugin's detector is wrapped so that it answers like a built-in one: no
-``tails`` (the stream asks its ``hold``), matches inside the text searched, and entity names as
-placeholders spell them (``<DIGITS_1>``: letters, digits and underscores).
+The plugin's config model (a ``LocalGuardBase``: the fields and checks of every local guard) is
+validated where the config is read (``config.py``); a detector that cannot be made is a problem
+for the guard's ``file:line``. The plugin's detector is wrapped so that it answers like a built-in
+one: no ``tails`` (the stream asks its ``hold``), matches inside the text searched, and entity
+names as placeholders spell them (``<DIGITS_1>``: letters, digits and underscores).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Any, get_args
-
-from pydantic import BaseModel
+from typing import Any
 
 from .base import Match, Tails, TextView
-from .config import GUARD_NAME, GuardOn
+from .guard_base import LocalGuardBase
 from .local import LocalRule
 from .registry import PLUGIN_TYPES
 
-_ACTIONS = ("block", "mask", "log")
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_]+")
 
 
@@ -57,23 +53,13 @@ class PluginDetector:
         return name
 
 
-def plugin_rule(guard: BaseModel) -> tuple[LocalRule, str] | str:
-    """The rule a plugin type's guard makes and where it looks (``on``), or what is wrong with it."""
-    name, on = getattr(guard, "name", None), getattr(guard, "on", None)
-    action, restore = getattr(guard, "action", None), getattr(guard, "restore", False)
+def plugin_rule(guard: LocalGuardBase) -> LocalRule | str:
+    """The rule a plugin type's guard makes, or why its detector cannot be used."""
     kind = PLUGIN_TYPES[str(getattr(guard, "type", ""))]
-    if not isinstance(name, str) or not re.fullmatch(GUARD_NAME, name):
-        return f"guard type '{kind.name}': name must match {GUARD_NAME}"
-    if on not in get_args(GuardOn):
-        return f"guard type '{kind.name}': on must be input, output or both"
-    if action not in _ACTIONS:
-        return f"guard type '{kind.name}': action must be block, mask or log"
-    if restore is not False and (restore is not True or on == "output" or action != "mask"):
-        return f"guard type '{kind.name}': restore needs action mask on input"
     try:
         detector = kind.detector(guard)
     except Exception as exc:  # a plugin's bug: one config error, not a traceback
         return f"guard type '{kind.name}': its detector could not be made: {type(exc).__name__}: {exc}"
     if not (callable(getattr(detector, "find", None)) and callable(getattr(detector, "hold", None))):
         return f"guard type '{kind.name}': its detector has no find(view, start) and hold(text)"
-    return LocalRule(name, action, restore, PluginDetector(detector)), str(on)
+    return LocalRule(guard.name, guard.action, guard.restore, PluginDetector(detector))

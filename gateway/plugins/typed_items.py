@@ -22,13 +22,11 @@ class TypedItems:
     """The tags and validators of one list's union (``what``: "sink", "guard")."""
 
     def __init__(self, what: str, group: str, built_in: Mapping[str, str],
-                 plugin_models: Callable[[], Mapping[str, type[BaseModel]]],
-                 prepare: Callable[[Any], Any] = lambda value: value):
+                 plugin_models: Callable[[], Mapping[str, type[BaseModel]]]):
         self.what = what
         self.group = group  # the plugins' entry point group
         self.built_in = built_in  # type name -> the union member's tag
         self.plugin_models = plugin_models  # the plugins' types now: type name -> config model
-        self.prepare = prepare  # what a plugin's model is given: the item, as the built-in models read it
         self.plugin_tag = f"Plugin{what.capitalize()}"
         self.unknown_tag = f"Unknown{what.capitalize()}"
         self.tags = frozenset(built_in.values()) | {self.plugin_tag, self.unknown_tag}
@@ -46,7 +44,7 @@ class TypedItems:
         """A plugin type's item, validated by its own model (its errors keep their place in the file)."""
         if isinstance(value, BaseModel):
             return value
-        return self.plugin_models()[value["type"]].model_validate(self.prepare(value))
+        return self.plugin_models()[value["type"]].model_validate(value)
 
     def unknown(self, value: Any, handler: Any) -> NoReturn:
         """An item whose ``type`` is missing or names no type: one error."""

@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gateway.guardrails.guard_base import LocalGuardBase
 from gateway.guardrails.registry import GuardType
 from gateway.observability.sinks.base import Sink, SinkContext, SinkType
 from gateway.observability.sinks.config import SinkConfigBase
@@ -35,14 +36,8 @@ async def open_copy(options: BaseModel, ledger_flush_s: float, data_dir: Path | 
 MEMORY_COPY = StoreType("memory-copy", CopyOptions, MemoryCopyStore, open_copy)
 
 
-class NoDigitsConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class NoDigitsConfig(LocalGuardBase):
     type: Literal["no-digits"]
-    name: str
-    on: Literal["input", "output", "both"]
-    action: Literal["block", "mask", "log"]
-    restore: bool = False
     min_run: int = Field(4, ge=1)
 
 
