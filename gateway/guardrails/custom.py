@@ -52,8 +52,9 @@ class RegexDetector:
     def find(self, view: TextView, start: int) -> list[Match]:
         text = view.text
         found: dict[tuple[int, int, str], Match] = {}
+        pieces = list(_pieces(text, start, self._overlap))  # the same windows for every pattern
         for p in self._patterns:
-            for lo, hi, last in _pieces(text, start, self._overlap):
+            for lo, hi, last in pieces:
                 for m in p.compiled.finditer(text, lo, hi):
                     if m.end() > m.start() and (last or m.end() < hi):
                         found.setdefault((m.start(), m.end(), p.name), Match(m.start(), m.end(), p.name))

@@ -48,7 +48,3 @@ def register(kind: SinkType) -> None:
 
 def sink_type(name: str) -> SinkType:
     return BUILT_IN.get(name) or _PLUGINS[name]
-
-
-def names() -> list[str]:
-    return [*BUILT_IN, *sorted(_PLUGINS)]
