@@ -11,6 +11,9 @@ nor ``data:`` is not returned.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+import orjson
 
 MAX_EVENT_BYTES = 32 << 20  # one event longer than this is given up, not buffered on
 
@@ -90,3 +93,12 @@ class SSEDecoder:
 def data_of(item: bytes) -> list[bytes]:
     """The data of each whole event in ``item`` (events the gateway itself wrote, already complete)."""
     return SSEDecoder().data(item + b"\n\n" if not item.endswith(b"\n\n") else item)
+
+
+def data_object(data: bytes) -> dict[str, Any] | None:
+    """An event's data as a JSON object; None when it is not one (a relay passes it on untouched)."""
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    return parsed if isinstance(parsed, dict) else None

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from ..core.call import CHAT, RESPONSES
-from ..core.sse import SSEDecoder
+from ..core.sse import SSEDecoder, data_object
 from ..guardrails.body import chunk_texts
 from ..guardrails.engine import RequestGuard
 from ..guardrails.events import Block
@@ -78,7 +78,7 @@ class StreamScreen:
                 out += await self._flush_all()
                 out.append((event.name, None, event.raw))
                 continue
-            parsed = _object(event.data)
+            parsed = data_object(event.data)
             if parsed is None or "error" in parsed:  # not JSON, or the pipeline's own error event
                 out.append((event.name, None, event.raw))
                 continue
@@ -272,12 +272,6 @@ def _rest_event(done: dict[str, Any], kind: str, rest: str) -> dict[str, Any]:
     return event
 
 
-def _object(data: bytes) -> dict[str, Any] | None:
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
 
 
 def _serialized(out: Out) -> bytes:

@@ -4,12 +4,10 @@ accounting) and the end of the stream noticed (see ``pipeline/core.py``)."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from ...core.call import Call
-from ...core.sse import SSEDecoder
+from ...core.sse import SSEDecoder, data_object
 from ...core.tokens import estimate_tokens
 from ...core.usage import Answer, Usage
 from .response import block_reason, finish_reason, usage_of
@@ -57,7 +55,7 @@ class NativeRelay:
 
     @staticmethod
     def _ends(payload: bytes) -> bool:
-        data = _object(payload)
+        data = data_object(payload)
         if data is None:
             return False
         candidates = data.get("candidates")
@@ -66,14 +64,8 @@ class NativeRelay:
         return finished or block_reason(data) is not None
 
     def final_usage(self) -> Usage:
-        data = _object(self._last_usage) if self._last_usage is not None else None
+        data = data_object(self._last_usage) if self._last_usage is not None else None
         usage = usage_of(data.get("usageMetadata")) if data is not None else None
         return usage or Usage(0, self._size // 4, exact=False)
 
 
-def _object(payload: bytes) -> dict[str, Any] | None:
-    try:
-        data: Any = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    return data if isinstance(data, dict) else None

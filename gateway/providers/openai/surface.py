@@ -17,7 +17,7 @@ import orjson
 
 from ...core.call import ASSISTANTS, AUDIO, FILES, IMAGES, MODERATIONS, RESPONSES, THREADS, Call
 from ...core.request import UpstreamRequest
-from ...core.sse import Event, SSEDecoder
+from ...core.sse import Event, SSEDecoder, data_object
 from ...core.tokens import estimate_tokens, tokens_for_chars
 from ...core.usage import Answer, Usage
 from .request import auth_headers, request_headers
@@ -91,7 +91,7 @@ class ResponsesRelay:
         name, data = event.name, event.data
         if not data:
             return None  # an event with a name and no data
-        parsed = _object(data)
+        parsed = data_object(data)
         kind = parsed.get("type") if parsed is not None else None
         kind = kind.encode() if isinstance(kind, str) else name
         if kind in _FINAL:
@@ -126,10 +126,3 @@ class ResponsesRelay:
                      tokens_for_chars(self._chars), exact=False)
 
 
-def _object(data: bytes) -> dict[str, Any] | None:
-    """An event's data as a JSON object; None when it is not one (relayed untouched)."""
-    try:
-        parsed = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-    return parsed if isinstance(parsed, dict) else None
