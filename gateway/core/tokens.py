@@ -28,3 +28,8 @@ def estimate_prompt_tokens(messages: object) -> int:
                         if isinstance(part, dict) and isinstance(part.get("text"), str):
                             total += estimate_tokens(part["text"])
     return total + 2
+
+
+# reasoning_effort → Gemini's thinkingConfig.thinkingBudget (tokens), the budgets Google's own
+# OpenAI-compatible endpoint uses (Gemini 3 still takes a budget; "none" turns thinking off)
+THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}

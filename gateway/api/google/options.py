@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...core.dropped import Dropped
+from ...core.tokens import THINKING_BUDGETS
 from ...errors import InvalidRequest
 
 _CONFIG = {"temperature": "temperature", "topP": "top_p", "maxOutputTokens": "max_tokens", "candidateCount": "n",
@@ -16,8 +17,8 @@ _MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto"
 # thinkingLevel → reasoning_effort (Gemini 3's levels have OpenAI's names)
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high"}
 # thinkingBudget (tokens) → reasoning_effort: the least effort whose budget covers it (the budgets
-# the Gemini adapter asks for each effort: ``providers/gemini/request.py``)
-_BUDGETS = ((1024, "low"), (8192, "medium"))
+# the Gemini adapter asks for each effort)
+_BUDGETS = tuple((THINKING_BUDGETS[effort], effort) for effort in ("low", "medium"))
 
 
 def generation_config(config: Any, dropped: Dropped) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from ...core.dropped import Dropped
+from ...core.tokens import THINKING_BUDGETS
 from ...errors import InvalidRequest
 from .content import Part, texts, user_parts
 from .ids import signature_of
@@ -32,9 +33,6 @@ NO_SIGNATURE = "skip_thought_signature_validator"
 _SAME_MEANING = (("temperature", "temperature"), ("top_p", "topP"), ("top_k", "topK"), ("n", "candidateCount"),
                  ("presence_penalty", "presencePenalty"), ("frequency_penalty", "frequencyPenalty"),
                  ("seed", "seed"))
-# reasoning_effort → thinkingConfig.thinkingBudget (tokens), the budgets Google's own OpenAI-compatible
-# endpoint uses (Gemini 3 still takes a budget; "none" turns thinking off)
-_THINKING_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576, "xhigh": 24576}
 
 Content = dict[str, Any]
 
@@ -226,7 +224,7 @@ def generation_config(body: dict[str, Any]) -> dict[str, Any]:
         config["stopSequences"] = [stop]
     elif isinstance(stop, list) and stop:
         config["stopSequences"] = [s for s in stop if isinstance(s, str)]
-    budget = _THINKING_BUDGETS.get(str(body.get("reasoning_effort")))
+    budget = THINKING_BUDGETS.get(str(body.get("reasoning_effort")))
     if budget is not None:  # thoughts asked back (as reasoning_content) whenever thinking is on
         config["thinkingConfig"] = {"thinkingBudget": budget, "includeThoughts": True} if budget else \
             {"thinkingBudget": 0}
