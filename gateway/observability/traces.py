@@ -22,15 +22,17 @@ The spans, named and attributed by the OpenTelemetry GenAI semantic conventions
 No prompt, answer, tool argument or key is put in any span unless the config says
 ``observability.capture_content: true`` (read per request, applied live).
 
-For the MCP code, the one call to make around each tool call it runs for a request::
+For the MCP code, the one call to make around each tool call it runs for a request (as the tool
+loop does: ``pipeline/tool_steps.py``)::
 
     from gateway.observability.traces import tool_call
 
     with tool_call(exchange.trace, tool_name, call_id=call_id, arguments=args) as span:
-        params["_meta"] = {**params.get("_meta", {}), **span.meta()}   # W3C context for the server
-        result = await session.call_tool(tool_name, args, meta=...)
-        span.result(result_as_json, is_error=result.isError)
+        result = await service.call_tool(...)
+        span.result(result_as_json, is_error=result.get("isError") is True)
 
+``span.meta()`` gives the span's W3C context (``traceparent``, ``tracestate``) for a caller that
+passes it on in the request's ``params._meta``; the tool calls do not pass it to MCP servers yet.
 ``exchange.trace`` is None when tracing is off: ``tool_call`` then returns a shared object that
 does nothing (``meta()`` is empty), so the caller needs no branch of its own.
 """
