@@ -24,11 +24,19 @@ from ..core.mcp import McpServerSpec
 from ..core.request import UpstreamRequest
 from ..core.sse import EventTooLarge, SSEDecoder
 from ..upstream.client import AnswerTooLarge, Upstream, async_stream, read_answer
-from .link import Progress, Refused, Reply, TooLarge, Unreachable, relay_progress, reply_of
+from .link import (
+    INITIALIZE_PARAMS,
+    Progress,
+    Refused,
+    Reply,
+    TooLarge,
+    Unreachable,
+    initialized_revision,
+    offers_modern,
+    relay_progress,
+    reply_of,
+)
 from .protocol import (
-    CLIENT_INFO,
-    HANDSHAKE_VERSIONS,
-    LEGACY,
     METHOD_HEADER,
     MODERN,
     NAME_HEADER,
@@ -166,19 +174,15 @@ class HttpLink:
         body = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {"_meta": self._meta}})
         try:
             reply, _ = await self._send(UpstreamRequest("POST", self.url, probe, body), 0, None, timeout_s, PROBE_LIMIT)
-            if MODERN in (reply.result.get("supportedVersions") or ()):
+            if offers_modern(reply):
                 self._set_era(MODERN, None)
                 return
         except (RpcError, Refused):
             pass
-        params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO}
-        body = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": params})
+        body = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": INITIALIZE_PARAMS})
         reply, headers = await self._send(UpstreamRequest("POST", self.url, dict(self._base), body), 0, None,
                                           timeout_s, PROBE_LIMIT)
-        version = reply.result.get("protocolVersion")
-        if version not in HANDSHAKE_VERSIONS:
-            raise Unreachable(f"it speaks MCP revision {str(version)[:40]!r}, which the gateway does not")
-        self._set_era(str(version), headers.get(SESSION_HEADER))
+        self._set_era(initialized_revision(reply), headers.get(SESSION_HEADER))
         await self._notify("notifications/initialized", {})
 
     def _set_era(self, era: str, session: str | None) -> None:

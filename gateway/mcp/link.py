@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .protocol import RpcError
+from .protocol import CLIENT_INFO, HANDSHAKE_VERSIONS, LEGACY, MODERN, RpcError
 
 # (progress, total, message) of the upstream's notifications/progress for one request
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
@@ -93,3 +93,21 @@ def sniff_id(prefix: bytes) -> int | None:
     """The request id near the start of a message too large to parse (to fail that request)."""
     found = _ID.search(prefix[:512])
     return int(found.group(1)) if found else None
+
+
+# The revision handshake, whatever the transport: ``server/discover`` first (2026-07-28 when the
+# server offers it), else ``initialize`` with these params, its answer naming the revision.
+INITIALIZE_PARAMS = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO}
+
+
+def offers_modern(discovered: Reply) -> bool:
+    """Whether a ``server/discover`` answer offers the 2026-07-28 revision."""
+    return MODERN in (discovered.result.get("supportedVersions") or ())
+
+
+def initialized_revision(initialized: Reply) -> str:
+    """The revision an ``initialize`` answer names; ``Unreachable`` for one the gateway does not speak."""
+    version = initialized.result.get("protocolVersion")
+    if version not in HANDSHAKE_VERSIONS:
+        raise Unreachable(f"it speaks MCP revision {str(version)[:40]!r}, which the gateway does not")
+    return str(version)

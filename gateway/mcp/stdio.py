@@ -26,8 +26,20 @@ from typing import Any
 import orjson
 
 from ..core.mcp import McpServerSpec
-from .link import LinkError, Progress, Reply, TooLarge, Unreachable, relay_progress, reply_of, sniff_id
-from .protocol import CLIENT_INFO, HANDSHAKE_VERSIONS, LEGACY, MODERN, RpcError, modern_meta
+from .link import (
+    INITIALIZE_PARAMS,
+    LinkError,
+    Progress,
+    Reply,
+    TooLarge,
+    Unreachable,
+    initialized_revision,
+    offers_modern,
+    relay_progress,
+    reply_of,
+    sniff_id,
+)
+from .protocol import MODERN, RpcError, modern_meta
 
 log = logging.getLogger("gateway.mcp")
 stderr_log = logging.getLogger("gateway.mcp.stderr")
@@ -127,18 +139,12 @@ class StdioLink:
 
     async def _handshake(self) -> None:
         try:
-            reply = await self._call("server/discover", {"_meta": modern_meta()}, None, LIST_CAP)
-            if MODERN in (reply.result.get("supportedVersions") or ()):
+            if offers_modern(await self._call("server/discover", {"_meta": modern_meta()}, None, LIST_CAP)):
                 self.era = MODERN
                 return
         except RpcError:
             pass
-        params = {"protocolVersion": LEGACY, "capabilities": {}, "clientInfo": CLIENT_INFO}
-        reply = await self._call("initialize", params, None, LIST_CAP)
-        version = reply.result.get("protocolVersion")
-        if version not in HANDSHAKE_VERSIONS:
-            raise Unreachable(f"it speaks MCP revision {str(version)[:40]!r}, which the gateway does not")
-        self.era = str(version)
+        self.era = initialized_revision(await self._call("initialize", INITIALIZE_PARAMS, None, LIST_CAP))
         self._write({"jsonrpc": "2.0", "method": "notifications/initialized", "params": {}})
 
     # --- requests ---------------------------------------------------------------------------
