@@ -64,7 +64,7 @@ class Snapshot:
     budget_profile: str = "unlimited"
     default_budget: Budget = field(default_factory=Budget)
     mcp_servers: Mapping[str, McpServerSpec] = field(default_factory=lambda: MappingProxyType({}))
-    # the guards and who passes which: ``guardrails.for_request(alias, client, remote)``
+    # the guards and who passes which: ``guardrails.guard_for(alias, client, remote)``
     guardrails: Guardrails = field(default_factory=Guardrails)
     observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)  # capture_content, otlp
     # where traces go (the config's ``observability.otlp`` or the OTEL_* environment); None: no tracing

@@ -3,10 +3,11 @@
 Pure Python, no model download, no I/O of its own: the webhook and moderation guards call out
 through the callables the caller hands over (``Remote``). The pipeline's view of it:
 
-- ``snapshot.guardrails.for_request(alias, client, remote) -> RequestGuard`` (``engine.py``);
+- ``snapshot.guardrails.guard_for(alias, client, remote) -> RequestGuard | None`` (``engine.py``;
+  ``for_request`` makes one whatever the selection);
 - ``RequestGuard.scan_input(operation, body)`` / ``scan_output(operation, answer)`` -> ``Verdict``;
 - ``RequestGuard.output_scanner() -> StreamScanner`` (``feed(delta)``, ``await finish()``);
-- ``RequestGuard.records()`` -> ``GuardEvent`` s for ``gateway_guardrail_actions_total``, the
+- ``RequestGuard.events`` -> ``GuardEvent`` s for ``gateway_guardrail_actions_total``, the
   ledger and the audit log; ``Block.message()`` for the client's error;
 - ``body.py``: the text fields of OpenAI-shape requests, answers and stream chunks.
 

@@ -1,12 +1,12 @@
 """The guard stage's API: which guards a request passes, and what they make of its texts.
 
-    guard = snapshot.guardrails.for_request(alias, client, remote)    # once per request
+    guard = snapshot.guardrails.guard_for(alias, client, remote)      # once per request; None: no guard
     verdict = await guard.scan_input(call.operation, call.body)        # before anything goes upstream
     if verdict.blocked: ...                                            # a 400 guardrail_blocked
     body = verdict.body                                                # masked when verdict.changed
     answer = await guard.scan_output(call.operation, answer_body)      # a whole answer
     scanner = guard.output_scanner()                                   # a stream: feed(delta), finish()
-    guard.records()                                                    # for metrics, the ledger, the audit log
+    guard.events                                                       # for metrics, the ledger, the audit log
 
 A request passes ``guardrails.default``, then its alias's guards, then its client's, each guard
 once, in that order. Local guards (pii, secrets, regex) run first, in one pass per text; then
@@ -16,7 +16,7 @@ reach a webhook). Masks share one table per request, so input and output number 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -28,6 +28,8 @@ from .local import LocalPlan, LocalRule
 from .masking import Masker, restore_text
 from .remote import ModerationCheck, Remote, WebhookCheck
 from .stream import StreamScanner
+
+LOCAL_ONLY = Remote()  # for a request whose guards call no service
 
 RemoteCheck = WebhookCheck | ModerationCheck
 _MAX_SELECTIONS = 1024
@@ -101,6 +103,17 @@ class Guardrails:
 
     def for_request(self, alias: str | None, client: ClientSpec | None, remote: Remote | None = None) -> RequestGuard:
         return RequestGuard(self.selection(alias, client), remote or Remote())
+
+    def guard_for(self, alias: str | None, client: ClientSpec | None,
+                  remote: Callable[[], Remote]) -> RequestGuard | None:
+        """The guard of one request (or tool call) for ``alias`` by ``client``; None when no guard
+        applies. ``remote`` is asked for the service calls only when a selected guard makes some."""
+        if not self.guards:
+            return None
+        selection = self.selection(alias, client)
+        if not selection.names:
+            return None
+        return RequestGuard(selection, remote() if selection.input_remote or selection.output_remote else LOCAL_ONLY)
 
 
 @dataclass(frozen=True)

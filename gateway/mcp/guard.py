@@ -31,13 +31,7 @@ META_KEY = "llm-gateway/guardrail"  # where a blocked result names its guard (``
 def tool_guard(snapshot: Snapshot, client: ClientSpec,
                remote: Callable[[Snapshot], Remote] | None) -> RequestGuard | None:
     """The guards of one tool call (None: none apply)."""
-    guardrails = snapshot.guardrails
-    if not guardrails.guards:
-        return None
-    selection = guardrails.selection(None, client)
-    if not selection.names:
-        return None
-    return RequestGuard(selection, remote(snapshot) if remote is not None else Remote())
+    return snapshot.guardrails.guard_for(None, client, lambda: remote(snapshot) if remote is not None else Remote())
 
 
 def _fields(block: Block) -> dict[str, str]:

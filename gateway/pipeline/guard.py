@@ -30,25 +30,19 @@ from ..core.call import CHAT, Call
 from ..core.usage import Answer
 from ..errors import GuardrailBlocked
 from ..guardrails.engine import RequestGuard
-from ..guardrails.remote import Remote
 from ..routing.guard_calls import GuardCalls
 from .context import Exchange
 
 OPENAI = "openai"  # the dialect a guarded call is translated from (see the module docstring)
-LOCAL_ONLY = Remote()  # for a request whose guards call no service
 
 
 async def guard_input(calls: GuardCalls, exchange: Exchange, call: Call) -> tuple[Call, RequestGuard | None]:
     """``call`` through its input guards: the call to send (masked, or made to be translated) and
     the request's guard (None: no guard applies). Raises ``GuardrailBlocked``."""
-    guardrails = exchange.snapshot.guardrails
-    if not guardrails.guards:
+    snapshot = exchange.snapshot
+    guard = snapshot.guardrails.guard_for(call.model, exchange.client, lambda: calls.remote(snapshot))
+    if guard is None:
         return call, None
-    selection = guardrails.selection(call.model, exchange.client)
-    if not selection.names:
-        return call, None
-    remote = calls.remote(exchange.snapshot) if selection.input_remote or selection.output_remote else LOCAL_ONLY
-    guard = RequestGuard(selection, remote)
     exchange.outcome.guardrails = guard.events  # counted, logged and written to the ledger with the request
     verdict = await guard.scan_input(call.operation, call.body)
     if verdict.blocked is not None:
